@@ -1,1 +1,5 @@
-//! placeholder
+//! placeholder, filled below
+mod error;
+mod device;
+pub use error::NnError;
+pub use device::Device;

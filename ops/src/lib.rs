@@ -1,1 +1,28 @@
-//! placeholder
+//! labrun's ops. Each op declares a [`Signature`] (read by the type checker) and a
+//! `run` (called by the engine); [`registry`] lists them all, one family per file.
+//!
+//! Artifacts are directories: a `Dataset` holds `data.safetensors` (`x`: f32 [n, d],
+//! optional `y`: i64 [n] labels, optional `t`: f32 [n, k] soft targets); a `Model` holds
+//! `model.json`, `weights.safetensors` and a standalone inference `model.onnx`;
+//! `Metrics` hold `metrics.json`; a `Figure` holds `figure.svg`.
+
+pub mod artifact;
+mod op;
+mod registry;
+mod signature;
+mod types;
+mod value;
+
+pub mod data;
+pub mod filter;
+pub mod finetune;
+pub mod generate;
+pub mod model;
+pub mod report;
+pub mod score;
+
+pub use op::{ArgIn, Args, Blame, Op, OpError, Progress, RunCtx};
+pub use registry::{Registry, registry};
+pub use signature::{KINDS, ParamSpec, Signature};
+pub use types::Type;
+pub use value::Value;

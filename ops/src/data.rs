@@ -1,0 +1,84 @@
+//! `data.*`: loaders for data that labrun ships or that the user points at.
+
+use crate::artifact::Dataset;
+use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use ndarray::{Array1, Array2};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use std::io::Read;
+
+pub fn register(r: &mut Registry) {
+    r.add(Digits);
+}
+
+static DIGITS_CSV_GZ: &[u8] = include_bytes!("../data/digits.csv.gz");
+
+/// scikit-learn's 8x8 handwritten digits (1,797 images), shipped inside labrun. Pixels are
+/// scaled from 0..16 to [-1, 1]; labels are 0..9. The split shuffles all images with
+/// `split_seed` and holds out the last `test_fraction` as `test`.
+pub struct Digits;
+
+impl Op for Digits {
+    fn signature(&self) -> Signature {
+        Signature::new("data", "digits", 1, Type::Dataset, "scikit-learn's 8x8 handwritten digits (1,797 images, shipped with labrun); pixels scaled to [-1, 1], labels 0..9")
+            .opt("split", Type::Str, Value::Str("train".into()), "`train`, `test` or `all`")
+            .opt("test_fraction", Type::Float, Value::Float(0.2), "share of images held out as `test`")
+            .opt("split_seed", Type::Int, Value::Int(0), "seed of the shuffle that makes the split")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let all = load_digits()?;
+        let split = args.str("split")?;
+        let frac = args.float("test_fraction")?;
+        if !(0.0..1.0).contains(&frac) {
+            return Err(OpError::invalid("test_fraction", format!("must be in [0, 1), got {frac}")));
+        }
+        let mut idx: Vec<usize> = (0..all.rows()).collect();
+        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(args.int("split_seed")? as u64));
+        let n_test = (all.rows() as f64 * frac).round() as usize;
+        let (train, test) = idx.split_at(all.rows() - n_test);
+        let chosen = match split {
+            "train" => train,
+            "test" => test,
+            "all" => &idx[..],
+            other => return Err(OpError::invalid("split", format!("must be `train`, `test` or `all`, got `{other}`"))),
+        };
+        all.select(chosen).write(ctx.out)
+    }
+}
+
+/// The shipped digits, unshuffled, pixels in [-1, 1].
+pub fn load_digits() -> Result<Dataset, OpError> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(DIGITS_CSV_GZ).read_to_string(&mut text)?;
+    let mut x = Vec::with_capacity(1797 * 64);
+    let mut y = Vec::with_capacity(1797);
+    for (i, line) in text.lines().enumerate() {
+        let fields: Vec<f32> = line.split(',').map(|f| f.trim().parse::<f32>()).collect::<Result<_, _>>().map_err(|e| OpError::internal(format!("digits line {i}: {e}")))?;
+        if fields.len() != 65 {
+            return Err(OpError::internal(format!("digits line {i} has {} fields", fields.len())));
+        }
+        x.extend(fields[..64].iter().map(|p| p / 8.0 - 1.0));
+        y.push(fields[64] as i64);
+    }
+    let n = y.len();
+    Ok(Dataset { x: Array2::from_shape_vec((n, 64), x).map_err(|e| OpError::internal(e.to_string()))?, y: Some(Array1::from_vec(y)), t: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digits_match_the_published_counts() {
+        let d = load_digits().unwrap();
+        assert_eq!(d.rows(), 1797);
+        assert_eq!(d.x.ncols(), 64);
+        let y = d.y.unwrap();
+        // scikit-learn's documentation: about 180 images per class; class 0 has 178.
+        assert_eq!(y.iter().filter(|&&c| c == 0).count(), 178);
+        assert!(d.x.iter().all(|p| (-1.0..=1.0).contains(p)));
+        // First row of the CSV: 0,0,5,13,9,1,0,0 → 5/8-1 at position 2.
+        assert_eq!(d.x[[0, 2]], 5.0 / 8.0 - 1.0);
+    }
+}

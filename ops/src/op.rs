@@ -1,0 +1,184 @@
+use crate::{Signature, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use thiserror::Error;
+
+/// An operation: a signature for the checker and `run` for the engine.
+pub trait Op: Send + Sync {
+    fn signature(&self) -> Signature;
+
+    /// Computes the output artifact into `ctx.out` (an empty directory) from `args`, which
+    /// hold every parameter of the signature, defaults filled in.
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError>;
+}
+
+/// One argument as the op receives it.
+#[derive(Debug, Clone)]
+pub enum ArgIn {
+    Value(Value),
+    /// An artifact: the directory that holds it (read-only).
+    Artifact(PathBuf),
+    /// A list of artifacts.
+    Artifacts(Vec<PathBuf>),
+}
+
+/// The arguments of one run, by parameter name.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    pub map: BTreeMap<String, ArgIn>,
+}
+
+impl Args {
+    fn value(&self, name: &str) -> Result<&Value, OpError> {
+        match self.map.get(name) {
+            Some(ArgIn::Value(v)) => Ok(v),
+            _ => Err(OpError::internal(format!("argument `{name}` is missing or not a value"))),
+        }
+    }
+
+    pub fn int(&self, name: &str) -> Result<i64, OpError> {
+        self.value(name)?.as_i64().ok_or_else(|| OpError::internal(format!("`{name}` is not an integer")))
+    }
+
+    /// An integer that must be at least `min`.
+    pub fn int_at_least(&self, name: &str, min: i64) -> Result<usize, OpError> {
+        let v = self.int(name)?;
+        if v < min {
+            return Err(OpError::invalid(name, format!("must be at least {min}, got {v}")));
+        }
+        Ok(v as usize)
+    }
+
+    pub fn float(&self, name: &str) -> Result<f64, OpError> {
+        self.value(name)?.as_f64().ok_or_else(|| OpError::internal(format!("`{name}` is not a number")))
+    }
+
+    pub fn str(&self, name: &str) -> Result<&str, OpError> {
+        self.value(name)?.as_str().ok_or_else(|| OpError::internal(format!("`{name}` is not a string")))
+    }
+
+    pub fn range(&self, name: &str) -> Result<std::ops::Range<usize>, OpError> {
+        match self.value(name)? {
+            Value::Range { start, end } if *start >= 0 && start <= end => Ok(*start as usize..*end as usize),
+            Value::Range { start, end } => Err(OpError::invalid(name, format!("`{start}..{end}` is not a valid index range"))),
+            _ => Err(OpError::internal(format!("`{name}` is not a range"))),
+        }
+    }
+
+    pub fn ints(&self, name: &str) -> Result<Vec<i64>, OpError> {
+        match self.value(name)? {
+            Value::List(items) => items
+                .iter()
+                .map(|v| v.as_i64().ok_or_else(|| OpError::invalid(name, "must be a list of integers")))
+                .collect(),
+            _ => Err(OpError::internal(format!("`{name}` is not a list"))),
+        }
+    }
+
+    pub fn strs(&self, name: &str) -> Result<Vec<String>, OpError> {
+        match self.value(name)? {
+            Value::List(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| OpError::invalid(name, "must be a list of strings")))
+                .collect(),
+            _ => Err(OpError::internal(format!("`{name}` is not a list"))),
+        }
+    }
+
+    pub fn artifact(&self, name: &str) -> Result<&Path, OpError> {
+        match self.map.get(name) {
+            Some(ArgIn::Artifact(p)) => Ok(p),
+            _ => Err(OpError::internal(format!("argument `{name}` is not an artifact"))),
+        }
+    }
+
+    pub fn artifacts(&self, name: &str) -> Result<&[PathBuf], OpError> {
+        match self.map.get(name) {
+            Some(ArgIn::Artifacts(p)) => Ok(p),
+            _ => Err(OpError::internal(format!("argument `{name}` is not a list of artifacts"))),
+        }
+    }
+}
+
+/// Progress of a running op, shown by the CLI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+    /// e.g. `loss 0.312`
+    pub message: String,
+}
+
+/// Where and how an op runs.
+pub struct RunCtx<'a> {
+    /// An empty directory the op writes its artifact into.
+    pub out: &'a Path,
+    /// Threads the op may use (ONNX Runtime intra-op threads).
+    pub threads: usize,
+    /// The execution provider for model ops.
+    pub device: lab_nn::Device,
+    pub progress: &'a (dyn Fn(Progress) + Sync),
+    pub cancel: &'a AtomicBool,
+}
+
+impl RunCtx<'_> {
+    /// Fails with [`OpError::Cancelled`] once the user asked to stop; long loops call it.
+    pub fn check_cancel(&self) -> Result<(), OpError> {
+        if self.cancel.load(Ordering::Relaxed) { Err(OpError::Cancelled) } else { Ok(()) }
+    }
+}
+
+/// Who is to blame for a failure; picks the exit code and the wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The `.lab` file or its data: exit 1.
+    User,
+    /// The machine: missing library, full disk: exit 2.
+    Environment,
+    /// A bug in labrun.
+    Internal,
+}
+
+#[derive(Debug, Error)]
+pub enum OpError {
+    #[error("`{op}` is declared but not implemented yet")]
+    NotImplemented { op: String },
+    #[error("argument `{name}` {message}")]
+    Invalid { name: String, message: String },
+    #[error("{0}")]
+    Data(String),
+    #[error("{0}")]
+    Numeric(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error(transparent)]
+    Nn(#[from] lab_nn::NnError),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl OpError {
+    pub fn invalid(name: &str, message: impl Into<String>) -> Self {
+        OpError::Invalid { name: name.into(), message: message.into() }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        OpError::Internal(message.into())
+    }
+
+    pub fn blame(&self) -> Blame {
+        match self {
+            OpError::NotImplemented { .. } | OpError::Invalid { .. } | OpError::Data(_) | OpError::Numeric(_) => Blame::User,
+            OpError::Cancelled => Blame::User,
+            OpError::Nn(e) => match e.blame_is_env() {
+                true => Blame::Environment,
+                false => Blame::User,
+            },
+            OpError::Io(_) => Blame::Environment,
+            OpError::Internal(_) => Blame::Internal,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! `report.*`: figures. Tables come from `report` blocks themselves.
+
+use crate::artifact::{self, Metrics};
+use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use std::fmt::Write;
+
+pub fn register(r: &mut Registry) {
+    r.add(Bar);
+}
+
+/// A bar chart of one metric per result, with error bars when the metrics carry a spread.
+pub struct Bar;
+
+impl Op for Bar {
+    fn signature(&self) -> Signature {
+        Signature::new("report", "bar", 1, Type::Figure, "an SVG bar chart: one bar per result, its height the metric, with ± error bars when the results have `std`")
+            .req("values", Type::list(Type::Metrics), "the results, one bar each")
+            .req("labels", Type::list(Type::Str), "one label per bar")
+            .opt("metric", Type::Str, Value::Str("mean".into()), "the metric that sets a bar's height")
+            .opt("error", Type::Str, Value::Str("std".into()), "the metric drawn as an error bar; `\"\"` for none")
+            .opt("title", Type::Str, Value::Str(String::new()), "chart title")
+            .opt("ylabel", Type::Str, Value::Str(String::new()), "y-axis label")
+            .opt("reference", Type::Float, Value::Float(f64::MIN), "draw a dashed horizontal line at this value (e.g. chance)")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let paths = args.artifacts("values")?;
+        let labels = args.strs("labels")?;
+        if labels.len() != paths.len() {
+            return Err(OpError::invalid("labels", format!("has {} labels for {} values", labels.len(), paths.len())));
+        }
+        let metric = args.str("metric")?;
+        let error = args.str("error")?;
+        let mut bars = Vec::new();
+        for (p, label) in paths.iter().zip(&labels) {
+            let m: Metrics = artifact::read_metrics(p)?;
+            let h = artifact::metric(&m, metric)?;
+            let e = if error.is_empty() { None } else { m.get(error).and_then(|v| v.as_f64()) };
+            bars.push((label.clone(), h, e));
+        }
+        let reference = Some(args.float("reference")?).filter(|&r| r > f64::MIN);
+        let svg = bar_svg(args.str("title")?, args.str("ylabel")?, &bars, reference);
+        std::fs::write(ctx.out.join("figure.svg"), svg)?;
+        Ok(())
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A self-contained SVG; deterministic bytes for deterministic inputs.
+pub fn bar_svg(title: &str, ylabel: &str, bars: &[(String, f64, Option<f64>)], reference: Option<f64>) -> String {
+    let (w, h) = (120.0 + 110.0 * bars.len() as f64, 420.0);
+    let (left, right, top, bottom) = (70.0, 20.0, 50.0, 90.0);
+    let top_val = bars.iter().map(|(_, v, e)| v + e.unwrap_or(0.0)).chain(reference).fold(0.0f64, f64::max);
+    let ymax = nice_ceiling(top_val.max(1e-12));
+    let plot_h = h - top - bottom;
+    let y = |v: f64| top + plot_h * (1.0 - (v / ymax).clamp(0.0, 1.0));
+    let mut s = String::new();
+    let _ = write!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#);
+    let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, w / 2.0, esc(title));
+    for i in 0..=5 {
+        let v = ymax * i as f64 / 5.0;
+        let yy = y(v);
+        let _ = write!(s, r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##, w - right, left - 6.0, yy + 4.0, fmt_tick(v));
+    }
+    let _ = write!(s, r#"<text transform="translate(18,{:.1}) rotate(-90)" text-anchor="middle">{}</text>"#, top + plot_h / 2.0, esc(ylabel));
+    let slot = (w - left - right) / bars.len().max(1) as f64;
+    for (i, (label, v, e)) in bars.iter().enumerate() {
+        let x0 = left + slot * i as f64 + slot * 0.15;
+        let bw = slot * 0.7;
+        let _ = write!(s, r##"<rect x="{x0:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="#4878a8"/>"##, y(*v), y(0.0) - y(*v));
+        if let Some(e) = e.filter(|e| *e > 0.0) {
+            let cx = x0 + bw / 2.0;
+            let _ = write!(s, r#"<path d="M{cx:.1} {:.1}V{:.1}M{:.1} {:.1}h12M{:.1} {:.1}h12" stroke="black"/>"#, y(v - e), y(v + e), cx - 6.0, y(v - e), cx - 6.0, y(v + e));
+        }
+        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, x0 + bw / 2.0, y(*v) - 6.0, fmt_tick(*v));
+        let lx = x0 + bw / 2.0;
+        let ly = h - bottom + 16.0;
+        let _ = write!(s, r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="end" transform="rotate(-25 {lx:.1} {ly:.1})">{}</text>"#, esc(label));
+    }
+    if let Some(r) = reference {
+        let _ = write!(s, r#"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="crimson" stroke-dasharray="6 4"/>"#, w - right, y(r), y(r));
+    }
+    let _ = write!(s, r#"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.1}" stroke="black"/><line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="black"/></svg>"#, y(0.0), w - right, y(0.0), y(0.0));
+    s.push('\n');
+    s
+}
+
+fn nice_ceiling(v: f64) -> f64 {
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * p).find(|&c| c >= v).unwrap_or(10.0 * p)
+}
+
+fn fmt_tick(v: f64) -> String {
+    if v.abs() >= 100.0 { format!("{v:.0}") } else if v.abs() >= 1.0 { format!("{v:.2}") } else { format!("{v:.3}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_has_one_bar_per_value_and_escapes_labels() {
+        let svg = bar_svg("T", "acc", &[("a<b".into(), 0.5, Some(0.1)), ("c".into(), 0.9, None)], Some(0.1));
+        assert_eq!(svg.matches("<rect x=").count(), 2);
+        assert!(svg.contains("a&lt;b"));
+        assert!(svg.contains("stroke-dasharray"));
+        assert_eq!(nice_ceiling(0.93), 1.0);
+        assert_eq!(nice_ceiling(3.1), 5.0);
+    }
+}
