@@ -1,1 +1,19 @@
-fn main() {}
+//! The `labrun` command line. Only this crate prints; everything else returns data.
+
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("labrun: internal error (a bug in labrun, not in your file): {info}");
+        eprintln!("please report it with the command you ran");
+    }));
+    let args = cli::normalise_args(std::env::args_os().collect());
+    let cli = <cli::Cli as clap::Parser>::parse_from(args);
+    match std::panic::catch_unwind(|| commands::dispatch(cli)) {
+        Ok(code) => code,
+        Err(_) => ExitCode::from(3),
+    }
+}

@@ -1,1 +1,94 @@
-//! placeholder
+//! labrun's engine: from a `.lab` file to a run.
+//!
+//! # Steps
+//! - **Loading** ([`load`]): the root file and its imports are read and parsed by
+//!   `lab-grammar` into syntax trees (`lab_grammar::File`), collected with their text in
+//!   [`Sources`].
+//! - **Checking** (`check`): every name is resolved and every expression typed against the
+//!   op signatures of `lab-ops`. All errors of the program come back at once as [`Diag`]s.
+//! - **Lowering** (`lower`): params take their values (`--set` overrides included), sweeps
+//!   expand into indexed steps and calls become nodes of a [`Plan`], a DAG in topological
+//!   order. [`Plan::prune`] keeps what chosen targets need.
+//! - **Running** (`run`): the plan's nodes are looked up in the cache, the missing ones
+//!   run in parallel, and reports are written; the outcome is a `RunReport`.
+//!
+//! [`compile`] does loading, checking and lowering in one call.
+
+mod check;
+mod diagnostic;
+pub mod load;
+mod lower;
+mod plan;
+mod prune;
+mod source;
+
+pub use diagnostic::{Diag, render, suggest};
+pub use plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
+pub use source::{SourceFile, Sources};
+
+use lab_ops::Registry;
+use std::path::Path;
+
+/// A `--set name=value` override, as typed.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub name: String,
+    pub value: String,
+}
+
+impl std::str::FromStr for Override {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once('=') {
+            Some((n, v)) if !n.trim().is_empty() => Ok(Override { name: n.trim().to_string(), value: v.trim().to_string() }),
+            _ => Err(format!("`{s}` is not of the form `name=value`")),
+        }
+    }
+}
+
+/// The result of [`compile`]: the sources (for rendering diagnostics) and, when there
+/// were no errors, the plan.
+pub struct Compiled {
+    pub sources: Sources,
+    pub plan: Option<Plan>,
+    pub diags: Vec<Diag>,
+}
+
+/// Loads, checks and lowers the program rooted at `path`.
+pub fn compile(path: &Path, overrides: &[Override], registry: &Registry) -> Compiled {
+    let (loaded, mut diags) = load::load(path);
+    if !diags.is_empty() {
+        return Compiled { sources: loaded.sources, plan: None, diags };
+    }
+    let program = check::collect(&loaded, &mut diags);
+    let mut checker = check::Checker::new(&program, registry);
+    checker.check_all();
+    diags.extend(std::mem::take(&mut checker.diags));
+    let names: Vec<String> = overrides.iter().map(|o| o.name.clone()).collect();
+    diags.extend(lower::check_override_names(&program, &names));
+    // Overrides parse as expressions of their own little source file.
+    let mut sources = loaded.sources.clone();
+    let mut parsed = std::collections::BTreeMap::new();
+    for o in overrides {
+        let text = format!("{} = {}", o.name, o.value);
+        let id = sources.add(format!("--set {}", o.name).into(), "--set".into(), text.clone());
+        match lab_grammar::parse(&text, id) {
+            Ok(f) => {
+                if let Some(lab_grammar::Item::Step(s)) = f.items.into_iter().next() {
+                    parsed.insert(o.name.clone(), (s.value, o.value.clone()));
+                }
+            }
+            Err(errs) => diags.extend(errs.into_iter().map(|e| {
+                Diag::new("lab::bad_override", format!("`--set {}={}` is not a value: {}", o.name, o.value, e.message))
+                    .at(e.span, e.label)
+                    .help("write the value as in a `.lab` file: `seed=3`, `lr=1e-3`, `widths=[1,2]`, `name=\"x\"`")
+            })),
+        }
+    }
+    if !diags.is_empty() {
+        return Compiled { sources, plan: None, diags };
+    }
+    let types = checker.types.clone();
+    let (plan, lower_diags) = lower::Lowerer::new(&program, registry, &types, parsed).lower();
+    Compiled { sources, plan, diags: lower_diags }
+}

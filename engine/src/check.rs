@@ -1,0 +1,560 @@
+//! Name resolution and type checking. Reads only op signatures; runs nothing. Every error
+//! of the program is collected, each once: a name that failed to check gets type `?`,
+//! which is accepted everywhere, so one mistake does not cascade.
+
+use crate::diagnostic::suggest;
+use crate::load::Loaded;
+use crate::Diag;
+use lab_grammar::{Arg, BinOp, Binding, Call, Expr, ExprKind, Item, Param, Report, ReportEntry, Span, Step};
+use lab_ops::{KINDS, ParamSpec, Registry, Signature, Type};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A top-level name: a param or a step (a family of steps when defined in a `for`).
+#[derive(Clone)]
+pub(crate) enum Def<'a> {
+    Param(&'a Param),
+    Step { step: &'a Step, loops: Vec<&'a Binding> },
+}
+
+impl Def<'_> {
+    pub(crate) fn name_span(&self) -> Span {
+        match self {
+            Def::Param(p) => p.name.span,
+            Def::Step { step, .. } => step.target.name.span,
+        }
+    }
+
+    fn arity(&self) -> usize {
+        match self {
+            Def::Param(_) => 0,
+            Def::Step { step, .. } => step.target.index.len(),
+        }
+    }
+
+    fn value(&self) -> &Expr {
+        match self {
+            Def::Param(p) => &p.value,
+            Def::Step { step, .. } => &step.value,
+        }
+    }
+}
+
+/// Every definition of a program, and the reports of its root file.
+pub(crate) struct Program<'a> {
+    pub defs: BTreeMap<String, Def<'a>>,
+    pub reports: Vec<&'a Report>,
+}
+
+/// Gathers definitions from every file; duplicates are errors with both places.
+pub(crate) fn collect<'a>(loaded: &'a Loaded, diags: &mut Vec<Diag>) -> Program<'a> {
+    let mut defs: BTreeMap<String, Def<'a>> = BTreeMap::new();
+    let mut reports = Vec::new();
+    fn add<'a>(defs: &mut BTreeMap<String, Def<'a>>, name: &str, def: Def<'a>, diags: &mut Vec<Diag>) {
+        if let Some(prev) = defs.get(name) {
+            diags.push(
+                Diag::new("lab::duplicate", format!("`{name}` is defined twice"))
+                    .at(def.name_span(), "defined again here")
+                    .also(prev.name_span(), "first defined here")
+                    .help("names are unique across a file and its imports; rename one of them"),
+            );
+            return;
+        }
+        defs.insert(name.to_string(), def);
+    }
+    fn walk<'a>(items: &'a [Item], loops: &mut Vec<&'a Binding>, defs: &mut BTreeMap<String, Def<'a>>, diags: &mut Vec<Diag>) {
+        for item in items {
+            match item {
+                Item::Step(s) => add(defs, &s.target.name.name, Def::Step { step: s, loops: loops.clone() }, diags),
+                Item::For(f) => {
+                    let n = loops.len();
+                    loops.extend(f.bindings.iter());
+                    walk(&f.body, loops, defs, diags);
+                    loops.truncate(n);
+                }
+                _ => {}
+            }
+        }
+    }
+    for (i, (_, file)) in loaded.files.iter().enumerate() {
+        for item in &file.items {
+            match item {
+                Item::Param(p) => add(&mut defs, &p.name.name, Def::Param(p), diags),
+                Item::Report(r) if i == 0 => reports.push(r),
+                _ => {}
+            }
+        }
+        walk(&file.items, &mut Vec::new(), &mut defs, diags);
+    }
+    Program { defs, reports }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum State {
+    Visiting,
+    Done,
+}
+
+/// The checked type of every definition.
+pub(crate) struct Checker<'a, 'r> {
+    pub program: &'a Program<'a>,
+    pub registry: &'r Registry,
+    pub types: BTreeMap<String, (Type, bool)>,
+    state: BTreeMap<String, State>,
+    stack: Vec<String>,
+    reported_cycles: BTreeSet<Vec<String>>,
+    pub diags: Vec<Diag>,
+}
+
+/// Loop variables in scope, innermost last.
+type Scope = Vec<(String, Type)>;
+
+impl<'a, 'r> Checker<'a, 'r> {
+    pub fn new(program: &'a Program<'a>, registry: &'r Registry) -> Self {
+        Checker {
+            program,
+            registry,
+            types: BTreeMap::new(),
+            state: BTreeMap::new(),
+            stack: Vec::new(),
+            reported_cycles: BTreeSet::new(),
+            diags: Vec::new(),
+        }
+    }
+
+    /// Checks every definition and report row.
+    pub fn check_all(&mut self) {
+        let names: Vec<String> = self.program.defs.keys().cloned().collect();
+        for n in names {
+            self.def_type(&n);
+        }
+        for r in self.program.reports.clone() {
+            for entry in &r.entries {
+                match entry {
+                    ReportEntry::Row(row) => {
+                        self.expr(&row.value, &Vec::new());
+                    }
+                    ReportEntry::Table(t) => {
+                        for row in &t.rows {
+                            let (ty, _) = self.expr(&row.value, &Vec::new());
+                            if matches!(ty, Type::Figure) || matches!(&ty, Type::List(t) if **t == Type::Figure) {
+                                self.diags.push(
+                                    Diag::new("lab::type_mismatch", "a table cannot show a figure")
+                                        .at(row.value.span, "this is a Figure")
+                                        .help("put the figure outside `table { … }`: `name = report.bar(…)`"),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The type of a definition and whether its value is known before the run.
+    pub fn def_type(&mut self, name: &str) -> (Type, bool) {
+        if let Some(t) = self.types.get(name) {
+            return t.clone();
+        }
+        if self.state.get(name) == Some(&State::Visiting) {
+            self.report_cycle(name);
+            return (Type::Any, false);
+        }
+        let def = self.program.defs[name].clone();
+        self.state.insert(name.to_string(), State::Visiting);
+        self.stack.push(name.to_string());
+        let mut scope: Scope = Vec::new();
+        if let Def::Step { loops, step } = &def {
+            for b in loops {
+                let t = self.binding_type(b, &scope);
+                scope.push((b.name.name.clone(), t));
+            }
+            for i in &step.target.index {
+                let (t, _) = self.expr(i, &scope);
+                self.expect_key(i, &t);
+            }
+        }
+        let (ty, is_const) = self.expr(def.value(), &scope);
+        if let Def::Param(p) = &def {
+            if !is_const {
+                self.diags.push(
+                    Diag::new("lab::not_constant", format!("param `{}` must be known before the run", p.name.name))
+                        .at(p.value.span, "this depends on a step")
+                        .help("params hold numbers, strings and lists; make this a step instead: `name = …`"),
+                );
+            }
+        }
+        self.stack.pop();
+        self.state.insert(name.to_string(), State::Done);
+        let result = (ty, is_const);
+        self.types.insert(name.to_string(), result.clone());
+        result
+    }
+
+    fn report_cycle(&mut self, name: &str) {
+        let at = self.stack.iter().position(|n| n == name).unwrap_or(0);
+        let members: Vec<String> = self.stack[at..].to_vec();
+        let mut key = members.clone();
+        key.sort();
+        if !self.reported_cycles.insert(key) {
+            return;
+        }
+        let path = members.iter().chain(std::iter::once(&members[0])).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" → ");
+        let first = &self.program.defs[&members[0]];
+        let mut d = Diag::new("lab::cycle", format!("`{}` depends on itself: {path}", members[0]))
+            .at(first.name_span(), format!("`{}` is defined here", members[0]));
+        for m in &members[1..] {
+            d = d.also(self.program.defs[m].name_span(), format!("`{m}` is part of the cycle"));
+        }
+        self.diags.push(d.help("steps may not depend on themselves; break the cycle by using an earlier step"));
+    }
+
+    fn binding_type(&mut self, b: &Binding, scope: &Scope) -> Type {
+        let (t, is_const) = self.expr(&b.iter, scope);
+        if !is_const {
+            self.diags.push(
+                Diag::new("lab::not_constant", "a sweep must be over values known before the run")
+                    .at(b.iter.span, "this depends on a step")
+                    .help("sweep over a param or a literal list: `for s in [0, 1, 2]`"),
+            );
+            return Type::Any;
+        }
+        match t {
+            Type::List(e) => *e,
+            Type::Range => Type::Int,
+            Type::Any => Type::Any,
+            other => {
+                self.diags.push(
+                    Diag::new("lab::type_mismatch", format!("cannot sweep over a {other}"))
+                        .at(b.iter.span, format!("this is a {other}"))
+                        .help("`for` takes a list (`[1, 2, 4]`) or a range (`0..5`)"),
+                );
+                Type::Any
+            }
+        }
+    }
+
+    fn expect_key(&mut self, e: &Expr, t: &Type) {
+        if !matches!(t, Type::Int | Type::Str | Type::Bool | Type::Float | Type::Any) {
+            self.diags.push(
+                Diag::new("lab::bad_index", format!("an index must be a number, string or bool, not a {t}"))
+                    .at(e.span, format!("this is a {t}")),
+            );
+        }
+    }
+
+    /// The type of `e` and whether it is known before the run.
+    pub fn expr(&mut self, e: &Expr, scope: &Scope) -> (Type, bool) {
+        match &e.kind {
+            ExprKind::Int { .. } => (Type::Int, true),
+            ExprKind::Float { .. } => (Type::Float, true),
+            ExprKind::Str(_) => (Type::Str, true),
+            ExprKind::Bool(_) => (Type::Bool, true),
+            ExprKind::Paren(x) => self.expr(x, scope),
+            ExprKind::List(items) => {
+                let mut elem = Type::Any;
+                let mut all_const = true;
+                let mut first_span: Option<(Span, Type)> = None;
+                for i in items {
+                    let (t, c) = self.expr(i, scope);
+                    all_const &= c;
+                    match elem.unify(&t) {
+                        Some(u) => elem = u,
+                        None => {
+                            let (fs, ft) = first_span.clone().unwrap();
+                            self.diags.push(
+                                Diag::new("lab::type_mismatch", format!("a list mixes {ft} and {t}"))
+                                    .at(i.span, format!("this is a {t}"))
+                                    .also(fs, format!("this is a {ft}"))
+                                    .help("every element of a list has the same type"),
+                            );
+                            elem = Type::Any;
+                        }
+                    }
+                    if first_span.is_none() {
+                        first_span = Some((i.span, t));
+                    }
+                }
+                (Type::list(elem), all_const)
+            }
+            ExprKind::Record(fields) => {
+                let mut seen = BTreeMap::new();
+                let mut all_const = true;
+                for (k, v) in fields {
+                    if let Some(prev) = seen.insert(k.name.clone(), k.span) {
+                        self.diags.push(
+                            Diag::new("lab::duplicate", format!("field `{}` appears twice", k.name))
+                                .at(k.span, "again here")
+                                .also(prev, "first here"),
+                        );
+                    }
+                    all_const &= self.expr(v, scope).1;
+                }
+                (Type::Record, all_const)
+            }
+            ExprKind::Neg(x) => {
+                let (t, c) = self.expr(x, scope);
+                self.numeric(x, &t, c, "-");
+                (if t.is_numeric() { t } else { Type::Any }, c)
+            }
+            ExprKind::Binary { op, lhs, rhs } => {
+                let (lt, lc) = self.expr(lhs, scope);
+                let (rt, rc) = self.expr(rhs, scope);
+                let ok = self.numeric(lhs, &lt, lc, op.symbol()) & self.numeric(rhs, &rt, rc, op.symbol());
+                if !ok {
+                    return (Type::Any, lc && rc);
+                }
+                match op {
+                    BinOp::Range => {
+                        for (x, t) in [(lhs, &lt), (rhs, &rt)] {
+                            if *t == Type::Float {
+                                self.diags.push(
+                                    Diag::new("lab::bad_range", "range bounds must be integers")
+                                        .at(x.span, "this is a Float")
+                                        .help("write `0..10`; for a list of floats write `[0.1, 0.2]`"),
+                                );
+                            }
+                        }
+                        (Type::Range, true)
+                    }
+                    BinOp::Div => (Type::Float, true),
+                    _ => (lt.unify(&rt).unwrap_or(Type::Any), true),
+                }
+            }
+            ExprKind::Comprehension { body, clauses } => {
+                let mut inner = scope.clone();
+                for c in clauses {
+                    let t = self.binding_type(c, &inner);
+                    inner.push((c.name.name.clone(), t));
+                }
+                let (t, c) = self.expr(body, &inner);
+                (Type::list(t), c)
+            }
+            ExprKind::Ref { name, index } => self.reference(e, name, index, scope),
+            ExprKind::Call(call) => {
+                let (sig, _) = match self.lookup(call) {
+                    Some(x) => x,
+                    None => {
+                        for a in &call.args {
+                            self.expr(&a.value, scope);
+                        }
+                        return (Type::Any, false);
+                    }
+                };
+                let sig = sig.clone();
+                let bound = bind_args(&sig, call, e.span, &mut self.diags);
+                for (spec, arg) in &bound {
+                    if let Some(arg) = arg {
+                        let (t, _) = self.expr(&arg.value, scope);
+                        if !spec.ty.accepts(&t) {
+                            self.diags.push(type_mismatch(&sig, spec, &arg.value, &t));
+                        }
+                    }
+                }
+                // Extra positional or unknown named args were reported by bind_args; still
+                // check their values for errors of their own.
+                for a in &call.args {
+                    if !bound.iter().any(|(_, b)| b.is_some_and(|b| std::ptr::eq(b, a))) {
+                        self.expr(&a.value, scope);
+                    }
+                }
+                (sig.output.clone(), false)
+            }
+        }
+    }
+
+    fn numeric(&mut self, x: &Expr, t: &Type, is_const: bool, op: &str) -> bool {
+        if !t.is_numeric() {
+            self.diags.push(
+                Diag::new("lab::type_mismatch", format!("`{op}` works on numbers, not on a {t}"))
+                    .at(x.span, format!("this is a {t}"))
+                    .help("arithmetic works on numbers known before the run"),
+            );
+            return false;
+        }
+        if !is_const {
+            self.diags.push(
+                Diag::new("lab::not_constant", format!("`{op}` needs numbers known before the run"))
+                    .at(x.span, "this is computed by a step")
+                    .help("arithmetic works on params, loop variables and literals"),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn reference(&mut self, e: &Expr, name: &lab_grammar::Ident, index: &[Expr], scope: &Scope) -> (Type, bool) {
+        let index_types: Vec<(Type, bool)> = index.iter().map(|i| self.expr(i, scope)).collect();
+        for (i, (t, _)) in index.iter().zip(&index_types) {
+            self.expect_key(i, t);
+        }
+        if let Some((_, t)) = scope.iter().rev().find(|(n, _)| *n == name.name) {
+            return self.index_value(e, &name.name, t.clone(), true, index, &index_types);
+        }
+        let Some(def) = self.program.defs.get(&name.name).cloned() else {
+            let candidates: Vec<&str> =
+                scope.iter().map(|(n, _)| n.as_str()).chain(self.program.defs.keys().map(String::as_str)).collect();
+            self.diags.push(
+                Diag::new("lab::unknown_name", format!("unknown name `{}`", name.name))
+                    .at(name.span, "not defined")
+                    .maybe_help(suggest(&name.name, candidates).or_else(|| {
+                        Some("define it as a step (`name = …`) or a param (`param name = …`)".into())
+                    })),
+            );
+            return (Type::Any, false);
+        };
+        let (t, c) = self.def_type(&name.name);
+        let arity = def.arity();
+        if arity == 0 {
+            return self.index_value(e, &name.name, t, c, index, &index_types);
+        }
+        if index.len() != arity {
+            let Def::Step { step, .. } = &def else { unreachable!() };
+            let shape = lab_grammar_index_text(step);
+            let d = if index.is_empty() {
+                Diag::new("lab::bad_index", format!("`{}` is a sweep; pick one of its steps", name.name))
+                    .at(name.span, format!("indexed as `{shape}` where it is defined"))
+                    .also(step.target.span, "defined here")
+                    .help(format!("write `{shape}` inside a matching `for`, or collect them: `[{shape} for …]`"))
+            } else {
+                Diag::new("lab::bad_index", format!("`{}` takes {arity} index value(s), not {}", name.name, index.len()))
+                    .at(e.span, format!("{} given", index.len()))
+                    .also(step.target.span, format!("defined as `{shape}`"))
+            };
+            self.diags.push(d);
+            return (Type::Any, false);
+        }
+        (t, c && index_types.iter().all(|(_, c)| *c))
+    }
+
+    /// Indexing a list-valued param or loop variable: `widths[0]`.
+    fn index_value(&mut self, e: &Expr, name: &str, t: Type, c: bool, index: &[Expr], index_types: &[(Type, bool)]) -> (Type, bool) {
+        match index.len() {
+            0 => (t, c),
+            1 => match t {
+                Type::List(elem) if matches!(index_types[0].0, Type::Int | Type::Any) => (*elem, c && index_types[0].1),
+                Type::Any => (Type::Any, c),
+                other => {
+                    self.diags.push(
+                        Diag::new("lab::bad_index", format!("`{name}` is a {other} and cannot be indexed"))
+                            .at(e.span, "indexed here")
+                            .help("only lists (by integer position) and sweeps (by loop value) take an index"),
+                    );
+                    (Type::Any, false)
+                }
+            },
+            n => {
+                self.diags.push(Diag::new("lab::bad_index", format!("`{name}` takes one index, not {n}")).at(e.span, "here"));
+                (Type::Any, false)
+            }
+        }
+    }
+
+    /// The signature of a call, or a diagnostic with "did you mean".
+    pub fn lookup(&mut self, call: &Call) -> Option<(&'r Signature, &'r dyn lab_ops::Op)> {
+        let (kind, method) = (&call.kind.name, &call.method.name);
+        if let Some(x) = self.registry.get(kind, method) {
+            return Some(x);
+        }
+        if !KINDS.contains(&kind.as_str()) {
+            self.diags.push(
+                Diag::new("lab::unknown_op", format!("unknown op kind `{kind}`"))
+                    .at(call.kind.span, "not an op kind")
+                    .maybe_help(suggest(kind, KINDS.iter().copied()).or_else(|| Some(format!("op kinds are {}", KINDS.join(", "))))),
+            );
+        } else {
+            let methods = self.registry.methods(kind);
+            let help = match suggest(method, methods.iter().copied()) {
+                Some(s) => s,
+                None => format!("`{kind}` has: {}; `labrun ops` lists every op", methods.join(", ")),
+            };
+            self.diags.push(
+                Diag::new("lab::unknown_op", format!("unknown op `{kind}.{method}`"))
+                    .at(call.method.span, format!("`{kind}` has no `{method}`"))
+                    .help(help),
+            );
+        }
+        None
+    }
+}
+
+fn lab_grammar_index_text(step: &Step) -> String {
+    let idx: Vec<String> = step
+        .target
+        .index
+        .iter()
+        .map(|e| match &e.kind {
+            ExprKind::Ref { name, index } if index.is_empty() => name.name.clone(),
+            _ => "…".into(),
+        })
+        .collect();
+    format!("{}[{}]", step.target.name.name, idx.join(", "))
+}
+
+fn type_mismatch(sig: &Signature, spec: &ParamSpec, value: &Expr, actual: &Type) -> Diag {
+    let mut d = Diag::new(
+        "lab::type_mismatch",
+        format!("`{}` of `{}` takes a {}, not a {actual}", spec.name, sig.name(), spec.ty),
+    )
+    .at(value.span, format!("this is a {actual}"));
+    d = d.help(match (&spec.ty, actual) {
+        (Type::Int, Type::Float) => "write a whole number, e.g. `5` rather than `5.0`".to_string(),
+        (Type::Range, Type::Int) => "write a range of logits: `0..10`".to_string(),
+        (Type::List(_), t) if !matches!(t, Type::List(_)) => format!("wrap it in a list: `[…]`; {}", spec.doc),
+        _ => format!("`{}`: {}", spec.name, spec.doc),
+    });
+    d
+}
+
+/// Matches a call's arguments to a signature's parameters: positional ones in order,
+/// then named ones. Reports extra, unknown, repeated and missing arguments.
+pub(crate) fn bind_args<'c>(sig: &Signature, call: &'c Call, call_span: Span, diags: &mut Vec<Diag>) -> Vec<(ParamSpec, Option<&'c Arg>)> {
+    let mut bound: Vec<(ParamSpec, Option<&'c Arg>)> = sig.params.iter().map(|p| (p.clone(), None)).collect();
+    let mut next_positional = 0;
+    for a in &call.args {
+        match &a.name {
+            None => {
+                if next_positional >= bound.len() {
+                    diags.push(
+                        Diag::new("lab::arity", format!("`{}` takes at most {} arguments", sig.name(), sig.params.len()))
+                            .at(a.span, "one too many")
+                            .help(format!("its parameters: {}", sig.synopsis())),
+                    );
+                    continue;
+                }
+                bound[next_positional].1 = Some(a);
+                next_positional += 1;
+            }
+            Some(n) => match bound.iter().position(|(p, _)| p.name == n.name) {
+                None => {
+                    let names = sig.params.iter().map(|p| p.name);
+                    diags.push(
+                        Diag::new("lab::unknown_arg", format!("`{}` has no parameter `{}`", sig.name(), n.name))
+                            .at(n.span, "unknown parameter")
+                            .maybe_help(suggest(&n.name, names).or_else(|| Some(format!("its parameters: {}", sig.synopsis())))),
+                    );
+                }
+                Some(i) => {
+                    if let Some(prev) = bound[i].1 {
+                        diags.push(
+                            Diag::new("lab::duplicate_arg", format!("`{}` is given twice", n.name))
+                                .at(a.span, "given again here")
+                                .also(prev.span, "first given here"),
+                        );
+                    } else {
+                        bound[i].1 = Some(a);
+                    }
+                }
+            },
+        }
+    }
+    let missing: Vec<&str> = bound.iter().filter(|(p, a)| a.is_none() && p.default.is_none()).map(|(p, _)| p.name).collect();
+    if !missing.is_empty() {
+        let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+        diags.push(
+            Diag::new("lab::missing_arg", format!("`{}` needs {list}", sig.name()))
+                .at(call_span, format!("missing {list}"))
+                .help(format!("its parameters: {}", sig.synopsis())),
+        );
+    }
+    bound
+}

@@ -1,0 +1,100 @@
+//! Reading a program: the root file and, transitively, its imports. Each file is read
+//! once (by canonical path), so import cycles are harmless.
+
+use crate::{Diag, Sources};
+use lab_grammar::{File, Item};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Files larger than this are refused before parsing.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// The parsed files of one program; `files[0]` is the root.
+pub struct Loaded {
+    pub sources: Sources,
+    pub files: Vec<(u32, File)>,
+}
+
+/// Reads and parses `root` and everything it imports. Syntax errors of every file are
+/// collected; a file that cannot be read is reported at the `import` that named it.
+pub fn load(root: &Path) -> (Loaded, Vec<Diag>) {
+    let mut sources = Sources::default();
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    let mut seen: BTreeMap<PathBuf, ()> = BTreeMap::new();
+    let mut queue: Vec<(PathBuf, String, Option<lab_grammar::Span>)> = vec![(root.to_path_buf(), root.display().to_string(), None)];
+    while let Some((path, name, from)) = queue.pop() {
+        let canon = path.canonicalize().unwrap_or_else(|_| path.clone());
+        if seen.insert(canon, ()).is_some() {
+            continue;
+        }
+        let text = match read_text(&path) {
+            Ok(t) => t,
+            Err(msg) => {
+                let mut d = Diag::new("lab::io", format!("cannot read `{name}`: {msg}"));
+                if let Some(span) = from {
+                    d = d.at(span, "imported here").help("import paths are relative to the importing file");
+                } else {
+                    d = d.help("check the path; `labrun check FILE` takes a `.lab` file");
+                }
+                diags.push(d);
+                continue;
+            }
+        };
+        let id = sources.add(path.clone(), name, text);
+        let text = &sources.get(id).text;
+        match lab_grammar::parse(text, id) {
+            Ok(file) => {
+                let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                for item in &file.items {
+                    if let Item::Import(i) = item {
+                        let target = dir.join(&i.path.value);
+                        let shown = display_path(&target);
+                        queue.push((target, shown, Some(i.path.span)));
+                    }
+                }
+                files.push((id, file));
+            }
+            Err(errs) => diags.extend(errs.into_iter().map(|e| {
+                Diag::new("lab::syntax", e.message).at(e.span, e.label).maybe_help(e.help)
+            })),
+        }
+    }
+    files.sort_by_key(|(id, _)| *id);
+    if diags.is_empty() {
+        if let Some((id, f)) = files.first() {
+            let has_step = f.items.iter().any(|i| matches!(i, Item::Step(_) | Item::For(_) | Item::Report(_)));
+            if !has_step {
+                let end = sources.get(*id).text.len();
+                diags.push(
+                    Diag::new("lab::empty", format!("`{}` defines no steps", sources.get(*id).name))
+                        .at(lab_grammar::Span::new(*id, end, end), "nothing to run")
+                        .help("a step is written `name = kind.method(args…)`; `labrun ops` lists the ops"),
+                );
+            }
+        }
+    }
+    (Loaded { sources, files }, diags)
+}
+
+fn display_path(p: &Path) -> String {
+    let s = p.display().to_string();
+    s.strip_prefix("./").map(str::to_string).unwrap_or(s)
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.kind().to_string())?;
+    if meta.is_dir() {
+        return Err("it is a directory".into());
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!("it is {} MiB; labrun reads `.lab` files up to {} MiB", meta.len() >> 20, MAX_FILE_BYTES >> 20));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.kind().to_string())?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let text = String::from_utf8_lossy(&e.as_bytes()[..at]);
+        let line = text.matches('\n').count() + 1;
+        format!("it is not UTF-8 text (invalid byte at line {line}, byte offset {at})")
+    })
+}

@@ -1,0 +1,569 @@
+//! Lowering: params get their values (`--set` included), sweeps expand into indexed
+//! steps, calls become DAG nodes. Identical invocations become one node.
+
+use crate::check::{Def, Program, bind_args};
+use crate::diagnostic::suggest;
+use crate::plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
+use crate::Diag;
+use lab_grammar::{BinOp, Binding, Expr, ExprKind, ReportEntry, Span};
+use lab_ops::{Registry, Type, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// Sweeps may create at most this many steps in all.
+pub const MAX_INSTANCES: usize = 1_000_000;
+
+type Env = Vec<(String, Value)>;
+
+struct Instance {
+    env: Env,
+    name: String,
+}
+
+pub(crate) struct Lowerer<'a, 'r> {
+    program: &'a Program<'a>,
+    registry: &'r Registry,
+    types: &'a BTreeMap<String, (Type, bool)>,
+    overrides: BTreeMap<String, (Expr, String)>,
+    params: BTreeMap<String, Option<Value>>,
+    /// family → instances in sweep order, and encoded index → position
+    instances: BTreeMap<String, (Vec<(Vec<u8>, Instance)>, HashMap<Vec<u8>, usize>)>,
+    memo: HashMap<(String, Vec<u8>), Option<ArgVal>>,
+    visiting: Vec<(String, Vec<u8>)>,
+    nodes: Vec<Node>,
+    dedupe: HashMap<Vec<u8>, usize>,
+    total_instances: usize,
+    pub diags: Vec<Diag>,
+}
+
+impl<'a, 'r> Lowerer<'a, 'r> {
+    pub fn new(
+        program: &'a Program<'a>,
+        registry: &'r Registry,
+        types: &'a BTreeMap<String, (Type, bool)>,
+        overrides: BTreeMap<String, (Expr, String)>,
+    ) -> Self {
+        Lowerer {
+            program,
+            registry,
+            types,
+            overrides,
+            params: BTreeMap::new(),
+            instances: BTreeMap::new(),
+            memo: HashMap::new(),
+            visiting: Vec::new(),
+            nodes: Vec::new(),
+            dedupe: HashMap::new(),
+            total_instances: 0,
+            diags: Vec::new(),
+        }
+    }
+
+    pub fn lower(mut self) -> (Option<Plan>, Vec<Diag>) {
+        let mut names: Vec<String> = self.program.defs.keys().cloned().collect();
+        // Source order, so the plan reads like the file.
+        names.sort_by_key(|n| self.program.defs[n].name_span());
+        for n in &names {
+            if matches!(self.program.defs[n], Def::Param(_)) {
+                self.param(n);
+            }
+        }
+        for n in &names {
+            if let Def::Step { step, loops } = &self.program.defs[n] {
+                self.enumerate(n, step, loops, 0, &mut Vec::new());
+            }
+        }
+        if !self.diags.is_empty() {
+            return (None, self.diags);
+        }
+        let keys: Vec<(String, Vec<u8>)> = names
+            .iter()
+            .filter_map(|f| self.instances.get(f).map(|(v, _)| v.iter().map(|(k, _)| (f.clone(), k.clone())).collect::<Vec<_>>()))
+            .flatten()
+            .collect();
+        for (f, k) in keys {
+            self.resolve(&f, &k);
+        }
+        let reports = self.reports();
+        let params = self.params.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        if !self.diags.is_empty() {
+            return (None, self.diags);
+        }
+        let order = match Plan::topological(&self.nodes) {
+            Ok(o) => o,
+            Err(id) => {
+                let n = &self.nodes[id];
+                self.diags.push(Diag::new("lab::cycle", format!("`{}` depends on itself", n.name)).at(n.span, "here"));
+                return (None, self.diags);
+            }
+        };
+        (Some(Plan { nodes: self.nodes, order, reports, params }), self.diags)
+    }
+
+    fn param(&mut self, name: &str) -> Option<Value> {
+        if let Some(v) = self.params.get(name) {
+            return v.clone();
+        }
+        self.params.insert(name.to_string(), None);
+        let Def::Param(p) = &self.program.defs[name] else { unreachable!() };
+        let declared = self.types.get(name).map(|t| t.0.clone()).unwrap_or(Type::Any);
+        let value = if let Some((expr, text)) = self.overrides.get(name).cloned() {
+            let v = self.constant(&expr, &Vec::new());
+            match v {
+                Some(v) if declared.accepts(&v.type_of()) => Some(coerce(v, &declared)),
+                Some(v) => {
+                    self.diags.push(
+                        Diag::new("lab::bad_override", format!("`--set {name}={text}` gives a {}, but `{name}` is a {declared}", v.type_of()))
+                            .at(p.value.span, format!("`{name}` is a {declared} here"))
+                            .help(format!("give a {declared}, like the default: `{name}={}`", text_of(&p.value))),
+                    );
+                    None
+                }
+                None => None,
+            }
+        } else {
+            self.constant(&p.value, &Vec::new())
+        };
+        self.params.insert(name.to_string(), value.clone());
+        value
+    }
+
+    /// Creates the instances of a step family: one per combination of its loops.
+    fn enumerate(&mut self, family: &str, step: &lab_grammar::Step, loops: &[&Binding], depth: usize, env: &mut Env) {
+        if depth == loops.len() {
+            let mut idx = Vec::new();
+            for i in &step.target.index {
+                match self.constant(i, env) {
+                    Some(v) => idx.push(v),
+                    None => return,
+                }
+            }
+            let key = encode_index(&idx);
+            let name = instance_name(family, &idx);
+            self.total_instances += 1;
+            if self.total_instances == MAX_INSTANCES + 1 {
+                self.diags.push(
+                    Diag::new("lab::too_large", format!("sweeps create more than {MAX_INSTANCES} steps"))
+                        .at(step.span, "while expanding this step")
+                        .help("sweep over fewer values"),
+                );
+            }
+            if self.total_instances > MAX_INSTANCES {
+                return;
+            }
+            let (list, index) = self.instances.entry(family.to_string()).or_default();
+            if index.contains_key(&key) {
+                self.diags.push(
+                    Diag::new("lab::duplicate", format!("`{name}` is defined twice by this sweep"))
+                        .at(step.target.span, "two loop values give the same index")
+                        .help("index the step by every loop variable: `name[a, b]`"),
+                );
+                return;
+            }
+            index.insert(key.clone(), list.len());
+            list.push((key, Instance { env: env.clone(), name }));
+            return;
+        }
+        let b = loops[depth];
+        let Some(items) = self.iterate(&b.iter, env) else { return };
+        for v in items {
+            env.push((b.name.name.clone(), v));
+            self.enumerate(family, step, loops, depth + 1, env);
+            env.pop();
+            if self.total_instances > MAX_INSTANCES {
+                return;
+            }
+        }
+    }
+
+    fn iterate(&mut self, e: &Expr, env: &Env) -> Option<Vec<Value>> {
+        match self.constant(e, env)? {
+            Value::List(items) => Some(items),
+            Value::Range { start, end } => {
+                if (end - start) as usize > MAX_INSTANCES {
+                    self.diags.push(Diag::new("lab::too_large", format!("the range `{start}..{end}` is too long to sweep")).at(e.span, "here"));
+                    return None;
+                }
+                Some((start..end).map(Value::Int).collect())
+            }
+            other => {
+                self.diags.push(Diag::new("lab::type_mismatch", format!("cannot sweep over a {}", other.type_of())).at(e.span, "here"));
+                None
+            }
+        }
+    }
+
+    /// The value of an instance: evaluates its definition once.
+    fn resolve(&mut self, family: &str, key: &[u8]) -> Option<ArgVal> {
+        let k = (family.to_string(), key.to_vec());
+        if let Some(v) = self.memo.get(&k) {
+            return v.clone();
+        }
+        if self.visiting.contains(&k) {
+            let span = self.program.defs[family].name_span();
+            self.diags.push(Diag::new("lab::cycle", format!("`{family}` depends on itself")).at(span, "here"));
+            return None;
+        }
+        self.visiting.push(k.clone());
+        let (list, index) = &self.instances[family];
+        let inst = &list[index[key]].1;
+        let (env, name) = (inst.env.clone(), inst.name.clone());
+        let Def::Step { step, .. } = &self.program.defs[family] else { unreachable!() };
+        let v = self.eval(&step.value, &env, &name, true);
+        self.visiting.pop();
+        self.memo.insert(k, v.clone());
+        v
+    }
+
+    /// Evaluates an expression that must not involve steps.
+    fn constant(&mut self, e: &Expr, env: &Env) -> Option<Value> {
+        match self.eval(e, env, "", false)? {
+            ArgVal::Value(v) => Some(v),
+            _ => {
+                self.diags.push(Diag::new("lab::not_constant", "this must be known before the run").at(e.span, "depends on a step"));
+                None
+            }
+        }
+    }
+
+    /// Evaluates `e`. `owner` names calls it creates; `named` says `e` is the whole value of
+    /// the step `owner` (so its call takes the step's name).
+    fn eval(&mut self, e: &Expr, env: &Env, owner: &str, named: bool) -> Option<ArgVal> {
+        let value = |v| Some(ArgVal::Value(v));
+        match &e.kind {
+            ExprKind::Int { value: v, .. } => value(Value::Int(*v)),
+            ExprKind::Float { value: v, .. } => value(Value::Float(*v)),
+            ExprKind::Str(s) => value(Value::Str(s.clone())),
+            ExprKind::Bool(b) => value(Value::Bool(*b)),
+            ExprKind::Paren(x) => self.eval(x, env, owner, named),
+            ExprKind::List(items) => {
+                let mut out = Vec::new();
+                for (i, x) in items.iter().enumerate() {
+                    out.push(self.eval(x, env, &format!("{owner}/{i}"), false)?);
+                }
+                Some(collapse(out))
+            }
+            ExprKind::Record(fields) => {
+                let mut m = BTreeMap::new();
+                for (k, v) in fields {
+                    match self.eval(v, env, owner, false)? {
+                        ArgVal::Value(v) => {
+                            m.insert(k.name.clone(), v);
+                        }
+                        _ => {
+                            self.diags.push(Diag::new("lab::not_constant", "record fields must be known before the run").at(v.span, "depends on a step"));
+                            return None;
+                        }
+                    }
+                }
+                value(Value::Record(m))
+            }
+            ExprKind::Neg(x) => match self.constant(x, env)? {
+                Value::Int(i) => match i.checked_neg() {
+                    Some(v) => value(Value::Int(v)),
+                    None => self.overflow(e),
+                },
+                Value::Float(f) => value(Value::Float(-f)),
+                _ => None,
+            },
+            ExprKind::Binary { op, lhs, rhs } => {
+                let l = self.constant(lhs, env)?;
+                let r = self.constant(rhs, env)?;
+                self.arith(e, *op, l, r, rhs.span).map(ArgVal::Value)
+            }
+            ExprKind::Comprehension { body, clauses } => {
+                let mut out = Vec::new();
+                let mut env = env.clone();
+                self.comprehend(body, clauses, &mut env, owner, &mut out)?;
+                Some(collapse(out))
+            }
+            ExprKind::Ref { name, index } => {
+                let mut idx = Vec::new();
+                for i in index {
+                    idx.push(self.constant(i, env)?);
+                }
+                if let Some((_, v)) = env.iter().rev().find(|(n, _)| *n == name.name) {
+                    return self.index_list(e, v.clone(), &idx).map(ArgVal::Value);
+                }
+                match self.program.defs.get(&name.name)? {
+                    Def::Param(_) => {
+                        let v = self.param(&name.name)?;
+                        self.index_list(e, v, &idx).map(ArgVal::Value)
+                    }
+                    Def::Step { step, .. } if step.target.index.is_empty() => {
+                        let v = self.resolve(&name.name, &encode_index(&[]))?;
+                        match (v, idx.as_slice()) {
+                            (v, []) => Some(v),
+                            (ArgVal::Value(list), _) => self.index_list(e, list, &idx).map(ArgVal::Value),
+                            _ => None,
+                        }
+                    }
+                    Def::Step { .. } => {
+                        let key = encode_index(&idx);
+                        if !self.instances.get(&name.name).is_some_and(|(_, m)| m.contains_key(&key)) {
+                            let have: Vec<String> = self
+                                .instances
+                                .get(&name.name)
+                                .map(|(v, _)| v.iter().map(|(_, i)| i.name.clone()).take(8).collect())
+                                .unwrap_or_default();
+                            let want = instance_name(&name.name, &idx);
+                            self.diags.push(
+                                Diag::new("lab::bad_index", format!("`{want}` does not exist"))
+                                    .at(e.span, "no step has this index")
+                                    .also(self.program.defs[&name.name].name_span(), "the sweep is defined here")
+                                    .help(if have.is_empty() {
+                                        "the sweep that defines it is empty".to_string()
+                                    } else {
+                                        format!("it defines {}{}", have.join(", "), if have.len() == 8 { ", …" } else { "" })
+                                    }),
+                            );
+                            return None;
+                        }
+                        self.resolve(&name.name, &key)
+                    }
+                }
+            }
+            ExprKind::Call(call) => {
+                let (sig, _) = self.registry.get(&call.kind.name, &call.method.name)?;
+                let sig = sig.clone();
+                let mut scratch = Vec::new();
+                let bound = bind_args(&sig, call, e.span, &mut scratch);
+                let mut args = BTreeMap::new();
+                let mut deps = Vec::new();
+                for (spec, arg) in bound {
+                    let v = match arg {
+                        Some(a) => {
+                            let v = self.eval(&a.value, env, &format!("{owner}/{}", spec.name), false)?;
+                            match v {
+                                ArgVal::Value(v) => ArgVal::Value(coerce(v, &spec.ty)),
+                                other => other,
+                            }
+                        }
+                        None => ArgVal::Value(spec.default.clone()?),
+                    };
+                    if let ArgVal::Value(Value::Range { start, end }) = &v {
+                        if start > end {
+                            let span = arg.map_or(e.span, |a| a.value.span);
+                            self.diags.push(
+                                Diag::new("lab::bad_range", format!("the range `{start}..{end}` is empty: it starts after it ends"))
+                                    .at(span, "start > end")
+                                    .help("write the smaller bound first: `0..10`"),
+                            );
+                            return None;
+                        }
+                    }
+                    v.deps(&mut deps);
+                    args.insert(spec.name.to_string(), v);
+                }
+                deps.sort_unstable();
+                deps.dedup();
+                let mut key = sig.name().into_bytes();
+                key.extend_from_slice(&sig.version.to_le_bytes());
+                for (k, v) in &args {
+                    key.extend_from_slice(k.as_bytes());
+                    encode_arg(v, &mut key);
+                }
+                let name = if named { owner.to_string() } else { owner.trim_start_matches('/').to_string() };
+                if let Some(&id) = self.dedupe.get(&key) {
+                    if !name.is_empty() && self.nodes[id].name != name && !self.nodes[id].aliases.contains(&name) {
+                        self.nodes[id].aliases.push(name);
+                    }
+                    return Some(ArgVal::Node(id));
+                }
+                let id = self.nodes.len();
+                self.nodes.push(Node { id, name, aliases: Vec::new(), op: sig, args, span: e.span, deps });
+                self.dedupe.insert(key, id);
+                Some(ArgVal::Node(id))
+            }
+        }
+    }
+
+    fn comprehend(&mut self, body: &Expr, clauses: &[Binding], env: &mut Env, owner: &str, out: &mut Vec<ArgVal>) -> Option<()> {
+        let Some((first, rest)) = clauses.split_first() else {
+            let v = self.eval(body, env, &format!("{owner}/{}", out.len()), false)?;
+            out.push(v);
+            return Some(());
+        };
+        for v in self.iterate(&first.iter, env)? {
+            env.push((first.name.name.clone(), v));
+            let r = self.comprehend(body, rest, env, owner, out);
+            env.pop();
+            r?;
+        }
+        Some(())
+    }
+
+    fn index_list(&mut self, e: &Expr, v: Value, idx: &[Value]) -> Option<Value> {
+        match (v, idx) {
+            (v, []) => Some(v),
+            (Value::List(items), [Value::Int(i)]) => {
+                let n = items.len() as i64;
+                let j = if *i < 0 { n + i } else { *i };
+                if (0..n).contains(&j) {
+                    Some(items[j as usize].clone())
+                } else {
+                    self.diags.push(
+                        Diag::new("lab::bad_index", format!("index {i} is out of bounds for a list of {n}"))
+                            .at(e.span, "out of bounds")
+                            .help(format!("valid positions are 0..{n} (or -{n}..-1 from the end)")),
+                    );
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn overflow<T>(&mut self, e: &Expr) -> Option<T> {
+        self.diags.push(Diag::new("lab::overflow", "integer overflow").at(e.span, "the result does not fit in 64 bits"));
+        None
+    }
+
+    fn arith(&mut self, e: &Expr, op: BinOp, l: Value, r: Value, rspan: Span) -> Option<Value> {
+        use Value::{Float, Int};
+        if op == BinOp::Range {
+            return match (l, r) {
+                (Int(a), Int(b)) if a <= b => Some(Value::Range { start: a, end: b }),
+                (Int(a), Int(b)) => {
+                    self.diags.push(
+                        Diag::new("lab::bad_range", format!("the range `{a}..{b}` is empty: it starts after it ends"))
+                            .at(e.span, "start > end")
+                            .help("write the smaller bound first"),
+                    );
+                    None
+                }
+                _ => None,
+            };
+        }
+        if matches!(op, BinOp::Div | BinOp::Rem) && r.as_f64() == Some(0.0) {
+            self.diags.push(Diag::new("lab::division_by_zero", "division by zero").at(rspan, "this is zero"));
+            return None;
+        }
+        match (l, r) {
+            (Int(a), Int(b)) => {
+                let v = match op {
+                    BinOp::Add => a.checked_add(b),
+                    BinOp::Sub => a.checked_sub(b),
+                    BinOp::Mul => a.checked_mul(b),
+                    BinOp::Div => return Some(Float(a as f64 / b as f64)),
+                    BinOp::Rem => a.checked_rem_euclid(b),
+                    BinOp::Range => unreachable!(),
+                };
+                match v {
+                    Some(v) => Some(Int(v)),
+                    None => self.overflow(e),
+                }
+            }
+            (l, r) => {
+                let (a, b) = (l.as_f64()?, r.as_f64()?);
+                let v = match op {
+                    BinOp::Add => a + b,
+                    BinOp::Sub => a - b,
+                    BinOp::Mul => a * b,
+                    BinOp::Div => a / b,
+                    BinOp::Rem => a.rem_euclid(b),
+                    BinOp::Range => unreachable!(),
+                };
+                if v.is_finite() { Some(Float(v)) } else { self.overflow(e) }
+            }
+        }
+    }
+
+    fn reports(&mut self) -> Vec<ReportPlan> {
+        let mut out = Vec::new();
+        for r in self.program.reports.clone() {
+            let mut plan = ReportPlan { title: r.title.value.clone(), tables: Vec::new(), rows: Vec::new() };
+            for entry in &r.entries {
+                match entry {
+                    ReportEntry::Row(row) => {
+                        if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true) {
+                            plan.rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
+                        }
+                    }
+                    ReportEntry::Table(t) => {
+                        let mut rows = Vec::new();
+                        for row in &t.rows {
+                            if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true) {
+                                rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
+                            }
+                        }
+                        plan.tables.push(TablePlan { caption: t.caption.as_ref().map(|c| c.value.clone()), rows });
+                    }
+                }
+            }
+            out.push(plan);
+        }
+        out
+    }
+}
+
+/// Checks `--set` names against the program's params.
+pub(crate) fn check_override_names(program: &Program, names: &[String]) -> Vec<Diag> {
+    let params: Vec<&str> =
+        program.defs.iter().filter(|(_, d)| matches!(d, Def::Param(_))).map(|(n, _)| n.as_str()).collect();
+    names
+        .iter()
+        .filter(|n| !params.contains(&n.as_str()))
+        .map(|n| {
+            Diag::new("lab::bad_override", format!("`--set {n}=…` names no param of this program"))
+                .maybe_help(suggest(n, params.iter().copied()).or_else(|| Some(format!("its params: {}", params.join(", ")))))
+        })
+        .collect()
+}
+
+fn text_of(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Int { text, .. } | ExprKind::Float { text, .. } => text.clone(),
+        ExprKind::Str(s) => format!("{s:?}"),
+        _ => "…".into(),
+    }
+}
+
+fn collapse(items: Vec<ArgVal>) -> ArgVal {
+    if items.iter().all(|i| matches!(i, ArgVal::Value(_))) {
+        ArgVal::Value(Value::List(items.into_iter().map(|i| if let ArgVal::Value(v) = i { v } else { unreachable!() }).collect()))
+    } else {
+        ArgVal::List(items)
+    }
+}
+
+/// Converts integers to floats where the declared type wants floats, so `lr: 1` and
+/// `lr: 1.0` are the same invocation.
+pub(crate) fn coerce(v: Value, ty: &Type) -> Value {
+    match (v, ty) {
+        (Value::Int(i), Type::Float) => Value::Float(i as f64),
+        (Value::List(items), Type::List(t)) => Value::List(items.into_iter().map(|i| coerce(i, t)).collect()),
+        (v, _) => v,
+    }
+}
+
+fn encode_index(idx: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Value::List(idx.to_vec()).encode(&mut out);
+    out
+}
+
+fn encode_arg(a: &ArgVal, out: &mut Vec<u8>) {
+    match a {
+        ArgVal::Value(v) => {
+            out.push(0);
+            v.encode(out);
+        }
+        ArgVal::Node(n) => {
+            out.push(1);
+            out.extend_from_slice(&(*n as u64).to_le_bytes());
+        }
+        ArgVal::List(items) => {
+            out.push(2);
+            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
+            items.iter().for_each(|i| encode_arg(i, out));
+        }
+    }
+}
+
+pub(crate) fn instance_name(family: &str, idx: &[Value]) -> String {
+    if idx.is_empty() {
+        family.to_string()
+    } else {
+        format!("{family}[{}]", idx.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))
+    }
+}

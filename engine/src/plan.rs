@@ -1,0 +1,165 @@
+//! The plan: a DAG of concrete op invocations, in a topological order.
+
+use lab_grammar::Span;
+use lab_ops::{Signature, Value};
+use petgraph::graph::{DiGraph, NodeIndex};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// A lowered argument: a value fixed before the run, the output of a node, or a list of
+/// either.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArgVal {
+    Value(Value),
+    Node(usize),
+    List(Vec<ArgVal>),
+}
+
+impl ArgVal {
+    /// Node ids this argument reads.
+    pub fn deps(&self, out: &mut Vec<usize>) {
+        match self {
+            ArgVal::Value(_) => {}
+            ArgVal::Node(n) => out.push(*n),
+            ArgVal::List(items) => items.iter().for_each(|i| i.deps(out)),
+        }
+    }
+}
+
+/// One op invocation.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: usize,
+    /// The step's name (`teacher[0]`), or `owner/param` for a call nested in another.
+    pub name: String,
+    /// Other names that lowered to the very same invocation.
+    pub aliases: Vec<String>,
+    pub op: Signature,
+    /// Every parameter, defaults filled in, values coerced to the declared types.
+    pub args: BTreeMap<String, ArgVal>,
+    /// The call in the source.
+    pub span: Span,
+    pub deps: Vec<usize>,
+}
+
+/// A row of a report: a label and what it shows.
+#[derive(Debug, Clone)]
+pub struct RowPlan {
+    pub label: String,
+    pub value: ArgVal,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct TablePlan {
+    pub caption: Option<String>,
+    pub rows: Vec<RowPlan>,
+}
+
+/// A `report` block, lowered.
+#[derive(Debug, Clone)]
+pub struct ReportPlan {
+    pub title: String,
+    pub tables: Vec<TablePlan>,
+    /// Rows outside any table: figures and single values.
+    pub rows: Vec<RowPlan>,
+}
+
+/// A checked, lowered program.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub nodes: Vec<Node>,
+    /// Node ids, dependencies first.
+    pub order: Vec<usize>,
+    pub reports: Vec<ReportPlan>,
+    /// Every param's final value (after `--set`).
+    pub params: BTreeMap<String, Value>,
+}
+
+impl Plan {
+    pub(crate) fn graph(nodes: &[Node]) -> DiGraph<usize, ()> {
+        let mut g = DiGraph::with_capacity(nodes.len(), nodes.len() * 2);
+        for n in nodes {
+            g.add_node(n.id);
+        }
+        for n in nodes {
+            for &d in &n.deps {
+                g.add_edge(NodeIndex::new(d), NodeIndex::new(n.id), ());
+            }
+        }
+        g
+    }
+
+    /// Kahn's algorithm, always taking the ready node created first: dependencies come
+    /// first and otherwise the file's order is kept. `Err` holds a node on a cycle.
+    pub(crate) fn topological(nodes: &[Node]) -> Result<Vec<usize>, usize> {
+        let g = Plan::graph(nodes);
+        let mut indegree: Vec<usize> = nodes.iter().map(|n| n.deps.len()).collect();
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+            nodes.iter().filter(|n| n.deps.is_empty()).map(|n| std::cmp::Reverse(n.id)).collect();
+        let mut order = Vec::with_capacity(nodes.len());
+        while let Some(std::cmp::Reverse(i)) = ready.pop() {
+            order.push(i);
+            for next in g.neighbors_directed(NodeIndex::new(i), petgraph::Direction::Outgoing) {
+                let j = g[next];
+                indegree[j] -= 1;
+                if indegree[j] == 0 {
+                    ready.push(std::cmp::Reverse(j));
+                }
+            }
+        }
+        match indegree.iter().position(|&d| d > 0) {
+            Some(stuck) => Err(stuck),
+            None => Ok(order),
+        }
+    }
+
+    /// Finds a node by its name or an alias.
+    pub fn find(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name || n.aliases.iter().any(|a| a == name))
+    }
+
+    /// How an argument reads in `labrun plan`: values as in source, nodes by name.
+    pub fn show_arg(&self, a: &ArgVal) -> String {
+        match a {
+            ArgVal::Value(v) => v.to_string(),
+            ArgVal::Node(n) => self.nodes[*n].name.clone(),
+            ArgVal::List(items) => format!("[{}]", items.iter().map(|i| self.show_arg(i)).collect::<Vec<_>>().join(", ")),
+        }
+    }
+
+    /// Graphviz text: one box per node, labelled with its op.
+    pub fn to_dot(&self) -> String {
+        let mut s = String::from("digraph labrun {\n  rankdir=LR;\n  node [shape=box, fontname=\"sans-serif\"];\n");
+        for &i in &self.order {
+            let n = &self.nodes[i];
+            let _ = writeln!(s, "  n{} [label=\"{}\\n{}\"];", n.id, dot_escape(&n.name), n.op.name());
+        }
+        for &i in &self.order {
+            for d in &self.nodes[i].deps {
+                let _ = writeln!(s, "  n{d} -> n{i};");
+            }
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    /// Mermaid flowchart text.
+    pub fn to_mermaid(&self) -> String {
+        let mut s = String::from("flowchart LR\n");
+        for &i in &self.order {
+            let n = &self.nodes[i];
+            let _ = writeln!(s, "  n{}[\"{}<br/>{}\"]", n.id, n.name.replace('"', "#quot;"), n.op.name());
+        }
+        for &i in &self.order {
+            for d in &self.nodes[i].deps {
+                let _ = writeln!(s, "  n{d} --> n{i}");
+            }
+        }
+        s
+    }
+}
+
+fn dot_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}

@@ -1,0 +1,67 @@
+use crate::diagnostic::suggest;
+use crate::plan::{ArgVal, Plan};
+use crate::Diag;
+use petgraph::Direction;
+use petgraph::graph::NodeIndex;
+use petgraph::visit::{Reversed, Walker};
+use std::collections::BTreeSet;
+
+impl Plan {
+    /// Keeps only what `targets` need. A target names a step (`teacher[0]`) or a whole
+    /// sweep (`teacher`). Reports are dropped: they need the whole program.
+    pub fn prune(&self, targets: &[String]) -> Result<Plan, Vec<Diag>> {
+        let mut roots = Vec::new();
+        let mut diags = Vec::new();
+        for t in targets {
+            let hits: Vec<usize> = self
+                .nodes
+                .iter()
+                .filter(|n| {
+                    std::iter::once(&n.name).chain(&n.aliases).any(|a| a == t || a.strip_prefix(t.as_str()).is_some_and(|r| r.starts_with('[')))
+                })
+                .map(|n| n.id)
+                .collect();
+            if hits.is_empty() {
+                let names = self.nodes.iter().flat_map(|n| std::iter::once(n.name.as_str()).chain(n.aliases.iter().map(String::as_str)));
+                diags.push(Diag::new("lab::unknown_target", format!("no step is named `{t}`")).maybe_help(
+                    suggest(t, names).or_else(|| Some("`labrun plan FILE` lists the steps".into())),
+                ));
+            }
+            roots.extend(hits);
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        let g = Plan::graph(&self.nodes);
+        let mut keep = BTreeSet::new();
+        for r in roots {
+            for i in petgraph::visit::Dfs::new(Reversed(&g), NodeIndex::new(r)).iter(Reversed(&g)) {
+                keep.insert(g[i]);
+            }
+        }
+        let _ = Direction::Incoming;
+        // Renumber the kept nodes densely, preserving their relative order.
+        let map: std::collections::BTreeMap<usize, usize> = keep.iter().enumerate().map(|(new, &old)| (old, new)).collect();
+        let remap = |a: &ArgVal| remap_arg(a, &map);
+        let nodes = keep
+            .iter()
+            .map(|&old| {
+                let mut n = self.nodes[old].clone();
+                n.id = map[&old];
+                n.deps = n.deps.iter().map(|d| map[d]).collect();
+                n.args = n.args.iter().map(|(k, v)| (k.clone(), remap(v))).collect();
+                n
+            })
+            .collect();
+        let order = self.order.iter().filter_map(|o| map.get(o).copied()).collect();
+        Ok(Plan { nodes, order, reports: Vec::new(), params: self.params.clone() })
+    }
+}
+
+fn remap_arg(a: &ArgVal, map: &std::collections::BTreeMap<usize, usize>) -> ArgVal {
+    match a {
+        ArgVal::Value(v) => ArgVal::Value(v.clone()),
+        ArgVal::Node(n) => ArgVal::Node(map[n]),
+        ArgVal::List(items) => ArgVal::List(items.iter().map(|i| remap_arg(i, map)).collect()),
+    }
+}

@@ -1,0 +1,210 @@
+use crate::cli::{Cli, Command, GraphFormat};
+use lab_engine::{Compiled, Diag, Plan, Sources, compile, render};
+use lab_ops::{Registry, Value};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit codes: 0 success, 1 the user's input is wrong, 2 the environment is (a missing
+/// library, a full disk), 3 a bug in labrun.
+pub const USER_ERROR: u8 = 1;
+
+pub fn dispatch(cli: Cli) -> ExitCode {
+    let registry = lab_ops::registry();
+    match cli.command {
+        Command::Check { files, set } => check(&files, &set.set, &registry),
+        Command::Plan { file, targets, set, .. } => plan(&file, &targets, &set.set, &registry),
+        Command::Graph { file, format, set } => graph(&file, format, &set.set, &registry),
+        Command::Fmt { files, check } => fmt(&files, check),
+        Command::Ops { name } => ops(name.as_deref(), &registry),
+        Command::Run(args) => {
+            eprintln!("labrun: `run` is not available yet; `labrun plan {}` shows what it would do", args.file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+fn width() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100)
+}
+
+fn print_diags(diags: &[Diag], sources: &Sources) {
+    let text = render(diags, sources, color(), width());
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let n = diags.len();
+    let _ = writeln!(err, "labrun: {n} error{}", if n == 1 { "" } else { "s" });
+}
+
+/// Compiles or prints the diagnostics and returns the exit code.
+fn compiled(file: &Path, set: &[lab_engine::Override], registry: &Registry) -> Result<(Sources, Plan), ExitCode> {
+    let Compiled { sources, plan, diags } = compile(file, set, registry);
+    if !diags.is_empty() {
+        print_diags(&diags, &sources);
+        return Err(ExitCode::from(USER_ERROR));
+    }
+    match plan {
+        Some(p) => Ok((sources, p)),
+        None => Err(ExitCode::from(USER_ERROR)),
+    }
+}
+
+fn check(files: &[PathBuf], set: &[lab_engine::Override], registry: &Registry) -> ExitCode {
+    let mut ok = true;
+    for f in files {
+        match compiled(f, set, registry) {
+            Ok((_, plan)) => println!("{}: ok ({} steps)", f.display(), plan.nodes.len()),
+            Err(_) => ok = false,
+        }
+    }
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(USER_ERROR) }
+}
+
+/// Arguments worth showing: inputs, and values that differ from the op's default.
+pub fn key_args(plan: &Plan, node: &lab_engine::Node) -> String {
+    node.args
+        .iter()
+        .filter(|(k, v)| match v {
+            lab_engine::ArgVal::Value(v) => node.op.param(k).and_then(|p| p.default.as_ref()) != Some(v),
+            _ => true,
+        })
+        .map(|(k, v)| format!("{k}: {}", plan.show_arg(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn plan(file: &Path, targets: &[String], set: &[lab_engine::Override], registry: &Registry) -> ExitCode {
+    let (sources, plan) = match compiled(file, set, registry) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let plan = if targets.is_empty() {
+        plan
+    } else {
+        match plan.prune(targets) {
+            Ok(p) => p,
+            Err(d) => {
+                print_diags(&d, &sources);
+                return ExitCode::from(USER_ERROR);
+            }
+        }
+    };
+    print!("{}", plan_text(&plan));
+    ExitCode::SUCCESS
+}
+
+pub fn plan_text(plan: &Plan) -> String {
+    let name_w = plan.order.iter().map(|&i| plan.nodes[i].name.chars().count()).max().unwrap_or(4).min(40);
+    let op_w = plan.order.iter().map(|&i| plan.nodes[i].op.name().len()).max().unwrap_or(2);
+    let mut s = format!("{} step{}\n", plan.nodes.len(), if plan.nodes.len() == 1 { "" } else { "s" });
+    for (k, &i) in plan.order.iter().enumerate() {
+        let n = &plan.nodes[i];
+        s.push_str(&format!("{:>4}  {:name_w$}  {:op_w$}  {}\n", k + 1, n.name, n.op.name(), key_args(plan, n)));
+    }
+    s
+}
+
+fn graph(file: &Path, format: GraphFormat, set: &[lab_engine::Override], registry: &Registry) -> ExitCode {
+    match compiled(file, set, registry) {
+        Ok((_, plan)) => {
+            print!("{}", match format {
+                GraphFormat::Dot => plan.to_dot(),
+                GraphFormat::Mermaid => plan.to_mermaid(),
+            });
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
+    let mut code = ExitCode::SUCCESS;
+    for f in files {
+        let mut sources = Sources::default();
+        let text = match std::fs::read(f).map_err(|e| e.to_string()).and_then(|b| String::from_utf8(b).map_err(|_| "it is not UTF-8 text".to_string())) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("labrun: cannot read `{}`: {e}", f.display());
+                code = ExitCode::from(USER_ERROR);
+                continue;
+            }
+        };
+        let id = sources.add(f.clone(), f.display().to_string(), text.clone());
+        let parsed = match lab_grammar::parse(&text, id) {
+            Ok(p) => p,
+            Err(errs) => {
+                let diags: Vec<Diag> =
+                    errs.into_iter().map(|e| Diag::new("lab::syntax", e.message).at(e.span, e.label).maybe_help(e.help)).collect();
+                print_diags(&diags, &sources);
+                code = ExitCode::from(USER_ERROR);
+                continue;
+            }
+        };
+        let out = lab_grammar::format(&parsed, &text);
+        if out == text {
+            continue;
+        }
+        if check_only {
+            println!("would reformat {}", f.display());
+            code = ExitCode::from(USER_ERROR);
+        } else if let Err(e) = write_atomic(f, out.as_bytes()) {
+            eprintln!("labrun: cannot write `{}`: {e}", f.display());
+            code = ExitCode::from(2);
+        } else {
+            println!("formatted {}", f.display());
+        }
+    }
+    code
+}
+
+/// Writes through a temporary file and a rename, so a crash leaves the old or the new file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.labrun-tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("file")));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+fn ops(name: Option<&str>, registry: &Registry) -> ExitCode {
+    match name {
+        None => {
+            let mut kind = "";
+            for s in registry.signatures() {
+                if s.kind != kind {
+                    kind = s.kind;
+                    println!("\n{kind}");
+                }
+                println!("  {:24} {}", s.name(), s.doc);
+            }
+            println!("\n`labrun ops NAME` documents one op.");
+            ExitCode::SUCCESS
+        }
+        Some(n) => {
+            let found = n.split_once('.').and_then(|(k, m)| registry.get(k, m));
+            let Some((sig, _)) = found else {
+                let all: Vec<String> = registry.signatures().map(|s| s.name()).collect();
+                let hint = lab_engine::suggest(n, all.iter().map(String::as_str)).unwrap_or_else(|| "`labrun ops` lists every op".into());
+                eprintln!("labrun: no op is named `{n}`; {hint}");
+                return ExitCode::from(USER_ERROR);
+            };
+            println!("{} (version {})\n\n{}\n\nreturns {}\n\nparameters:", sig.name(), sig.version, sig.doc, sig.output);
+            for p in &sig.params {
+                let default = match &p.default {
+                    Some(Value::Float(f)) if *f == f64::MIN => " (optional)".to_string(),
+                    Some(d) => format!(" = {d}"),
+                    None => " (required)".into(),
+                };
+                println!("  {}: {}{}\n      {}", p.name, p.ty, default, p.doc);
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
