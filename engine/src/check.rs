@@ -224,8 +224,8 @@ impl<'a, 'r> Checker<'a, 'r> {
             Type::Any => Type::Any,
             other => {
                 self.diags.push(
-                    Diag::new("lab::type_mismatch", format!("cannot sweep over a {other}"))
-                        .at(b.iter.span, format!("this is a {other}"))
+                    Diag::new("lab::type_mismatch", format!("cannot sweep over {}", an(&other)))
+                        .at(b.iter.span, format!("this is {}", an(&other)))
                         .help("`for` takes a list (`[1, 2, 4]`) or a range (`0..5`)"),
                 );
                 Type::Any
@@ -236,8 +236,8 @@ impl<'a, 'r> Checker<'a, 'r> {
     fn expect_key(&mut self, e: &Expr, t: &Type) {
         if !matches!(t, Type::Int | Type::Str | Type::Bool | Type::Float | Type::Any) {
             self.diags.push(
-                Diag::new("lab::bad_index", format!("an index must be a number, string or bool, not a {t}"))
-                    .at(e.span, format!("this is a {t}")),
+                Diag::new("lab::bad_index", format!("an index must be a number, string or bool, not {}", an(t)))
+                    .at(e.span, format!("this is {}", an(&t))),
             );
         }
     }
@@ -263,8 +263,8 @@ impl<'a, 'r> Checker<'a, 'r> {
                             let (fs, ft) = first_span.clone().unwrap();
                             self.diags.push(
                                 Diag::new("lab::type_mismatch", format!("a list mixes {ft} and {t}"))
-                                    .at(i.span, format!("this is a {t}"))
-                                    .also(fs, format!("this is a {ft}"))
+                                    .at(i.span, format!("this is {}", an(&t)))
+                                    .also(fs, format!("this is {}", an(&ft)))
                                     .help("every element of a list has the same type"),
                             );
                             elem = Type::Any;
@@ -340,7 +340,7 @@ impl<'a, 'r> Checker<'a, 'r> {
                         return (Type::Any, false);
                     }
                 };
-                let sig = sig.clone();
+                let sig = std::sync::Arc::clone(sig);
                 let bound = bind_args(&sig, call, e.span, &mut self.diags);
                 for (spec, arg) in &bound {
                     if let Some(arg) = arg {
@@ -365,8 +365,8 @@ impl<'a, 'r> Checker<'a, 'r> {
     fn numeric(&mut self, x: &Expr, t: &Type, is_const: bool, op: &str) -> bool {
         if !t.is_numeric() {
             self.diags.push(
-                Diag::new("lab::type_mismatch", format!("`{op}` works on numbers, not on a {t}"))
-                    .at(x.span, format!("this is a {t}"))
+                Diag::new("lab::type_mismatch", format!("`{op}` works on numbers, not on {}", an(t)))
+                    .at(x.span, format!("this is {}", an(&t)))
                     .help("arithmetic works on numbers known before the run"),
             );
             return false;
@@ -435,7 +435,7 @@ impl<'a, 'r> Checker<'a, 'r> {
                 Type::Any => (Type::Any, c),
                 other => {
                     self.diags.push(
-                        Diag::new("lab::bad_index", format!("`{name}` is a {other} and cannot be indexed"))
+                        Diag::new("lab::bad_index", format!("`{name}` is {} and cannot be indexed", an(&other)))
                             .at(e.span, "indexed here")
                             .help("only lists (by integer position) and sweeps (by loop value) take an index"),
                     );
@@ -450,7 +450,7 @@ impl<'a, 'r> Checker<'a, 'r> {
     }
 
     /// The signature of a call, or a diagnostic with "did you mean".
-    pub fn lookup(&mut self, call: &Call) -> Option<(&'r Signature, &'r dyn lab_ops::Op)> {
+    pub fn lookup(&mut self, call: &Call) -> Option<(&'r std::sync::Arc<Signature>, &'r dyn lab_ops::Op)> {
         let (kind, method) = (&call.kind.name, &call.method.name);
         if let Some(x) = self.registry.get(kind, method) {
             return Some(x);
@@ -477,6 +477,13 @@ impl<'a, 'r> Checker<'a, 'r> {
     }
 }
 
+/// `a Model`, `an Int`.
+pub(crate) fn an(t: &Type) -> String {
+    let s = t.to_string();
+    let article = if s.starts_with(['A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    format!("{article} {s}")
+}
+
 fn lab_grammar_index_text(step: &Step) -> String {
     let idx: Vec<String> = step
         .target
@@ -493,9 +500,9 @@ fn lab_grammar_index_text(step: &Step) -> String {
 fn type_mismatch(sig: &Signature, spec: &ParamSpec, value: &Expr, actual: &Type) -> Diag {
     let mut d = Diag::new(
         "lab::type_mismatch",
-        format!("`{}` of `{}` takes a {}, not a {actual}", spec.name, sig.name(), spec.ty),
+        format!("`{}` of `{}` takes {}, not {}", spec.name, sig.name(), an(&spec.ty), an(actual)),
     )
-    .at(value.span, format!("this is a {actual}"));
+    .at(value.span, format!("this is {}", an(actual)));
     d = d.help(match (&spec.ty, actual) {
         (Type::Int, Type::Float) => "write a whole number, e.g. `5` rather than `5.0`".to_string(),
         (Type::Range, Type::Int) => "write a range of logits: `0..10`".to_string(),

@@ -6,6 +6,30 @@ use lab_grammar::Span;
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
 use std::fmt;
 
+/// Every diagnostic code labrun emits for a program, documented in `grammar/GRAMMAR.md`.
+pub const CODES: &[&str] = &[
+    "lab::syntax",
+    "lab::io",
+    "lab::empty",
+    "lab::unknown_name",
+    "lab::unknown_op",
+    "lab::unknown_arg",
+    "lab::missing_arg",
+    "lab::duplicate_arg",
+    "lab::arity",
+    "lab::duplicate",
+    "lab::cycle",
+    "lab::type_mismatch",
+    "lab::not_constant",
+    "lab::bad_range",
+    "lab::bad_index",
+    "lab::division_by_zero",
+    "lab::overflow",
+    "lab::too_large",
+    "lab::bad_override",
+    "lab::unknown_target",
+];
+
 /// One problem in a program. `code` is stable (`lab::type_mismatch`, …) and documented in
 /// `grammar/GRAMMAR.md`.
 #[derive(Debug, Clone, PartialEq)]

@@ -22,7 +22,7 @@ mod plan;
 mod prune;
 mod source;
 
-pub use diagnostic::{Diag, render, suggest};
+pub use diagnostic::{CODES, Diag, render, suggest};
 pub use plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
 pub use source::{SourceFile, Sources};
 
@@ -52,6 +52,11 @@ pub struct Compiled {
     pub sources: Sources,
     pub plan: Option<Plan>,
     pub diags: Vec<Diag>,
+}
+
+/// In reading order: by file, then position; span-less ones last.
+fn sort(diags: &mut [Diag]) {
+    diags.sort_by_key(|d| d.primary.as_ref().map_or((u32::MAX, u32::MAX), |(s, _)| (s.file, s.start)));
 }
 
 /// Loads, checks and lowers the program rooted at `path`.
@@ -86,9 +91,11 @@ pub fn compile(path: &Path, overrides: &[Override], registry: &Registry) -> Comp
         }
     }
     if !diags.is_empty() {
+        sort(&mut diags);
         return Compiled { sources, plan: None, diags };
     }
     let types = checker.types.clone();
-    let (plan, lower_diags) = lower::Lowerer::new(&program, registry, &types, parsed).lower();
+    let (plan, mut lower_diags) = lower::Lowerer::new(&program, registry, &types, parsed).lower();
+    sort(&mut lower_diags);
     Compiled { sources, plan, diags: lower_diags }
 }

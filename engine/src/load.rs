@@ -32,11 +32,15 @@ pub fn load(root: &Path) -> (Loaded, Vec<Diag>) {
             Ok(t) => t,
             Err(msg) => {
                 let mut d = Diag::new("lab::io", format!("cannot read `{name}`: {msg}"));
+                let encoding = msg.contains("UTF-8");
                 if let Some(span) = from {
-                    d = d.at(span, "imported here").help("import paths are relative to the importing file");
-                } else {
-                    d = d.help("check the path; `labrun check FILE` takes a `.lab` file");
+                    d = d.at(span, "imported here");
                 }
+                d = d.help(match (encoding, from.is_some()) {
+                    (true, _) => "`.lab` files are UTF-8 text; save it as UTF-8",
+                    (false, true) => "import paths are relative to the importing file",
+                    (false, false) => "check the path; labrun takes a `.lab` file",
+                });
                 diags.push(d);
                 continue;
             }

@@ -61,7 +61,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
     pub fn lower(mut self) -> (Option<Plan>, Vec<Diag>) {
         let mut names: Vec<String> = self.program.defs.keys().cloned().collect();
         // Source order, so the plan reads like the file.
-        names.sort_by_key(|n| self.program.defs[n].name_span());
+        names.sort_by_cached_key(|n| self.program.defs[n].name_span());
         for n in &names {
             if matches!(self.program.defs[n], Def::Param(_)) {
                 self.param(n);
@@ -112,9 +112,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 Some(v) if declared.accepts(&v.type_of()) => Some(coerce(v, &declared)),
                 Some(v) => {
                     self.diags.push(
-                        Diag::new("lab::bad_override", format!("`--set {name}={text}` gives a {}, but `{name}` is a {declared}", v.type_of()))
-                            .at(p.value.span, format!("`{name}` is a {declared} here"))
-                            .help(format!("give a {declared}, like the default: `{name}={}`", text_of(&p.value))),
+                        Diag::new("lab::bad_override", format!("`--set {name}={text}` gives {}, but `{name}` is {}", crate::check::an(&v.type_of()), crate::check::an(&declared)))
+                            .at(p.value.span, format!("`{name}` is {} here", crate::check::an(&declared)))
+                            .help(format!("give {}, like the default: `{name}={}`", crate::check::an(&declared), text_of(&p.value))),
                     );
                     None
                 }
@@ -186,7 +186,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 Some((start..end).map(Value::Int).collect())
             }
             other => {
-                self.diags.push(Diag::new("lab::type_mismatch", format!("cannot sweep over a {}", other.type_of())).at(e.span, "here"));
+                self.diags.push(Diag::new("lab::type_mismatch", format!("cannot sweep over {}", crate::check::an(&other.type_of()))).at(e.span, "here"));
                 None
             }
         }
@@ -324,7 +324,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
             }
             ExprKind::Call(call) => {
                 let (sig, _) = self.registry.get(&call.kind.name, &call.method.name)?;
-                let sig = sig.clone();
+                let sig = std::sync::Arc::clone(sig);
                 let mut scratch = Vec::new();
                 let bound = bind_args(&sig, call, e.span, &mut scratch);
                 let mut args = BTreeMap::new();
@@ -364,7 +364,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 }
                 let name = if named { owner.to_string() } else { owner.trim_start_matches('/').to_string() };
                 if let Some(&id) = self.dedupe.get(&key) {
-                    if !name.is_empty() && self.nodes[id].name != name && !self.nodes[id].aliases.contains(&name) {
+                    // Names are unique (steps resolve once, nested names carry their owner), so no
+                    // search of the aliases is needed.
+                    if !name.is_empty() && self.nodes[id].name != name {
                         self.nodes[id].aliases.push(name);
                     }
                     return Some(ArgVal::Node(id));

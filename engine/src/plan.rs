@@ -34,7 +34,7 @@ pub struct Node {
     pub name: String,
     /// Other names that lowered to the very same invocation.
     pub aliases: Vec<String>,
-    pub op: Signature,
+    pub op: std::sync::Arc<Signature>,
     /// Every parameter, defaults filled in, values coerced to the declared types.
     pub args: BTreeMap<String, ArgVal>,
     /// The call in the source.

@@ -6,7 +6,7 @@
 use crate::ast::*;
 use crate::lexer::{self, Comment};
 
-const WIDTH: usize = 96;
+const WIDTH: usize = 120;
 const INDENT: &str = "  ";
 
 /// Formats a parsed file. `src` must be the text `file` was parsed from.
@@ -379,9 +379,9 @@ mod tests {
             "x = finetune.distill(model, data, # why\n  logits: 10..13, epochs: 10)\n",
             "x = finetune.distill(\n  model,\n  data,  # why\n  logits: 10..13,\n  epochs: 10,\n)\n",
         );
-        let long = format!("x = m.f({})\n", (0..40).map(|i| format!("a{i}")).collect::<Vec<_>>().join(", "));
+        let long = format!("x = m.f({})\n", (0..60).map(|i| format!("a{i}")).collect::<Vec<_>>().join(", "));
         let out = fmt(&long);
-        assert!(out.lines().all(|l| l.len() <= 96), "{out}");
+        assert!(out.lines().all(|l| l.len() <= 120), "{out}");
         assert_eq!(fmt(&out), out);
     }
 

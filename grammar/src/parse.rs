@@ -13,6 +13,9 @@ use std::sync::LazyLock;
 #[grammar = "lab.pest"]
 struct LabParser;
 
+/// Words that cannot name a step, param, loop variable or argument.
+const KEYWORDS: &[&str] = &["import", "param", "for", "in", "report", "table", "true", "false"];
+
 /// Brackets may nest this deep; deeper input is rejected before pest sees it, so hostile
 /// files cannot exhaust the stack.
 pub const MAX_NESTING: usize = 128;
@@ -37,10 +40,19 @@ pub fn parse(src: &str, file: u32) -> Result<File, Vec<ParseError>> {
                 .with_help("split the value into named steps or params"),
         ]);
     }
-    pest::set_error_detail(true);
+    // Tracking parse attempts is costly, so only a failed parse is repeated with it, to
+    // name the expected tokens.
+    pest::set_error_detail(false);
     let pairs = match LabParser::parse(Rule::file, src) {
         Ok(p) => p,
-        Err(e) => {
+        Err(_) => {
+            // The flag is global: one detailed parse at a time.
+            static DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let guard = DETAIL.lock().unwrap_or_else(|p| p.into_inner());
+            pest::set_error_detail(true);
+            let e = LabParser::parse(Rule::file, src).err().expect("the same input fails again");
+            pest::set_error_detail(false);
+            drop(guard);
             if let Some(at) = scan.unterminated_string {
                 let end = src[at..].find('\n').map_or(src.len(), |n| at + n);
                 return Err(vec![
@@ -254,27 +266,29 @@ impl Builder<'_> {
     fn primary(&mut self, p: Pair<Rule>) -> Expr {
         let span = self.span(&p);
         let kind = match p.as_rule() {
-            Rule::int => {
+            Rule::number => {
                 let text = p.as_str().to_string();
-                let value = match text.replace('_', "").parse::<i64>() {
-                    Ok(v) => v,
-                    Err(_) => {
-                        self.errors.push(
-                            ParseError::new(span, "integer literal is too large", "does not fit in 64 bits")
-                                .with_help(format!("integers range from {} to {}; write a float for larger values", i64::MIN, i64::MAX)),
-                        );
-                        0
+                let digits = text.replace('_', "");
+                if digits.contains(['.', 'e', 'E']) {
+                    let value: f64 = digits.parse().unwrap_or(f64::NAN);
+                    if !value.is_finite() {
+                        self.errors.push(ParseError::new(span, "float literal is out of range", "not a finite number"));
                     }
-                };
-                ExprKind::Int { value, text }
-            }
-            Rule::float => {
-                let text = p.as_str().to_string();
-                let value: f64 = text.replace('_', "").parse().unwrap_or(f64::NAN);
-                if !value.is_finite() {
-                    self.errors.push(ParseError::new(span, "float literal is out of range", "not a finite number"));
+                    ExprKind::Float { value, text }
+                } else {
+                    let value = match digits.parse::<i64>() {
+                        Ok(v) => v,
+                        Err(_) => {
+                            self.errors.push(
+                                ParseError::new(span, "integer literal is too large", "does not fit in 64 bits").with_help(
+                                    format!("integers range from {} to {}; write a float for larger values", i64::MIN, i64::MAX),
+                                ),
+                            );
+                            0
+                        }
+                    };
+                    ExprKind::Int { value, text }
                 }
-                ExprKind::Float { value, text }
             }
             Rule::string => ExprKind::Str(self.string(p).value),
             Rule::boolean => ExprKind::Bool(p.as_str() == "true"),
@@ -288,32 +302,42 @@ impl Builder<'_> {
                     })
                     .collect(),
             ),
-            Rule::reference => {
-                let mut it = p.into_inner();
-                let name = self.ident(it.next().unwrap());
-                let index = it.next().map(|i| self.index(i)).unwrap_or_default();
-                ExprKind::Ref { name, index }
-            }
             Rule::comprehension => {
                 let mut it = p.into_inner();
                 let body = Box::new(self.expr(it.next().unwrap()));
                 let clauses = it.map(|c| self.binding(c)).collect();
                 ExprKind::Comprehension { body, clauses }
             }
-            Rule::call => {
+            Rule::named => {
                 let mut it = p.into_inner();
-                let kind = self.ident(it.next().unwrap());
-                let method = self.ident(it.next().unwrap());
-                let args = it
-                    .map(|a| {
-                        let aspan = self.span(&a);
-                        let mut parts: Vec<Pair<Rule>> = a.into_inner().collect();
-                        let value = self.expr(parts.pop().unwrap());
-                        let name = parts.pop().map(|n| self.ident(n));
-                        Arg { name, value, span: aspan }
-                    })
-                    .collect();
-                ExprKind::Call(Call { kind, method, args })
+                let word = it.next().unwrap();
+                let first = Ident { name: word.as_str().to_string(), span: self.span(&word) };
+                match it.next() {
+                    Some(tail) if tail.as_rule() == Rule::call_tail => {
+                        let mut it = tail.into_inner();
+                        let method = self.ident(it.next().unwrap());
+                        let args = it
+                            .map(|a| {
+                                let aspan = self.span(&a);
+                                let mut parts: Vec<Pair<Rule>> = a.into_inner().collect();
+                                let value = self.expr(parts.pop().unwrap());
+                                let name = parts.pop().map(|n| self.ident(n));
+                                Arg { name, value, span: aspan }
+                            })
+                            .collect();
+                        ExprKind::Call(Call { kind: first, method, args })
+                    }
+                    tail => {
+                        if KEYWORDS.contains(&first.name.as_str()) {
+                            self.errors.push(
+                                ParseError::new(first.span, format!("`{}` is a keyword, not a value", first.name), "keyword")
+                                    .with_help("choose another name for the step or param"),
+                            );
+                        }
+                        let index = tail.map(|i| self.index(i)).unwrap_or_default();
+                        ExprKind::Ref { name: first, index }
+                    }
+                }
             }
             Rule::expr => ExprKind::Paren(Box::new(self.expr(p))),
             r => unreachable!("primary {r:?}"),
@@ -330,9 +354,9 @@ fn describe(rule: Rule) -> Option<&'static str> {
             "a step (`name = kind.method(…)`), `param`, `for`, `import` or `report`"
         }
         Rule::expr => "a value",
-        Rule::ident | Rule::word => "a name",
+        Rule::ident | Rule::word | Rule::named => "a name",
         Rule::string => "a string",
-        Rule::int | Rule::float => "a number",
+        Rule::number => "a number",
         Rule::binding => "`name in list`",
         Rule::for_clause => "`for`",
         Rule::table | Rule::row => "a row (`label = value`) or `table`",
@@ -381,6 +405,10 @@ fn syntax_error(src: &str, file: u32, e: pest::error::Error<Rule>) -> ParseError
     // A value can continue with an operator anywhere; saying so adds noise, not help.
     if expected.len() > 1 {
         expected.retain(|s| s != "an operator");
+    }
+    // The item description already covers names, keywords and (at the top) the end.
+    if expected.iter().any(|s| s.starts_with("a step")) {
+        expected.retain(|s| !matches!(s.as_str(), "a name" | "`for`" | "`import`" | "`param`" | "`report`" | "end of file"));
     }
     // Brackets that open a value are part of "a value".
     if expected.iter().any(|s| s == "a value") {
@@ -435,6 +463,17 @@ fn join_or(items: &[String]) -> String {
 fn hint(src: &str, pos: usize, expected: &[String]) -> Option<String> {
     let rest = &src[pos.min(src.len())..];
     let before = src[..pos.min(src.len())].trim_end();
+    if rest.trim().is_empty() {
+        for (close, what) in [("`}`", "a `{` block"), ("`)`", "a `(`"), ("`]`", "a `[`")] {
+            if expected.iter().any(|e| e == close) {
+                return Some(format!("{what} is not closed; add {close}"));
+            }
+        }
+    }
+    let last_word = before.rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
+    if expected.iter().any(|e| e == "a name") && matches!(last_word, "for" | "param" | "import" | "report" | "table" | "in" | "true" | "false") && rest.starts_with('=') {
+        return Some(format!("`{last_word}` is a keyword; choose another name"));
+    }
     if rest.starts_with('=') && expected.iter().any(|e| e == "`:`" || e == "`)`" || e == "`,`") {
         return Some("arguments are written `name: value`".into());
     }

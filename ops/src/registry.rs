@@ -1,10 +1,13 @@
 use crate::{Op, Signature};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// Every op labrun knows, by `kind.method`. Ops are listed explicitly in each family's
+type Entry = (Arc<Signature>, Box<dyn Op>);
+
+/// Every op labrun knows, by kind, then method. Ops are listed explicitly in each family's
 /// `register`, so each can be found with grep.
 pub struct Registry {
-    ops: BTreeMap<String, (Signature, Box<dyn Op>)>,
+    ops: BTreeMap<&'static str, BTreeMap<&'static str, Entry>>,
 }
 
 impl Registry {
@@ -14,21 +17,22 @@ impl Registry {
 
     pub fn add(&mut self, op: impl Op + 'static) {
         let sig = op.signature();
-        let prev = self.ops.insert(sig.name(), (sig, Box::new(op)));
+        let prev = self.ops.entry(sig.kind).or_default().insert(sig.method, (Arc::new(sig), Box::new(op)));
         assert!(prev.is_none(), "op registered twice");
     }
 
-    pub fn get(&self, kind: &str, method: &str) -> Option<(&Signature, &dyn Op)> {
-        self.ops.get(&format!("{kind}.{method}")).map(|(s, o)| (s, o.as_ref()))
+    pub fn get(&self, kind: &str, method: &str) -> Option<(&Arc<Signature>, &dyn Op)> {
+        self.ops.get(kind)?.get(method).map(|(s, o)| (s, o.as_ref()))
     }
 
+    /// Every signature, by kind then method.
     pub fn signatures(&self) -> impl Iterator<Item = &Signature> {
-        self.ops.values().map(|(s, _)| s)
+        self.ops.values().flat_map(|m| m.values()).map(|(s, _)| s.as_ref())
     }
 
     /// Methods of one kind, for "did you mean".
     pub fn methods(&self, kind: &str) -> Vec<&'static str> {
-        self.ops.values().filter(|(s, _)| s.kind == kind).map(|(s, _)| s.method).collect()
+        self.ops.get(kind).map(|m| m.keys().copied().collect()).unwrap_or_default()
     }
 }
 
