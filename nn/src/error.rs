@@ -32,6 +32,12 @@ impl NnError {
     }
 }
 
+impl From<ort::Error<ort::session::builder::SessionBuilder>> for NnError {
+    fn from(e: ort::Error<ort::session::builder::SessionBuilder>) -> Self {
+        NnError::Ort(e.to_string())
+    }
+}
+
 impl From<ort::Error> for NnError {
     fn from(e: ort::Error) -> Self {
         NnError::Ort(e.to_string())

@@ -1,0 +1,190 @@
+//! ONNX Runtime: finding the shared library, installing it when missing, and creating
+//! sessions on the CPU or CUDA execution provider.
+//!
+//! Search order for `libonnxruntime.so*`: `ORT_DYLIB_PATH`; labrun's data directory
+//! (`$LABRUN_HOME`, else `$XDG_DATA_HOME/labrun`, else `~/.local/share/labrun`); an
+//! `onnxruntime` package importable by `python3`. When none is found, labrun installs the
+//! official `onnxruntime` wheel with pip into its data directory.
+
+use crate::{Device, NnError};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The wheel version labrun installs when it finds no ONNX Runtime.
+pub const PINNED_VERSION: &str = "1.31.1";
+
+/// What was loaded, and from where.
+#[derive(Debug, Clone)]
+pub struct RuntimeInfo {
+    pub library: PathBuf,
+    /// e.g. `1.31.1`, read from the library's file name.
+    pub version: String,
+    /// `ORT_DYLIB_PATH`, `labrun data dir` or `python onnxruntime`.
+    pub source: &'static str,
+    /// Whether the CUDA execution provider can run here.
+    pub cuda: bool,
+}
+
+static RUNTIME: OnceLock<Result<(RuntimeInfo, ort::environment::Environment), String>> = OnceLock::new();
+
+/// labrun's own data directory.
+pub fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("LABRUN_HOME") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("labrun");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/labrun")
+}
+
+/// Loads ONNX Runtime once per process; `notify` hears about slow steps (an install).
+pub fn init(notify: &dyn Fn(&str)) -> Result<&'static RuntimeInfo, NnError> {
+    environment(notify).map(|(info, _)| info)
+}
+
+fn environment(notify: &dyn Fn(&str)) -> Result<(&'static RuntimeInfo, &'static ort::environment::Environment), NnError> {
+    let r = RUNTIME.get_or_init(|| load(notify).map_err(|e| e.to_string()));
+    match r {
+        Ok((info, env)) => Ok((info, env)),
+        Err(e) => Err(NnError::RuntimeMissing(e.clone())),
+    }
+}
+
+fn load(notify: &dyn Fn(&str)) -> Result<(RuntimeInfo, ort::environment::Environment), NnError> {
+    let (library, source) = match find_library() {
+        Some(found) => found,
+        None => {
+            install(notify)?;
+            find_in(&data_dir().join(format!("onnxruntime-{PINNED_VERSION}"))).map(|p| (p, "labrun data dir")).ok_or_else(|| {
+                NnError::RuntimeMissing("pip finished but no libonnxruntime.so was found in the installed wheel".into())
+            })?
+        }
+    };
+    let version = library
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("libonnxruntime.so."))
+        .unwrap_or("unknown")
+        .to_string();
+    let env = ort::init_from(&library)
+        .map_err(|e| NnError::RuntimeMissing(format!("cannot load {}: {e}", library.display())))?
+        .with_name("labrun")
+        .with_telemetry(false)
+        // ORT's own warnings are noise to a researcher; its errors come back as results.
+        .with_logger(std::sync::Arc::new(|_, _, _, _, _| {}));
+    let env = env.build().map_err(|e| NnError::RuntimeMissing(format!("cannot start ONNX Runtime: {e}")))?;
+    let cuda = <ort::ep::CUDA as ort::ep::ExecutionProvider>::is_available().unwrap_or(false);
+    Ok((RuntimeInfo { library, version, source, cuda }, env))
+}
+
+fn find_library() -> Option<(PathBuf, &'static str)> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Some((p, "ORT_DYLIB_PATH"));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(data_dir()) {
+        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        for d in dirs.iter().rev() {
+            if let Some(lib) = find_in(d) {
+                return Some((lib, "labrun data dir"));
+            }
+        }
+    }
+    let out = Command::new("python3")
+        .args(["-c", "import importlib.util as u, os; s = u.find_spec('onnxruntime'); print(os.path.dirname(s.origin) if s and s.origin else '')"])
+        .output()
+        .ok()?;
+    let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if dir.is_empty() {
+        return None;
+    }
+    find_in(Path::new(&dir).parent()?).map(|p| (p, "python onnxruntime"))
+}
+
+/// `DIR/onnxruntime/capi/libonnxruntime.so.X.Y.Z`
+fn find_in(dir: &Path) -> Option<PathBuf> {
+    let capi = dir.join("onnxruntime").join("capi");
+    let mut libs: Vec<PathBuf> = std::fs::read_dir(capi)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so.")))
+        .collect();
+    libs.sort();
+    libs.pop()
+}
+
+/// Installs the pinned wheel into the data directory, holding a lock so that two labrun
+/// processes do not install at once.
+fn install(notify: &dyn Fn(&str)) -> Result<(), NnError> {
+    let root = data_dir();
+    std::fs::create_dir_all(&root)?;
+    let lock = std::fs::File::create(root.join("install.lock"))?;
+    lock.lock()?;
+    let target = root.join(format!("onnxruntime-{PINNED_VERSION}"));
+    if find_in(&target).is_some() {
+        return Ok(());
+    }
+    notify(&format!("ONNX Runtime not found; installing onnxruntime=={PINNED_VERSION} with pip into {}", target.display()));
+    let partial = root.join(format!(".onnxruntime-{PINNED_VERSION}.partial"));
+    let _ = std::fs::remove_dir_all(&partial);
+    let out = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--target"])
+        .arg(&partial)
+        .arg(format!("onnxruntime=={PINNED_VERSION}"))
+        .output()
+        .map_err(|e| NnError::RuntimeMissing(format!("cannot run `python3 -m pip` to install ONNX Runtime: {e}; install it yourself (`pip install onnxruntime`) or set ORT_DYLIB_PATH")))?;
+    if !out.status.success() {
+        return Err(NnError::RuntimeMissing(format!(
+            "`pip install onnxruntime=={PINNED_VERSION}` failed: {}; install it yourself (`pip install onnxruntime`) or set ORT_DYLIB_PATH",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    // A complete install appears at once or not at all.
+    std::fs::rename(&partial, &target)?;
+    Ok(())
+}
+
+/// How a session runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOptions {
+    /// Intra-op threads. On small graphs one thread with spinning off is fastest; run
+    /// independent steps in parallel instead.
+    pub threads: usize,
+    pub device: Device,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { threads: 1, device: Device::Cpu }
+    }
+}
+
+/// Creates a session for an ONNX model. Asking for CUDA where it cannot run is an error,
+/// never a silent CPU run.
+pub fn session(model: &[u8], opts: SessionOptions) -> Result<ort::session::Session, NnError> {
+    let (info, env) = environment(&|_| {})?;
+    let mut b = ort::session::Session::builder(env)?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)?
+        .with_intra_threads(opts.threads.max(1))?
+        .with_inter_threads(1)?
+        .with_intra_op_spinning(false)?
+        .with_inter_op_spinning(false)?;
+    if opts.device == Device::Cuda {
+        if !info.cuda {
+            return Err(NnError::CudaUnavailable(format!(
+                "ONNX Runtime {} from {} has no CUDA support; install `onnxruntime-gpu` and point ORT_DYLIB_PATH at its library",
+                info.version,
+                info.library.display()
+            )));
+        }
+        b = b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])?;
+    }
+    Ok(b.commit_from_memory(model)?)
+}
