@@ -13,9 +13,13 @@ pub mod exec;
 mod device;
 mod error;
 pub mod graph;
+pub mod mlp;
 pub mod onnx;
+pub mod optim;
 pub mod runtime;
 pub mod tensor;
+pub mod train;
+pub mod weights;
 
 pub use device::Device;
 pub use error::NnError;

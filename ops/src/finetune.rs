@@ -1,6 +1,9 @@
 //! `finetune.*`: ops that train a model and return the trained copy.
 
+use crate::artifact::Dataset;
 use crate::model::Declared;
+use crate::nnops;
+use lab_nn::train::Objective;
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 
 pub fn register(r: &mut Registry) {
@@ -37,8 +40,15 @@ impl Op for Supervised {
         )
     }
 
-    fn run(&self, _ctx: &RunCtx, _args: &Args) -> Result<(), OpError> {
-        Err(OpError::NotImplemented { op: "finetune.supervised".into() })
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let mut model = nnops::load_model(args, "model")?;
+        let d = Dataset::read(args.artifact("data")?)?;
+        nnops::check_width(&model, &d, "data")?;
+        let logits = args.range("logits")?;
+        nnops::check_logits(&model, &logits, "logits")?;
+        nnops::fit(ctx, args, &mut model, &d, Objective::CrossEntropy { logits })?;
+        model.save(ctx.out)?;
+        Ok(())
     }
 }
 
@@ -55,7 +65,14 @@ impl Op for Distill {
         )
     }
 
-    fn run(&self, _ctx: &RunCtx, _args: &Args) -> Result<(), OpError> {
-        Err(OpError::NotImplemented { op: "finetune.distill".into() })
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let mut model = nnops::load_model(args, "model")?;
+        let d = Dataset::read(args.artifact("data")?)?;
+        nnops::check_width(&model, &d, "data")?;
+        let logits = args.range("logits")?;
+        nnops::check_logits(&model, &logits, "logits")?;
+        nnops::fit(ctx, args, &mut model, &d, Objective::Distill { logits })?;
+        model.save(ctx.out)?;
+        Ok(())
     }
 }

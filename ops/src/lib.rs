@@ -7,6 +7,7 @@
 //! `Metrics` hold `metrics.json`; a `Figure` holds `figure.svg`.
 
 pub mod artifact;
+mod nnops;
 mod op;
 mod registry;
 mod signature;

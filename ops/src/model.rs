@@ -1,9 +1,14 @@
 //! `model.*`: model constructors, and the ops that run a model forward.
 
+use crate::artifact::Dataset;
+use crate::nnops;
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use lab_nn::mlp::{Mlp, MlpSpec};
+use lab_nn::train::predict;
+use ndarray::Array2;
 
 pub fn register(r: &mut Registry) {
-    r.add(Mlp);
+    r.add(MlpOp);
     r.add(Declared(
         Signature::new("model", "gpt", 1, Type::Model, "a pre-LN GPT language model with random weights")
             .req("vocab", Type::Int, "vocabulary size")
@@ -30,9 +35,9 @@ impl Op for Declared {
 }
 
 /// A multilayer perceptron with fresh weights: `inputs` → `hidden`… → `outputs`.
-pub struct Mlp;
+pub struct MlpOp;
 
-impl Op for Mlp {
+impl Op for MlpOp {
     fn signature(&self) -> Signature {
         Signature::new("model", "mlp", 1, Type::Model, "a multilayer perceptron with fresh weights ~ N(0, 1/fan_in) and zero biases")
             .req("inputs", Type::Int, "input width")
@@ -42,8 +47,17 @@ impl Op for Mlp {
             .opt("seed", Type::Int, Value::Int(0), "initialisation seed; equal seeds give equal weights")
     }
 
-    fn run(&self, _ctx: &RunCtx, _args: &Args) -> Result<(), OpError> {
-        Err(OpError::NotImplemented { op: "model.mlp".into() })
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let inputs = args.int_at_least("inputs", 1)?;
+        let outputs = args.int_at_least("outputs", 1)?;
+        let hidden = args.ints("hidden")?;
+        if hidden.iter().any(|&h| h < 1) {
+            return Err(OpError::invalid("hidden", "widths must be at least 1"));
+        }
+        let activation = args.str("activation")?.parse().map_err(|e: String| OpError::invalid("activation", e))?;
+        let spec = MlpSpec { inputs, hidden: hidden.iter().map(|&h| h as usize).collect(), outputs, activation };
+        Mlp::init(spec, args.int("seed")? as u64).save(ctx.out)?;
+        Ok(())
     }
 }
 
@@ -58,7 +72,17 @@ impl Op for Logits {
             .opt("keep", Type::Range, Value::Range { start: 0, end: 0 }, "which logits to keep; `0..0` keeps all")
     }
 
-    fn run(&self, _ctx: &RunCtx, _args: &Args) -> Result<(), OpError> {
-        Err(OpError::NotImplemented { op: "generate.logits".into() })
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let model = nnops::load_model(args, "model")?;
+        let d = Dataset::read(args.artifact("inputs")?)?;
+        nnops::check_width(&model, &d, "inputs")?;
+        let keep = args.range("keep")?;
+        let keep = if keep.is_empty() { 0..model.spec.outputs } else { keep };
+        nnops::check_logits(&model, &keep, "keep")?;
+        let x = d.x.as_standard_layout();
+        let logits = predict(&model, x.as_slice().expect("standard layout"), nnops::session_options(ctx))?;
+        let o = model.spec.outputs;
+        let t = Array2::from_shape_fn((d.rows(), keep.len()), |(r, c)| logits[r * o + keep.start + c]);
+        Dataset { x: d.x, y: d.y, t: Some(t) }.write(ctx.out)
     }
 }

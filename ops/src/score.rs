@@ -28,9 +28,46 @@ impl Op for Accuracy {
             .opt("logits", Type::Range, Value::Range { start: 0, end: 10 }, "the logits that compete in the argmax")
     }
 
-    fn run(&self, _ctx: &RunCtx, _args: &Args) -> Result<(), OpError> {
-        Err(OpError::NotImplemented { op: "score.accuracy".into() })
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let model = crate::nnops::load_model(args, "model")?;
+        let d = Dataset::read(args.artifact("data")?)?;
+        crate::nnops::check_width(&model, &d, "data")?;
+        let range = args.range("logits")?;
+        crate::nnops::check_logits(&model, &range, "logits")?;
+        let y = d.y.as_ref().ok_or_else(|| OpError::invalid("data", "has no labels `y` to score against"))?;
+        let x = d.x.as_standard_layout();
+        let logits = lab_nn::train::predict(&model, x.as_slice().expect("standard layout"), crate::nnops::session_options(ctx))?;
+        let (correct, ce) = accuracy(&logits, model.spec.outputs, y.as_slice().expect("contiguous"), &range);
+        let n = y.len();
+        let mut m = Metrics::new();
+        m.insert("accuracy".into(), json!(correct as f64 / n.max(1) as f64));
+        m.insert("cross_entropy".into(), json!(ce));
+        m.insert("n".into(), json!(n));
+        artifact::write_metrics(ctx.out, &m)
     }
+}
+
+/// Correct predictions (argmax over `range` equals the label) and the mean cross-entropy
+/// of the labels over `range`. Labels outside `range` count as wrong (and add no
+/// cross-entropy).
+pub fn accuracy(logits: &[f32], outputs: usize, y: &[i64], range: &std::ops::Range<usize>) -> (usize, f64) {
+    let mut correct = 0;
+    let mut ce = 0.0f64;
+    let mut counted = 0usize;
+    for (r, &label) in y.iter().enumerate() {
+        let row = &logits[r * outputs + range.start..r * outputs + range.end];
+        let (arg, _) = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) });
+        if (range.start + arg) as i64 == label {
+            correct += 1;
+        }
+        if label >= range.start as i64 && (label as usize) < range.end {
+            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+            ce += lse - row[label as usize - range.start] as f64;
+            counted += 1;
+        }
+    }
+    (correct, if counted == 0 { f64::NAN } else { ce / counted as f64 })
 }
 
 /// Mean, standard deviation and 95% confidence interval of one metric over many runs.
@@ -118,6 +155,18 @@ impl Op for Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accuracy_matches_hand_computation() {
+        // Two rows of 4 logits; scored over logits 1..3.
+        let logits = [0.0, 2.0, 1.0, 9.0, 5.0, 0.0, 3.0, 0.0];
+        let (correct, ce) = accuracy(&logits, 4, &[1, 1], &(1..3));
+        // Row 0: argmax over [2, 1] is logit 1 (right); row 1: over [0, 3] is 2 (wrong).
+        assert_eq!(correct, 1);
+        let ce0 = (2f64.exp() + 1f64.exp()).ln() - 2.0;
+        let ce1 = (1f64 + 3f64.exp()).ln() - 0.0;
+        assert!((ce - (ce0 + ce1) / 2.0).abs() < 1e-6);
+    }
 
     #[test]
     fn summary_matches_hand_computation() {

@@ -1,0 +1,158 @@
+//! Multilayer perceptrons: initialisation, the forward graph, and the model directory
+//! (`model.json`, `weights.safetensors`, standalone `model.onnx`).
+
+use crate::graph::{Graph, V};
+use crate::tensor::{DType, Tensor};
+use crate::{NnError, weights};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    Tanh,
+    Gelu,
+    Sigmoid,
+}
+
+impl std::str::FromStr for Activation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "relu" => Ok(Activation::Relu),
+            "tanh" => Ok(Activation::Tanh),
+            "gelu" => Ok(Activation::Gelu),
+            "sigmoid" => Ok(Activation::Sigmoid),
+            other => Err(format!("unknown activation `{other}`; use `relu`, `tanh`, `gelu` or `sigmoid`")),
+        }
+    }
+}
+
+/// The architecture of an MLP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MlpSpec {
+    pub inputs: usize,
+    pub hidden: Vec<usize>,
+    pub outputs: usize,
+    pub activation: Activation,
+}
+
+impl MlpSpec {
+    /// Layer widths, inputs to outputs.
+    pub fn widths(&self) -> Vec<usize> {
+        let mut w = vec![self.inputs];
+        w.extend(&self.hidden);
+        w.push(self.outputs);
+        w
+    }
+
+    /// (name, shape) of every parameter, in order: `l0.w`, `l0.b`, `l1.w`, …
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let w = self.widths();
+        (0..w.len() - 1).flat_map(|i| [(format!("l{i}.w"), vec![w[i], w[i + 1]]), (format!("l{i}.b"), vec![w[i + 1]])]).collect()
+    }
+
+    /// Appends the forward pass: `x` [N, inputs] → logits [N, outputs].
+    pub fn forward(&self, g: &mut Graph, x: V, params: &[V]) -> V {
+        let layers = params.len() / 2;
+        let mut h = x;
+        for i in 0..layers {
+            let z = g.matmul(h, params[2 * i]);
+            h = g.add(z, params[2 * i + 1]);
+            if i + 1 < layers {
+                h = match self.activation {
+                    Activation::Relu => g.relu(h),
+                    Activation::Tanh => g.tanh(h),
+                    Activation::Gelu => g.gelu(h),
+                    Activation::Sigmoid => g.sigmoid(h),
+                };
+            }
+        }
+        h
+    }
+}
+
+/// An MLP with weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mlp {
+    pub spec: MlpSpec,
+    /// In [`MlpSpec::param_shapes`] order.
+    pub params: Vec<(String, Tensor)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ModelFile {
+    arch: String,
+    #[serde(flatten)]
+    spec: MlpSpec,
+}
+
+impl Mlp {
+    /// Fresh weights ~ N(0, 1/fan_in), zero biases; equal seeds give equal weights.
+    pub fn init(spec: MlpSpec, seed: u64) -> Mlp {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let params = spec
+            .param_shapes()
+            .into_iter()
+            .map(|(name, shape)| {
+                let n: usize = shape.iter().product();
+                let t = if shape.len() == 2 {
+                    let normal = Normal::new(0.0f32, 1.0 / (shape[0] as f32).sqrt()).expect("positive std");
+                    Tensor::f32(shape, (0..n).map(|_| normal.sample(&mut rng)).collect())
+                } else {
+                    Tensor::f32(shape, vec![0.0; n])
+                };
+                (name, t)
+            })
+            .collect();
+        Mlp { spec, params }
+    }
+
+    /// The standalone inference graph: input `x` [N, inputs], output `logits`.
+    pub fn inference_graph(&self) -> Graph {
+        let mut g = Graph::new(DType::F32);
+        let x = g.input("x", DType::F32, &[-1, self.spec.inputs as i64]);
+        let ps: Vec<V> = self.params.iter().map(|(n, t)| g.initializer(n, t.clone())).collect();
+        let y = self.spec.forward(&mut g, x, &ps);
+        g.output(y, "logits");
+        g
+    }
+
+    /// Writes `model.json`, `weights.safetensors` and `model.onnx` into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<(), NnError> {
+        let meta = ModelFile { arch: "mlp".into(), spec: self.spec.clone() };
+        std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&meta).expect("serialisable"))?;
+        weights::save(&dir.join("weights.safetensors"), &self.params)?;
+        std::fs::write(dir.join("model.onnx"), self.inference_graph().to_onnx_bytes("labrun MLP: x [N, inputs] -> logits [N, outputs]"))?;
+        Ok(())
+    }
+
+    /// Reads a model directory, checking the weights against the architecture.
+    pub fn load(dir: &Path) -> Result<Mlp, NnError> {
+        let meta_path = dir.join("model.json");
+        let text = std::fs::read_to_string(&meta_path)
+            .map_err(|e| NnError::BadModel(format!("cannot read {}: {e}", meta_path.display())))?;
+        let meta: ModelFile =
+            serde_json::from_str(&text).map_err(|e| NnError::BadModel(format!("{} is not a valid model description: {e}", meta_path.display())))?;
+        if meta.arch != "mlp" {
+            return Err(NnError::BadModel(format!("{}: architecture `{}` is not an MLP", meta_path.display(), meta.arch)));
+        }
+        let mut loaded = weights::load(&dir.join("weights.safetensors"))?;
+        let mut params = Vec::new();
+        for (name, shape) in meta.spec.param_shapes() {
+            let i = loaded
+                .iter()
+                .position(|(n, _)| *n == name)
+                .ok_or_else(|| NnError::BadModel(format!("{}: weights lack `{name}`", dir.display())))?;
+            let (n, t) = loaded.swap_remove(i);
+            if t.shape != shape || t.dtype() != DType::F32 {
+                return Err(NnError::BadModel(format!("{}: `{n}` is {:?} {:?}, expected f32 {shape:?}", dir.display(), t.dtype(), t.shape)));
+            }
+            params.push((n, t));
+        }
+        Ok(Mlp { spec: meta.spec, params })
+    }
+}

@@ -1,0 +1,95 @@
+//! Shared plumbing of the ops that train or run models.
+
+use crate::artifact::Dataset;
+use crate::{Args, OpError, Progress, RunCtx};
+use lab_nn::mlp::Mlp;
+use lab_nn::optim::{OptimConfig, Optimizer, Schedule};
+use lab_nn::runtime::SessionOptions;
+use lab_nn::train::{self, Data, Objective, Targets, TrainConfig};
+
+pub fn session_options(ctx: &RunCtx) -> SessionOptions {
+    SessionOptions { threads: ctx.threads.max(1), device: ctx.device }
+}
+
+/// Reads the model argument `name`.
+pub fn load_model(args: &Args, name: &str) -> Result<Mlp, OpError> {
+    Ok(Mlp::load(args.artifact(name)?)?)
+}
+
+/// Checks that `range` indexes the model's outputs.
+pub fn check_logits(model: &Mlp, range: &std::ops::Range<usize>, arg: &str) -> Result<(), OpError> {
+    if range.is_empty() || range.end > model.spec.outputs {
+        return Err(OpError::invalid(
+            arg,
+            format!("is {}..{}, but the model has {} outputs (valid ranges lie within 0..{})", range.start, range.end, model.spec.outputs, model.spec.outputs),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that the data fits the model's input width.
+pub fn check_width(model: &Mlp, d: &Dataset, arg: &str) -> Result<(), OpError> {
+    if d.x.ncols() != model.spec.inputs {
+        return Err(OpError::invalid(arg, format!("has rows of width {} but the model takes {} inputs", d.x.ncols(), model.spec.inputs)));
+    }
+    Ok(())
+}
+
+/// Trains with the op's `epochs`, `lr`, `batch` and `seed`, reporting progress.
+pub fn fit(ctx: &RunCtx, args: &Args, model: &mut Mlp, d: &Dataset, objective: Objective) -> Result<(), OpError> {
+    let cfg = TrainConfig {
+        epochs: args.int_at_least("epochs", 1)?,
+        batch: args.int_at_least("batch", 1)?,
+        lr: positive(args, "lr")?,
+        seed: args.int("seed")? as u64,
+        optim: OptimConfig { optimizer: Optimizer::Adam, ..OptimConfig::default() },
+        schedule: Schedule::Constant,
+        session: session_options(ctx),
+        eval_every: usize::MAX,
+        patience: None,
+    };
+    let x = d.x.as_standard_layout();
+    let x = x.as_slice().expect("standard layout");
+    let tmat;
+    let targets = match &objective {
+        Objective::CrossEntropy { .. } => {
+            let y = d.y.as_ref().ok_or_else(|| OpError::invalid("data", "has no labels `y`; supervised training needs labelled data"))?;
+            Targets::Labels(y.as_slice().expect("contiguous"))
+        }
+        Objective::Distill { logits } => {
+            let t = d.t.as_ref().ok_or_else(|| OpError::invalid("data", "has no soft targets `t`; make them with `generate.logits`"))?;
+            if t.ncols() != logits.len() {
+                return Err(OpError::invalid(
+                    "logits",
+                    format!("is {}..{} ({} logits) but the targets have {} columns", logits.start, logits.end, logits.len(), t.ncols()),
+                ));
+            }
+            tmat = t.as_standard_layout().to_owned();
+            Targets::Soft(tmat.as_slice().expect("standard layout"), t.ncols())
+        }
+    };
+    let data = Data { x, width: d.x.ncols(), targets };
+    let mut on_step = |s: train::StepInfo| {
+        if s.step % 10 == 0 || s.step == s.total {
+            (ctx.progress)(Progress { done: s.step as u64, total: s.total as u64, message: format!("epoch {} loss {:.4}", s.epoch + 1, s.loss) });
+        }
+        ctx.check_cancel().is_ok()
+    };
+    match train::train(model, &data, None, &objective, &cfg, &mut on_step) {
+        Ok(_) => Ok(()),
+        Err(_) if ctx.check_cancel().is_err() => Err(OpError::Cancelled),
+        Err(lab_nn::NnError::NonFinite { step, value }) => Err(OpError::Numeric(format!(
+            "the training loss became {value} at step {step}; lower `lr` (now {}) or check the data for extreme values",
+            cfg.lr
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn positive(args: &Args, name: &str) -> Result<f64, OpError> {
+    let v = args.float(name)?;
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(OpError::invalid(name, format!("must be a positive number, got {v}")));
+    }
+    Ok(v)
+}

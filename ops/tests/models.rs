@@ -1,0 +1,128 @@
+//! Model ops end to end on real data, through ONNX Runtime.
+
+use lab_ops::{ArgIn, Args, OpError, RunCtx, Value, registry};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+struct Ws {
+    dir: tempfile::TempDir,
+    n: usize,
+}
+
+impl Ws {
+    fn new() -> Self {
+        Ws { dir: tempfile::tempdir().unwrap(), n: 0 }
+    }
+
+    /// Runs `kind.method` with defaults filled in; returns the artifact directory.
+    fn run(&mut self, op: &str, args: Vec<(&str, ArgIn)>) -> Result<PathBuf, OpError> {
+        let reg = registry();
+        let (kind, method) = op.split_once('.').unwrap();
+        let (sig, op) = reg.get(kind, method).unwrap();
+        let mut a = Args::default();
+        for p in &sig.params {
+            if let Some(d) = &p.default {
+                a.map.insert(p.name.to_string(), ArgIn::Value(d.clone()));
+            }
+        }
+        for (k, v) in args {
+            a.map.insert(k.to_string(), v);
+        }
+        self.n += 1;
+        let out = self.dir.path().join(format!("a{}", self.n));
+        std::fs::create_dir(&out).unwrap();
+        let cancel = AtomicBool::new(false);
+        let ctx = RunCtx { out: &out, threads: 1, device: lab_nn::Device::Cpu, progress: &|_| {}, cancel: &cancel };
+        op.run(&ctx, &a)?;
+        Ok(out)
+    }
+}
+
+fn v(x: Value) -> ArgIn {
+    ArgIn::Value(x)
+}
+fn art(p: &Path) -> ArgIn {
+    ArgIn::Artifact(p.to_path_buf())
+}
+fn int(i: i64) -> ArgIn {
+    v(Value::Int(i))
+}
+
+fn accuracy(p: &Path) -> f64 {
+    lab_ops::artifact::read_metrics(p).unwrap()["accuracy"].as_f64().unwrap()
+}
+
+#[test]
+fn mlp_learns_digits_to_95_percent() {
+    let mut ws = Ws::new();
+    let train = ws.run("data.digits", vec![("split", v(Value::Str("train".into())))]).unwrap();
+    let test = ws.run("data.digits", vec![("split", v(Value::Str("test".into())))]).unwrap();
+    let init = ws
+        .run("model.mlp", vec![("inputs", int(64)), ("hidden", v(Value::List(vec![Value::Int(128)]))), ("outputs", int(10)), ("seed", int(1))])
+        .unwrap();
+    let before = ws.run("score.accuracy", vec![("model", art(&init)), ("data", art(&test))]).unwrap();
+    let trained = ws
+        .run("finetune.supervised", vec![("model", art(&init)), ("data", art(&train)), ("epochs", int(20)), ("lr", v(Value::Float(3e-3))), ("batch", int(32))])
+        .unwrap();
+    let after = ws.run("score.accuracy", vec![("model", art(&trained)), ("data", art(&test))]).unwrap();
+    assert!(accuracy(&before) < 0.3, "untrained accuracy {}", accuracy(&before));
+    assert!(accuracy(&after) >= 0.95, "trained accuracy {}", accuracy(&after));
+
+    // The exported model.onnx stands alone: same logits as labrun's own prediction.
+    let model = lab_nn::mlp::Mlp::load(&trained).unwrap();
+    let bytes = std::fs::read(trained.join("model.onnx")).unwrap();
+    let mut s = lab_nn::runtime::session(&bytes, Default::default()).unwrap();
+    let x = lab_nn::Tensor::f32(vec![2, 64], lab_ops::data::load_digits().unwrap().x.as_slice().unwrap()[..128].to_vec());
+    let standalone = lab_nn::exec::run_session(&mut s, &[("x", &x)]).unwrap();
+    let ours = lab_nn::train::predict(&model, x.as_f32().unwrap(), Default::default()).unwrap();
+    assert_eq!(standalone[0].as_f32().unwrap(), &ours[..]);
+}
+
+#[test]
+fn equal_seeds_give_equal_models_and_training_is_deterministic() {
+    let mut ws = Ws::new();
+    let train = ws.run("data.digits", vec![]).unwrap();
+    let mk = |ws: &mut Ws, seed| {
+        ws.run("model.mlp", vec![("inputs", int(64)), ("hidden", v(Value::List(vec![Value::Int(16)]))), ("outputs", int(10)), ("seed", int(seed))]).unwrap()
+    };
+    let (a, b, c) = (mk(&mut ws, 3), mk(&mut ws, 3), mk(&mut ws, 4));
+    let bytes = |p: &Path| std::fs::read(p.join("weights.safetensors")).unwrap();
+    assert_eq!(bytes(&a), bytes(&b));
+    assert_ne!(bytes(&a), bytes(&c));
+    let t1 = ws.run("finetune.supervised", vec![("model", art(&a)), ("data", art(&train)), ("epochs", int(1))]).unwrap();
+    let t2 = ws.run("finetune.supervised", vec![("model", art(&b)), ("data", art(&train)), ("epochs", int(1))]).unwrap();
+    assert_eq!(bytes(&t1), bytes(&t2));
+    assert_ne!(bytes(&t1), bytes(&a));
+}
+
+#[test]
+fn exploding_loss_is_reported_with_its_step() {
+    let mut ws = Ws::new();
+    let train = ws.run("data.digits", vec![]).unwrap();
+    // Adam's steps have size ~lr whatever the gradient: at 1e30 the logits overflow f32.
+    let hidden = v(Value::List(vec![Value::Int(32), Value::Int(32)]));
+    let m = ws.run("model.mlp", vec![("inputs", int(64)), ("hidden", hidden), ("outputs", int(10))]).unwrap();
+    let err = ws.run("finetune.supervised", vec![("model", art(&m)), ("data", art(&train)), ("lr", v(Value::Float(1e30))), ("epochs", int(3))]).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, OpError::Numeric(_)), "{msg}");
+    assert!(msg.contains("at step") && msg.contains("lower `lr`"), "{msg}");
+}
+
+#[test]
+fn mismatched_models_and_data_are_clear_errors() {
+    let mut ws = Ws::new();
+    let train = ws.run("data.digits", vec![]).unwrap();
+    let m = ws.run("model.mlp", vec![("inputs", int(32)), ("hidden", v(Value::List(vec![]))), ("outputs", int(10))]).unwrap();
+    let e = ws.run("score.accuracy", vec![("model", art(&m)), ("data", art(&train))]).unwrap_err().to_string();
+    assert!(e.contains("width 64") && e.contains("32 inputs"), "{e}");
+    let m = ws.run("model.mlp", vec![("inputs", int(64)), ("hidden", v(Value::List(vec![]))), ("outputs", int(10))]).unwrap();
+    let e = ws.run("finetune.supervised", vec![("model", art(&m)), ("data", art(&train)), ("logits", v(Value::Range { start: 5, end: 12 }))]).unwrap_err().to_string();
+    assert!(e.contains("10 outputs"), "{e}");
+    // Labels outside the trained logits.
+    let e = ws.run("finetune.supervised", vec![("model", art(&m)), ("data", art(&train)), ("logits", v(Value::Range { start: 0, end: 5 }))]).unwrap_err().to_string();
+    assert!(e.contains("outside the trained logits"), "{e}");
+    // A corrupt weights file.
+    std::fs::write(m.join("weights.safetensors"), b"garbage").unwrap();
+    let e = ws.run("score.accuracy", vec![("model", art(&m)), ("data", art(&train))]).unwrap_err().to_string();
+    assert!(e.contains("not a valid safetensors file"), "{e}");
+}
