@@ -24,7 +24,7 @@ pub enum Command {
         #[command(flatten)]
         set: SetArgs,
     },
-    /// Show the steps a run would execute, in order, with their ops and inputs
+    /// Show the steps a run would execute, in order, with their ops, inputs and cache status
     Plan {
         file: PathBuf,
         /// Steps to plan for (default: everything)
@@ -42,6 +42,15 @@ pub enum Command {
         #[command(flatten)]
         set: SetArgs,
     },
+    /// Explain why a step would run (what changed since the last run) or that it is cached
+    Why {
+        file: PathBuf,
+        step: String,
+        #[command(flatten)]
+        set: SetArgs,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
     /// Format `.lab` files in place (or check that they are formatted)
     Fmt {
         #[arg(required = true)]
@@ -52,6 +61,39 @@ pub enum Command {
     },
     /// List the ops, or document one (`labrun ops finetune.distill`)
     Ops { name: Option<String> },
+    /// Inspect and maintain the cache
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Show the ONNX Runtime in use, execution providers, threads and the cache location
+    Doctor {
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CacheAction {
+    /// List stored artifacts
+    Ls,
+    /// Show one artifact (by a prefix of its id)
+    Show { id: String },
+    /// Re-hash every artifact; quarantine corrupt ones so they are recomputed
+    Verify,
+    /// Remove what no pipeline's latest run used and nothing pins
+    Gc {
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove one artifact (by a prefix of its id)
+    Rm { id: String },
+    /// Keep an artifact through `gc`
+    Pin { id: String },
+    /// Let `gc` remove an artifact again
+    Unpin { id: String },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -63,7 +105,7 @@ pub struct SetArgs {
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct CacheArgs {
-    /// Cache directory (default: $LABRUN_CACHE, else the per-user cache directory)
+    /// Cache directory (default: $LABRUN_CACHE, else $XDG_CACHE_HOME/labrun or ~/.cache/labrun)
     #[arg(long, value_name = "DIR", env = "LABRUN_CACHE")]
     pub cache: Option<PathBuf>,
 }
@@ -77,6 +119,30 @@ pub struct RunArgs {
     pub set: SetArgs,
     #[command(flatten)]
     pub cache: CacheArgs,
+    /// Steps to run at once (default: the number of cores)
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// ONNX Runtime threads per step (default: 1; one thread per step is fastest for small models)
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Execution provider for model ops
+    #[arg(long, default_value = "cpu")]
+    pub device: lab_ops::Device,
+    /// After a failure, go on with the steps that do not depend on it
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Recompute this step even if cached (repeatable; a sweep name forces all its steps)
+    #[arg(long, value_name = "STEP")]
+    pub force: Vec<String>,
+    /// Recompute every step
+    #[arg(long)]
+    pub force_all: bool,
+    /// Print machine-readable events (JSON lines) on stdout instead of progress bars
+    #[arg(long)]
+    pub json: bool,
+    /// Where reports go (default: results/<pipeline name>)
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -85,7 +151,7 @@ pub enum GraphFormat {
     Mermaid,
 }
 
-const SUBCOMMANDS: &[&str] = &["run", "check", "plan", "graph", "fmt", "ops", "help"];
+const SUBCOMMANDS: &[&str] = &["run", "check", "plan", "graph", "why", "fmt", "ops", "cache", "doctor", "help"];
 
 /// `labrun FILE …` means `labrun run FILE …`.
 pub fn normalise_args(mut args: Vec<OsString>) -> Vec<OsString> {

@@ -13,26 +13,26 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     let registry = lab_ops::registry();
     match cli.command {
         Command::Check { files, set } => check(&files, &set.set, &registry),
-        Command::Plan { file, targets, set, .. } => plan(&file, &targets, &set.set, &registry),
+        Command::Plan { file, targets, set, cache } => plan(&file, &targets, &set.set, cache.cache.as_deref(), &registry),
         Command::Graph { file, format, set } => graph(&file, format, &set.set, &registry),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Ops { name } => ops(name.as_deref(), &registry),
-        Command::Run(args) => {
-            eprintln!("labrun: `run` is not available yet; `labrun plan {}` shows what it would do", args.file.display());
-            ExitCode::from(2)
-        }
+        Command::Run(args) => crate::run::run(args, &registry),
+        Command::Why { file, step, set, cache } => crate::maintain::why(&file, &step, &set.set, cache.cache.as_deref(), &registry),
+        Command::Cache { action, cache } => crate::maintain::cache(action, cache.cache.as_deref()),
+        Command::Doctor { cache } => crate::maintain::doctor(cache.cache.as_deref()),
     }
 }
 
-fn color() -> bool {
+pub fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-fn width() -> usize {
+pub fn width() -> usize {
     std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100)
 }
 
-fn print_diags(diags: &[Diag], sources: &Sources) {
+pub fn print_diags(diags: &[Diag], sources: &Sources) {
     let text = render(diags, sources, color(), width());
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
@@ -41,7 +41,7 @@ fn print_diags(diags: &[Diag], sources: &Sources) {
 }
 
 /// Compiles or prints the diagnostics and returns the exit code.
-fn compiled(file: &Path, set: &[lab_engine::Override], registry: &Registry) -> Result<(Sources, Plan), ExitCode> {
+pub fn compiled(file: &Path, set: &[lab_engine::Override], registry: &Registry) -> Result<(Sources, Plan), ExitCode> {
     let Compiled { sources, plan, diags } = compile(file, set, registry);
     if !diags.is_empty() {
         print_diags(&diags, &sources);
@@ -77,7 +77,7 @@ pub fn key_args(plan: &Plan, node: &lab_engine::Node) -> String {
         .join(", ")
 }
 
-fn plan(file: &Path, targets: &[String], set: &[lab_engine::Override], registry: &Registry) -> ExitCode {
+fn plan(file: &Path, targets: &[String], set: &[lab_engine::Override], cache: Option<&Path>, registry: &Registry) -> ExitCode {
     let (sources, plan) = match compiled(file, set, registry) {
         Ok(x) => x,
         Err(code) => return code,
@@ -93,17 +93,45 @@ fn plan(file: &Path, targets: &[String], set: &[lab_engine::Override], registry:
             }
         }
     };
-    print!("{}", plan_text(&plan));
+    let cache = match crate::run::open_cache(cache) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (status, _, keys) = lab_engine::execute::status(&plan, &cache);
+    let name = crate::run::stem(file);
+    let from: Vec<Option<String>> = keys
+        .iter()
+        .map(|k| {
+            let r = cache.lookup(&k.as_ref()?.0)?;
+            let p = r.meta.get("pipeline")?.as_str()?.to_string();
+            (p != name).then_some(p)
+        })
+        .collect();
+    print!("{}", plan_text(&plan, &status, &from));
     ExitCode::SUCCESS
 }
 
-pub fn plan_text(plan: &Plan) -> String {
+/// One line per step: position, cache status, name, op, key arguments.
+pub fn plan_text(plan: &Plan, status: &[Option<bool>], from: &[Option<String>]) -> String {
     let name_w = plan.order.iter().map(|&i| plan.nodes[i].name.chars().count()).max().unwrap_or(4).min(40);
     let op_w = plan.order.iter().map(|&i| plan.nodes[i].op.name().len()).max().unwrap_or(2);
-    let mut s = format!("{} step{}\n", plan.nodes.len(), if plan.nodes.len() == 1 { "" } else { "s" });
+    let cached = status.iter().filter(|s| **s == Some(true)).count();
+    let mut s = format!(
+        "{} step{}: {cached} cached, {} to run\n",
+        plan.nodes.len(),
+        if plan.nodes.len() == 1 { "" } else { "s" },
+        plan.nodes.len() - cached
+    );
     for (k, &i) in plan.order.iter().enumerate() {
         let n = &plan.nodes[i];
-        s.push_str(&format!("{:>4}  {:name_w$}  {:op_w$}  {}\n", k + 1, n.name, n.op.name(), key_args(plan, n)));
+        let st = match (status[i], &from[i]) {
+            (Some(true), Some(p)) => format!("cached ({p})"),
+            (Some(true), None) => "cached".into(),
+            _ => "run".into(),
+        };
+        let line = format!("{:>4}  {:8} {:name_w$}  {:op_w$}  {}", k + 1, st, n.name, n.op.name(), key_args(plan, n));
+        s.push_str(line.trim_end());
+        s.push('\n');
     }
     s
 }

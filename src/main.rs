@@ -2,6 +2,8 @@
 
 mod cli;
 mod commands;
+mod maintain;
+mod run;
 
 use std::process::ExitCode;
 

@@ -1,1 +1,18 @@
-//! placeholder
+//! labrun's content-addressed store, in two layers (as in Bazel):
+//!
+//! - an **action key** (a blake3 derived key over the canonical bytes of an op, its
+//!   version, params, input artifact ids and seed) maps to an **action result**: the ids
+//!   of its output artifacts plus metadata and the key's preimage;
+//! - an **artifact id** (the blake3 Merkle hash of a directory's contents) maps to the
+//!   artifact itself, a plain directory.
+//!
+//! Layout under the root: `artifacts/ab/abcd…/`, `actions/ab/abcd….json`, `locks/`,
+//! `tmp/`, `quarantine/`, `runs/` (what each pipeline's latest run used) and `pins/`.
+//! Every write goes to `tmp/`, is fsynced and renamed into place; an action result is
+//! written only after all its outputs exist; failures write nothing.
+
+mod hash;
+mod store;
+
+pub use hash::{ArtifactId, Key, hash_dir};
+pub use store::{ActionResult, Cache, CacheError, Entry, LockGuard, RunRecord, VerifyReport};

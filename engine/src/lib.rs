@@ -16,10 +16,12 @@
 
 mod check;
 mod diagnostic;
+pub mod execute;
 pub mod load;
 mod lower;
 mod plan;
 mod prune;
+pub mod report;
 mod source;
 
 pub use diagnostic::{CODES, Diag, render, suggest};

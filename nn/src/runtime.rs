@@ -40,6 +40,14 @@ pub fn data_dir() -> PathBuf {
     home.join(".local/share/labrun")
 }
 
+/// The runtime, if this process has already loaded it (never loads or installs).
+pub fn loaded() -> Option<&'static RuntimeInfo> {
+    match RUNTIME.get() {
+        Some(Ok((info, _))) => Some(info),
+        _ => None,
+    }
+}
+
 /// Loads ONNX Runtime once per process; `notify` hears about slow steps (an install).
 pub fn init(notify: &dyn Fn(&str)) -> Result<&'static RuntimeInfo, NnError> {
     environment(notify).map(|(info, _)| info)

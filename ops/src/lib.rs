@@ -22,6 +22,14 @@ pub mod model;
 pub mod report;
 pub mod score;
 
+/// Where model ops run.
+pub use lab_nn::Device;
+
+/// The ONNX Runtime version, if a model op has loaded it in this process.
+pub fn runtime_version() -> Option<String> {
+    lab_nn::runtime::loaded().map(|i| i.version.clone())
+}
+
 pub use op::{ArgIn, Args, Blame, Op, OpError, Progress, RunCtx};
 pub use registry::{Registry, registry};
 pub use signature::{KINDS, ParamSpec, Signature};

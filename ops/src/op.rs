@@ -117,7 +117,7 @@ pub struct RunCtx<'a> {
     /// Threads the op may use (ONNX Runtime intra-op threads).
     pub threads: usize,
     /// The execution provider for model ops.
-    pub device: lab_nn::Device,
+    pub device: crate::Device,
     pub progress: &'a (dyn Fn(Progress) + Sync),
     pub cancel: &'a AtomicBool,
 }

@@ -1,0 +1,334 @@
+//! Running a plan: action keys from input artifact ids, cache lookups, and a parallel
+//! scheduler on rayon. A failure starts nothing new (unless `keep_going`), lets running
+//! steps finish, and is never cached.
+
+use crate::plan::{ArgVal, Node, Plan};
+use lab_cache::{ActionResult, ArtifactId, Cache, Key};
+use lab_ops::{ArgIn, Args, Blame, OpError, Progress, Registry, RunCtx};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// What happens during a run, for progress displays and `--json`.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The run starts with this many steps.
+    Start { total: usize },
+    /// A step's result came from the cache.
+    Cached { node: usize },
+    Started { node: usize },
+    Progress { node: usize, progress: Progress },
+    /// A step finished; `by_other` when another process computed it meanwhile.
+    Finished { node: usize, secs: f64, by_other: bool },
+    Failed { node: usize, error: String, blame: Blame },
+    /// Not run because `because` failed (or the run stopped).
+    Skipped { node: usize, because: Option<usize> },
+}
+
+pub struct RunOptions<'a> {
+    /// Steps run at once.
+    pub jobs: usize,
+    /// ONNX Runtime threads per step.
+    pub threads: usize,
+    pub device: lab_ops::Device,
+    pub keep_going: bool,
+    /// Nodes recomputed even when cached.
+    pub force: BTreeSet<usize>,
+    pub cancel: &'a AtomicBool,
+    pub on_event: &'a (dyn Fn(&Event) + Sync),
+    /// The pipeline's name, recorded with each result (not part of any key).
+    pub pipeline: &'a str,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// Each node's output, when it has one.
+    pub outputs: Vec<Option<ArtifactId>>,
+    pub keys: Vec<Option<Key>>,
+    pub preimages: Vec<Option<serde_json::Value>>,
+    pub executed: Vec<usize>,
+    pub cached: Vec<usize>,
+    pub failed: Vec<(usize, String, Blame)>,
+    pub skipped: Vec<usize>,
+    pub cancelled: bool,
+}
+
+/// The canonical key preimage of a node whose inputs are known, and its readable form.
+pub fn preimage(plan: &Plan, node: &Node, outputs: &[Option<ArtifactId>]) -> Option<(Vec<u8>, serde_json::Value)> {
+    let mut bytes = Vec::new();
+    let name = node.op.name();
+    bytes.extend_from_slice(&(name.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(name.as_bytes());
+    bytes.extend_from_slice(&node.op.version.to_le_bytes());
+    let mut params = serde_json::Map::new();
+    let mut inputs = serde_json::Map::new();
+    for (k, v) in &node.args {
+        bytes.extend_from_slice(&(k.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(k.as_bytes());
+        match v {
+            ArgVal::Value(v) => {
+                bytes.push(0);
+                v.encode(&mut bytes);
+                params.insert(k.clone(), json!(v.to_string()));
+            }
+            other => {
+                bytes.push(1);
+                let mut ids = Vec::new();
+                collect_ids(other, outputs, &mut ids)?;
+                bytes.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+                let mut shown = Vec::new();
+                for (n, id) in &ids {
+                    bytes.extend_from_slice(&id.0);
+                    shown.push(json!({"step": plan.nodes[*n].name, "artifact": id.to_string()}));
+                }
+                inputs.insert(k.clone(), if matches!(other, ArgVal::Node(_)) { shown.remove(0) } else { json!(shown) });
+            }
+        }
+    }
+    Some((bytes, json!({"op": name, "version": node.op.version, "params": params, "inputs": inputs})))
+}
+
+fn collect_ids(a: &ArgVal, outputs: &[Option<ArtifactId>], out: &mut Vec<(usize, ArtifactId)>) -> Option<()> {
+    match a {
+        ArgVal::Value(_) => {}
+        ArgVal::Node(n) => out.push((*n, outputs[*n]?)),
+        ArgVal::List(items) => {
+            for i in items {
+                collect_ids(i, outputs, out)?;
+            }
+        }
+    }
+    Some(())
+}
+
+fn to_args(node: &Node, cache: &Cache, outputs: &[Option<ArtifactId>]) -> Args {
+    let mut a = Args::default();
+    for (k, v) in &node.args {
+        let arg = match v {
+            ArgVal::Value(v) => ArgIn::Value(v.clone()),
+            ArgVal::Node(n) => ArgIn::Artifact(cache.artifact_path(&outputs[*n].expect("input computed"))),
+            ArgVal::List(items) => ArgIn::Artifacts(
+                items
+                    .iter()
+                    .filter_map(|i| if let ArgVal::Node(n) = i { Some(cache.artifact_path(&outputs[*n].expect("input computed"))) } else { None })
+                    .collect(),
+            ),
+        };
+        a.map.insert(k.clone(), arg);
+    }
+    a
+}
+
+/// Cache status of every node without running anything: `Some(true)` cached,
+/// `Some(false)` would run, `None` unknown (an input would run first).
+pub fn status(plan: &Plan, cache: &Cache) -> (Vec<Option<bool>>, Vec<Option<ArtifactId>>, Vec<Option<(Key, serde_json::Value)>>) {
+    let n = plan.nodes.len();
+    let mut outputs = vec![None; n];
+    let mut status = vec![None; n];
+    let mut keys = vec![None; n];
+    for &i in &plan.order {
+        let Some((bytes, shown)) = preimage(plan, &plan.nodes[i], &outputs) else { continue };
+        let key = Key::of(&bytes);
+        keys[i] = Some((key, shown));
+        match cache.lookup(&key) {
+            Some(r) => {
+                status[i] = Some(true);
+                outputs[i] = r.outputs.first().copied();
+            }
+            None => status[i] = Some(false),
+        }
+    }
+    (status, outputs, keys)
+}
+
+enum Done {
+    Ok { id: ArtifactId, secs: f64, by_other: bool },
+    Err(String, Blame),
+}
+
+/// Runs every node of `plan` that the cache lacks.
+pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -> RunReport {
+    let n = plan.nodes.len();
+    let mut report = RunReport { outputs: vec![None; n], keys: vec![None; n], preimages: vec![None; n], ..Default::default() };
+    (opts.on_event)(&Event::Start { total: n });
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut remaining: Vec<usize> = vec![0; n];
+    for node in &plan.nodes {
+        remaining[node.id] = node.deps.len();
+        for &d in &node.deps {
+            dependents[d].push(node.id);
+        }
+    }
+    let rank: BTreeMap<usize, usize> = plan.order.iter().enumerate().map(|(r, &i)| (i, r)).collect();
+    let mut ready: VecDeque<usize> = plan.order.iter().copied().filter(|&i| remaining[i] == 0).collect();
+    let mut blocked: BTreeSet<usize> = BTreeSet::new();
+    let mut stop = false;
+    let mut running = 0usize;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().expect("thread pool");
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Done)>();
+
+    pool.in_place_scope(|scope| {
+        loop {
+            if opts.cancel.load(Ordering::Relaxed) {
+                stop = true;
+                report.cancelled = true;
+            }
+            while !stop && running < opts.jobs.max(1) {
+                let Some(i) = ready.pop_front() else { break };
+                let node = &plan.nodes[i];
+                let (bytes, shown) = preimage(plan, node, &report.outputs).expect("inputs are done");
+                let key = Key::of(&bytes);
+                report.keys[i] = Some(key);
+                report.preimages[i] = Some(shown.clone());
+                if !opts.force.contains(&i) {
+                    if let Some(r) = cache.lookup(&key) {
+                        report.outputs[i] = r.outputs.first().copied();
+                        report.cached.push(i);
+                        (opts.on_event)(&Event::Cached { node: i });
+                        release(i, &dependents, &mut remaining, &mut ready, &rank);
+                        continue;
+                    }
+                }
+                running += 1;
+                (opts.on_event)(&Event::Started { node: i });
+                let args = to_args(node, cache, &report.outputs);
+                let tx = tx.clone();
+                let forced = opts.force.contains(&i);
+                scope.spawn(move |_| {
+                    let done = execute(node, key, shown, args, forced, cache, registry, opts);
+                    let _ = tx.send((i, done));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((i, done)) = rx.recv() else { break };
+            running -= 1;
+            match done {
+                Done::Ok { id, secs, by_other } => {
+                    report.outputs[i] = Some(id);
+                    if by_other {
+                        report.cached.push(i);
+                    } else {
+                        report.executed.push(i);
+                    }
+                    (opts.on_event)(&Event::Finished { node: i, secs, by_other });
+                    release(i, &dependents, &mut remaining, &mut ready, &rank);
+                }
+                Done::Err(error, blame) => {
+                    if error == "cancelled" {
+                        report.cancelled = true;
+                    }
+                    (opts.on_event)(&Event::Failed { node: i, error: error.clone(), blame });
+                    report.failed.push((i, error, blame));
+                    // Everything downstream of a failure is skipped.
+                    let mut stack = dependents[i].clone();
+                    while let Some(d) = stack.pop() {
+                        if blocked.insert(d) {
+                            report.skipped.push(d);
+                            (opts.on_event)(&Event::Skipped { node: d, because: Some(i) });
+                            stack.extend(dependents[d].iter().copied());
+                        }
+                    }
+                    ready.retain(|r| !blocked.contains(r));
+                    if !opts.keep_going {
+                        stop = true;
+                    }
+                }
+            }
+        }
+    });
+    // What never started because the run stopped.
+    for &i in &plan.order {
+        if report.outputs[i].is_none() && !blocked.contains(&i) && !report.failed.iter().any(|(f, _, _)| *f == i) {
+            report.skipped.push(i);
+            (opts.on_event)(&Event::Skipped { node: i, because: None });
+        }
+    }
+    report
+}
+
+fn release(i: usize, dependents: &[Vec<usize>], remaining: &mut [usize], ready: &mut VecDeque<usize>, rank: &BTreeMap<usize, usize>) {
+    for &d in &dependents[i] {
+        remaining[d] -= 1;
+        if remaining[d] == 0 {
+            // Keep the ready queue in plan order, so runs read like the file.
+            let pos = ready.iter().position(|r| rank[r] > rank[&d]).unwrap_or(ready.len());
+            ready.insert(pos, d);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    node: &Node,
+    key: Key,
+    shown: serde_json::Value,
+    args: Args,
+    forced: bool,
+    cache: &Cache,
+    registry: &Registry,
+    opts: &RunOptions,
+) -> Done {
+    let started = Instant::now();
+    let _lock = match cache.lock(&key) {
+        Ok(l) => l,
+        Err(e) => return Done::Err(e.to_string(), Blame::Environment),
+    };
+    // Another process may have computed it while we waited for the lock.
+    if !forced {
+        if let Some(r) = cache.lookup(&key) {
+            if let Some(&id) = r.outputs.first() {
+                return Done::Ok { id, secs: started.elapsed().as_secs_f64(), by_other: true };
+            }
+        }
+    }
+    let Some((_, op)) = registry.get(node.op.kind, node.op.method) else {
+        return Done::Err(format!("op `{}` is not registered", node.op.name()), Blame::Internal);
+    };
+    let tmp = match cache.tmp_dir() {
+        Ok(t) => t,
+        Err(e) => return Done::Err(e.to_string(), Blame::Environment),
+    };
+    let progress = |p: Progress| (opts.on_event)(&Event::Progress { node: node.id, progress: p });
+    let ctx = RunCtx { out: tmp.path(), threads: opts.threads, device: opts.device, progress: &progress, cancel: opts.cancel };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run(&ctx, &args)));
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(OpError::Cancelled)) => return Done::Err("cancelled".into(), Blame::User),
+        Ok(Err(e)) => return Done::Err(e.to_string(), e.blame()),
+        Err(p) => {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            return Done::Err(format!("internal error in `{}`: {msg}", node.op.name()), Blame::Internal);
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let id = match cache.commit_artifact(&tmp.into_path()) {
+        Ok(id) => id,
+        Err(e) => return Done::Err(format!("cannot store the result: {e}"), Blame::Environment),
+    };
+    let mut meta = BTreeMap::new();
+    meta.insert("seconds".into(), json!(secs));
+    meta.insert("labrun".into(), json!(env!("CARGO_PKG_VERSION")));
+    meta.insert("device".into(), json!(opts.device.to_string()));
+    meta.insert("pid".into(), json!(std::process::id()));
+    meta.insert("pipeline".into(), json!(opts.pipeline));
+    meta.insert("step".into(), json!(node.name));
+    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+        meta.insert("host".into(), json!(h.trim()));
+    }
+    if let Some(v) = lab_ops::runtime_version() {
+        meta.insert("onnxruntime".into(), json!(v));
+    }
+    meta.insert(
+        "finished_unix".into(),
+        json!(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)),
+    );
+    let result = ActionResult { outputs: vec![id], meta, preimage: shown };
+    if let Err(e) = cache.commit_action(&key, &result) {
+        return Done::Err(format!("cannot record the result: {e}"), Blame::Environment);
+    }
+    Done::Ok { id, secs, by_other: false }
+}

@@ -1,0 +1,156 @@
+//! Turning `report` blocks into results a researcher can open: Markdown tables, a JSON
+//! file with every number, and SVG figures, in `results/<pipeline>/`.
+
+use crate::plan::{ArgVal, Plan, RowPlan};
+use lab_cache::{ArtifactId, Cache};
+use serde_json::{Value as Json, json};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// Reports rendered from a finished run.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    pub markdown: String,
+    pub json: Json,
+    /// (file name, SVG in the cache)
+    pub figures: Vec<(String, PathBuf)>,
+}
+
+fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Json {
+    match &row.value {
+        ArgVal::Value(v) => json!({"value": serde_json::to_value(v).unwrap_or(Json::Null)}),
+        ArgVal::Node(n) => match outputs[*n] {
+            Some(id) => {
+                let dir = cache.artifact_path(&id);
+                let metrics = std::fs::read_to_string(dir.join("metrics.json")).ok().and_then(|t| serde_json::from_str::<Json>(&t).ok());
+                match metrics {
+                    Some(m) => json!({"step": plan.nodes[*n].name, "metrics": m}),
+                    None => json!({"step": plan.nodes[*n].name, "artifact": id.to_string()}),
+                }
+            }
+            None => json!({"step": plan.nodes[*n].name, "missing": true}),
+        },
+        ArgVal::List(_) => json!({"value": "list"}),
+    }
+}
+
+fn fmt_num(x: f64) -> String {
+    if x == x.trunc() && x.abs() < 1e9 {
+        format!("{x:.0}")
+    } else if x.abs() >= 100.0 {
+        format!("{x:.1}")
+    } else if x.abs() >= 0.001 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.2e}")
+    }
+}
+
+/// The cells of one row for display, with column names.
+fn cells(v: &Json) -> Vec<(String, String)> {
+    let Some(m) = v.get("metrics").and_then(Json::as_object) else {
+        return match v.get("value") {
+            Some(x) => vec![("value".into(), x.to_string())],
+            None => vec![("value".into(), "—".into())],
+        };
+    };
+    let num = |k: &str| m.get(k).and_then(Json::as_f64);
+    if let (Some(mean), Some(std)) = (num("mean"), num("std")) {
+        let mut out = vec![("mean ± std".to_string(), format!("{} ± {}", fmt_num(mean), fmt_num(std)))];
+        if let Some(ci) = num("ci95") {
+            out.push(("95% CI".into(), format!("± {}", fmt_num(ci))));
+        }
+        if let (Some(lo), Some(hi)) = (num("min"), num("max")) {
+            out.push(("range".into(), format!("{}–{}", fmt_num(lo), fmt_num(hi))));
+        }
+        if let Some(n) = num("n") {
+            out.push(("n".into(), fmt_num(n)));
+        }
+        return out;
+    }
+    m.iter().filter_map(|(k, v)| v.as_f64().map(|x| (k.clone(), fmt_num(x)))).collect()
+}
+
+fn md_table(caption: Option<&str>, rows: &[(String, Json)], out: &mut String) {
+    if let Some(c) = caption {
+        let _ = writeln!(out, "**{c}**\n");
+    }
+    let mut columns: Vec<String> = Vec::new();
+    let rendered: Vec<(String, Vec<(String, String)>)> = rows.iter().map(|(l, v)| (l.clone(), cells(v))).collect();
+    for (_, cs) in &rendered {
+        for (c, _) in cs {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+    }
+    let _ = writeln!(out, "| | {} |", columns.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(columns.len()));
+    for (label, cs) in &rendered {
+        let row: Vec<String> = columns.iter().map(|c| cs.iter().find(|(k, _)| k == c).map_or(String::new(), |(_, v)| v.clone())).collect();
+        let _ = writeln!(out, "| {label} | {} |", row.join(" | "));
+    }
+    out.push('\n');
+}
+
+/// Renders every report of `plan` from a run's outputs.
+pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Rendered {
+    let mut r = Rendered::default();
+    let mut reports = Vec::new();
+    for rep in &plan.reports {
+        let _ = writeln!(r.markdown, "## {}\n", rep.title);
+        let mut tables = Vec::new();
+        for t in &rep.tables {
+            let rows: Vec<(String, Json)> = t.rows.iter().map(|row| (row.label.clone(), row_value(plan, row, outputs, cache))).collect();
+            md_table(t.caption.as_deref(), &rows, &mut r.markdown);
+            tables.push(json!({
+                "caption": t.caption,
+                "rows": rows.iter().map(|(l, v)| { let mut v = v.clone(); v["label"] = json!(l); v }).collect::<Vec<_>>(),
+            }));
+        }
+        let mut figures = Vec::new();
+        let mut singles = Vec::new();
+        for row in &rep.rows {
+            let value = row_value(plan, row, outputs, cache);
+            let svg = match &row.value {
+                ArgVal::Node(n) => outputs[*n].map(|id| cache.artifact_path(&id).join("figure.svg")).filter(|p| p.is_file()),
+                _ => None,
+            };
+            match svg {
+                Some(path) => {
+                    let file = format!("{}.svg", sanitize(&row.label));
+                    let _ = writeln!(r.markdown, "![{}]({file})\n", row.label);
+                    figures.push(json!({"label": row.label, "file": file}));
+                    r.figures.push((file, path));
+                }
+                None => singles.push((row.label.clone(), value)),
+            }
+        }
+        if !singles.is_empty() {
+            md_table(None, &singles, &mut r.markdown);
+        }
+        reports.push(json!({
+            "title": rep.title,
+            "tables": tables,
+            "figures": figures,
+            "values": singles.iter().map(|(l, v)| { let mut v = v.clone(); v["label"] = json!(l); v }).collect::<Vec<_>>(),
+        }));
+    }
+    r.json = json!({"params": plan.params, "reports": reports});
+    r
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// Writes `results.md`, `results.json` and the figures into `dir`.
+pub fn write(dir: &Path, r: &Rendered, title: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("results.md"), format!("# {title}\n\n{}", r.markdown))?;
+    std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&r.json).expect("serialisable") + "\n")?;
+    for (file, src) in &r.figures {
+        std::fs::copy(src, dir.join(file))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,220 @@
+//! `labrun why`, `labrun cache …` and `labrun doctor`.
+
+use crate::cli::CacheAction;
+use crate::commands::{USER_ERROR, compiled};
+use crate::run::{cache_dir, open_cache, pipeline_id};
+use lab_engine::Override;
+use lab_ops::Registry;
+use serde_json::Value as Json;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn why(file: &Path, step: &str, set: &[Override], cache_arg: Option<&Path>, registry: &Registry) -> ExitCode {
+    let (sources, plan) = match compiled(file, set, registry) {
+        Ok(x) => x,
+        Err(c) => return c,
+    };
+    let Some(node) = plan.find(step) else {
+        let names = plan.nodes.iter().map(|n| n.name.as_str());
+        let hint = lab_engine::suggest(step, names).unwrap_or_else(|| "`labrun plan FILE` lists the steps".into());
+        eprintln!("labrun: no step is named `{step}`; {hint}");
+        let _ = sources;
+        return ExitCode::from(USER_ERROR);
+    };
+    let cache = match open_cache(cache_arg) {
+        Ok(c) => c,
+        Err(c) => return c,
+    };
+    let (status, _, keys) = lab_engine::execute::status(&plan, &cache);
+    let name = &node.name;
+    match status[node.id] {
+        Some(true) => {
+            let r = keys[node.id].as_ref().and_then(|(k, _)| cache.lookup(k));
+            let meta = r.map(|r| r.meta).unwrap_or_default();
+            let secs = meta.get("seconds").and_then(Json::as_f64).map(|s| format!(", took {s:.1}s")).unwrap_or_default();
+            let by = meta.get("pipeline").and_then(Json::as_str).map(|p| format!(" by `{p}`")).unwrap_or_default();
+            println!("`{name}` is cached: computed{by}{secs}; a run reuses it");
+            ExitCode::SUCCESS
+        }
+        None => {
+            // An input must run first: name the first one upstream that is not cached.
+            let mut stack = node.deps.clone();
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some(d) = stack.pop() {
+                if !seen.insert(d) {
+                    continue;
+                }
+                if status[d] == Some(false) {
+                    println!("`{name}` will run because its input `{}` is not cached; `labrun why {} {}` says why", plan.nodes[d].name, file.display(), plan.nodes[d].name);
+                    return ExitCode::SUCCESS;
+                }
+                stack.extend(plan.nodes[d].deps.iter().copied());
+            }
+            println!("`{name}` will run: an input will be recomputed first");
+            ExitCode::SUCCESS
+        }
+        Some(false) => {
+            let now = keys[node.id].as_ref().map(|(_, p)| p.clone()).unwrap_or(Json::Null);
+            let prev = cache.last_run(&pipeline_id(file)).and_then(|r| r.steps.get(name).map(|(_, p, _)| p.clone()));
+            match prev {
+                None => println!("`{name}` will run: no earlier run of this pipeline computed it"),
+                Some(prev) => {
+                    let changes = diff(&prev, &now);
+                    if changes.is_empty() {
+                        println!("`{name}` will run: its inputs and params are as in the last run, but the result is no longer in the cache (removed by `cache gc`, `cache rm` or `cache verify`)");
+                    } else {
+                        println!("`{name}` will run because:");
+                        for c in changes {
+                            println!("  {c}");
+                        }
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// What differs between two readable preimages.
+fn diff(prev: &Json, now: &Json) -> Vec<String> {
+    let mut out = Vec::new();
+    if prev["op"] != now["op"] || prev["version"] != now["version"] {
+        out.push(format!("op {}@{} → {}@{}", prev["op"], prev["version"], now["op"], now["version"]));
+    }
+    let empty = serde_json::Map::new();
+    let params = |j: &Json| j["params"].as_object().cloned().unwrap_or_else(|| empty.clone());
+    let (pp, np) = (params(prev), params(now));
+    let mut keys: Vec<&String> = pp.keys().chain(np.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let show = |v: Option<&Json>| v.and_then(Json::as_str).map(str::to_string).unwrap_or_else(|| "(unset)".into());
+        if pp.get(k) != np.get(k) {
+            out.push(format!("params.{k} {} → {}", show(pp.get(k)), show(np.get(k))));
+        }
+    }
+    let inputs = |j: &Json| j["inputs"].as_object().cloned().unwrap_or_else(|| empty.clone());
+    let (pi, ni) = (inputs(prev), inputs(now));
+    for (k, v) in &ni {
+        if pi.get(k) != Some(v) {
+            let step = v.get("step").and_then(Json::as_str).map(|s| format!(" (from `{s}`)")).unwrap_or_default();
+            out.push(format!("input `{k}`{step} changed"));
+        }
+    }
+    out
+}
+
+pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
+    let cache = match open_cache(cache_arg) {
+        Ok(c) => c,
+        Err(c) => return c,
+    };
+    let not_found = |e: lab_cache::CacheError| {
+        eprintln!("labrun: {e}; `labrun cache ls` lists the artifacts");
+        ExitCode::from(USER_ERROR)
+    };
+    match action {
+        CacheAction::Ls => {
+            let list = cache.list();
+            let total: u64 = list.iter().map(|e| e.bytes).sum();
+            for e in &list {
+                println!("{}  {:>10}  {}", &e.id.to_string()[..16], human(e.bytes), e.files.join(", "));
+            }
+            println!("{} artifacts, {} in {}", list.len(), human(total), cache.root().display());
+        }
+        CacheAction::Show { id } => match cache.find(&id) {
+            Ok(e) => {
+                println!("artifact {}\npath     {}\nsize     {}", e.id, cache.artifact_path(&e.id).display(), human(e.bytes));
+                for f in &e.files {
+                    println!("  {f}");
+                }
+                if let Ok(m) = std::fs::read_to_string(cache.artifact_path(&e.id).join("metrics.json")) {
+                    println!("{m}");
+                }
+            }
+            Err(e) => return not_found(e),
+        },
+        CacheAction::Verify => match cache.verify() {
+            Ok(r) => {
+                println!("checked {} artifacts", r.checked);
+                for id in &r.quarantined {
+                    println!("corrupt: {id} (moved to quarantine; the next run recomputes it)");
+                }
+                if r.quarantined.is_empty() {
+                    println!("no corruption found");
+                } else {
+                    println!("{} corrupt, {} action results dropped", r.quarantined.len(), r.dropped_actions);
+                    return ExitCode::from(USER_ERROR);
+                }
+            }
+            Err(e) => {
+                eprintln!("labrun: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        CacheAction::Gc { dry_run } => match cache.gc(dry_run) {
+            Ok((removed, freed)) => {
+                let verb = if dry_run { "would remove" } else { "removed" };
+                println!("{verb} {} artifacts, {}", removed.len(), human(freed));
+            }
+            Err(e) => {
+                eprintln!("labrun: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        CacheAction::Rm { id } => match cache.find(&id) {
+            Ok(e) => {
+                if let Err(e) = cache.remove(&e.id) {
+                    eprintln!("labrun: {e}");
+                    return ExitCode::from(2);
+                }
+                println!("removed {}", e.id);
+            }
+            Err(e) => return not_found(e),
+        },
+        CacheAction::Pin { id } => match cache.find(&id) {
+            Ok(e) => {
+                let _ = cache.pin(&e.id, true);
+                println!("pinned {}", e.id);
+            }
+            Err(e) => return not_found(e),
+        },
+        CacheAction::Unpin { id } => match cache.find(&id) {
+            Ok(e) => {
+                let _ = cache.pin(&e.id, false);
+                println!("unpinned {}", e.id);
+            }
+            Err(e) => return not_found(e),
+        },
+    }
+    ExitCode::SUCCESS
+}
+
+fn human(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+pub fn doctor(cache_arg: Option<&Path>) -> ExitCode {
+    println!("labrun      {}", env!("CARGO_PKG_VERSION"));
+    println!("cache       {}", cache_dir(cache_arg).display());
+    println!("data dir    {}", lab_nn::runtime::data_dir().display());
+    println!("cores       {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!("threads     1 ONNX Runtime thread per step by default (`--threads`); steps run in parallel (`-j`)");
+    match lab_nn::runtime::init(&|m| eprintln!("labrun: {m}")) {
+        Ok(info) => {
+            println!("onnxruntime {} ({})", info.version, info.source);
+            println!("library     {}", info.library.display());
+            println!("providers   cpu{}", if info.cuda { ", cuda" } else { " (cuda: not available; install `onnxruntime-gpu` for `--device cuda`)" });
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("onnxruntime missing: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

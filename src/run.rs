@@ -1,0 +1,303 @@
+//! `labrun run`: progress display, events, summary, reports.
+
+use crate::cli::RunArgs;
+use crate::commands::{USER_ERROR, color, compiled, print_diags, width};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lab_cache::Cache;
+use lab_engine::execute::{Event, RunOptions, RunReport};
+use lab_engine::{Diag, Plan};
+use lab_ops::{Blame, Registry};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The cache directory: `--cache`/`LABRUN_CACHE`, else the per-user cache directory.
+pub fn cache_dir(arg: Option<&Path>) -> PathBuf {
+    if let Some(p) = arg {
+        return p.to_path_buf();
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(d).join("labrun");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache/labrun")
+}
+
+pub fn open_cache(arg: Option<&Path>) -> Result<Cache, ExitCode> {
+    let dir = cache_dir(arg);
+    Cache::open(&dir).map_err(|e| {
+        eprintln!("labrun: cannot use the cache at {}: {e}\n  help: pass `--cache DIR` or set LABRUN_CACHE to a writable directory", dir.display());
+        ExitCode::from(2)
+    })
+}
+
+/// A stable id for a pipeline file's run records: its name and a hash of its path.
+pub fn pipeline_id(file: &Path) -> String {
+    let canon = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+    let h = lab_cache::Key::of(canon.to_string_lossy().as_bytes()).to_string();
+    format!("{}-{}", stem(file), &h[..12])
+}
+
+pub fn stem(file: &Path) -> String {
+    file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into())
+}
+
+/// Resolves step names (or sweep names) to node ids.
+pub fn resolve_steps(plan: &Plan, names: &[String]) -> Result<BTreeSet<usize>, Vec<Diag>> {
+    let mut out = BTreeSet::new();
+    let mut diags = Vec::new();
+    for t in names {
+        let hits: Vec<usize> = plan
+            .nodes
+            .iter()
+            .filter(|n| std::iter::once(&n.name).chain(&n.aliases).any(|a| a == t || a.strip_prefix(t.as_str()).is_some_and(|r| r.starts_with('['))))
+            .map(|n| n.id)
+            .collect();
+        if hits.is_empty() {
+            let names = plan.nodes.iter().map(|n| n.name.as_str());
+            diags.push(
+                Diag::new("lab::unknown_target", format!("no step is named `{t}`"))
+                    .maybe_help(lab_engine::suggest(t, names).or_else(|| Some("`labrun plan FILE` lists the steps".into()))),
+            );
+        }
+        out.extend(hits);
+    }
+    if diags.is_empty() { Ok(out) } else { Err(diags) }
+}
+
+struct Display {
+    multi: Option<MultiProgress>,
+    overall: Option<ProgressBar>,
+    bars: Mutex<BTreeMap<usize, ProgressBar>>,
+    json: bool,
+}
+
+impl Display {
+    fn new(json: bool, total: usize) -> Display {
+        let tty = std::io::stderr().is_terminal() && !json;
+        if !tty {
+            return Display { multi: None, overall: None, bars: Mutex::new(BTreeMap::new()), json };
+        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = multi.add(ProgressBar::new(total as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} steps  {elapsed}  {msg}").expect("template").progress_chars("=> "),
+        );
+        overall.set_prefix("labrun");
+        Display { multi: Some(multi), overall: Some(overall), bars: Mutex::new(BTreeMap::new()), json }
+    }
+
+    fn event(&self, plan: &Plan, e: &Event) {
+        if self.json {
+            let line = match e {
+                Event::Start { total } => json!({"event": "start", "steps": total}),
+                Event::Cached { node } => json!({"event": "cached", "step": plan.nodes[*node].name}),
+                Event::Started { node } => json!({"event": "started", "step": plan.nodes[*node].name, "op": plan.nodes[*node].op.name()}),
+                Event::Progress { node, progress } => {
+                    json!({"event": "progress", "step": plan.nodes[*node].name, "done": progress.done, "total": progress.total, "message": progress.message})
+                }
+                Event::Finished { node, secs, by_other } => {
+                    json!({"event": if *by_other { "cached" } else { "executed" }, "step": plan.nodes[*node].name, "seconds": secs})
+                }
+                Event::Failed { node, error, .. } => json!({"event": "failed", "step": plan.nodes[*node].name, "error": error}),
+                Event::Skipped { node, because } => {
+                    json!({"event": "skipped", "step": plan.nodes[*node].name, "because": because.map(|b| plan.nodes[b].name.clone())})
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            return;
+        }
+        let (Some(multi), Some(overall)) = (&self.multi, &self.overall) else { return };
+        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            Event::Start { .. } => {}
+            Event::Cached { .. } | Event::Skipped { .. } => overall.inc(1),
+            Event::Started { node } => {
+                let b = multi.add(ProgressBar::new(0));
+                b.set_style(ProgressStyle::with_template("  {prefix:28!} {bar:20} {pos}/{len} {msg}").expect("template").progress_chars("=> "));
+                b.set_prefix(format!("{} ({})", plan.nodes[*node].name, plan.nodes[*node].op.name()));
+                bars.insert(*node, b);
+            }
+            Event::Progress { node, progress } => {
+                if let Some(b) = bars.get(node) {
+                    b.set_length(progress.total);
+                    b.set_position(progress.done);
+                    b.set_message(progress.message.clone());
+                }
+            }
+            Event::Finished { node, .. } | Event::Failed { node, .. } => {
+                if let Some(b) = bars.remove(node) {
+                    b.finish_and_clear();
+                    multi.remove(&b);
+                }
+                overall.inc(1);
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(o) = &self.overall {
+            o.finish_and_clear();
+        }
+    }
+}
+
+pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
+    let started = Instant::now();
+    let (sources, plan) = match compiled(&args.file, &args.set.set, registry) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let full = args.targets.is_empty();
+    let plan = if full {
+        plan
+    } else {
+        match plan.prune(&args.targets) {
+            Ok(p) => p,
+            Err(d) => {
+                print_diags(&d, &sources);
+                return ExitCode::from(USER_ERROR);
+            }
+        }
+    };
+    let force = if args.force_all {
+        (0..plan.nodes.len()).collect()
+    } else {
+        match resolve_steps(&plan, &args.force) {
+            Ok(f) => f,
+            Err(d) => {
+                print_diags(&d, &sources);
+                return ExitCode::from(USER_ERROR);
+            }
+        }
+    };
+    let cache = match open_cache(args.cache.cache.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let cancel = cancel.clone();
+        let _ = ctrlc::set_handler(move || {
+            if cancel.swap(true, Ordering::SeqCst) {
+                eprintln!("\nlabrun: stopping now");
+                std::process::exit(130);
+            }
+            eprintln!("\nlabrun: stopping after the running steps (Ctrl-C again to stop at once)");
+        });
+    }
+    let display = Display::new(args.json, plan.nodes.len());
+    let on_event = |e: &Event| display.event(&plan, e);
+    let name = stem(&args.file);
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let opts = RunOptions {
+        jobs,
+        threads: args.threads,
+        device: args.device,
+        keep_going: args.keep_going,
+        force,
+        cancel: &cancel,
+        on_event: &on_event,
+        pipeline: &name,
+    };
+    let report = lab_engine::execute::run(&plan, &cache, registry, &opts);
+    display.finish();
+    record(&cache, &args.file, &plan, &report);
+
+    // Failures, each at its step's line.
+    let diags: Vec<Diag> = report
+        .failed
+        .iter()
+        .filter(|(_, e, _)| e != "cancelled")
+        .map(|(i, e, blame)| {
+            let n = &plan.nodes[*i];
+            let help = match blame {
+                Blame::User => "fix the step's arguments or inputs and run again; finished steps stay cached",
+                Blame::Environment => "this is a problem of the machine (a library, the disk); finished steps stay cached",
+                Blame::Internal => "this is a bug in labrun; please report it with this message",
+            };
+            Diag::new("lab::step_failed", format!("step `{}` ({}) failed: {e}", n.name, n.op.name())).at(n.span, "this step").help(help)
+        })
+        .collect();
+    if !diags.is_empty() {
+        let text = lab_engine::render(&diags, &sources, color(), width());
+        eprint!("{text}");
+    }
+    let reused = report
+        .cached
+        .iter()
+        .filter(|&&i| {
+            report.keys[i]
+                .and_then(|k| cache.lookup(&k))
+                .and_then(|r| r.meta.get("pipeline").and_then(|p| p.as_str()).map(|p| p != name))
+                .unwrap_or(false)
+        })
+        .count();
+    let summary = summary_line(&report, plan.nodes.len(), reused, started.elapsed().as_secs_f64());
+    if args.json {
+        println!(
+            "{}",
+            json!({"event": "summary", "steps": plan.nodes.len(), "executed": report.executed.len(), "cached": report.cached.len(),
+                   "reused_from_other_pipelines": reused, "failed": report.failed.len(), "skipped": report.skipped.len(),
+                   "cancelled": report.cancelled, "seconds": started.elapsed().as_secs_f64()})
+        );
+    } else {
+        eprintln!("{summary}");
+    }
+    if report.cancelled {
+        return ExitCode::from(130);
+    }
+    if let Some((_, _, blame)) = report.failed.first() {
+        let env = report.failed.iter().any(|(_, _, b)| *b == Blame::Environment);
+        return ExitCode::from(if env || *blame == Blame::Environment { 2 } else { USER_ERROR });
+    }
+    if full && !plan.reports.is_empty() {
+        let rendered = lab_engine::report::render(&plan, &report.outputs, &cache);
+        let dir = args.results.clone().unwrap_or_else(|| PathBuf::from("results").join(&name));
+        if let Err(e) = lab_engine::report::write(&dir, &rendered, &name) {
+            eprintln!("labrun: cannot write results to {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+        if !args.json {
+            print!("{}", rendered.markdown);
+            println!("results written to {}", dir.display());
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn summary_line(r: &RunReport, total: usize, reused: usize, secs: f64) -> String {
+    if r.executed.is_empty() && r.failed.is_empty() && r.skipped.is_empty() {
+        return format!("labrun: all {total} steps cached, nothing to run ({secs:.2}s)");
+    }
+    let mut parts = vec![format!("{} executed", r.executed.len()), format!("{} cached", r.cached.len())];
+    if reused > 0 {
+        parts.push(format!("{reused} reused from other pipelines"));
+    }
+    if !r.failed.is_empty() {
+        parts.push(format!("{} failed", r.failed.len()));
+    }
+    if !r.skipped.is_empty() {
+        parts.push(format!("{} skipped", r.skipped.len()));
+    }
+    format!("labrun: {total} steps: {} ({secs:.1}s)", parts.join(", "))
+}
+
+/// Remembers what this run used, merged into the previous record, for `gc` and `why`.
+fn record(cache: &Cache, file: &Path, plan: &Plan, report: &RunReport) {
+    let id = pipeline_id(file);
+    let mut rec = cache.last_run(&id).unwrap_or_default();
+    rec.pipeline = file.display().to_string();
+    for n in &plan.nodes {
+        if let (Some(key), Some(pre)) = (report.keys[n.id], &report.preimages[n.id]) {
+            rec.steps.insert(n.name.clone(), (key, pre.clone(), report.outputs[n.id]));
+        }
+    }
+    let _ = cache.record_run(&id, &rec);
+}
