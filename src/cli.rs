@@ -106,7 +106,7 @@ pub struct SetArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct CacheArgs {
     /// Cache directory (default: $LABRUN_CACHE, else $XDG_CACHE_HOME/labrun or ~/.cache/labrun)
-    #[arg(long, value_name = "DIR", env = "LABRUN_CACHE")]
+    #[arg(long, value_name = "DIR", env = "LABRUN_CACHE", global = true)]
     pub cache: Option<PathBuf>,
 }
 

@@ -292,7 +292,17 @@ impl Builder<'_> {
             }
             Rule::string => ExprKind::Str(self.string(p).value),
             Rule::boolean => ExprKind::Bool(p.as_str() == "true"),
-            Rule::list => ExprKind::List(p.into_inner().map(|e| self.expr(e)).collect()),
+            Rule::list => {
+                let parts: Vec<Pair<Rule>> = p.into_inner().collect();
+                if parts.iter().any(|q| q.as_rule() == Rule::for_clause) {
+                    let mut it = parts.into_iter();
+                    let body = Box::new(self.expr(it.next().unwrap()));
+                    let clauses = it.map(|c| self.binding(c)).collect();
+                    ExprKind::Comprehension { body, clauses }
+                } else {
+                    ExprKind::List(parts.into_iter().map(|e| self.expr(e)).collect())
+                }
+            }
             Rule::record => ExprKind::Record(
                 p.into_inner()
                     .map(|f| {
@@ -302,12 +312,6 @@ impl Builder<'_> {
                     })
                     .collect(),
             ),
-            Rule::comprehension => {
-                let mut it = p.into_inner();
-                let body = Box::new(self.expr(it.next().unwrap()));
-                let clauses = it.map(|c| self.binding(c)).collect();
-                ExprKind::Comprehension { body, clauses }
-            }
             Rule::named => {
                 let mut it = p.into_inner();
                 let word = it.next().unwrap();
@@ -561,6 +565,17 @@ mod tests {
         assert_eq!(err("a = \"abc\nb = 1"), "unterminated string");
         assert_eq!(err("a = 99999999999999999999"), "integer literal is too large");
         assert_eq!(err("a = \"\\u{D800}\""), "`\\u{D800}` is not a Unicode character");
+    }
+
+    #[test]
+    fn nested_brackets_parse_in_linear_time() {
+        // Found by the fuzzer: list and comprehension alternatives re-read nested
+        // brackets 2^depth times, so this test would not finish.
+        for open in ["[", "("] {
+            let close = if open == "[" { "]" } else { ")" };
+            let src = format!("x = {}1{}", open.repeat(120), close.repeat(120));
+            parse(&src, 0).unwrap();
+        }
     }
 
     #[test]
