@@ -5,7 +5,7 @@
 use crate::diagnostic::suggest;
 use crate::load::Loaded;
 use crate::Diag;
-use lab_grammar::{Arg, BinOp, Binding, Call, Expr, ExprKind, Item, Param, Report, ReportEntry, Span, Step};
+use lab_grammar::{Arg, BinOp, Binding, Call, Expr, ExprKind, Item, Param, Report, ReportEntry, Span, Step, TableItem};
 use lab_ops::{KINDS, ParamSpec, Registry, Signature, Type};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -134,18 +134,43 @@ impl<'a, 'r> Checker<'a, 'r> {
                         self.expr(&row.value, &Vec::new());
                     }
                     ReportEntry::Table(t) => {
-                        for row in &t.rows {
-                            let (ty, _) = self.expr(&row.value, &Vec::new());
-                            if matches!(ty, Type::Figure) || matches!(&ty, Type::List(t) if **t == Type::Figure) {
-                                self.diags.push(
-                                    Diag::new("lab::type_mismatch", "a table cannot show a figure")
-                                        .at(row.value.span, "this is a Figure")
-                                        .help("put the figure outside `table { … }`: `name = report.bar(…)`"),
-                                );
+                        for item in &t.items {
+                            match item {
+                                TableItem::Row(row) => self.table_row(row, &Vec::new()),
+                                TableItem::For { bindings, rows, .. } => {
+                                    let mut scope: Scope = Vec::new();
+                                    for b in bindings {
+                                        let ty = self.binding_type(b, &scope);
+                                        scope.push((b.name.name.clone(), ty));
+                                    }
+                                    for row in rows {
+                                        self.table_row(row, &scope);
+                                    }
+                                }
                             }
                         }
                     }
                 }
+            }
+        }
+    }
+
+    fn table_row(&mut self, row: &lab_grammar::Row, scope: &Scope) {
+        let (ty, _) = self.expr(&row.value, scope);
+        if matches!(ty, Type::Figure) || matches!(&ty, Type::List(t) if **t == Type::Figure) {
+            self.diags.push(
+                Diag::new("lab::type_mismatch", "a table cannot show a figure")
+                    .at(row.value.span, "this is a Figure")
+                    .help("put the figure outside `table { … }`: `name = report.bar(…)`"),
+            );
+        }
+        for name in label_holes(&row.label) {
+            if !scope.iter().any(|(n, _)| *n == name) {
+                self.diags.push(
+                    Diag::new("lab::unknown_name", format!("`{{{name}}}` in a row label names no loop variable"))
+                        .at(row.label_span, "in this label")
+                        .help("`{name}` in a label is replaced by the value of a `for` variable of the table"),
+                );
             }
         }
     }
@@ -475,6 +500,22 @@ impl<'a, 'r> Checker<'a, 'r> {
         }
         None
     }
+}
+
+/// The `{name}` holes of a row label.
+pub(crate) fn label_holes(label: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = label;
+    while let Some(i) = rest.find('{') {
+        match rest[i..].find('}') {
+            Some(j) => {
+                out.push(rest[i + 1..i + j].trim().to_string());
+                rest = &rest[i + j + 1..];
+            }
+            None => break,
+        }
+    }
+    out
 }
 
 /// `a Model`, `an Int`.

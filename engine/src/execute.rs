@@ -109,12 +109,12 @@ fn to_args(node: &Node, cache: &Cache, outputs: &[Option<ArtifactId>]) -> Args {
         let arg = match v {
             ArgVal::Value(v) => ArgIn::Value(v.clone()),
             ArgVal::Node(n) => ArgIn::Artifact(cache.artifact_path(&outputs[*n].expect("input computed"))),
-            ArgVal::List(items) => ArgIn::Artifacts(
-                items
-                    .iter()
-                    .filter_map(|i| if let ArgVal::Node(n) = i { Some(cache.artifact_path(&outputs[*n].expect("input computed"))) } else { None })
-                    .collect(),
-            ),
+            // Nested lists of artifacts arrive flattened, row-major.
+            ArgVal::List(_) => {
+                let mut ids = Vec::new();
+                collect_ids(v, outputs, &mut ids).expect("inputs computed");
+                ArgIn::Artifacts(ids.iter().map(|(_, id)| cache.artifact_path(id)).collect())
+            }
         };
         a.map.insert(k.clone(), arg);
     }

@@ -5,7 +5,7 @@ use crate::check::{Def, Program, bind_args};
 use crate::diagnostic::suggest;
 use crate::plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
 use crate::Diag;
-use lab_grammar::{BinOp, Binding, Expr, ExprKind, ReportEntry, Span};
+use lab_grammar::{BinOp, Binding, Expr, ExprKind, ReportEntry, Span, TableItem};
 use lab_ops::{Registry, Type, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -483,9 +483,35 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                     }
                     ReportEntry::Table(t) => {
                         let mut rows = Vec::new();
-                        for row in &t.rows {
-                            if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true) {
-                                rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
+                        for item in &t.items {
+                            match item {
+                                TableItem::Row(row) => {
+                                    if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true) {
+                                        rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
+                                    }
+                                }
+                                TableItem::For { bindings, rows: body, .. } => {
+                                    let mut envs = vec![Vec::new()];
+                                    for b in bindings {
+                                        let mut next = Vec::new();
+                                        for env in &envs {
+                                            for v in self.iterate(&b.iter, env).unwrap_or_default() {
+                                                let mut e = env.clone();
+                                                e.push((b.name.name.clone(), v));
+                                                next.push(e);
+                                            }
+                                        }
+                                        envs = next;
+                                    }
+                                    for env in &envs {
+                                        for row in body {
+                                            let label = interpolate(&row.label, env);
+                                            if let Some(v) = self.eval(&row.value, env, &format!("report/{label}"), true) {
+                                                rows.push(RowPlan { label, value: v, span: row.span });
+                                            }
+                                        }
+                                    }
+                                }
                             }
                         }
                         plan.tables.push(TablePlan { caption: t.caption.as_ref().map(|c| c.value.clone()), rows });
@@ -518,6 +544,19 @@ fn text_of(e: &Expr) -> String {
         ExprKind::Str(s) => format!("{s:?}"),
         _ => "…".into(),
     }
+}
+
+/// A row label with its `{name}` holes filled from the loop values.
+fn interpolate(label: &str, env: &Env) -> String {
+    let mut out = label.to_string();
+    for (name, v) in env {
+        let shown = match v {
+            Value::Str(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out = out.replace(&format!("{{{name}}}"), &shown);
+    }
+    out
 }
 
 fn collapse(items: Vec<ArgVal>) -> ArgVal {

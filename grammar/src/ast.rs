@@ -98,8 +98,16 @@ pub enum ReportEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Table {
     pub caption: Option<Str>,
-    pub rows: Vec<Row>,
+    pub items: Vec<TableItem>,
     pub span: Span,
+}
+
+/// A row, or rows for every combination of loop values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableItem {
+    Row(Row),
+    /// `for k in counts { "k = {k}" = acc[k] }`
+    For { bindings: Vec<Binding>, rows: Vec<Row>, span: Span },
 }
 
 /// `label = expr` or `"a label" = expr` inside a report.
@@ -244,8 +252,22 @@ fn item_shape(item: &Item, out: &mut String) {
                 match e {
                     ReportEntry::Table(t) => {
                         let _ = write!(out, " (table {:?}", t.caption.as_ref().map(|c| &c.value));
-                        for row in &t.rows {
-                            row_shape(row, out);
+                        for item in &t.items {
+                            match item {
+                                TableItem::Row(row) => row_shape(row, out),
+                                TableItem::For { bindings, rows, .. } => {
+                                    out.push_str(" (for");
+                                    for b in bindings {
+                                        let _ = write!(out, " ({} ", b.name.name);
+                                        b.iter.shape(out);
+                                        out.push(')');
+                                    }
+                                    for row in rows {
+                                        row_shape(row, out);
+                                    }
+                                    out.push(')');
+                                }
+                            }
                         }
                         out.push(')');
                     }

@@ -138,8 +138,21 @@ impl Formatter<'_> {
                                 None => "table {".to_string(),
                             };
                             self.finish(head, depth + 1, open);
-                            for row in &t.rows {
-                                self.row(row, depth + 2);
+                            for item in &t.items {
+                                match item {
+                                    TableItem::Row(row) => self.row(row, depth + 2),
+                                    TableItem::For { bindings, rows, span } => {
+                                        self.leading(span.start as usize, depth + 2, false);
+                                        let binds: Vec<String> =
+                                            bindings.iter().map(|b| format!("{} in {}", b.name.name, flat(&b.iter))).collect();
+                                        let open = self.body_start(span.start as usize);
+                                        self.finish(format!("for {} {{", binds.join(", ")), depth + 2, open);
+                                        for row in rows {
+                                            self.row(row, depth + 3);
+                                        }
+                                        self.close(depth + 2, span.end as usize);
+                                    }
+                                }
                             }
                             self.close(depth + 1, t.span.end as usize);
                         }

@@ -132,14 +132,26 @@ impl Builder<'_> {
                         Rule::table => {
                             let span = self.span(&q);
                             let mut caption = None;
-                            let mut rows = Vec::new();
+                            let mut items = Vec::new();
                             for r in q.into_inner() {
                                 match r.as_rule() {
                                     Rule::string => caption = Some(self.string(r)),
-                                    _ => rows.push(self.row(r)),
+                                    Rule::table_for => {
+                                        let fspan = self.span(&r);
+                                        let mut bindings = Vec::new();
+                                        let mut rows = Vec::new();
+                                        for x in r.into_inner() {
+                                            match x.as_rule() {
+                                                Rule::binding => bindings.push(self.binding(x)),
+                                                _ => rows.push(self.row(x)),
+                                            }
+                                        }
+                                        items.push(TableItem::For { bindings, rows, span: fspan });
+                                    }
+                                    _ => items.push(TableItem::Row(self.row(r))),
                                 }
                             }
-                            ReportEntry::Table(Table { caption, rows, span })
+                            ReportEntry::Table(Table { caption, items, span })
                         }
                         _ => ReportEntry::Row(self.row(q)),
                     })
@@ -550,6 +562,8 @@ mod tests {
             "(step c (fit.power_law points:(comp score[w,] (w widths))))";
         comprehension_two: "c = [r[a, b] for a in x for b in y]" => "(step c (comp r[a,b,] (a x) (b y)))";
         record: "o = {lr: 1e-3, epochs: 5}" => "(step o (record lr:0.001f epochs:5))";
+        table_for: "report \"T\" { table { for k in ks, e in es { \"k={k}\" = s[k, e] } } }" =>
+            "(report \"T\" (table None (for (k ks) (e es) (row \"k={k}\" s[k,e,]))))";
         report: "report \"T\" { table \"acc\" { teacher = score.accuracy(t, d), \"a b\" = x } fig = report.bar(x) }" =>
             "(report \"T\" (table Some(\"acc\") (row \"teacher\" (score.accuracy t d)) (row \"a b\" x)) (row \"fig\" (report.bar x)))";
         keyword_prefix_names: "inputs = 1\nformat = 2\nreports = 3" => "(step inputs 1)\n(step format 2)\n(step reports 3)";

@@ -76,6 +76,14 @@ impl Args {
         }
     }
 
+    /// A list of numbers (integers widen to floats).
+    pub fn floats(&self, name: &str) -> Result<Vec<f64>, OpError> {
+        match self.value(name)? {
+            Value::List(items) => items.iter().map(|v| v.as_f64().ok_or_else(|| OpError::invalid(name, "must be a list of numbers"))).collect(),
+            _ => Err(OpError::internal(format!("`{name}` is not a list"))),
+        }
+    }
+
     pub fn strs(&self, name: &str) -> Result<Vec<String>, OpError> {
         match self.value(name)? {
             Value::List(items) => items

@@ -6,6 +6,112 @@ use std::fmt::Write;
 
 pub fn register(r: &mut Registry) {
     r.add(Bar);
+    r.add(Lines);
+}
+
+/// A line chart: one line per series over shared x values, with ± error bars.
+pub struct Lines;
+
+impl Op for Lines {
+    fn signature(&self) -> Signature {
+        Signature::new("report", "lines", 1, Type::Figure, "an SVG line chart: one line per series (rows of `values`) over the x values, with ± error bars when the results have `std`")
+            .req("values", Type::list(Type::list(Type::Metrics)), "one list of results per series, one result per x value")
+            .req("x", Type::list(Type::Float), "the x values")
+            .req("series", Type::list(Type::Float), "the value that names each series in the legend")
+            .opt("series_name", Type::Str, Value::Str(String::new()), "legend text after each series value, e.g. `aux logits`")
+            .opt("metric", Type::Str, Value::Str("mean".into()), "the metric on the y axis")
+            .opt("error", Type::Str, Value::Str("std".into()), "the metric drawn as an error bar; `\"\"` for none")
+            .opt("title", Type::Str, Value::Str(String::new()), "chart title")
+            .opt("xlabel", Type::Str, Value::Str(String::new()), "x-axis label")
+            .opt("ylabel", Type::Str, Value::Str(String::new()), "y-axis label")
+            .opt("reference", Type::Float, Value::Float(f64::MIN), "draw a dashed horizontal line at this value (e.g. chance)")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let paths = args.artifacts("values")?;
+        let xs: Vec<f64> = args.floats("x")?;
+        let series: Vec<f64> = args.floats("series")?;
+        if xs.is_empty() || series.is_empty() || paths.len() != xs.len() * series.len() {
+            return Err(OpError::invalid(
+                "values",
+                format!("has {} results; expected one per series and x value ({} × {})", paths.len(), series.len(), xs.len()),
+            ));
+        }
+        let (metric, error) = (args.str("metric")?, args.str("error")?);
+        let mut lines = Vec::new();
+        for (si, sv) in series.iter().enumerate() {
+            let mut pts = Vec::new();
+            for (xi, &x) in xs.iter().enumerate() {
+                let m = artifact::read_metrics(&paths[si * xs.len() + xi])?;
+                let y = artifact::metric(&m, metric)?;
+                let e = if error.is_empty() { None } else { m.get(error).and_then(|v| v.as_f64()) };
+                pts.push((x, y, e));
+            }
+            let name = args.str("series_name")?;
+            let label = format!("{} {name}", fmt_tick(*sv)).trim().to_string();
+            lines.push((label, pts));
+        }
+        let reference = Some(args.float("reference")?).filter(|&r| r > f64::MIN);
+        let svg = lines_svg(args.str("title")?, args.str("xlabel")?, args.str("ylabel")?, &lines, reference);
+        std::fs::write(ctx.out.join("figure.svg"), svg)?;
+        Ok(())
+    }
+}
+
+const PALETTE: [&str; 6] = ["#4878a8", "#e8743b", "#19a979", "#945ecf", "#ed4a7b", "#13a4b4"];
+
+type Line = (String, Vec<(f64, f64, Option<f64>)>);
+
+/// A self-contained line chart.
+pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], reference: Option<f64>) -> String {
+    let (w, h) = (640.0, 420.0);
+    let (left, right, top, bottom) = (70.0, 150.0, 50.0, 60.0);
+    let pts = lines.iter().flat_map(|(_, p)| p.iter());
+    let xmin = pts.clone().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let xmax = pts.clone().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
+    let top_val = pts.map(|p| p.1 + p.2.unwrap_or(0.0)).chain(reference).fold(0.0f64, f64::max);
+    let ymax = nice_ceiling(top_val.max(1e-12));
+    let (pw, ph) = (w - left - right, h - top - bottom);
+    let xs = |x: f64| if xmax > xmin { left + pw * (x - xmin) / (xmax - xmin) } else { left + pw / 2.0 };
+    let ys = |v: f64| top + ph * (1.0 - (v / ymax).clamp(0.0, 1.0));
+    let mut s = String::new();
+    let _ = write!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#);
+    let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, left + pw / 2.0, esc(title));
+    for i in 0..=5 {
+        let v = ymax * i as f64 / 5.0;
+        let _ = write!(s, r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##, left + pw, ys(v), ys(v), left - 6.0, ys(v) + 4.0, fmt_tick(v));
+    }
+    let mut seen = Vec::new();
+    for (_, p) in lines {
+        for &(x, _, _) in p {
+            if !seen.contains(&x) {
+                seen.push(x);
+                let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, xs(x), top + ph + 18.0, fmt_tick(x));
+            }
+        }
+    }
+    let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, left + pw / 2.0, h - 14.0, esc(xlabel));
+    let _ = write!(s, r#"<text transform="translate(18,{:.1}) rotate(-90)" text-anchor="middle">{}</text>"#, top + ph / 2.0, esc(ylabel));
+    if let Some(r) = reference {
+        let _ = write!(s, r#"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="crimson" stroke-dasharray="6 4"/>"#, left + pw, ys(r), ys(r));
+    }
+    for (i, (label, p)) in lines.iter().enumerate() {
+        let c = PALETTE[i % PALETTE.len()];
+        let path: Vec<String> = p.iter().enumerate().map(|(j, &(x, y, _))| format!("{}{:.1} {:.1}", if j == 0 { "M" } else { "L" }, xs(x), ys(y))).collect();
+        let _ = write!(s, r#"<path d="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(""));
+        for &(x, y, e) in p {
+            if let Some(e) = e.filter(|e| *e > 0.0) {
+                let _ = write!(s, r#"<path d="M{:.1} {:.1}V{:.1}" stroke="{c}"/>"#, xs(x), ys(y - e), ys(y + e));
+            }
+            let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{c}"/>"#, xs(x), ys(y));
+        }
+        let ly = top + 10.0 + 20.0 * i as f64;
+        let _ = write!(s, r#"<line x1="{}" x2="{}" y1="{ly:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2"/><text x="{}" y="{:.1}">{}</text>"#, left + pw + 12.0, left + pw + 32.0, left + pw + 38.0, ly + 4.0, esc(label));
+    }
+    let _ = write!(s, r#"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.1}" stroke="black"/><line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="black"/></svg>"#, top + ph, left + pw, top + ph, top + ph);
+    s.push('\n');
+    s
 }
 
 /// A bar chart of one metric per result, with error bars when the metrics carry a spread.
@@ -76,7 +182,8 @@ pub fn bar_svg(title: &str, ylabel: &str, bars: &[(String, f64, Option<f64>)], r
             let cx = x0 + bw / 2.0;
             let _ = write!(s, r#"<path d="M{cx:.1} {:.1}V{:.1}M{:.1} {:.1}h12M{:.1} {:.1}h12" stroke="black"/>"#, y(v - e), y(v + e), cx - 6.0, y(v - e), cx - 6.0, y(v + e));
         }
-        let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, x0 + bw / 2.0, y(*v) - 6.0, fmt_tick(*v));
+        let label_at = y(v + e.unwrap_or(0.0).max(0.0)) - 6.0;
+        let _ = write!(s, r#"<text x="{:.1}" y="{label_at:.1}" text-anchor="middle">{}</text>"#, x0 + bw / 2.0, fmt_tick(*v));
         let lx = x0 + bw / 2.0;
         let ly = h - bottom + 16.0;
         let _ = write!(s, r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="end" transform="rotate(-25 {lx:.1} {ly:.1})">{}</text>"#, esc(label));
@@ -94,8 +201,13 @@ fn nice_ceiling(v: f64) -> f64 {
     [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * p).find(|&c| c >= v).unwrap_or(10.0 * p)
 }
 
+/// A number as a person writes it: `5`, `0.25`, `0.333`, `1200`.
 fn fmt_tick(v: f64) -> String {
-    if v.abs() >= 100.0 { format!("{v:.0}") } else if v.abs() >= 1.0 { format!("{v:.2}") } else { format!("{v:.3}") }
+    if v == v.trunc() && v.abs() < 1e12 {
+        return format!("{v:.0}");
+    }
+    let s = if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.3}") };
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 #[cfg(test)]
@@ -110,5 +222,6 @@ mod tests {
         assert!(svg.contains("stroke-dasharray"));
         assert_eq!(nice_ceiling(0.93), 1.0);
         assert_eq!(nice_ceiling(3.1), 5.0);
+        assert_eq!((fmt_tick(5.0), fmt_tick(0.25), fmt_tick(0.3333), fmt_tick(0.8)), ("5".into(), "0.25".into(), "0.333".into(), "0.8".into()));
     }
 }
