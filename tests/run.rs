@@ -214,3 +214,38 @@ fn a_failing_step_is_not_cached_and_its_dependents_are_skipped() {
     assert_eq!(count(&ev, "failed"), 1);
     assert_eq!(actions(&cache), 3);
 }
+
+#[test]
+fn imported_files_are_keyed_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let c = cache.to_str().unwrap();
+    // Train and export a tiny model, then import its ONNX file in a second pipeline.
+    std::fs::write(
+        dir.path().join("make.lab"),
+        "d = data.digits()\nm = model.mlp(inputs: 64, hidden: [8], outputs: 10)\nt = finetune.supervised(m, d, epochs: 1)\n",
+    )
+    .unwrap();
+    let (r, _) = run_json(dir.path(), &cache, "make.lab", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let onnx = walk(&cache.join("artifacts")).into_iter().filter(|p| p.ends_with("model.onnx")).collect::<Vec<_>>();
+    std::fs::create_dir(dir.path().join("models")).unwrap();
+    std::fs::copy(&onnx[0], dir.path().join("models/net.onnx")).unwrap();
+    std::fs::write(
+        dir.path().join("use.lab"),
+        "test = data.digits(split: \"test\")\nnet = model.onnx(path: \"models/net.onnx\")\nacc = score.accuracy(net, test)\n",
+    )
+    .unwrap();
+    let (r, _) = run_json(dir.path(), &cache, "use.lab", &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(labrun(dir.path(), &["run", "use.lab", "--cache", c]).stderr.contains("nothing to run"));
+    // Same name, other content: the import and its score are recomputed.
+    std::fs::copy(&onnx[1], dir.path().join("models/net.onnx")).unwrap();
+    let plan = labrun(dir.path(), &["plan", "use.lab", "--cache", c]);
+    assert!(plan.stdout.contains("1 cached, 2 to run"), "{}", plan.stdout);
+    // A missing file is reported where it is named, before anything runs.
+    std::fs::remove_file(dir.path().join("models/net.onnx")).unwrap();
+    let r = labrun(dir.path(), &["check", "use.lab"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("cannot read `models/net.onnx`") && r.stderr.contains("use.lab:2:"), "{}", r.stderr);
+}

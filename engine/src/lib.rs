@@ -97,7 +97,8 @@ pub fn compile(path: &Path, overrides: &[Override], registry: &Registry) -> Comp
         return Compiled { sources, plan: None, diags };
     }
     let types = checker.types.clone();
-    let (plan, mut lower_diags) = lower::Lowerer::new(&program, registry, &types, parsed).lower();
+    let dirs = sources.files.iter().map(|f| f.path.parent().map(Path::to_path_buf).unwrap_or_default()).collect();
+    let (plan, mut lower_diags) = lower::Lowerer::new(&program, registry, &types, parsed, dirs).lower();
     sort(&mut lower_diags);
     Compiled { sources, plan, diags: lower_diags }
 }

@@ -32,6 +32,8 @@ pub(crate) struct Lowerer<'a, 'r> {
     nodes: Vec<Node>,
     dedupe: HashMap<Vec<u8>, usize>,
     total_instances: usize,
+    /// The directory of each source file, to resolve `Path` arguments.
+    dirs: Vec<std::path::PathBuf>,
     pub diags: Vec<Diag>,
 }
 
@@ -41,6 +43,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         registry: &'r Registry,
         types: &'a BTreeMap<String, (Type, bool)>,
         overrides: BTreeMap<String, (Expr, String)>,
+        dirs: Vec<std::path::PathBuf>,
     ) -> Self {
         Lowerer {
             program,
@@ -54,6 +57,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
             nodes: Vec::new(),
             dedupe: HashMap::new(),
             total_instances: 0,
+            dirs,
             diags: Vec::new(),
         }
     }
@@ -352,6 +356,13 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                         }
                     }
                     v.deps(&mut deps);
+                    if let (Type::Path, ArgVal::Value(Value::Str(p))) = (&spec.ty, &v) {
+                        let span = arg.map_or(e.span, |a| a.value.span);
+                        let (abs, hash) = self.resolve_path(p, span)?;
+                        args.insert(format!("{}#blake3", spec.name), ArgVal::Value(Value::Str(hash)));
+                        args.insert(spec.name.to_string(), ArgVal::Value(Value::Str(abs)));
+                        continue;
+                    }
                     args.insert(spec.name.to_string(), v);
                 }
                 deps.sort_unstable();
@@ -375,6 +386,24 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 self.nodes.push(Node { id, name, aliases: Vec::new(), op: sig, args, span: e.span, deps });
                 self.dedupe.insert(key, id);
                 Some(ArgVal::Node(id))
+            }
+        }
+    }
+
+    /// A `Path` argument: resolved against its file's directory and hashed, so the cache
+    /// key changes when the file's content does.
+    fn resolve_path(&mut self, p: &str, span: Span) -> Option<(String, String)> {
+        let base = self.dirs.get(span.file as usize).cloned().unwrap_or_default();
+        let path = base.join(p);
+        match std::fs::read(&path) {
+            Ok(bytes) => Some((path.display().to_string(), blake3::hash(&bytes).to_hex().to_string())),
+            Err(e) => {
+                self.diags.push(
+                    Diag::new("lab::io", format!("cannot read `{p}`: {}", e.kind()))
+                        .at(span, format!("looked for {}", path.display()))
+                        .help("paths are relative to the `.lab` file that names them"),
+                );
+                None
             }
         }
     }

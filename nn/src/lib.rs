@@ -15,6 +15,7 @@ mod error;
 pub mod graph;
 pub mod mlp;
 pub mod onnx;
+pub mod onnx_io;
 pub mod optim;
 pub mod runtime;
 pub mod tensor;

@@ -4,11 +4,11 @@ use crate::artifact::Dataset;
 use crate::nnops;
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use lab_nn::mlp::{Mlp, MlpSpec};
-use lab_nn::train::predict;
 use ndarray::Array2;
 
 pub fn register(r: &mut Registry) {
     r.add(MlpOp);
+    r.add(OnnxFile);
     r.add(Declared(
         Signature::new("model", "gpt", 1, Type::Model, "a pre-LN GPT language model with random weights")
             .req("vocab", Type::Int, "vocabulary size")
@@ -61,6 +61,33 @@ impl Op for MlpOp {
     }
 }
 
+/// An existing ONNX model, for inference: its first input takes rows `[N, width]`, its
+/// first output gives logits `[N, k]`.
+pub struct OnnxFile;
+
+impl Op for OnnxFile {
+    fn signature(&self) -> Signature {
+        Signature::new("model", "onnx", 1, Type::Model, "an existing ONNX model file, for inference: first input `[N, width]` floats, first output `[N, k]` logits")
+            .req("path", Type::Path, "the `.onnx` file, relative to the `.lab` file")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let path = args.str("path")?;
+        let bytes = std::fs::read(path).map_err(|e| OpError::Data(format!("cannot read {path}: {e}")))?;
+        let info = lab_nn::onnx_io::read(&bytes).map_err(|e| OpError::Data(format!("{path}: {e}")))?;
+        let (Some(i), Some(o)) = (info.inputs.first(), info.outputs.first()) else {
+            return Err(OpError::Data(format!("{path}: the model has no input or no output")));
+        };
+        if i.shape.len() != 2 || i.elem_type != 1 {
+            return Err(OpError::Data(format!("{path}: input `{}` must be 2-D float rows [N, width], not {:?} of type {}", i.name, i.shape, i.elem_type)));
+        }
+        std::fs::write(ctx.out.join("model.onnx"), &bytes)?;
+        let meta = serde_json::json!({"arch": "onnx", "input": i.name, "output": o.name, "inputs": i.shape[1], "outputs": o.shape.last().copied().flatten()});
+        std::fs::write(ctx.out.join("model.json"), serde_json::to_string_pretty(&meta).expect("json"))?;
+        Ok(())
+    }
+}
+
 /// A model's logits on every row of a dataset, kept as soft targets.
 pub struct Logits;
 
@@ -73,15 +100,15 @@ impl Op for Logits {
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let model = nnops::load_model(args, "model")?;
+        let mut model = nnops::Inference::load(ctx, args.artifact("model")?)?;
         let d = Dataset::read(args.artifact("inputs")?)?;
-        nnops::check_width(&model, &d, "inputs")?;
-        let keep = args.range("keep")?;
-        let keep = if keep.is_empty() { 0..model.spec.outputs } else { keep };
-        nnops::check_logits(&model, &keep, "keep")?;
+        model.check_width(&d, "inputs")?;
         let x = d.x.as_standard_layout();
-        let logits = predict(&model, x.as_slice().expect("standard layout"), nnops::session_options(ctx))?;
-        let o = model.spec.outputs;
+        let logits = model.predict(x.as_slice().expect("standard layout"))?;
+        let keep = args.range("keep")?;
+        let keep = if keep.is_empty() { 0..model.outputs } else { keep };
+        model.check_logits(&keep, "keep")?;
+        let o = model.outputs;
         let t = Array2::from_shape_fn((d.rows(), keep.len()), |(r, c)| logits[r * o + keep.start + c]);
         Dataset { x: d.x, y: d.y, t: Some(t) }.write(ctx.out)
     }

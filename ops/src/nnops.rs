@@ -11,9 +11,71 @@ pub fn session_options(ctx: &RunCtx) -> SessionOptions {
     SessionOptions { threads: ctx.threads.max(1), device: ctx.device }
 }
 
-/// Reads the model argument `name`.
+/// Reads the model argument `name` for training: only MLPs can be trained yet.
 pub fn load_model(args: &Args, name: &str) -> Result<Mlp, OpError> {
-    Ok(Mlp::load(args.artifact(name)?)?)
+    let dir = args.artifact(name)?;
+    if model_arch(dir)? == "onnx" {
+        return Err(OpError::invalid(name, "is an imported ONNX model; labrun trains the models it builds (`model.mlp`), imported ones are for inference"));
+    }
+    Ok(Mlp::load(dir)?)
+}
+
+fn model_arch(dir: &std::path::Path) -> Result<String, OpError> {
+    let text = std::fs::read_to_string(dir.join("model.json"))
+        .map_err(|e| OpError::Data(format!("{} is not a model: {e}", dir.display())))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| OpError::Data(format!("{}/model.json: {e}", dir.display())))?;
+    Ok(v["arch"].as_str().unwrap_or("").to_string())
+}
+
+/// A model ready for inference: labrun's MLP or an imported ONNX file.
+pub struct Inference {
+    pub inputs: usize,
+    pub outputs: usize,
+    session: ort::session::Session,
+    input: String,
+    output: String,
+}
+
+impl Inference {
+    pub fn load(ctx: &RunCtx, dir: &std::path::Path) -> Result<Inference, OpError> {
+        let bytes = std::fs::read(dir.join("model.onnx")).map_err(|e| OpError::Data(format!("{}: {e}", dir.display())))?;
+        let info = lab_nn::onnx_io::read(&bytes)?;
+        let (Some(i), Some(o)) = (info.inputs.first(), info.outputs.first()) else {
+            return Err(OpError::Data(format!("{}: the model has no input or no output", dir.display())));
+        };
+        let width = |io: &lab_nn::onnx_io::IoInfo| io.shape.last().copied().flatten().unwrap_or(0).max(0) as usize;
+        let session = lab_nn::runtime::session(&bytes, session_options(ctx))?;
+        Ok(Inference { inputs: width(i), outputs: width(o), session, input: i.name.clone(), output: o.name.clone() })
+    }
+
+    /// Logits for rows of `x` (row-major, `inputs` wide), in chunks.
+    pub fn predict(&mut self, x: &[f32]) -> Result<Vec<f32>, OpError> {
+        let w = self.inputs.max(1);
+        let mut out = Vec::new();
+        for chunk in x.chunks(4096 * w) {
+            let n = (chunk.len() / w) as i64;
+            let v = ort::value::Tensor::from_array((vec![n, w as i64], chunk.to_vec())).map_err(lab_nn::NnError::from)?;
+            let r = self.session.run(vec![(self.input.as_str(), v)]).map_err(lab_nn::NnError::from)?;
+            let (shape, data) = r[self.output.as_str()].try_extract_tensor::<f32>().map_err(lab_nn::NnError::from)?;
+            self.outputs = *shape.last().unwrap_or(&0) as usize;
+            out.extend_from_slice(data);
+        }
+        Ok(out)
+    }
+
+    pub fn check_width(&self, d: &Dataset, arg: &str) -> Result<(), OpError> {
+        if self.inputs != 0 && d.x.ncols() != self.inputs {
+            return Err(OpError::invalid(arg, format!("has rows of width {} but the model takes {} inputs", d.x.ncols(), self.inputs)));
+        }
+        Ok(())
+    }
+
+    pub fn check_logits(&self, range: &std::ops::Range<usize>, arg: &str) -> Result<(), OpError> {
+        if range.is_empty() || (self.outputs != 0 && range.end > self.outputs) {
+            return Err(OpError::invalid(arg, format!("is {}..{}, but the model has {} outputs (valid ranges lie within 0..{})", range.start, range.end, self.outputs, self.outputs)));
+        }
+        Ok(())
+    }
 }
 
 /// Checks that `range` indexes the model's outputs.

@@ -29,15 +29,15 @@ impl Op for Accuracy {
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let model = crate::nnops::load_model(args, "model")?;
+        let mut model = crate::nnops::Inference::load(ctx, args.artifact("model")?)?;
         let d = Dataset::read(args.artifact("data")?)?;
-        crate::nnops::check_width(&model, &d, "data")?;
-        let range = args.range("logits")?;
-        crate::nnops::check_logits(&model, &range, "logits")?;
+        model.check_width(&d, "data")?;
         let y = d.y.as_ref().ok_or_else(|| OpError::invalid("data", "has no labels `y` to score against"))?;
         let x = d.x.as_standard_layout();
-        let logits = lab_nn::train::predict(&model, x.as_slice().expect("standard layout"), crate::nnops::session_options(ctx))?;
-        let (correct, ce) = accuracy(&logits, model.spec.outputs, y.as_slice().expect("contiguous"), &range);
+        let logits = model.predict(x.as_slice().expect("standard layout"))?;
+        let range = args.range("logits")?;
+        model.check_logits(&range, "logits")?;
+        let (correct, ce) = accuracy(&logits, model.outputs, y.as_slice().expect("contiguous"), &range);
         let n = y.len();
         let mut m = Metrics::new();
         m.insert("accuracy".into(), json!(correct as f64 / n.max(1) as f64));

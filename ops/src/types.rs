@@ -10,6 +10,9 @@ pub enum Type {
     /// `a..b`, integers, half-open.
     Range,
     Record,
+    /// A file path, written as a string, relative to the `.lab` file. The file's content
+    /// (not only its name) is part of the cache key.
+    Path,
     List(Box<Type>),
     Model,
     Dataset,
@@ -44,6 +47,7 @@ impl Type {
         match (self, actual) {
             (_, Type::Any) | (Type::Any, _) => true,
             (Type::Float, Type::Int) => true,
+            (Type::Path, Type::Str) => true,
             (Type::List(a), Type::List(b)) => a.accepts(b),
             (a, b) => a == b,
         }
@@ -74,6 +78,7 @@ impl fmt::Display for Type {
             Type::Bool => write!(f, "Bool"),
             Type::Range => write!(f, "Range"),
             Type::Record => write!(f, "Record"),
+            Type::Path => write!(f, "Path"),
             Type::List(t) => write!(f, "List[{t}]"),
             Type::Model => write!(f, "Model"),
             Type::Dataset => write!(f, "Dataset"),

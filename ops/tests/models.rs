@@ -121,8 +121,31 @@ fn mismatched_models_and_data_are_clear_errors() {
     // Labels outside the trained logits.
     let e = ws.run("finetune.supervised", vec![("model", art(&m)), ("data", art(&train)), ("logits", v(Value::Range { start: 0, end: 5 }))]).unwrap_err().to_string();
     assert!(e.contains("outside the trained logits"), "{e}");
-    // A corrupt weights file.
+    // Corrupt files: the weights matter to training, the ONNX file to inference.
     std::fs::write(m.join("weights.safetensors"), b"garbage").unwrap();
-    let e = ws.run("score.accuracy", vec![("model", art(&m)), ("data", art(&train))]).unwrap_err().to_string();
+    let e = ws.run("finetune.supervised", vec![("model", art(&m)), ("data", art(&train))]).unwrap_err().to_string();
     assert!(e.contains("not a valid safetensors file"), "{e}");
+    std::fs::write(m.join("model.onnx"), b"garbage").unwrap();
+    let e = ws.run("score.accuracy", vec![("model", art(&m)), ("data", art(&train))]).unwrap_err().to_string();
+    assert!(e.contains("not an ONNX model"), "{e}");
+}
+
+#[test]
+fn an_imported_onnx_model_scores_like_the_model_it_came_from() {
+    let mut ws = Ws::new();
+    let train = ws.run("data.digits", vec![]).unwrap();
+    let test = ws.run("data.digits", vec![("split", v(Value::Str("test".into())))]).unwrap();
+    let m = ws.run("model.mlp", vec![("inputs", int(64)), ("hidden", v(Value::List(vec![Value::Int(32)]))), ("outputs", int(10))]).unwrap();
+    let t = ws.run("finetune.supervised", vec![("model", art(&m)), ("data", art(&train)), ("epochs", int(3)), ("lr", v(Value::Float(3e-3)))]).unwrap();
+    let file = ws.dir.path().join("exported.onnx");
+    std::fs::copy(t.join("model.onnx"), &file).unwrap();
+    let imported = ws.run("model.onnx", vec![("path", v(Value::Str(file.display().to_string())))]).unwrap();
+    let a = ws.run("score.accuracy", vec![("model", art(&t)), ("data", art(&test))]).unwrap();
+    let b = ws.run("score.accuracy", vec![("model", art(&imported)), ("data", art(&test))]).unwrap();
+    assert_eq!(lab_ops::artifact::read_metrics(&a).unwrap(), lab_ops::artifact::read_metrics(&b).unwrap());
+    let e = ws.run("finetune.supervised", vec![("model", art(&imported)), ("data", art(&train))]).unwrap_err().to_string();
+    assert!(e.contains("imported ONNX model"), "{e}");
+    std::fs::write(&file, b"not onnx").unwrap();
+    let e = ws.run("model.onnx", vec![("path", v(Value::Str(file.display().to_string())))]).unwrap_err().to_string();
+    assert!(e.contains("not an ONNX model"), "{e}");
 }

@@ -1,0 +1,73 @@
+//! labrun's ONNX files read back, and pass the official checker when the `onnx` Python
+//! package is importable (the structural round trip is always checked).
+
+use lab_nn::autodiff::grad;
+use lab_nn::mlp::{Activation, Mlp, MlpSpec};
+use lab_nn::onnx_io::read;
+use lab_nn::optim::{OptimConfig, step};
+use lab_nn::{DType, Graph};
+
+fn models() -> Vec<(&'static str, Vec<u8>, Mlp)> {
+    let mlp = Mlp::init(MlpSpec { inputs: 6, hidden: vec![5, 4], outputs: 3, activation: Activation::Gelu }, 9);
+    let inference = mlp.inference_graph().to_onnx_bytes("inference");
+    // A whole training step: forward, cross-entropy, backward, Adam.
+    let mut g = Graph::new(DType::F32);
+    let x = g.input("x", DType::F32, &[-1, 6]);
+    let ps: Vec<_> = mlp.params.iter().map(|(n, t)| g.input(n, DType::F32, &t.shape.iter().map(|&d| d as i64).collect::<Vec<_>>())).collect();
+    let y = g.input("target", DType::F32, &[-1, 3]);
+    let logits = mlp.spec.forward(&mut g, x, &ps);
+    let lp = g.log_softmax(logits, -1);
+    let m = g.mul(y, lp);
+    let s = g.reduce_sum(m, &[1], false);
+    let mean = g.reduce_mean(s, &[0], false);
+    let loss = g.neg(mean);
+    let grads = grad(&mut g, loss, &ps).unwrap();
+    let st = step(&mut g, &ps, &grads, &OptimConfig { clip: Some(1.0), ..OptimConfig::default() });
+    g.output(loss, "loss");
+    for (i, u) in st.updated.iter().enumerate() {
+        g.output(*u, &format!("new{i}"));
+    }
+    let training = g.to_onnx_bytes("training step");
+    vec![("inference", inference, mlp.clone()), ("training", training, mlp)]
+}
+
+#[test]
+fn exported_models_read_back() {
+    for (name, bytes, mlp) in models() {
+        let info = read(&bytes).unwrap();
+        assert_eq!(info.opset, lab_nn::graph::OPSET, "{name}");
+        assert_eq!(info.producer, "labrun");
+        assert_eq!(info.inputs[0].name, "x");
+        assert_eq!(info.inputs[0].shape, vec![None, Some(6)]);
+        if name == "inference" {
+            assert_eq!(info.outputs[0].name, "logits");
+            for (n, t) in &mlp.params {
+                let (_, got) = info.initializers.iter().find(|(m, _)| m == n).expect("weight stored");
+                assert_eq!(got, t, "{n}");
+            }
+        } else {
+            assert!(info.nodes > 50, "a training step has many nodes");
+        }
+    }
+    assert!(read(b"not a model").is_err());
+}
+
+#[test]
+fn exported_models_pass_the_onnx_checker() {
+    let has_onnx = std::process::Command::new("python3").args(["-c", "import onnx"]).output().is_ok_and(|o| o.status.success());
+    if !has_onnx {
+        eprintln!("the `onnx` Python package is not importable: only the structural round trip was checked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes, _) in models() {
+        let path = dir.path().join(format!("{name}.onnx"));
+        std::fs::write(&path, bytes).unwrap();
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
