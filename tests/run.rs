@@ -249,3 +249,39 @@ fn imported_files_are_keyed_by_content() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("cannot read `models/net.onnx`") && r.stderr.contains("use.lab:2:"), "{}", r.stderr);
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_run_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let file = pipeline("chains.lab");
+    let child = Command::new(env!("CARGO_BIN_EXE_labrun"))
+        .current_dir(dir.path())
+        .args(["run", &file, "--cache", cache.to_str().unwrap(), "--set", "rows=400_000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopping after the running steps"), "{stderr}");
+    assert_eq!(labrun(dir.path(), &["cache", "verify", "--cache", cache.to_str().unwrap()]).code, 0);
+    let (r, ev) = run_json(dir.path(), &cache, &file, &["--set", "rows=400_000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(summary(&ev)["executed"].as_u64().unwrap() + summary(&ev)["cached"].as_u64().unwrap(), 18);
+}
+
+#[test]
+fn a_declared_op_fails_clearly_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lm.lab"), "base = model.gpt(vocab: 27, width: 64)\n").unwrap();
+    assert_eq!(labrun(dir.path(), &["check", "lm.lab"]).code, 0, "checking needs only the signature");
+    let r = labrun(dir.path(), &["run", "lm.lab", "--cache", dir.path().join("c").to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("`model.gpt` is declared but not implemented yet"), "{}", r.stderr);
+    assert!(r.stderr.contains("lm.lab:1:8"), "{}", r.stderr);
+}
