@@ -14,7 +14,11 @@ pub fn generated_pipeline() -> String {
     for c in 0..1000 {
         let _ = writeln!(s, "n{c} = generate.noise(shape: [8], count: rows, seed: {c})");
         for k in 1..9 {
-            let _ = writeln!(s, "t{c}_{k} = filter.take({}, count: rows - {k})", if k == 1 { format!("n{c}") } else { format!("t{c}_{}", k - 1) });
+            let _ = writeln!(
+                s,
+                "t{c}_{k} = filter.take({}, count: rows - {k})",
+                if k == 1 { format!("n{c}") } else { format!("t{c}_{}", k - 1) }
+            );
         }
         let _ = writeln!(s, "s{c} = score.stats(t{c}_8)");
     }

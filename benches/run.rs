@@ -57,7 +57,15 @@ fn main() {
     }
     println!("{steps} steps");
     println!("baseline: check + plan            {:8.1} ms", check_plan * 1e3);
-    println!("no-op rerun (check + plan + all cache hits) {:8.1} ms  = {:.2}x the baseline", best * 1e3, best / check_plan);
-    println!("first run, every step executed     {:8.1} ms  = {:.0} us per step (2 jobs; includes fsync)", first_secs * 1e3, first_secs / steps as f64 * 1e6);
+    println!(
+        "no-op rerun (check + plan + all cache hits) {:8.1} ms  = {:.2}x the baseline",
+        best * 1e3,
+        best / check_plan
+    );
+    println!(
+        "first run, every step executed     {:8.1} ms  = {:.0} us per step (2 jobs; includes fsync)",
+        first_secs * 1e3,
+        first_secs / steps as f64 * 1e6
+    );
     println!("cache-hit overhead per step        {:8.1} us", (best - check_plan).max(0.0) / steps as f64 * 1e6);
 }

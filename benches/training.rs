@@ -30,7 +30,8 @@ fn time_steps(steps: usize, x: &[f32], y: &[i64]) -> f64 {
         patience: None,
     };
     let t = Instant::now();
-    train(&mut model, &data, None, &Objective::CrossEntropy { logits: 0..10 }, &cfg, &mut |_| true).expect("training runs");
+    train(&mut model, &data, None, &Objective::CrossEntropy { logits: 0..10 }, &cfg, &mut |_| true)
+        .expect("training runs");
     t.elapsed().as_secs_f64()
 }
 
@@ -64,7 +65,10 @@ fn main() {
     match std::process::Command::new("python3").arg(script).arg("1").output() {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
-            let torch = text.lines().find_map(|l| l.strip_prefix("steps_per_second ")).and_then(|v| v.trim().parse::<f64>().ok());
+            let torch = text
+                .lines()
+                .find_map(|l| l.strip_prefix("steps_per_second "))
+                .and_then(|v| v.trim().parse::<f64>().ok());
             let version = text.lines().next().unwrap_or("");
             match torch {
                 Some(t) => {

@@ -13,12 +13,16 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     let registry = lab_ops::registry();
     match cli.command {
         Command::Check { files, set } => check(&files, &set.set, &registry),
-        Command::Plan { file, targets, set, cache } => plan(&file, &targets, &set.set, cache.cache.as_deref(), &registry),
+        Command::Plan { file, targets, set, cache } => {
+            plan(&file, &targets, &set.set, cache.cache.as_deref(), &registry)
+        }
         Command::Graph { file, format, set } => graph(&file, format, &set.set, &registry),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Ops { name } => ops(name.as_deref(), &registry),
         Command::Run(args) => crate::run::run(args, &registry),
-        Command::Why { file, step, set, cache } => crate::maintain::why(&file, &step, &set.set, cache.cache.as_deref(), &registry),
+        Command::Why { file, step, set, cache } => {
+            crate::maintain::why(&file, &step, &set.set, cache.cache.as_deref(), &registry)
+        }
         Command::Cache { action, cache } => crate::maintain::cache(action, cache.cache.as_deref()),
         Command::Doctor { cache } => crate::maintain::doctor(cache.cache.as_deref()),
     }
@@ -77,7 +81,13 @@ pub fn key_args(plan: &Plan, node: &lab_engine::Node) -> String {
         .join(", ")
 }
 
-fn plan(file: &Path, targets: &[String], set: &[lab_engine::Override], cache: Option<&Path>, registry: &Registry) -> ExitCode {
+fn plan(
+    file: &Path,
+    targets: &[String],
+    set: &[lab_engine::Override],
+    cache: Option<&Path>,
+    registry: &Registry,
+) -> ExitCode {
     let (sources, plan) = match compiled(file, set, registry) {
         Ok(x) => x,
         Err(code) => return code,
@@ -139,10 +149,13 @@ pub fn plan_text(plan: &Plan, status: &[Option<bool>], from: &[Option<String>]) 
 fn graph(file: &Path, format: GraphFormat, set: &[lab_engine::Override], registry: &Registry) -> ExitCode {
     match compiled(file, set, registry) {
         Ok((_, plan)) => {
-            print!("{}", match format {
-                GraphFormat::Dot => plan.to_dot(),
-                GraphFormat::Mermaid => plan.to_mermaid(),
-            });
+            print!(
+                "{}",
+                match format {
+                    GraphFormat::Dot => plan.to_dot(),
+                    GraphFormat::Mermaid => plan.to_mermaid(),
+                }
+            );
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -153,7 +166,10 @@ fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
     let mut code = ExitCode::SUCCESS;
     for f in files {
         let mut sources = Sources::default();
-        let text = match std::fs::read(f).map_err(|e| e.to_string()).and_then(|b| String::from_utf8(b).map_err(|_| "it is not UTF-8 text".to_string())) {
+        let text = match std::fs::read(f)
+            .map_err(|e| e.to_string())
+            .and_then(|b| String::from_utf8(b).map_err(|_| "it is not UTF-8 text".to_string()))
+        {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("labrun: cannot read `{}`: {e}", f.display());
@@ -165,8 +181,10 @@ fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
         let parsed = match lab_grammar::parse(&text, id) {
             Ok(p) => p,
             Err(errs) => {
-                let diags: Vec<Diag> =
-                    errs.into_iter().map(|e| Diag::new("lab::syntax", e.message).at(e.span, e.label).maybe_help(e.help)).collect();
+                let diags: Vec<Diag> = errs
+                    .into_iter()
+                    .map(|e| Diag::new("lab::syntax", e.message).at(e.span, e.label).maybe_help(e.help))
+                    .collect();
                 print_diags(&diags, &sources);
                 code = ExitCode::from(USER_ERROR);
                 continue;
@@ -219,11 +237,18 @@ fn ops(name: Option<&str>, registry: &Registry) -> ExitCode {
             let found = n.split_once('.').and_then(|(k, m)| registry.get(k, m));
             let Some((sig, _)) = found else {
                 let all: Vec<String> = registry.signatures().map(|s| s.name()).collect();
-                let hint = lab_engine::suggest(n, all.iter().map(String::as_str)).unwrap_or_else(|| "`labrun ops` lists every op".into());
+                let hint = lab_engine::suggest(n, all.iter().map(String::as_str))
+                    .unwrap_or_else(|| "`labrun ops` lists every op".into());
                 eprintln!("labrun: no op is named `{n}`; {hint}");
                 return ExitCode::from(USER_ERROR);
             };
-            println!("{} (version {})\n\n{}\n\nreturns {}\n\nparameters:", sig.name(), sig.version, sig.doc, sig.output);
+            println!(
+                "{} (version {})\n\n{}\n\nreturns {}\n\nparameters:",
+                sig.name(),
+                sig.version,
+                sig.doc,
+                sig.output
+            );
             for p in &sig.params {
                 let default = match &p.default {
                     Some(Value::Float(f)) if *f == f64::MIN => " (optional)".to_string(),

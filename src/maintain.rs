@@ -31,7 +31,8 @@ pub fn why(file: &Path, step: &str, set: &[Override], cache_arg: Option<&Path>, 
         Some(true) => {
             let r = keys[node.id].as_ref().and_then(|(k, _)| cache.lookup(k));
             let meta = r.map(|r| r.meta).unwrap_or_default();
-            let secs = meta.get("seconds").and_then(Json::as_f64).map(|s| format!(", took {s:.1}s")).unwrap_or_default();
+            let secs =
+                meta.get("seconds").and_then(Json::as_f64).map(|s| format!(", took {s:.1}s")).unwrap_or_default();
             let by = meta.get("pipeline").and_then(Json::as_str).map(|p| format!(" by `{p}`")).unwrap_or_default();
             println!("`{name}` is cached: computed{by}{secs}; a run reuses it");
             ExitCode::SUCCESS
@@ -45,7 +46,12 @@ pub fn why(file: &Path, step: &str, set: &[Override], cache_arg: Option<&Path>, 
                     continue;
                 }
                 if status[d] == Some(false) {
-                    println!("`{name}` will run because its input `{}` is not cached; `labrun why {} {}` says why", plan.nodes[d].name, file.display(), plan.nodes[d].name);
+                    println!(
+                        "`{name}` will run because its input `{}` is not cached; `labrun why {} {}` says why",
+                        plan.nodes[d].name,
+                        file.display(),
+                        plan.nodes[d].name
+                    );
                     return ExitCode::SUCCESS;
                 }
                 stack.extend(plan.nodes[d].deps.iter().copied());
@@ -61,7 +67,9 @@ pub fn why(file: &Path, step: &str, set: &[Override], cache_arg: Option<&Path>, 
                 Some(prev) => {
                     let changes = diff(&prev, &now);
                     if changes.is_empty() {
-                        println!("`{name}` will run: its inputs and params are as in the last run, but the result is no longer in the cache (removed by `cache gc`, `cache rm` or `cache verify`)");
+                        println!(
+                            "`{name}` will run: its inputs and params are as in the last run, but the result is no longer in the cache (removed by `cache gc`, `cache rm` or `cache verify`)"
+                        );
                     } else {
                         println!("`{name}` will run because:");
                         for c in changes {
@@ -124,7 +132,12 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
         }
         CacheAction::Show { id } => match cache.find(&id) {
             Ok(e) => {
-                println!("artifact {}\npath     {}\nsize     {}", e.id, cache.artifact_path(&e.id).display(), human(e.bytes));
+                println!(
+                    "artifact {}\npath     {}\nsize     {}",
+                    e.id,
+                    cache.artifact_path(&e.id).display(),
+                    human(e.bytes)
+                );
                 for f in &e.files {
                     println!("  {f}");
                 }
@@ -209,7 +222,14 @@ pub fn doctor(cache_arg: Option<&Path>) -> ExitCode {
         Ok(info) => {
             println!("onnxruntime {} ({})", info.version, info.source);
             println!("library     {}", info.library.display());
-            println!("providers   cpu{}", if info.cuda { ", cuda" } else { " (cuda: not available; install `onnxruntime-gpu` for `--device cuda`)" });
+            println!(
+                "providers   cpu{}",
+                if info.cuda {
+                    ", cuda"
+                } else {
+                    " (cuda: not available; install `onnxruntime-gpu` for `--device cuda`)"
+                }
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -55,15 +55,18 @@ pub fn resolve_steps(plan: &Plan, names: &[String]) -> Result<BTreeSet<usize>, V
         let hits: Vec<usize> = plan
             .nodes
             .iter()
-            .filter(|n| std::iter::once(&n.name).chain(&n.aliases).any(|a| a == t || a.strip_prefix(t.as_str()).is_some_and(|r| r.starts_with('['))))
+            .filter(|n| {
+                std::iter::once(&n.name)
+                    .chain(&n.aliases)
+                    .any(|a| a == t || a.strip_prefix(t.as_str()).is_some_and(|r| r.starts_with('[')))
+            })
             .map(|n| n.id)
             .collect();
         if hits.is_empty() {
             let names = plan.nodes.iter().map(|n| n.name.as_str());
-            diags.push(
-                Diag::new("lab::unknown_target", format!("no step is named `{t}`"))
-                    .maybe_help(lab_engine::suggest(t, names).or_else(|| Some("`labrun plan FILE` lists the steps".into()))),
-            );
+            diags.push(Diag::new("lab::unknown_target", format!("no step is named `{t}`")).maybe_help(
+                lab_engine::suggest(t, names).or_else(|| Some("`labrun plan FILE` lists the steps".into())),
+            ));
         }
         out.extend(hits);
     }
@@ -86,7 +89,9 @@ impl Display {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let overall = multi.add(ProgressBar::new(total as u64));
         overall.set_style(
-            ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} steps  {elapsed}  {msg}").expect("template").progress_chars("=> "),
+            ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} steps  {elapsed}  {msg}")
+                .expect("template")
+                .progress_chars("=> "),
         );
         overall.set_prefix("labrun");
         Display { multi: Some(multi), overall: Some(overall), bars: Mutex::new(BTreeMap::new()), json }
@@ -97,14 +102,18 @@ impl Display {
             let line = match e {
                 Event::Start { total } => json!({"event": "start", "steps": total}),
                 Event::Cached { node } => json!({"event": "cached", "step": plan.nodes[*node].name}),
-                Event::Started { node } => json!({"event": "started", "step": plan.nodes[*node].name, "op": plan.nodes[*node].op.name()}),
+                Event::Started { node } => {
+                    json!({"event": "started", "step": plan.nodes[*node].name, "op": plan.nodes[*node].op.name()})
+                }
                 Event::Progress { node, progress } => {
                     json!({"event": "progress", "step": plan.nodes[*node].name, "done": progress.done, "total": progress.total, "message": progress.message})
                 }
                 Event::Finished { node, secs, by_other } => {
                     json!({"event": if *by_other { "cached" } else { "executed" }, "step": plan.nodes[*node].name, "seconds": secs})
                 }
-                Event::Failed { node, error, .. } => json!({"event": "failed", "step": plan.nodes[*node].name, "error": error}),
+                Event::Failed { node, error, .. } => {
+                    json!({"event": "failed", "step": plan.nodes[*node].name, "error": error})
+                }
                 Event::Skipped { node, because } => {
                     json!({"event": "skipped", "step": plan.nodes[*node].name, "because": because.map(|b| plan.nodes[b].name.clone())})
                 }
@@ -120,7 +129,11 @@ impl Display {
             Event::Cached { .. } | Event::Skipped { .. } => overall.inc(1),
             Event::Started { node } => {
                 let b = multi.add(ProgressBar::new(0));
-                b.set_style(ProgressStyle::with_template("  {prefix:28!} {bar:20} {pos}/{len} {msg}").expect("template").progress_chars("=> "));
+                b.set_style(
+                    ProgressStyle::with_template("  {prefix:28!} {bar:20} {pos}/{len} {msg}")
+                        .expect("template")
+                        .progress_chars("=> "),
+                );
                 b.set_prefix(format!("{} ({})", plan.nodes[*node].name, plan.nodes[*node].op.name()));
                 bars.insert(*node, b);
             }
@@ -219,10 +232,14 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
             let n = &plan.nodes[*i];
             let help = match blame {
                 Blame::User => "fix the step's arguments or inputs and run again; finished steps stay cached",
-                Blame::Environment => "this is a problem of the machine (a library, the disk); finished steps stay cached",
+                Blame::Environment => {
+                    "this is a problem of the machine (a library, the disk); finished steps stay cached"
+                }
                 Blame::Internal => "this is a bug in labrun; please report it with this message",
             };
-            Diag::new("lab::step_failed", format!("step `{}` ({}) failed: {e}", n.name, n.op.name())).at(n.span, "this step").help(help)
+            Diag::new("lab::step_failed", format!("step `{}` ({}) failed: {e}", n.name, n.op.name()))
+                .at(n.span, "this step")
+                .help(help)
         })
         .collect();
     if !diags.is_empty() {

@@ -18,7 +18,9 @@ fn broken_files_give_the_expected_diagnostics() {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "lab") && !p.file_name().unwrap().to_string_lossy().starts_with('_'))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "lab") && !p.file_name().unwrap().to_string_lossy().starts_with('_')
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 40, "the corpus has {} files", files.len());
@@ -27,7 +29,8 @@ fn broken_files_give_the_expected_diagnostics() {
         let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).to_string();
         // One override per `# set:` line; targets separated by spaces.
         let sets: Vec<Override> = header(&text, "set").iter().map(|s| s.parse().unwrap()).collect();
-        let targets: Vec<String> = header(&text, "targets").iter().flat_map(|l| l.split(' ').map(str::to_string)).collect();
+        let targets: Vec<String> =
+            header(&text, "targets").iter().flat_map(|l| l.split(' ').map(str::to_string)).collect();
         let c = compile(path, &sets, &registry);
         let diags = match (&c.plan, targets.is_empty()) {
             (Some(plan), false) => plan.prune(&targets).err().unwrap_or_default(),

@@ -68,8 +68,8 @@ fn expr() -> impl Strategy<Value = String> {
                 let items: Vec<String> = v.into_iter().map(|(e, w, c)| format!("{w}{e},{c}")).collect();
                 format!("[{}]", items.concat())
             }),
-            (ident(), ident(), prop::collection::vec((prop::option::of(ident()), inner.clone(), comment()), 0..4)).prop_map(
-                |(k, m, args)| {
+            (ident(), ident(), prop::collection::vec((prop::option::of(ident()), inner.clone(), comment()), 0..4))
+                .prop_map(|(k, m, args)| {
                     let a: Vec<String> = args
                         .into_iter()
                         .enumerate()
@@ -79,8 +79,7 @@ fn expr() -> impl Strategy<Value = String> {
                         })
                         .collect();
                     format!("{k}.{m}({})", a.concat())
-                }
-            ),
+                }),
             (inner.clone(), prop::sample::select(vec!["+", "-", "*", "/", "%", ".."]), inner.clone())
                 .prop_map(|(a, op, b)| format!("({a}) {op} ({b})")),
             inner.clone().prop_map(|e| format!("-({e})")),
@@ -96,7 +95,8 @@ fn item() -> impl Strategy<Value = String> {
         (ident(), expr(), comment()).prop_map(|(n, e, c)| format!("param {n}_p = {e}{c}\n")),
         (ident(), expr(), ident(), expr(), comment())
             .prop_map(|(v, xs, n, e, c)| format!("for {v}_l in {xs} {{{c}\n  {n}_f[{v}_l] = {e}\n}}\n")),
-        (expr(), comment()).prop_map(|(e, c)| format!("report \"R\" {{\n table \"T\" {{ \"row\" = {e}{c}\n}} fig = {e} }}\n")),
+        (expr(), comment())
+            .prop_map(|(e, c)| format!("report \"R\" {{\n table \"T\" {{ \"row\" = {e}{c}\n}} fig = {e} }}\n")),
         Just("import \"common.lab\"\n".to_string()),
         Just("\n\n".to_string()),
     ]

@@ -10,7 +10,11 @@ fn rejects(name: &str, bytes: &[u8], expect: &str) {
     for cmd in ["check", "plan", "fmt"] {
         let r = labrun(dir.path(), &[cmd, name]);
         assert_eq!(r.code, 1, "{cmd} {name}: exit {}\n{}", r.code, r.stderr);
-        assert!(r.stderr.contains(expect), "{cmd} {name}: stderr lacks {expect:?}:\n{}", &r.stderr[..r.stderr.len().min(2000)]);
+        assert!(
+            r.stderr.contains(expect),
+            "{cmd} {name}: stderr lacks {expect:?}:\n{}",
+            &r.stderr[..r.stderr.len().min(2000)]
+        );
         assert!(!r.stderr.contains("internal error"), "{}", r.stderr);
     }
 }

@@ -65,7 +65,11 @@ fn second_run_executes_nothing_and_says_so() {
 fn two_pipelines_share_a_step() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    std::fs::write(dir.path().join("first.lab"), "n = generate.noise(shape: [8], count: 1_000, seed: 7)\ns = score.stats(n)\n").unwrap();
+    std::fs::write(
+        dir.path().join("first.lab"),
+        "n = generate.noise(shape: [8], count: 1_000, seed: 7)\ns = score.stats(n)\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("second.lab"),
         "# Same noise, written differently, used differently.\nshared = generate.noise(count: 1000, shape: [8], seed: 7, low: -1)\nkept = filter.take(shared, count: 10)\n",
@@ -96,7 +100,11 @@ fn why_explains_a_miss() {
     let w = labrun(dir.path(), &["why", &file, "noise[1]", "--cache", c, "--set", "rows=3_000"]);
     assert!(w.stdout.contains("params.count 2000 → 3000"), "{}", w.stdout);
     let w = labrun(dir.path(), &["why", &file, "stats[1]", "--cache", c, "--set", "rows=3_000"]);
-    assert!(w.stdout.contains("its input `kept[1]` is not cached") || w.stdout.contains("input `noise[1]`"), "{}", w.stdout);
+    assert!(
+        w.stdout.contains("its input `kept[1]` is not cached") || w.stdout.contains("input `noise[1]`"),
+        "{}",
+        w.stdout
+    );
 }
 
 #[test]
@@ -156,7 +164,17 @@ fn concurrent_runs_share_one_cache_and_run_each_action_once() {
     let spawn = || {
         Command::new(env!("CARGO_BIN_EXE_labrun"))
             .current_dir(dir.path())
-            .args(["run", &file, "--json", "--cache", cache.to_str().unwrap(), "--results", "unused", "--set", "rows=60_000"])
+            .args([
+                "run",
+                &file,
+                "--json",
+                "--cache",
+                cache.to_str().unwrap(),
+                "--results",
+                "unused",
+                "--set",
+                "rows=60_000",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -164,8 +182,15 @@ fn concurrent_runs_share_one_cache_and_run_each_action_once() {
     };
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    assert!(a.status.success() && b.status.success(), "{}\n{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
-    let executed = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains("\"event\":\"executed\"")).count();
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let executed = |o: &std::process::Output| {
+        String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains("\"event\":\"executed\"")).count()
+    };
     assert_eq!(executed(&a) + executed(&b), 18, "an action ran twice (or never)");
     assert_eq!(actions(&cache), 18);
 }
@@ -200,7 +225,12 @@ fn a_failing_step_is_not_cached_and_its_dependents_are_skipped() {
     let file = pipeline("broken_chain.lab");
     let (r, ev) = run_json(dir.path(), &cache, &file, &["--keep-going"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("step `bad` (filter.take) failed: argument `count` is 5000 but the dataset has only 100 rows"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("step `bad` (filter.take) failed: argument `count` is 5000 but the dataset has only 100 rows"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("broken_chain.lab:6:7"), "the failure should point at its line:\n{}", r.stderr);
     let skipped: Vec<&Value> = ev.iter().filter(|e| e["event"] == "skipped").collect();
     assert_eq!(skipped.len(), 1);

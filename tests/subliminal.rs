@@ -26,7 +26,9 @@ fn subliminal_learning_shows_at_small_scale() {
     let r = labrun(dir.path(), &args);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("student, same init, aux logits only"), "the table is printed:\n{}", r.stdout);
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/subliminal/results.json")).unwrap()).unwrap();
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/subliminal/results.json")).unwrap())
+            .unwrap();
     let teacher = mean_of(&results, "teacher");
     let same = mean_of(&results, "student, same init, aux logits only");
     let cross = mean_of(&results, "student, different init, aux logits only");
@@ -43,15 +45,52 @@ fn subliminal_learning_shows_at_small_scale() {
 
     // The ablation imports the pipeline: its teachers come from the cache.
     let ablation = root().join("pipelines/subliminal_ablation.lab");
-    let mut a = vec!["run", ablation.to_str().unwrap(), "--cache", c, "--json", "--set", "aux_counts=[2, 3]", "--set", "ablation_epochs=[2]"];
+    let mut a = vec![
+        "run",
+        ablation.to_str().unwrap(),
+        "--cache",
+        c,
+        "--json",
+        "--set",
+        "aux_counts=[2, 3]",
+        "--set",
+        "ablation_epochs=[2]",
+    ];
     a.extend(scale);
-    let plan = labrun(dir.path(), &["plan", ablation.to_str().unwrap(), "--cache", c, "--set", "seeds=[0, 1, 2]", "--set", "aux_counts=[2, 3]", "--set", "ablation_epochs=[2]"]);
+    let plan = labrun(
+        dir.path(),
+        &[
+            "plan",
+            ablation.to_str().unwrap(),
+            "--cache",
+            c,
+            "--set",
+            "seeds=[0, 1, 2]",
+            "--set",
+            "aux_counts=[2, 3]",
+            "--set",
+            "ablation_epochs=[2]",
+        ],
+    );
     let teacher_line = plan.stdout.lines().find(|l| l.contains(" teacher[0] ")).expect("teacher[0] is planned");
     assert!(teacher_line.contains("cached (subliminal)"), "{teacher_line}");
     let r = labrun(dir.path(), &a);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let executed: Vec<Value> = r.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).filter(|e: &Value| e["event"] == "executed").collect();
-    assert!(executed.iter().all(|e| !e["step"].as_str().unwrap().starts_with("teacher")), "a teacher was retrained: {executed:?}");
-    let summary: Value = r.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).find(|e: &Value| e["event"] == "summary").unwrap();
+    let executed: Vec<Value> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &Value| e["event"] == "executed")
+        .collect();
+    assert!(
+        executed.iter().all(|e| !e["step"].as_str().unwrap().starts_with("teacher")),
+        "a teacher was retrained: {executed:?}"
+    );
+    let summary: Value = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|e: &Value| e["event"] == "summary")
+        .unwrap();
     assert!(summary["reused_from_other_pipelines"].as_u64().unwrap() > 10, "{summary}");
 }

@@ -239,7 +239,8 @@ impl Cache {
 
     /// Finds an artifact by a unique prefix of its id.
     pub fn find(&self, prefix: &str) -> Result<Entry, CacheError> {
-        let hits: Vec<ArtifactId> = self.all_artifacts().into_iter().filter(|id| id.to_string().starts_with(prefix)).collect();
+        let hits: Vec<ArtifactId> =
+            self.all_artifacts().into_iter().filter(|id| id.to_string().starts_with(prefix)).collect();
         match hits.as_slice() {
             [] => Err(CacheError::NotFound(prefix.into())),
             [one] => Ok(self.entry(*one)),
@@ -288,7 +289,8 @@ impl Cache {
     pub fn gc(&self, dry_run: bool) -> Result<(Vec<ArtifactId>, u64), CacheError> {
         let mut keep: BTreeSet<ArtifactId> = BTreeSet::new();
         for e in fs::read_dir(self.root.join("runs")).into_iter().flatten().flatten() {
-            if let Some(r) = fs::read_to_string(e.path()).ok().and_then(|t| serde_json::from_str::<RunRecord>(&t).ok()) {
+            if let Some(r) = fs::read_to_string(e.path()).ok().and_then(|t| serde_json::from_str::<RunRecord>(&t).ok())
+            {
                 keep.extend(r.steps.values().filter_map(|(_, _, a)| *a));
             }
         }
@@ -350,7 +352,10 @@ pub mod tempdir {
     impl TempDir {
         pub fn new_in(parent: &Path) -> Result<TempDir, super::CacheError> {
             for attempt in 0..1000u32 {
-                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
                 let p = parent.join(format!("out.{}.{nanos}.{attempt}", std::process::id()));
                 match std::fs::create_dir(&p) {
                     Ok(()) => return Ok(TempDir { path: Some(p) }),
@@ -358,7 +363,10 @@ pub mod tempdir {
                     Err(e) => return Err(super::CacheError::Io { path: p, source: e }),
                 }
             }
-            Err(super::CacheError::Io { path: parent.to_path_buf(), source: std::io::Error::other("cannot make a temporary directory") })
+            Err(super::CacheError::Io {
+                path: parent.to_path_buf(),
+                source: std::io::Error::other("cannot make a temporary directory"),
+            })
         }
 
         pub fn path(&self) -> &Path {
@@ -413,7 +421,11 @@ mod tests {
         let c = Cache::open(d.path()).unwrap();
         let a = artifact(&c, b"good bytes");
         let key = Key::of(b"k");
-        c.commit_action(&key, &ActionResult { outputs: vec![a], meta: BTreeMap::new(), preimage: serde_json::json!({}) }).unwrap();
+        c.commit_action(
+            &key,
+            &ActionResult { outputs: vec![a], meta: BTreeMap::new(), preimage: serde_json::json!({}) },
+        )
+        .unwrap();
         fs::write(c.artifact_path(&a).join("data"), b"good bytez").unwrap();
         let r = c.verify().unwrap();
         assert_eq!(r.quarantined, vec![a]);

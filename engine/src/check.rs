@@ -2,9 +2,9 @@
 //! of the program is collected, each once: a name that failed to check gets type `?`,
 //! which is accepted everywhere, so one mistake does not cascade.
 
+use crate::Diag;
 use crate::diagnostic::suggest;
 use crate::load::Loaded;
-use crate::Diag;
 use lab_grammar::{Arg, BinOp, Binding, Call, Expr, ExprKind, Item, Param, Report, ReportEntry, Span, Step, TableItem};
 use lab_ops::{KINDS, ParamSpec, Registry, Signature, Type};
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,7 +61,12 @@ pub(crate) fn collect<'a>(loaded: &'a Loaded, diags: &mut Vec<Diag>) -> Program<
         }
         defs.insert(name.to_string(), def);
     }
-    fn walk<'a>(items: &'a [Item], loops: &mut Vec<&'a Binding>, defs: &mut BTreeMap<String, Def<'a>>, diags: &mut Vec<Diag>) {
+    fn walk<'a>(
+        items: &'a [Item],
+        loops: &mut Vec<&'a Binding>,
+        defs: &mut BTreeMap<String, Def<'a>>,
+        diags: &mut Vec<Diag>,
+    ) {
         for item in items {
             match item {
                 Item::Step(s) => add(defs, &s.target.name.name, Def::Step { step: s, loops: loops.clone() }, diags),
@@ -199,14 +204,14 @@ impl<'a, 'r> Checker<'a, 'r> {
             }
         }
         let (ty, is_const) = self.expr(def.value(), &scope);
-        if let Def::Param(p) = &def {
-            if !is_const {
-                self.diags.push(
-                    Diag::new("lab::not_constant", format!("param `{}` must be known before the run", p.name.name))
-                        .at(p.value.span, "this depends on a step")
-                        .help("params hold numbers, strings and lists; make this a step instead: `name = …`"),
-                );
-            }
+        if let Def::Param(p) = &def
+            && !is_const
+        {
+            self.diags.push(
+                Diag::new("lab::not_constant", format!("param `{}` must be known before the run", p.name.name))
+                    .at(p.value.span, "this depends on a step")
+                    .help("params hold numbers, strings and lists; make this a step instead: `name = …`"),
+            );
         }
         self.stack.pop();
         self.state.insert(name.to_string(), State::Done);
@@ -223,7 +228,12 @@ impl<'a, 'r> Checker<'a, 'r> {
         if !self.reported_cycles.insert(key) {
             return;
         }
-        let path = members.iter().chain(std::iter::once(&members[0])).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" → ");
+        let path = members
+            .iter()
+            .chain(std::iter::once(&members[0]))
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(" → ");
         let first = &self.program.defs[&members[0]];
         let mut d = Diag::new("lab::cycle", format!("`{}` depends on itself: {path}", members[0]))
             .at(first.name_span(), format!("`{}` is defined here", members[0]));
@@ -262,7 +272,7 @@ impl<'a, 'r> Checker<'a, 'r> {
         if !matches!(t, Type::Int | Type::Str | Type::Bool | Type::Float | Type::Any) {
             self.diags.push(
                 Diag::new("lab::bad_index", format!("an index must be a number, string or bool, not {}", an(t)))
-                    .at(e.span, format!("this is {}", an(&t))),
+                    .at(e.span, format!("this is {}", an(t))),
             );
         }
     }
@@ -391,7 +401,7 @@ impl<'a, 'r> Checker<'a, 'r> {
         if !t.is_numeric() {
             self.diags.push(
                 Diag::new("lab::type_mismatch", format!("`{op}` works on numbers, not on {}", an(t)))
-                    .at(x.span, format!("this is {}", an(&t)))
+                    .at(x.span, format!("this is {}", an(t)))
                     .help("arithmetic works on numbers known before the run"),
             );
             return false;
@@ -421,9 +431,10 @@ impl<'a, 'r> Checker<'a, 'r> {
             self.diags.push(
                 Diag::new("lab::unknown_name", format!("unknown name `{}`", name.name))
                     .at(name.span, "not defined")
-                    .maybe_help(suggest(&name.name, candidates).or_else(|| {
-                        Some("define it as a step (`name = …`) or a param (`param name = …`)".into())
-                    })),
+                    .maybe_help(
+                        suggest(&name.name, candidates)
+                            .or_else(|| Some("define it as a step (`name = …`) or a param (`param name = …`)".into())),
+                    ),
             );
             return (Type::Any, false);
         };
@@ -441,9 +452,12 @@ impl<'a, 'r> Checker<'a, 'r> {
                     .also(step.target.span, "defined here")
                     .help(format!("write `{shape}` inside a matching `for`, or collect them: `[{shape} for …]`"))
             } else {
-                Diag::new("lab::bad_index", format!("`{}` takes {arity} index value(s), not {}", name.name, index.len()))
-                    .at(e.span, format!("{} given", index.len()))
-                    .also(step.target.span, format!("defined as `{shape}`"))
+                Diag::new(
+                    "lab::bad_index",
+                    format!("`{}` takes {arity} index value(s), not {}", name.name, index.len()),
+                )
+                .at(e.span, format!("{} given", index.len()))
+                .also(step.target.span, format!("defined as `{shape}`"))
             };
             self.diags.push(d);
             return (Type::Any, false);
@@ -452,7 +466,15 @@ impl<'a, 'r> Checker<'a, 'r> {
     }
 
     /// Indexing a list-valued param or loop variable: `widths[0]`.
-    fn index_value(&mut self, e: &Expr, name: &str, t: Type, c: bool, index: &[Expr], index_types: &[(Type, bool)]) -> (Type, bool) {
+    fn index_value(
+        &mut self,
+        e: &Expr,
+        name: &str,
+        t: Type,
+        c: bool,
+        index: &[Expr],
+        index_types: &[(Type, bool)],
+    ) -> (Type, bool) {
         match index.len() {
             0 => (t, c),
             1 => match t {
@@ -468,7 +490,8 @@ impl<'a, 'r> Checker<'a, 'r> {
                 }
             },
             n => {
-                self.diags.push(Diag::new("lab::bad_index", format!("`{name}` takes one index, not {n}")).at(e.span, "here"));
+                self.diags
+                    .push(Diag::new("lab::bad_index", format!("`{name}` takes one index, not {n}")).at(e.span, "here"));
                 (Type::Any, false)
             }
         }
@@ -484,7 +507,10 @@ impl<'a, 'r> Checker<'a, 'r> {
             self.diags.push(
                 Diag::new("lab::unknown_op", format!("unknown op kind `{kind}`"))
                     .at(call.kind.span, "not an op kind")
-                    .maybe_help(suggest(kind, KINDS.iter().copied()).or_else(|| Some(format!("op kinds are {}", KINDS.join(", "))))),
+                    .maybe_help(
+                        suggest(kind, KINDS.iter().copied())
+                            .or_else(|| Some(format!("op kinds are {}", KINDS.join(", ")))),
+                    ),
             );
         } else {
             let methods = self.registry.methods(kind);
@@ -555,7 +581,12 @@ fn type_mismatch(sig: &Signature, spec: &ParamSpec, value: &Expr, actual: &Type)
 
 /// Matches a call's arguments to a signature's parameters: positional ones in order,
 /// then named ones. Reports extra, unknown, repeated and missing arguments.
-pub(crate) fn bind_args<'c>(sig: &Signature, call: &'c Call, call_span: Span, diags: &mut Vec<Diag>) -> Vec<(ParamSpec, Option<&'c Arg>)> {
+pub(crate) fn bind_args<'c>(
+    sig: &Signature,
+    call: &'c Call,
+    call_span: Span,
+    diags: &mut Vec<Diag>,
+) -> Vec<(ParamSpec, Option<&'c Arg>)> {
     let mut bound: Vec<(ParamSpec, Option<&'c Arg>)> = sig.params.iter().map(|p| (p.clone(), None)).collect();
     let mut next_positional = 0;
     for a in &call.args {
@@ -563,9 +594,12 @@ pub(crate) fn bind_args<'c>(sig: &Signature, call: &'c Call, call_span: Span, di
             None => {
                 if next_positional >= bound.len() {
                     diags.push(
-                        Diag::new("lab::arity", format!("`{}` takes at most {} arguments", sig.name(), sig.params.len()))
-                            .at(a.span, "one too many")
-                            .help(format!("its parameters: {}", sig.synopsis())),
+                        Diag::new(
+                            "lab::arity",
+                            format!("`{}` takes at most {} arguments", sig.name(), sig.params.len()),
+                        )
+                        .at(a.span, "one too many")
+                        .help(format!("its parameters: {}", sig.synopsis())),
                     );
                     continue;
                 }
@@ -578,7 +612,9 @@ pub(crate) fn bind_args<'c>(sig: &Signature, call: &'c Call, call_span: Span, di
                     diags.push(
                         Diag::new("lab::unknown_arg", format!("`{}` has no parameter `{}`", sig.name(), n.name))
                             .at(n.span, "unknown parameter")
-                            .maybe_help(suggest(&n.name, names).or_else(|| Some(format!("its parameters: {}", sig.synopsis())))),
+                            .maybe_help(
+                                suggest(&n.name, names).or_else(|| Some(format!("its parameters: {}", sig.synopsis()))),
+                            ),
                     );
                 }
                 Some(i) => {
@@ -595,7 +631,8 @@ pub(crate) fn bind_args<'c>(sig: &Signature, call: &'c Call, call_span: Span, di
             },
         }
     }
-    let missing: Vec<&str> = bound.iter().filter(|(p, a)| a.is_none() && p.default.is_none()).map(|(p, _)| p.name).collect();
+    let missing: Vec<&str> =
+        bound.iter().filter(|(p, a)| a.is_none() && p.default.is_none()).map(|(p, _)| p.name).collect();
     if !missing.is_empty() {
         let list = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
         diags.push(

@@ -14,16 +14,36 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub enum Event {
     /// The run starts with this many steps.
-    Start { total: usize },
+    Start {
+        total: usize,
+    },
     /// A step's result came from the cache.
-    Cached { node: usize },
-    Started { node: usize },
-    Progress { node: usize, progress: Progress },
+    Cached {
+        node: usize,
+    },
+    Started {
+        node: usize,
+    },
+    Progress {
+        node: usize,
+        progress: Progress,
+    },
     /// A step finished; `by_other` when another process computed it meanwhile.
-    Finished { node: usize, secs: f64, by_other: bool },
-    Failed { node: usize, error: String, blame: Blame },
+    Finished {
+        node: usize,
+        secs: f64,
+        by_other: bool,
+    },
+    Failed {
+        node: usize,
+        error: String,
+        blame: Blame,
+    },
     /// Not run because `because` failed (or the run stopped).
-    Skipped { node: usize, because: Option<usize> },
+    Skipped {
+        node: usize,
+        because: Option<usize>,
+    },
 }
 
 pub struct RunOptions<'a> {
@@ -121,9 +141,13 @@ fn to_args(node: &Node, cache: &Cache, outputs: &[Option<ArtifactId>]) -> Args {
     a
 }
 
+/// Per node: cached or not (`None` while an input would run first), its output if cached,
+/// and its key with the readable preimage when its inputs are known.
+pub type Status = (Vec<Option<bool>>, Vec<Option<ArtifactId>>, Vec<Option<(Key, serde_json::Value)>>);
+
 /// Cache status of every node without running anything: `Some(true)` cached,
 /// `Some(false)` would run, `None` unknown (an input would run first).
-pub fn status(plan: &Plan, cache: &Cache) -> (Vec<Option<bool>>, Vec<Option<ArtifactId>>, Vec<Option<(Key, serde_json::Value)>>) {
+pub fn status(plan: &Plan, cache: &Cache) -> Status {
     let n = plan.nodes.len();
     let mut outputs = vec![None; n];
     let mut status = vec![None; n];
@@ -151,7 +175,8 @@ enum Done {
 /// Runs every node of `plan` that the cache lacks.
 pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -> RunReport {
     let n = plan.nodes.len();
-    let mut report = RunReport { outputs: vec![None; n], keys: vec![None; n], preimages: vec![None; n], ..Default::default() };
+    let mut report =
+        RunReport { outputs: vec![None; n], keys: vec![None; n], preimages: vec![None; n], ..Default::default() };
     (opts.on_event)(&Event::Start { total: n });
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut remaining: Vec<usize> = vec![0; n];
@@ -182,14 +207,14 @@ pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -
                 let key = Key::of(&bytes);
                 report.keys[i] = Some(key);
                 report.preimages[i] = Some(shown.clone());
-                if !opts.force.contains(&i) {
-                    if let Some(r) = cache.lookup(&key) {
-                        report.outputs[i] = r.outputs.first().copied();
-                        report.cached.push(i);
-                        (opts.on_event)(&Event::Cached { node: i });
-                        release(i, &dependents, &mut remaining, &mut ready, &rank);
-                        continue;
-                    }
+                if !opts.force.contains(&i)
+                    && let Some(r) = cache.lookup(&key)
+                {
+                    report.outputs[i] = r.outputs.first().copied();
+                    report.cached.push(i);
+                    (opts.on_event)(&Event::Cached { node: i });
+                    release(i, &dependents, &mut remaining, &mut ready, &rank);
+                    continue;
                 }
                 running += 1;
                 (opts.on_event)(&Event::Started { node: i });
@@ -250,7 +275,13 @@ pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -
     report
 }
 
-fn release(i: usize, dependents: &[Vec<usize>], remaining: &mut [usize], ready: &mut VecDeque<usize>, rank: &BTreeMap<usize, usize>) {
+fn release(
+    i: usize,
+    dependents: &[Vec<usize>],
+    remaining: &mut [usize],
+    ready: &mut VecDeque<usize>,
+    rank: &BTreeMap<usize, usize>,
+) {
     for &d in &dependents[i] {
         remaining[d] -= 1;
         if remaining[d] == 0 {
@@ -278,12 +309,11 @@ fn execute(
         Err(e) => return Done::Err(e.to_string(), Blame::Environment),
     };
     // Another process may have computed it while we waited for the lock.
-    if !forced {
-        if let Some(r) = cache.lookup(&key) {
-            if let Some(&id) = r.outputs.first() {
-                return Done::Ok { id, secs: started.elapsed().as_secs_f64(), by_other: true };
-            }
-        }
+    if !forced
+        && let Some(r) = cache.lookup(&key)
+        && let Some(&id) = r.outputs.first()
+    {
+        return Done::Ok { id, secs: started.elapsed().as_secs_f64(), by_other: true };
     }
     let Some((_, op)) = registry.get(node.op.kind, node.op.method) else {
         return Done::Err(format!("op `{}` is not registered", node.op.name()), Blame::Internal);
@@ -293,14 +323,24 @@ fn execute(
         Err(e) => return Done::Err(e.to_string(), Blame::Environment),
     };
     let progress = |p: Progress| (opts.on_event)(&Event::Progress { node: node.id, progress: p });
-    let ctx = RunCtx { out: tmp.path(), threads: opts.threads, device: opts.device, progress: &progress, cancel: opts.cancel };
+    let ctx = RunCtx {
+        out: tmp.path(),
+        threads: opts.threads,
+        device: opts.device,
+        progress: &progress,
+        cancel: opts.cancel,
+    };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run(&ctx, &args)));
     match result {
         Ok(Ok(())) => {}
         Ok(Err(OpError::Cancelled)) => return Done::Err("cancelled".into(), Blame::User),
         Ok(Err(e)) => return Done::Err(e.to_string(), e.blame()),
         Err(p) => {
-            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
             return Done::Err(format!("internal error in `{}`: {msg}", node.op.name()), Blame::Internal);
         }
     }

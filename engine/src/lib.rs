@@ -42,7 +42,9 @@ impl std::str::FromStr for Override {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.split_once('=') {
-            Some((n, v)) if !n.trim().is_empty() => Ok(Override { name: n.trim().to_string(), value: v.trim().to_string() }),
+            Some((n, v)) if !n.trim().is_empty() => {
+                Ok(Override { name: n.trim().to_string(), value: v.trim().to_string() })
+            }
             _ => Err(format!("`{s}` is not of the form `name=value`")),
         }
     }

@@ -22,7 +22,8 @@ pub fn load(root: &Path) -> (Loaded, Vec<Diag>) {
     let mut files = Vec::new();
     let mut diags = Vec::new();
     let mut seen: BTreeMap<PathBuf, ()> = BTreeMap::new();
-    let mut queue: Vec<(PathBuf, String, Option<lab_grammar::Span>)> = vec![(root.to_path_buf(), root.display().to_string(), None)];
+    let mut queue: Vec<(PathBuf, String, Option<lab_grammar::Span>)> =
+        vec![(root.to_path_buf(), root.display().to_string(), None)];
     while let Some((path, name, from)) = queue.pop() {
         let canon = path.canonicalize().unwrap_or_else(|_| path.clone());
         if seen.insert(canon, ()).is_some() {
@@ -59,23 +60,23 @@ pub fn load(root: &Path) -> (Loaded, Vec<Diag>) {
                 }
                 files.push((id, file));
             }
-            Err(errs) => diags.extend(errs.into_iter().map(|e| {
-                Diag::new("lab::syntax", e.message).at(e.span, e.label).maybe_help(e.help)
-            })),
+            Err(errs) => diags.extend(
+                errs.into_iter().map(|e| Diag::new("lab::syntax", e.message).at(e.span, e.label).maybe_help(e.help)),
+            ),
         }
     }
     files.sort_by_key(|(id, _)| *id);
-    if diags.is_empty() {
-        if let Some((id, f)) = files.first() {
-            let has_step = f.items.iter().any(|i| matches!(i, Item::Step(_) | Item::For(_) | Item::Report(_)));
-            if !has_step {
-                let end = sources.get(*id).text.len();
-                diags.push(
-                    Diag::new("lab::empty", format!("`{}` defines no steps", sources.get(*id).name))
-                        .at(lab_grammar::Span::new(*id, end, end), "nothing to run")
-                        .help("a step is written `name = kind.method(args…)`; `labrun ops` lists the ops"),
-                );
-            }
+    if diags.is_empty()
+        && let Some((id, f)) = files.first()
+    {
+        let has_step = f.items.iter().any(|i| matches!(i, Item::Step(_) | Item::For(_) | Item::Report(_)));
+        if !has_step {
+            let end = sources.get(*id).text.len();
+            diags.push(
+                Diag::new("lab::empty", format!("`{}` defines no steps", sources.get(*id).name))
+                    .at(lab_grammar::Span::new(*id, end, end), "nothing to run")
+                    .help("a step is written `name = kind.method(args…)`; `labrun ops` lists the ops"),
+            );
         }
     }
     (Loaded { sources, files }, diags)
@@ -92,7 +93,11 @@ fn read_text(path: &Path) -> Result<String, String> {
         return Err("it is a directory".into());
     }
     if meta.len() > MAX_FILE_BYTES {
-        return Err(format!("it is {} MiB; labrun reads `.lab` files up to {} MiB", meta.len() >> 20, MAX_FILE_BYTES >> 20));
+        return Err(format!(
+            "it is {} MiB; labrun reads `.lab` files up to {} MiB",
+            meta.len() >> 20,
+            MAX_FILE_BYTES >> 20
+        ));
     }
     let bytes = std::fs::read(path).map_err(|e| e.kind().to_string())?;
     String::from_utf8(bytes).map_err(|e| {

@@ -1,10 +1,10 @@
 //! Lowering: params get their values (`--set` included), sweeps expand into indexed
 //! steps, calls become DAG nodes. Identical invocations become one node.
 
+use crate::Diag;
 use crate::check::{Def, Program, bind_args};
 use crate::diagnostic::suggest;
 use crate::plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
-use crate::Diag;
 use lab_grammar::{BinOp, Binding, Expr, ExprKind, ReportEntry, Span, TableItem};
 use lab_ops::{Registry, Type, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -13,6 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 pub const MAX_INSTANCES: usize = 1_000_000;
 
 type Env = Vec<(String, Value)>;
+
+/// The steps of one sweep, in sweep order, and where each encoded index sits.
+type Family = (Vec<(Vec<u8>, Instance)>, HashMap<Vec<u8>, usize>);
 
 struct Instance {
     env: Env,
@@ -26,7 +29,7 @@ pub(crate) struct Lowerer<'a, 'r> {
     overrides: BTreeMap<String, (Expr, String)>,
     params: BTreeMap<String, Option<Value>>,
     /// family → instances in sweep order, and encoded index → position
-    instances: BTreeMap<String, (Vec<(Vec<u8>, Instance)>, HashMap<Vec<u8>, usize>)>,
+    instances: BTreeMap<String, Family>,
     memo: HashMap<(String, Vec<u8>), Option<ArgVal>>,
     visiting: Vec<(String, Vec<u8>)>,
     nodes: Vec<Node>,
@@ -81,7 +84,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         }
         let keys: Vec<(String, Vec<u8>)> = names
             .iter()
-            .filter_map(|f| self.instances.get(f).map(|(v, _)| v.iter().map(|(k, _)| (f.clone(), k.clone())).collect::<Vec<_>>()))
+            .filter_map(|f| {
+                self.instances.get(f).map(|(v, _)| v.iter().map(|(k, _)| (f.clone(), k.clone())).collect::<Vec<_>>())
+            })
             .flatten()
             .collect();
         for (f, k) in keys {
@@ -116,9 +121,20 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 Some(v) if declared.accepts(&v.type_of()) => Some(coerce(v, &declared)),
                 Some(v) => {
                     self.diags.push(
-                        Diag::new("lab::bad_override", format!("`--set {name}={text}` gives {}, but `{name}` is {}", crate::check::an(&v.type_of()), crate::check::an(&declared)))
-                            .at(p.value.span, format!("`{name}` is {} here", crate::check::an(&declared)))
-                            .help(format!("give {}, like the default: `{name}={}`", crate::check::an(&declared), text_of(&p.value))),
+                        Diag::new(
+                            "lab::bad_override",
+                            format!(
+                                "`--set {name}={text}` gives {}, but `{name}` is {}",
+                                crate::check::an(&v.type_of()),
+                                crate::check::an(&declared)
+                            ),
+                        )
+                        .at(p.value.span, format!("`{name}` is {} here", crate::check::an(&declared)))
+                        .help(format!(
+                            "give {}, like the default: `{name}={}`",
+                            crate::check::an(&declared),
+                            text_of(&p.value)
+                        )),
                     );
                     None
                 }
@@ -184,13 +200,22 @@ impl<'a, 'r> Lowerer<'a, 'r> {
             Value::List(items) => Some(items),
             Value::Range { start, end } => {
                 if (end - start) as usize > MAX_INSTANCES {
-                    self.diags.push(Diag::new("lab::too_large", format!("the range `{start}..{end}` is too long to sweep")).at(e.span, "here"));
+                    self.diags.push(
+                        Diag::new("lab::too_large", format!("the range `{start}..{end}` is too long to sweep"))
+                            .at(e.span, "here"),
+                    );
                     return None;
                 }
                 Some((start..end).map(Value::Int).collect())
             }
             other => {
-                self.diags.push(Diag::new("lab::type_mismatch", format!("cannot sweep over {}", crate::check::an(&other.type_of()))).at(e.span, "here"));
+                self.diags.push(
+                    Diag::new(
+                        "lab::type_mismatch",
+                        format!("cannot sweep over {}", crate::check::an(&other.type_of())),
+                    )
+                    .at(e.span, "here"),
+                );
                 None
             }
         }
@@ -223,7 +248,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         match self.eval(e, env, "", false)? {
             ArgVal::Value(v) => Some(v),
             _ => {
-                self.diags.push(Diag::new("lab::not_constant", "this must be known before the run").at(e.span, "depends on a step"));
+                self.diags.push(
+                    Diag::new("lab::not_constant", "this must be known before the run").at(e.span, "depends on a step"),
+                );
                 None
             }
         }
@@ -254,7 +281,10 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                             m.insert(k.name.clone(), v);
                         }
                         _ => {
-                            self.diags.push(Diag::new("lab::not_constant", "record fields must be known before the run").at(v.span, "depends on a step"));
+                            self.diags.push(
+                                Diag::new("lab::not_constant", "record fields must be known before the run")
+                                    .at(v.span, "depends on a step"),
+                            );
                             return None;
                         }
                     }
@@ -317,7 +347,11 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                                     .help(if have.is_empty() {
                                         "the sweep that defines it is empty".to_string()
                                     } else {
-                                        format!("it defines {}{}", have.join(", "), if have.len() == 8 { ", …" } else { "" })
+                                        format!(
+                                            "it defines {}{}",
+                                            have.join(", "),
+                                            if have.len() == 8 { ", …" } else { "" }
+                                        )
                                     }),
                             );
                             return None;
@@ -344,16 +378,19 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                         }
                         None => ArgVal::Value(spec.default.clone()?),
                     };
-                    if let ArgVal::Value(Value::Range { start, end }) = &v {
-                        if start > end {
-                            let span = arg.map_or(e.span, |a| a.value.span);
-                            self.diags.push(
-                                Diag::new("lab::bad_range", format!("the range `{start}..{end}` is empty: it starts after it ends"))
-                                    .at(span, "start > end")
-                                    .help("write the smaller bound first: `0..10`"),
-                            );
-                            return None;
-                        }
+                    if let ArgVal::Value(Value::Range { start, end }) = &v
+                        && start > end
+                    {
+                        let span = arg.map_or(e.span, |a| a.value.span);
+                        self.diags.push(
+                            Diag::new(
+                                "lab::bad_range",
+                                format!("the range `{start}..{end}` is empty: it starts after it ends"),
+                            )
+                            .at(span, "start > end")
+                            .help("write the smaller bound first: `0..10`"),
+                        );
+                        return None;
                     }
                     v.deps(&mut deps);
                     if let (Type::Path, ArgVal::Value(Value::Str(p))) = (&spec.ty, &v) {
@@ -408,7 +445,14 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         }
     }
 
-    fn comprehend(&mut self, body: &Expr, clauses: &[Binding], env: &mut Env, owner: &str, out: &mut Vec<ArgVal>) -> Option<()> {
+    fn comprehend(
+        &mut self,
+        body: &Expr,
+        clauses: &[Binding],
+        env: &mut Env,
+        owner: &str,
+        out: &mut Vec<ArgVal>,
+    ) -> Option<()> {
         let Some((first, rest)) = clauses.split_first() else {
             let v = self.eval(body, env, &format!("{owner}/{}", out.len()), false)?;
             out.push(v);
@@ -445,7 +489,8 @@ impl<'a, 'r> Lowerer<'a, 'r> {
     }
 
     fn overflow<T>(&mut self, e: &Expr) -> Option<T> {
-        self.diags.push(Diag::new("lab::overflow", "integer overflow").at(e.span, "the result does not fit in 64 bits"));
+        self.diags
+            .push(Diag::new("lab::overflow", "integer overflow").at(e.span, "the result does not fit in 64 bits"));
         None
     }
 
@@ -515,7 +560,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                         for item in &t.items {
                             match item {
                                 TableItem::Row(row) => {
-                                    if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true) {
+                                    if let Some(v) =
+                                        self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true)
+                                    {
                                         rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
                                     }
                                 }
@@ -535,7 +582,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                                     for env in &envs {
                                         for row in body {
                                             let label = interpolate(&row.label, env);
-                                            if let Some(v) = self.eval(&row.value, env, &format!("report/{label}"), true) {
+                                            if let Some(v) =
+                                                self.eval(&row.value, env, &format!("report/{label}"), true)
+                                            {
                                                 rows.push(RowPlan { label, value: v, span: row.span });
                                             }
                                         }
@@ -561,8 +610,9 @@ pub(crate) fn check_override_names(program: &Program, names: &[String]) -> Vec<D
         .iter()
         .filter(|n| !params.contains(&n.as_str()))
         .map(|n| {
-            Diag::new("lab::bad_override", format!("`--set {n}=…` names no param of this program"))
-                .maybe_help(suggest(n, params.iter().copied()).or_else(|| Some(format!("its params: {}", params.join(", ")))))
+            Diag::new("lab::bad_override", format!("`--set {n}=…` names no param of this program")).maybe_help(
+                suggest(n, params.iter().copied()).or_else(|| Some(format!("its params: {}", params.join(", ")))),
+            )
         })
         .collect()
 }
@@ -590,7 +640,9 @@ fn interpolate(label: &str, env: &Env) -> String {
 
 fn collapse(items: Vec<ArgVal>) -> ArgVal {
     if items.iter().all(|i| matches!(i, ArgVal::Value(_))) {
-        ArgVal::Value(Value::List(items.into_iter().map(|i| if let ArgVal::Value(v) = i { v } else { unreachable!() }).collect()))
+        ArgVal::Value(Value::List(
+            items.into_iter().map(|i| if let ArgVal::Value(v) = i { v } else { unreachable!() }).collect(),
+        ))
     } else {
         ArgVal::List(items)
     }

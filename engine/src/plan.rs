@@ -124,7 +124,9 @@ impl Plan {
         match a {
             ArgVal::Value(v) => v.to_string(),
             ArgVal::Node(n) => self.nodes[*n].name.clone(),
-            ArgVal::List(items) => format!("[{}]", items.iter().map(|i| self.show_arg(i)).collect::<Vec<_>>().join(", ")),
+            ArgVal::List(items) => {
+                format!("[{}]", items.iter().map(|i| self.show_arg(i)).collect::<Vec<_>>().join(", "))
+            }
         }
     }
 

@@ -1,6 +1,6 @@
+use crate::Diag;
 use crate::diagnostic::suggest;
 use crate::plan::{ArgVal, Plan};
-use crate::Diag;
 use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::{Reversed, Walker};
@@ -17,15 +17,21 @@ impl Plan {
                 .nodes
                 .iter()
                 .filter(|n| {
-                    std::iter::once(&n.name).chain(&n.aliases).any(|a| a == t || a.strip_prefix(t.as_str()).is_some_and(|r| r.starts_with('[')))
+                    std::iter::once(&n.name)
+                        .chain(&n.aliases)
+                        .any(|a| a == t || a.strip_prefix(t.as_str()).is_some_and(|r| r.starts_with('[')))
                 })
                 .map(|n| n.id)
                 .collect();
             if hits.is_empty() {
-                let names = self.nodes.iter().flat_map(|n| std::iter::once(n.name.as_str()).chain(n.aliases.iter().map(String::as_str)));
-                diags.push(Diag::new("lab::unknown_target", format!("no step is named `{t}`")).maybe_help(
-                    suggest(t, names).or_else(|| Some("`labrun plan FILE` lists the steps".into())),
-                ));
+                let names = self
+                    .nodes
+                    .iter()
+                    .flat_map(|n| std::iter::once(n.name.as_str()).chain(n.aliases.iter().map(String::as_str)));
+                diags.push(
+                    Diag::new("lab::unknown_target", format!("no step is named `{t}`"))
+                        .maybe_help(suggest(t, names).or_else(|| Some("`labrun plan FILE` lists the steps".into()))),
+                );
             }
             roots.extend(hits);
         }
@@ -41,7 +47,8 @@ impl Plan {
         }
         let _ = Direction::Incoming;
         // Renumber the kept nodes densely, preserving their relative order.
-        let map: std::collections::BTreeMap<usize, usize> = keep.iter().enumerate().map(|(new, &old)| (old, new)).collect();
+        let map: std::collections::BTreeMap<usize, usize> =
+            keep.iter().enumerate().map(|(new, &old)| (old, new)).collect();
         let remap = |a: &ArgVal| remap_arg(a, &map);
         let nodes = keep
             .iter()

@@ -22,7 +22,9 @@ fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: 
         ArgVal::Node(n) => match outputs[*n] {
             Some(id) => {
                 let dir = cache.artifact_path(&id);
-                let metrics = std::fs::read_to_string(dir.join("metrics.json")).ok().and_then(|t| serde_json::from_str::<Json>(&t).ok());
+                let metrics = std::fs::read_to_string(dir.join("metrics.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Json>(&t).ok());
                 match metrics {
                     Some(m) => json!({"step": plan.nodes[*n].name, "metrics": m}),
                     None => json!({"step": plan.nodes[*n].name, "artifact": id.to_string()}),
@@ -87,7 +89,8 @@ fn md_table(caption: Option<&str>, rows: &[(String, Json)], out: &mut String) {
     let _ = writeln!(out, "| | {} |", columns.join(" | "));
     let _ = writeln!(out, "|---|{}", "---|".repeat(columns.len()));
     for (label, cs) in &rendered {
-        let row: Vec<String> = columns.iter().map(|c| cs.iter().find(|(k, _)| k == c).map_or(String::new(), |(_, v)| v.clone())).collect();
+        let row: Vec<String> =
+            columns.iter().map(|c| cs.iter().find(|(k, _)| k == c).map_or(String::new(), |(_, v)| v.clone())).collect();
         let _ = writeln!(out, "| {label} | {} |", row.join(" | "));
     }
     out.push('\n');
@@ -101,7 +104,8 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
         let _ = writeln!(r.markdown, "## {}\n", rep.title);
         let mut tables = Vec::new();
         for t in &rep.tables {
-            let rows: Vec<(String, Json)> = t.rows.iter().map(|row| (row.label.clone(), row_value(plan, row, outputs, cache))).collect();
+            let rows: Vec<(String, Json)> =
+                t.rows.iter().map(|row| (row.label.clone(), row_value(plan, row, outputs, cache))).collect();
             md_table(t.caption.as_deref(), &rows, &mut r.markdown);
             tables.push(json!({
                 "caption": t.caption,
@@ -113,7 +117,9 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
         for row in &rep.rows {
             let value = row_value(plan, row, outputs, cache);
             let svg = match &row.value {
-                ArgVal::Node(n) => outputs[*n].map(|id| cache.artifact_path(&id).join("figure.svg")).filter(|p| p.is_file()),
+                ArgVal::Node(n) => {
+                    outputs[*n].map(|id| cache.artifact_path(&id).join("figure.svg")).filter(|p| p.is_file())
+                }
                 _ => None,
             };
             match svg {

@@ -107,7 +107,11 @@ pub struct Table {
 pub enum TableItem {
     Row(Row),
     /// `for k in counts { "k = {k}" = acc[k] }`
-    For { bindings: Vec<Binding>, rows: Vec<Row>, span: Span },
+    For {
+        bindings: Vec<Binding>,
+        rows: Vec<Row>,
+        span: Span,
+    },
 }
 
 /// `label = expr` or `"a label" = expr` inside a report.
@@ -143,20 +147,36 @@ pub struct Expr {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ExprKind {
     /// An integer; `text` keeps the literal as written (`60_000`).
-    Int { value: i64, text: String },
+    Int {
+        value: i64,
+        text: String,
+    },
     /// A float; `text` keeps the literal as written (`1e-3`).
-    Float { value: f64, text: String },
+    Float {
+        value: f64,
+        text: String,
+    },
     Str(String),
     Bool(bool),
     List(Vec<Expr>),
     Record(Vec<(Ident, Expr)>),
     /// A name, possibly indexed: `seed`, `teacher[s]`, `rm[w, s]`.
-    Ref { name: Ident, index: Vec<Expr> },
+    Ref {
+        name: Ident,
+        index: Vec<Expr>,
+    },
     Call(Call),
-    Binary { op: BinOp, lhs: Box<Expr>, rhs: Box<Expr> },
+    Binary {
+        op: BinOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     Neg(Box<Expr>),
     /// `[body for x in xs for y in ys]`
-    Comprehension { body: Box<Expr>, clauses: Vec<Binding> },
+    Comprehension {
+        body: Box<Expr>,
+        clauses: Vec<Binding>,
+    },
     /// `( expr )`, kept so the formatter can print what the user wrote.
     Paren(Box<Expr>),
 }

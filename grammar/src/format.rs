@@ -107,7 +107,9 @@ impl Formatter<'_> {
                 let text = format!("import {}", quote(&i.path.value));
                 self.finish(text, depth, i.span.end as usize);
             }
-            Item::Param(p) => self.assignment(&format!("param {} = ", p.name.name), &p.value, depth, p.span.end as usize),
+            Item::Param(p) => {
+                self.assignment(&format!("param {} = ", p.name.name), &p.value, depth, p.span.end as usize)
+            }
             Item::Step(s) => {
                 let head = format!("{} = ", target(&s.target));
                 self.assignment(&head, &s.value, depth, s.span.end as usize);
@@ -128,7 +130,8 @@ impl Formatter<'_> {
                         ReportEntry::Row(row) => self.row(row, depth + 1),
                         ReportEntry::Table(t) => {
                             self.leading(t.span.start as usize, depth + 1, false);
-                            let prev = self.src[..t.span.start as usize].trim_end_matches([' ', '\t', '\r', '\n']).len();
+                            let prev =
+                                self.src[..t.span.start as usize].trim_end_matches([' ', '\t', '\r', '\n']).len();
                             if self.blank_between(prev, t.span.start as usize) {
                                 self.blank();
                             }
@@ -143,8 +146,10 @@ impl Formatter<'_> {
                                     TableItem::Row(row) => self.row(row, depth + 2),
                                     TableItem::For { bindings, rows, span } => {
                                         self.leading(span.start as usize, depth + 2, false);
-                                        let binds: Vec<String> =
-                                            bindings.iter().map(|b| format!("{} in {}", b.name.name, flat(&b.iter))).collect();
+                                        let binds: Vec<String> = bindings
+                                            .iter()
+                                            .map(|b| format!("{} in {}", b.name.name, flat(&b.iter)))
+                                            .collect();
                                         let open = self.body_start(span.start as usize);
                                         self.finish(format!("for {} {{", binds.join(", ")), depth + 2, open);
                                         for row in rows {
@@ -226,11 +231,16 @@ impl Formatter<'_> {
         let (open, elems, close): (String, Vec<(String, &Expr)>, &str) = match &e.kind {
             ExprKind::Call(c) => (
                 format!("{}.{}(", c.kind.name, c.method.name),
-                c.args.iter().map(|a| (a.name.as_ref().map(|n| format!("{}: ", n.name)).unwrap_or_default(), &a.value)).collect(),
+                c.args
+                    .iter()
+                    .map(|a| (a.name.as_ref().map(|n| format!("{}: ", n.name)).unwrap_or_default(), &a.value))
+                    .collect(),
                 ")",
             ),
             ExprKind::List(items) => ("[".into(), items.iter().map(|i| (String::new(), i)).collect(), "]"),
-            ExprKind::Record(fields) => ("{".into(), fields.iter().map(|(k, v)| (format!("{}: ", k.name), v)).collect(), "}"),
+            ExprKind::Record(fields) => {
+                ("{".into(), fields.iter().map(|(k, v)| (format!("{}: ", k.name), v)).collect(), "}")
+            }
             _ => {
                 lines.push((depth, format!("{head}{}", flat(e))));
                 return;
@@ -259,11 +269,11 @@ impl Formatter<'_> {
             }
             let comma_end = self.src[end..].find(|c: char| !c.is_whitespace() || c == '\n').map_or(end, |n| end + n);
             let after = if self.src[comma_end..].starts_with(',') { comma_end + 1 } else { end };
-            if let Some(c) = self.trailing(after) {
-                if let Some(last) = lines.last_mut() {
-                    last.1.push_str("  ");
-                    last.1.push_str(&c);
-                }
+            if let Some(c) = self.trailing(after)
+                && let Some(last) = lines.last_mut()
+            {
+                last.1.push_str("  ");
+                last.1.push_str(&c);
             }
         }
         // Comments after the last element, before the closing bracket.
@@ -319,7 +329,10 @@ pub(crate) fn flat(e: &Expr) -> String {
         ExprKind::Bool(b) => b.to_string(),
         ExprKind::List(items) => format!("[{}]", items.iter().map(flat).collect::<Vec<_>>().join(", ")),
         ExprKind::Record(fields) => {
-            format!("{{{}}}", fields.iter().map(|(k, v)| format!("{}: {}", k.name, flat(v))).collect::<Vec<_>>().join(", "))
+            format!(
+                "{{{}}}",
+                fields.iter().map(|(k, v)| format!("{}: {}", k.name, flat(v))).collect::<Vec<_>>().join(", ")
+            )
         }
         ExprKind::Ref { name, index } => {
             if index.is_empty() {
@@ -344,7 +357,8 @@ pub(crate) fn flat(e: &Expr) -> String {
         ExprKind::Neg(x) => format!("-{}", flat(x)),
         ExprKind::Paren(x) => format!("({})", flat(x)),
         ExprKind::Comprehension { body, clauses } => {
-            let cl: Vec<String> = clauses.iter().map(|c| format!(" for {} in {}", c.name.name, flat(&c.iter))).collect();
+            let cl: Vec<String> =
+                clauses.iter().map(|c| format!(" for {} in {}", c.name.name, flat(&c.iter))).collect();
             format!("[{}{}]", flat(body), cl.concat())
         }
     }

@@ -36,8 +36,12 @@ pub fn parse(src: &str, file: u32) -> Result<File, Vec<ParseError>> {
     let scan = lexer::scan(src, MAX_NESTING);
     if let Some(at) = scan.too_deep {
         return Err(vec![
-            ParseError::new(Span::new(file, at, at + 1), format!("brackets nest deeper than {MAX_NESTING} levels"), "too deep")
-                .with_help("split the value into named steps or params"),
+            ParseError::new(
+                Span::new(file, at, at + 1),
+                format!("brackets nest deeper than {MAX_NESTING} levels"),
+                "too deep",
+            )
+            .with_help("split the value into named steps or params"),
         ]);
     }
     // Tracking parse attempts is costly, so only a failed parse is repeated with it, to
@@ -50,7 +54,7 @@ pub fn parse(src: &str, file: u32) -> Result<File, Vec<ParseError>> {
             static DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
             let guard = DETAIL.lock().unwrap_or_else(|p| p.into_inner());
             pest::set_error_detail(true);
-            let e = LabParser::parse(Rule::file, src).err().expect("the same input fails again");
+            let e = LabParser::parse(Rule::file, src).expect_err("the same input fails again");
             pest::set_error_detail(false);
             drop(guard);
             if let Some(at) = scan.unterminated_string {
@@ -63,7 +67,8 @@ pub fn parse(src: &str, file: u32) -> Result<File, Vec<ParseError>> {
             return Err(vec![syntax_error(src, file, e)]);
         }
     };
-    let mut b = Builder { file, src, comments: scan.comments.iter().map(|c| (c.start, c.end)).collect(), errors: Vec::new() };
+    let mut b =
+        Builder { file, src, comments: scan.comments.iter().map(|c| (c.start, c.end)).collect(), errors: Vec::new() };
     let mut items = Vec::new();
     for pair in pairs.into_iter().next().expect("file rule").into_inner() {
         if pair.as_rule() != Rule::EOI {
@@ -90,7 +95,8 @@ impl Builder<'_> {
         loop {
             let trimmed = start + self.src[start..end].trim_end().len();
             let i = self.comments.partition_point(|&(cs, _)| cs < trimmed);
-            let in_comment = i.checked_sub(1).map(|i| &self.comments[i]).filter(|&&(cs, ce)| cs >= start && ce >= trimmed);
+            let in_comment =
+                i.checked_sub(1).map(|i| &self.comments[i]).filter(|&&(cs, ce)| cs >= start && ce >= trimmed);
             match in_comment {
                 Some(&(cs, _)) => end = cs,
                 None => {
@@ -292,9 +298,12 @@ impl Builder<'_> {
                         Ok(v) => v,
                         Err(_) => {
                             self.errors.push(
-                                ParseError::new(span, "integer literal is too large", "does not fit in 64 bits").with_help(
-                                    format!("integers range from {} to {}; write a float for larger values", i64::MIN, i64::MAX),
-                                ),
+                                ParseError::new(span, "integer literal is too large", "does not fit in 64 bits")
+                                    .with_help(format!(
+                                        "integers range from {} to {}; write a float for larger values",
+                                        i64::MIN,
+                                        i64::MAX
+                                    )),
                             );
                             0
                         }
@@ -346,8 +355,12 @@ impl Builder<'_> {
                     tail => {
                         if KEYWORDS.contains(&first.name.as_str()) {
                             self.errors.push(
-                                ParseError::new(first.span, format!("`{}` is a keyword, not a value", first.name), "keyword")
-                                    .with_help("choose another name for the step or param"),
+                                ParseError::new(
+                                    first.span,
+                                    format!("`{}` is a keyword, not a value", first.name),
+                                    "keyword",
+                                )
+                                .with_help("choose another name for the step or param"),
                             );
                         }
                         let index = tail.map(|i| self.index(i)).unwrap_or_default();
@@ -407,11 +420,14 @@ fn syntax_error(src: &str, file: u32, e: pest::error::Error<Rule>) -> ParseError
             let token = t.to_string();
             {
                 let is_range = token.len() == 4 && &token[1..3] == "..";
-                let useful = !is_range && token != "BUILTIN_RULE"
+                let useful = !is_range
+                    && token != "BUILTIN_RULE"
                     && !token.trim().is_empty()
                     && !matches!(token.as_str(), "#" | "_" | "\"" | "e" | "E" | "+" | "-" | "*" | "/" | "%" | "..")
                     && !token.starts_with('\\')
-                    && !(token.len() > 1 && token.chars().all(|c| c.is_ascii_alphabetic()) && is_literal_keyword(&token));
+                    && !(token.len() > 1
+                        && token.chars().all(|c| c.is_ascii_alphabetic())
+                        && is_literal_keyword(&token));
                 if useful {
                     push(format!("`{token}`"));
                 }
@@ -424,7 +440,9 @@ fn syntax_error(src: &str, file: u32, e: pest::error::Error<Rule>) -> ParseError
     }
     // The item description already covers names, keywords and (at the top) the end.
     if expected.iter().any(|s| s.starts_with("a step")) {
-        expected.retain(|s| !matches!(s.as_str(), "a name" | "`for`" | "`import`" | "`param`" | "`report`" | "end of file"));
+        expected.retain(|s| {
+            !matches!(s.as_str(), "a name" | "`for`" | "`import`" | "`param`" | "`report`" | "end of file")
+        });
     }
     // Brackets that open a value are part of "a value".
     if expected.iter().any(|s| s == "a value") {
@@ -437,7 +455,8 @@ fn syntax_error(src: &str, file: u32, e: pest::error::Error<Rule>) -> ParseError
     } else {
         format!("expected {expected_words}, found {found}")
     };
-    let label = if expected.is_empty() { "not expected here".to_string() } else { format!("expected {expected_words}") };
+    let label =
+        if expected.is_empty() { "not expected here".to_string() } else { format!("expected {expected_words}") };
     let mut err = ParseError::new(Span::new(file, pos, pos + found_len), message, label);
     if let Some(h) = hint(src, pos, &expected) {
         err = err.with_help(h);
@@ -487,7 +506,10 @@ fn hint(src: &str, pos: usize, expected: &[String]) -> Option<String> {
         }
     }
     let last_word = before.rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).next().unwrap_or("");
-    if expected.iter().any(|e| e == "a name") && matches!(last_word, "for" | "param" | "import" | "report" | "table" | "in" | "true" | "false") && rest.starts_with('=') {
+    if expected.iter().any(|e| e == "a name")
+        && matches!(last_word, "for" | "param" | "import" | "report" | "table" | "in" | "true" | "false")
+        && rest.starts_with('=')
+    {
         return Some(format!("`{last_word}` is a keyword; choose another name"));
     }
     if rest.starts_with('=') && expected.iter().any(|e| e == "`:`" || e == "`)`" || e == "`,`") {

@@ -2,9 +2,9 @@
 //! gradient of a scalar with respect to chosen values (weights or inputs). One rule per
 //! ONNX op; every rule is checked against finite differences in `tests/gradients.rs`.
 
+use crate::NnError;
 use crate::graph::{Attr, Graph, Node, V};
 use crate::tensor::{DType, Data};
-use crate::NnError;
 use std::collections::HashMap;
 
 /// Appends d`loss`/d`wrt[i]` for each `i` and returns those values. `loss` must be a
@@ -220,8 +220,15 @@ fn rule(g: &mut Graph, n: &Node, gy: V, want: &[bool]) -> Result<Vec<Option<V>>,
                         // A dynamic dimension: count elements at run time.
                         let shape = g.node("Shape", &[x(0)], vec![], DType::I64, vec![rank]);
                         let ax = g.ints(&axes);
-                        let picked = g.node("Gather", &[shape, ax], vec![("axis", Attr::Int(0))], DType::I64, vec![axes.len() as i64]);
-                        let prod = g.node("ReduceProd", &[picked], vec![("keepdims", Attr::Int(0))], DType::I64, vec![]);
+                        let picked = g.node(
+                            "Gather",
+                            &[shape, ax],
+                            vec![("axis", Attr::Int(0))],
+                            DType::I64,
+                            vec![axes.len() as i64],
+                        );
+                        let prod =
+                            g.node("ReduceProd", &[picked], vec![("keepdims", Attr::Int(0))], DType::I64, vec![]);
                         g.cast(prod, g.float)
                     };
                     g.div(ge, count)
@@ -245,7 +252,8 @@ fn rule(g: &mut Graph, n: &Node, gy: V, want: &[bool]) -> Result<Vec<Option<V>>,
         }
         "Expand" => vec![Some(unbroadcast(g, gy, x(0))), None],
         "Transpose" => {
-            let perm = n.attr_ints("perm").map(<[i64]>::to_vec).unwrap_or_else(|| (0..g.rank(x(0)) as i64).rev().collect());
+            let perm =
+                n.attr_ints("perm").map(<[i64]>::to_vec).unwrap_or_else(|| (0..g.rank(x(0)) as i64).rev().collect());
             let mut inv = vec![0; perm.len()];
             for (i, &p) in perm.iter().enumerate() {
                 inv[p as usize] = i as i64;

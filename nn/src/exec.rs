@@ -1,10 +1,10 @@
 //! Running graphs on host tensors: conversions between [`Tensor`] and ORT values, and a
 //! one-shot runner for inference and tests.
 
+use crate::NnError;
 use crate::graph::Graph;
 use crate::runtime::{SessionOptions, session};
 use crate::tensor::{Data, Tensor};
-use crate::NnError;
 use ort::value::DynValue;
 
 /// A host tensor as an ORT value (copied).

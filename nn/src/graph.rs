@@ -2,9 +2,9 @@
 //! ONNX nodes, built through typed methods that infer each output's shape. Autodiff reads
 //! these shapes; [`Graph::to_onnx`] writes a standard ONNX model.
 
+use crate::NnError;
 use crate::onnx::{self, attribute_type};
 use crate::tensor::{DType, Tensor};
-use crate::NnError;
 
 /// ONNX opset the graphs use.
 pub const OPSET: i64 = 17;
@@ -39,11 +39,17 @@ pub struct Node {
 
 impl Node {
     pub fn attr_int(&self, name: &str) -> Option<i64> {
-        self.attrs.iter().find(|(n, _)| *n == name).and_then(|(_, a)| if let Attr::Int(i) = a { Some(*i) } else { None })
+        self.attrs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, a)| if let Attr::Int(i) = a { Some(*i) } else { None })
     }
 
     pub fn attr_ints(&self, name: &str) -> Option<&[i64]> {
-        self.attrs.iter().find(|(n, _)| *n == name).and_then(|(_, a)| if let Attr::Ints(i) = a { Some(&i[..]) } else { None })
+        self.attrs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, a)| if let Attr::Ints(i) = a { Some(&i[..]) } else { None })
     }
 }
 
@@ -83,7 +89,14 @@ fn norm_axis(axis: i64, rank: usize) -> usize {
 
 impl Graph {
     pub fn new(float: DType) -> Self {
-        Graph { values: Vec::new(), nodes: Vec::new(), inputs: Vec::new(), outputs: Vec::new(), initializers: Vec::new(), float }
+        Graph {
+            values: Vec::new(),
+            nodes: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            initializers: Vec::new(),
+            float,
+        }
     }
 
     pub fn info(&self, v: V) -> &ValueInfo {
@@ -152,7 +165,14 @@ impl Graph {
     }
 
     /// Appends a node with one output of the given type and shape.
-    pub fn node(&mut self, op: &'static str, inputs: &[V], attrs: Vec<(&'static str, Attr)>, dtype: DType, shape: Vec<i64>) -> V {
+    pub fn node(
+        &mut self,
+        op: &'static str,
+        inputs: &[V],
+        attrs: Vec<(&'static str, Attr)>,
+        dtype: DType,
+        shape: Vec<i64>,
+    ) -> V {
         let out = self.value(None, dtype, shape);
         self.nodes.push(Node { op, inputs: inputs.to_vec(), outputs: vec![out], attrs });
         out
@@ -287,14 +307,20 @@ impl Graph {
     pub fn reduce_mean(&mut self, x: V, axes: &[i64], keepdims: bool) -> V {
         let (axes, shape) = self.reduced(x, axes, keepdims);
         let dt = self.dtype(x);
-        let attrs = vec![("axes", Attr::Ints(axes.iter().map(|&a| a as i64).collect())), ("keepdims", Attr::Int(keepdims as i64))];
+        let attrs = vec![
+            ("axes", Attr::Ints(axes.iter().map(|&a| a as i64).collect())),
+            ("keepdims", Attr::Int(keepdims as i64)),
+        ];
         self.node("ReduceMean", &[x], attrs, dt, shape)
     }
 
     pub fn reduce_max(&mut self, x: V, axes: &[i64], keepdims: bool) -> V {
         let (axes, shape) = self.reduced(x, axes, keepdims);
         let dt = self.dtype(x);
-        let attrs = vec![("axes", Attr::Ints(axes.iter().map(|&a| a as i64).collect())), ("keepdims", Attr::Int(keepdims as i64))];
+        let attrs = vec![
+            ("axes", Attr::Ints(axes.iter().map(|&a| a as i64).collect())),
+            ("keepdims", Attr::Int(keepdims as i64)),
+        ];
         self.node("ReduceMax", &[x], attrs, dt, shape)
     }
 
@@ -386,7 +412,9 @@ impl Graph {
     }
 
     pub fn where_(&mut self, cond: V, a: V, b: V) -> V {
-        let s = broadcast(self.shape(cond), self.shape(a)).and_then(|s| broadcast(&s, self.shape(b))).unwrap_or_else(|e| panic!("Where: {e}"));
+        let s = broadcast(self.shape(cond), self.shape(a))
+            .and_then(|s| broadcast(&s, self.shape(b)))
+            .unwrap_or_else(|e| panic!("Where: {e}"));
         let dt = self.dtype(a);
         self.node("Where", &[cond, a, b], vec![], dt, s)
     }
@@ -426,13 +454,20 @@ impl Graph {
                 .shape
                 .iter()
                 .map(|&d| onnx::Dimension {
-                    value: Some(if d < 0 { onnx::dimension::Value::DimParam("N".into()) } else { onnx::dimension::Value::DimValue(d) }),
+                    value: Some(if d < 0 {
+                        onnx::dimension::Value::DimParam("N".into())
+                    } else {
+                        onnx::dimension::Value::DimValue(d)
+                    }),
                 })
                 .collect();
             onnx::ValueInfoProto {
                 name: info.name.clone(),
                 r#type: Some(onnx::TypeProto {
-                    tensor_type: Some(onnx::TypeProtoTensor { elem_type: info.dtype.onnx(), shape: Some(onnx::TensorShapeProto { dim: dims }) }),
+                    tensor_type: Some(onnx::TypeProtoTensor {
+                        elem_type: info.dtype.onnx(),
+                        shape: Some(onnx::TensorShapeProto { dim: dims }),
+                    }),
                 }),
                 doc_string: String::new(),
             }

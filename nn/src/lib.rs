@@ -9,9 +9,9 @@
 //! - [`runtime`]: finding, installing and loading ONNX Runtime; sessions on CPU or CUDA.
 
 pub mod autodiff;
-pub mod exec;
 mod device;
 mod error;
+pub mod exec;
 pub mod graph;
 pub mod mlp;
 pub mod onnx;

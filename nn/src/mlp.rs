@@ -52,7 +52,9 @@ impl MlpSpec {
     /// (name, shape) of every parameter, in order: `l0.w`, `l0.b`, `l1.w`, …
     pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let w = self.widths();
-        (0..w.len() - 1).flat_map(|i| [(format!("l{i}.w"), vec![w[i], w[i + 1]]), (format!("l{i}.b"), vec![w[i + 1]])]).collect()
+        (0..w.len() - 1)
+            .flat_map(|i| [(format!("l{i}.w"), vec![w[i], w[i + 1]]), (format!("l{i}.b"), vec![w[i + 1]])])
+            .collect()
     }
 
     /// Appends the forward pass: `x` [N, inputs] → logits [N, outputs].
@@ -126,7 +128,10 @@ impl Mlp {
         let meta = ModelFile { arch: "mlp".into(), spec: self.spec.clone() };
         std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&meta).expect("serialisable"))?;
         weights::save(&dir.join("weights.safetensors"), &self.params)?;
-        std::fs::write(dir.join("model.onnx"), self.inference_graph().to_onnx_bytes("labrun MLP: x [N, inputs] -> logits [N, outputs]"))?;
+        std::fs::write(
+            dir.join("model.onnx"),
+            self.inference_graph().to_onnx_bytes("labrun MLP: x [N, inputs] -> logits [N, outputs]"),
+        )?;
         Ok(())
     }
 
@@ -135,10 +140,14 @@ impl Mlp {
         let meta_path = dir.join("model.json");
         let text = std::fs::read_to_string(&meta_path)
             .map_err(|e| NnError::BadModel(format!("cannot read {}: {e}", meta_path.display())))?;
-        let meta: ModelFile =
-            serde_json::from_str(&text).map_err(|e| NnError::BadModel(format!("{} is not a valid model description: {e}", meta_path.display())))?;
+        let meta: ModelFile = serde_json::from_str(&text)
+            .map_err(|e| NnError::BadModel(format!("{} is not a valid model description: {e}", meta_path.display())))?;
         if meta.arch != "mlp" {
-            return Err(NnError::BadModel(format!("{}: architecture `{}` is not an MLP", meta_path.display(), meta.arch)));
+            return Err(NnError::BadModel(format!(
+                "{}: architecture `{}` is not an MLP",
+                meta_path.display(),
+                meta.arch
+            )));
         }
         let mut loaded = weights::load(&dir.join("weights.safetensors"))?;
         let mut params = Vec::new();
@@ -149,7 +158,12 @@ impl Mlp {
                 .ok_or_else(|| NnError::BadModel(format!("{}: weights lack `{name}`", dir.display())))?;
             let (n, t) = loaded.swap_remove(i);
             if t.shape != shape || t.dtype() != DType::F32 {
-                return Err(NnError::BadModel(format!("{}: `{n}` is {:?} {:?}, expected f32 {shape:?}", dir.display(), t.dtype(), t.shape)));
+                return Err(NnError::BadModel(format!(
+                    "{}: `{n}` is {:?} {:?}, expected f32 {shape:?}",
+                    dir.display(),
+                    t.dtype(),
+                    t.shape
+                )));
             }
             params.push((n, t));
         }

@@ -1,9 +1,9 @@
 //! Reading existing ONNX files: their inputs, outputs and initializers, so users can bring
 //! their own models.
 
+use crate::NnError;
 use crate::onnx::{self, ModelProto};
 use crate::tensor::Tensor;
-use crate::NnError;
 use prost::Message;
 
 /// A graph input or output.
@@ -58,7 +58,13 @@ pub fn read(bytes: &[u8]) -> Result<ModelInfo, NnError> {
     }
     let init_names: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
     Ok(ModelInfo {
-        opset: m.opset_import.iter().filter(|o| o.domain.is_empty() || o.domain == "ai.onnx").map(|o| o.version).max().unwrap_or(0),
+        opset: m
+            .opset_import
+            .iter()
+            .filter(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map(|o| o.version)
+            .max()
+            .unwrap_or(0),
         producer: m.producer_name.clone(),
         inputs: g.input.iter().filter(|i| !init_names.contains(&i.name.as_str())).map(io).collect(),
         outputs: g.output.iter().map(io).collect(),

@@ -148,7 +148,9 @@ pub fn step(g: &mut Graph, params: &[V], grads: &[V], cfg: &OptimConfig) -> Step
 pub enum Schedule {
     Constant,
     /// Linear warmup over `warmup` steps, then cosine decay to 10% of the peak.
-    WarmupCosine { warmup: usize },
+    WarmupCosine {
+        warmup: usize,
+    },
 }
 
 impl Schedule {

@@ -53,7 +53,9 @@ pub fn init(notify: &dyn Fn(&str)) -> Result<&'static RuntimeInfo, NnError> {
     environment(notify).map(|(info, _)| info)
 }
 
-fn environment(notify: &dyn Fn(&str)) -> Result<(&'static RuntimeInfo, &'static ort::environment::Environment), NnError> {
+fn environment(
+    notify: &dyn Fn(&str),
+) -> Result<(&'static RuntimeInfo, &'static ort::environment::Environment), NnError> {
     let r = RUNTIME.get_or_init(|| load(notify).map_err(|e| e.to_string()));
     match r {
         Ok((info, env)) => Ok((info, env)),
@@ -66,9 +68,13 @@ fn load(notify: &dyn Fn(&str)) -> Result<(RuntimeInfo, ort::environment::Environ
         Some(found) => found,
         None => {
             install(notify)?;
-            find_in(&data_dir().join(format!("onnxruntime-{PINNED_VERSION}"))).map(|p| (p, "labrun data dir")).ok_or_else(|| {
-                NnError::RuntimeMissing("pip finished but no libonnxruntime.so was found in the installed wheel".into())
-            })?
+            find_in(&data_dir().join(format!("onnxruntime-{PINNED_VERSION}")))
+                .map(|p| (p, "labrun data dir"))
+                .ok_or_else(|| {
+                    NnError::RuntimeMissing(
+                        "pip finished but no libonnxruntime.so was found in the installed wheel".into(),
+                    )
+                })?
         }
     };
     let version = library
@@ -139,7 +145,10 @@ fn install(notify: &dyn Fn(&str)) -> Result<(), NnError> {
     if find_in(&target).is_some() {
         return Ok(());
     }
-    notify(&format!("ONNX Runtime not found; installing onnxruntime=={PINNED_VERSION} with pip into {}", target.display()));
+    notify(&format!(
+        "ONNX Runtime not found; installing onnxruntime=={PINNED_VERSION} with pip into {}",
+        target.display()
+    ));
     let partial = root.join(format!(".onnxruntime-{PINNED_VERSION}.partial"));
     let _ = std::fs::remove_dir_all(&partial);
     let out = Command::new("python3")

@@ -1,6 +1,7 @@
 //! The training loop. A training step — forward, loss, backward, optimizer update — is one
 //! graph and one session run; weights and optimizer state stay ORT values between steps.
 
+use crate::NnError;
 use crate::autodiff::grad;
 use crate::exec::to_ort;
 use crate::graph::{Graph, V};
@@ -8,7 +9,6 @@ use crate::mlp::Mlp;
 use crate::optim::{self, OptimConfig, Schedule};
 use crate::runtime::{SessionOptions, session};
 use crate::tensor::{DType, Tensor};
-use crate::NnError;
 use ort::session::SessionInputValue;
 use ort::value::DynValue;
 use rand::SeedableRng;
@@ -117,11 +117,19 @@ enum Source {
 fn loss_graph(model: &Mlp, objective: &Objective, k: usize) -> (Graph, Vec<V>, V) {
     let mut g = Graph::new(DType::F32);
     let x = g.input("x", DType::F32, &[-1, model.spec.inputs as i64]);
-    let params: Vec<V> = model.params.iter().map(|(n, t)| g.input(n, DType::F32, &t.shape.iter().map(|&d| d as i64).collect::<Vec<_>>())).collect();
+    let params: Vec<V> = model
+        .params
+        .iter()
+        .map(|(n, t)| g.input(n, DType::F32, &t.shape.iter().map(|&d| d as i64).collect::<Vec<_>>()))
+        .collect();
     let target = g.input("target", DType::F32, &[-1, k as i64]);
     let logits = model.spec.forward(&mut g, x, &params);
     let r = objective.logits();
-    let sl = if r.start == 0 && r.end == model.spec.outputs { logits } else { g.slice(logits, 1, r.start as i64, r.end as i64) };
+    let sl = if r.start == 0 && r.end == model.spec.outputs {
+        logits
+    } else {
+        g.slice(logits, 1, r.start as i64, r.end as i64)
+    };
     let lps = g.log_softmax(sl, -1);
     let loss = match objective {
         Objective::CrossEntropy { .. } => {
@@ -154,11 +162,17 @@ pub fn train(
 ) -> Result<TrainReport, NnError> {
     let range = objective.logits().clone();
     if range.is_empty() || range.end > model.spec.outputs {
-        return Err(NnError::Graph(format!("logits {}..{} are not within the model's {} outputs", range.start, range.end, model.spec.outputs)));
+        return Err(NnError::Graph(format!(
+            "logits {}..{} are not within the model's {} outputs",
+            range.start, range.end, model.spec.outputs
+        )));
     }
     let k = range.len();
     if data.width != model.spec.inputs {
-        return Err(NnError::BadModel(format!("the data has {} columns but the model takes {} inputs", data.width, model.spec.inputs)));
+        return Err(NnError::BadModel(format!(
+            "the data has {} columns but the model takes {} inputs",
+            data.width, model.spec.inputs
+        )));
     }
     let rows = data.rows();
     if rows == 0 {
@@ -196,7 +210,9 @@ pub fn train(
             Source::T
         } else if let Some(i) = model.params.iter().position(|(n, _)| n == name) {
             Source::Param(i)
-        } else if let Some((j, p)) = name.strip_prefix("m.").map(|p| (0, p)).or_else(|| name.strip_prefix("v.").map(|p| (1, p))) {
+        } else if let Some((j, p)) =
+            name.strip_prefix("m.").map(|p| (0, p)).or_else(|| name.strip_prefix("v.").map(|p| (1, p)))
+        {
             Source::State(model.params.iter().position(|(n, _)| n == p).expect("state of a known parameter"), j)
         } else {
             return Err(NnError::Graph(format!("unexpected training input `{name}`")));
@@ -208,7 +224,9 @@ pub fn train(
         .params
         .iter()
         .zip(&step.state_in)
-        .map(|((_, t), s)| s.iter().map(|_| to_ort(&Tensor::zeros(DType::F32, t.shape.clone()))).collect::<Result<Vec<_>, _>>())
+        .map(|((_, t), s)| {
+            s.iter().map(|_| to_ort(&Tensor::zeros(DType::F32, t.shape.clone()))).collect::<Result<Vec<_>, _>>()
+        })
         .collect::<Result<_, _>>()?;
 
     let mut eval = match (val, &val_matrix) {
@@ -270,20 +288,20 @@ pub fn train(
             if !on_step(StepInfo { step: s, total, epoch, loss: loss_v }) {
                 return Err(NnError::Graph("training was cancelled".into()));
             }
-            if let Some(ev) = eval.as_mut() {
-                if s % cfg.eval_every.max(1) == 0 || s == total {
-                    let vl = ev.loss(&param_vals)?;
-                    report.val_loss.push((s, vl));
-                    if best.as_ref().is_none_or(|(b, _)| vl < *b) {
-                        best = Some((vl, param_vals.iter().map(clone_value).collect::<Result<_, _>>()?));
-                        since_best = 0;
-                    } else {
-                        since_best += 1;
-                        if cfg.patience.is_some_and(|p| since_best >= p) {
-                            report.stopped_early = true;
-                            report.epoch_loss.push((sum / (chunk.len().max(1) as f64)) as f32);
-                            break 'epochs;
-                        }
+            if let Some(ev) = eval.as_mut()
+                && (s % cfg.eval_every.max(1) == 0 || s == total)
+            {
+                let vl = ev.loss(&param_vals)?;
+                report.val_loss.push((s, vl));
+                if best.as_ref().is_none_or(|(b, _)| vl < *b) {
+                    best = Some((vl, param_vals.iter().map(clone_value).collect::<Result<_, _>>()?));
+                    since_best = 0;
+                } else {
+                    since_best += 1;
+                    if cfg.patience.is_some_and(|p| since_best >= p) {
+                        report.stopped_early = true;
+                        report.epoch_loss.push((sum / (chunk.len().max(1) as f64)) as f32);
+                        break 'epochs;
                     }
                 }
             }
@@ -291,10 +309,10 @@ pub fn train(
         report.epoch_loss.push((sum / rows as f64) as f32);
     }
     report.steps = s;
-    if cfg.patience.is_some() {
-        if let Some((_, vals)) = best {
-            param_vals = vals;
-        }
+    if cfg.patience.is_some()
+        && let Some((_, vals)) = best
+    {
+        param_vals = vals;
     }
     for (i, v) in param_vals.iter().enumerate() {
         let (_, data) = v.try_extract_tensor::<f32>()?;
@@ -329,7 +347,10 @@ fn dense_targets(t: &Targets, rows: usize, k: usize, range: &Range<usize>) -> Re
         }
         Targets::Soft(v, width) => {
             if *width != k {
-                return Err(NnError::BadModel(format!("the soft targets have {width} columns but the logits {}..{} are {k}", range.start, range.end)));
+                return Err(NnError::BadModel(format!(
+                    "the soft targets have {width} columns but the logits {}..{} are {k}",
+                    range.start, range.end
+                )));
             }
             if v.len() != rows * k {
                 return Err(NnError::BadModel(format!("{} soft-target values for {rows} rows of {k}", v.len())));
@@ -348,7 +369,14 @@ struct Evaluator {
 }
 
 impl Evaluator {
-    fn new(model: &Mlp, objective: &Objective, k: usize, v: &Data, m: &[f32], opts: SessionOptions) -> Result<Self, NnError> {
+    fn new(
+        model: &Mlp,
+        objective: &Objective,
+        k: usize,
+        v: &Data,
+        m: &[f32],
+        opts: SessionOptions,
+    ) -> Result<Self, NnError> {
         let (mut g, _, loss) = loss_graph(model, objective, k);
         g.output(loss, "loss");
         let sess = session(&g.to_onnx_bytes("labrun validation loss"), opts)?;

@@ -1,7 +1,7 @@
 //! Named weights as safetensors files.
 
-use crate::tensor::{Data, Tensor};
 use crate::NnError;
+use crate::tensor::{Data, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 use std::path::Path;
 
@@ -15,7 +15,10 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), NnError> {
             Data::F64(_) => Dtype::F64,
             Data::I64(_) => Dtype::I64,
         };
-        views.push((name.clone(), TensorView::new(dt, t.shape.clone(), b).map_err(|e| NnError::BadModel(e.to_string()))?));
+        views.push((
+            name.clone(),
+            TensorView::new(dt, t.shape.clone(), b).map_err(|e| NnError::BadModel(e.to_string()))?,
+        ));
     }
     safetensors::serialize_to_file(views, None, path).map_err(|e| NnError::BadModel(format!("{}: {e}", path.display())))
 }
@@ -32,10 +35,24 @@ pub fn load(path: &Path) -> Result<Vec<(String, Tensor)>, NnError> {
         let v = st.tensor(&name).map_err(|e| NnError::BadModel(e.to_string()))?;
         let shape = v.shape().to_vec();
         let t = match v.dtype() {
-            Dtype::F32 => Tensor::f32(shape, v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
-            Dtype::F64 => Tensor::f64(shape, v.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()),
-            Dtype::I64 => Tensor::i64(shape, v.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()),
-            other => return Err(NnError::BadModel(format!("{}: tensor `{name}` has unsupported type {other:?}", path.display()))),
+            Dtype::F32 => Tensor::f32(
+                shape,
+                v.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+            ),
+            Dtype::F64 => Tensor::f64(
+                shape,
+                v.data().chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+            ),
+            Dtype::I64 => Tensor::i64(
+                shape,
+                v.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
+            ),
+            other => {
+                return Err(NnError::BadModel(format!(
+                    "{}: tensor `{name}` has unsupported type {other:?}",
+                    path.display()
+                )));
+            }
         };
         out.push((name, t));
     }

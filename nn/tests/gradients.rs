@@ -19,10 +19,12 @@ impl Rng {
     fn tensor(&mut self, shape: &[usize], lo: f64, hi: f64, gap: f64) -> Tensor {
         let n = shape.iter().product();
         let v = (0..n)
-            .map(|_| loop {
-                let x = lo + (hi - lo) * self.next();
-                if x.abs() >= gap {
-                    break x;
+            .map(|_| {
+                loop {
+                    let x = lo + (hi - lo) * self.next();
+                    if x.abs() >= gap {
+                        break x;
+                    }
                 }
             })
             .collect();
@@ -37,11 +39,22 @@ fn check(name: &str, spec: Vec<(Vec<i64>, Tensor)>, check: &[usize], f: impl Fn(
 
 /// The same in f32, for ops ONNX Runtime has no f64 kernel for: a larger step and tolerance.
 fn check_f32(name: &str, spec: Vec<(Vec<i64>, Tensor)>, check: &[usize], f: impl Fn(&mut Graph, &[V]) -> V) {
-    let spec = spec.into_iter().map(|(s, t)| (s, Tensor::f32(t.shape.clone(), t.to_f64().iter().map(|&v| v as f32).collect()))).collect();
+    let spec = spec
+        .into_iter()
+        .map(|(s, t)| (s, Tensor::f32(t.shape.clone(), t.to_f64().iter().map(|&v| v as f32).collect())))
+        .collect();
     check_in(DType::F32, 1e-2, 2e-3, name, spec, check, f)
 }
 
-fn check_in(dt: DType, eps: f64, tol: f64, name: &str, spec: Vec<(Vec<i64>, Tensor)>, check: &[usize], f: impl Fn(&mut Graph, &[V]) -> V) {
+fn check_in(
+    dt: DType,
+    eps: f64,
+    tol: f64,
+    name: &str,
+    spec: Vec<(Vec<i64>, Tensor)>,
+    check: &[usize],
+    f: impl Fn(&mut Graph, &[V]) -> V,
+) {
     let build = |with_r: bool| {
         let mut g = Graph::new(dt);
         let xs: Vec<V> = spec.iter().enumerate().map(|(i, (s, _))| g.input(&format!("x{i}"), dt, s)).collect();
@@ -56,7 +69,8 @@ fn check_in(dt: DType, eps: f64, tol: f64, name: &str, spec: Vec<(Vec<i64>, Tens
     let fwd = run_graph(&g, &feed_refs, SessionOptions::default()).unwrap_or_else(|e| panic!("{name}: forward: {e}"));
     let mut rng = Rng(0xDEADBEEF ^ name.len() as u64);
     let r = rng.tensor(&fwd[0].shape, -1.0, 1.0, 0.0);
-    let r = if dt == DType::F32 { Tensor::f32(r.shape.clone(), r.to_f64().iter().map(|&v| v as f32).collect()) } else { r };
+    let r =
+        if dt == DType::F32 { Tensor::f32(r.shape.clone(), r.to_f64().iter().map(|&v| v as f32).collect()) } else { r };
 
     let (mut g, xs, out, _) = build(true);
     let rshape: Vec<i64> = g.shape(out).to_vec();
@@ -82,14 +96,14 @@ fn check_in(dt: DType, eps: f64, tol: f64, name: &str, spec: Vec<(Vec<i64>, Tens
     for (k, &i) in check.iter().enumerate() {
         let a = analytic[1 + k].to_f64();
         assert_eq!(a.len(), base[i].len(), "{name}: gradient of x{i} has the wrong size");
-        for j in 0..base[i].len() {
+        for (j, &aj) in a.iter().enumerate() {
             let mut plus = base.clone();
             let mut minus = base.clone();
             nudge(&mut plus[i], j, eps);
             nudge(&mut minus[i], j, -eps);
             let fd = (run(&plus)[0].to_f64()[0] - run(&minus)[0].to_f64()[0]) / (2.0 * eps);
-            let err = (a[j] - fd).abs() / fd.abs().max(1.0);
-            assert!(err < tol, "{name}: d/dx{i}[{j}] analytic {} vs finite difference {fd}", a[j]);
+            let err = (aj - fd).abs() / fd.abs().max(1.0);
+            assert!(err < tol, "{name}: d/dx{i}[{j}] analytic {aj} vs finite difference {fd}");
         }
     }
 }
@@ -117,26 +131,56 @@ fn elementwise_binary_with_broadcasting() {
     let ops: [(&str, Bin); 4] = [("Add", Graph::add), ("Sub", Graph::sub), ("Mul", Graph::mul), ("Div", Graph::div)];
     for (name, op) in ops {
         // Same shapes; row broadcast over a dynamic batch; scalar-like [1, 1]; rank mismatch.
-        check(name, vec![(vec![2, 3], t(&mut r, &[2, 3])), (vec![2, 3], pos(&mut r, &[2, 3]))], &[0, 1], |g, x| op(g, x[0], x[1]));
-        check(name, vec![(vec![-1, 3], t(&mut r, &[4, 3])), (vec![3], pos(&mut r, &[3]))], &[0, 1], |g, x| op(g, x[0], x[1]));
-        check(name, vec![(vec![2, 3], t(&mut r, &[2, 3])), (vec![1, 1], pos(&mut r, &[1, 1]))], &[0, 1], |g, x| op(g, x[0], x[1]));
-        check(name, vec![(vec![2, 1, 3], t(&mut r, &[2, 1, 3])), (vec![4, 1], pos(&mut r, &[4, 1]))], &[0, 1], |g, x| op(g, x[0], x[1]));
+        check(name, vec![(vec![2, 3], t(&mut r, &[2, 3])), (vec![2, 3], pos(&mut r, &[2, 3]))], &[0, 1], |g, x| {
+            op(g, x[0], x[1])
+        });
+        check(name, vec![(vec![-1, 3], t(&mut r, &[4, 3])), (vec![3], pos(&mut r, &[3]))], &[0, 1], |g, x| {
+            op(g, x[0], x[1])
+        });
+        check(name, vec![(vec![2, 3], t(&mut r, &[2, 3])), (vec![1, 1], pos(&mut r, &[1, 1]))], &[0, 1], |g, x| {
+            op(g, x[0], x[1])
+        });
+        check(
+            name,
+            vec![(vec![2, 1, 3], t(&mut r, &[2, 1, 3])), (vec![4, 1], pos(&mut r, &[4, 1]))],
+            &[0, 1],
+            |g, x| op(g, x[0], x[1]),
+        );
     }
 }
 
 #[test]
 fn pow_with_constant_exponent() {
     let mut r = Rng(2);
-    check("Pow", vec![(vec![2, 3], pos(&mut r, &[2, 3])), (vec![], Tensor::f64(vec![], vec![2.5]))], &[0], |g, x| g.pow(x[0], x[1]));
+    check("Pow", vec![(vec![2, 3], pos(&mut r, &[2, 3])), (vec![], Tensor::f64(vec![], vec![2.5]))], &[0], |g, x| {
+        g.pow(x[0], x[1])
+    });
 }
 
 #[test]
 fn matmul_shapes() {
     let mut r = Rng(3);
-    check("MatMul 2d", vec![(vec![3, 4], t(&mut r, &[3, 4])), (vec![4, 2], t(&mut r, &[4, 2]))], &[0, 1], |g, x| g.matmul(x[0], x[1]));
-    check("MatMul batch x 2d", vec![(vec![-1, 3, 4], t(&mut r, &[2, 3, 4])), (vec![4, 2], t(&mut r, &[4, 2]))], &[0, 1], |g, x| g.matmul(x[0], x[1]));
-    check("MatMul batched", vec![(vec![2, 3, 4], t(&mut r, &[2, 3, 4])), (vec![2, 4, 5], t(&mut r, &[2, 4, 5]))], &[0, 1], |g, x| g.matmul(x[0], x[1]));
-    check("MatMul broadcast batch", vec![(vec![2, 3, 4], t(&mut r, &[2, 3, 4])), (vec![1, 4, 5], t(&mut r, &[1, 4, 5]))], &[0, 1], |g, x| g.matmul(x[0], x[1]));
+    check("MatMul 2d", vec![(vec![3, 4], t(&mut r, &[3, 4])), (vec![4, 2], t(&mut r, &[4, 2]))], &[0, 1], |g, x| {
+        g.matmul(x[0], x[1])
+    });
+    check(
+        "MatMul batch x 2d",
+        vec![(vec![-1, 3, 4], t(&mut r, &[2, 3, 4])), (vec![4, 2], t(&mut r, &[4, 2]))],
+        &[0, 1],
+        |g, x| g.matmul(x[0], x[1]),
+    );
+    check(
+        "MatMul batched",
+        vec![(vec![2, 3, 4], t(&mut r, &[2, 3, 4])), (vec![2, 4, 5], t(&mut r, &[2, 4, 5]))],
+        &[0, 1],
+        |g, x| g.matmul(x[0], x[1]),
+    );
+    check(
+        "MatMul broadcast batch",
+        vec![(vec![2, 3, 4], t(&mut r, &[2, 3, 4])), (vec![1, 4, 5], t(&mut r, &[1, 4, 5]))],
+        &[0, 1],
+        |g, x| g.matmul(x[0], x[1]),
+    );
 }
 
 #[test]
@@ -176,8 +220,12 @@ fn reductions() {
     for keep in [true, false] {
         check("ReduceSum", vec![(vec![-1, 3, 4], t(&mut r, &[2, 3, 4]))], &[0], |g, x| g.reduce_sum(x[0], &[1], keep));
         check("ReduceSum all", vec![(vec![2, 3], t(&mut r, &[2, 3]))], &[0], |g, x| g.reduce_sum(x[0], &[0, 1], keep));
-        check("ReduceMean static", vec![(vec![-1, 3, 4], t(&mut r, &[2, 3, 4]))], &[0], |g, x| g.reduce_mean(x[0], &[-1], keep));
-        check("ReduceMean dynamic", vec![(vec![-1, 3], t(&mut r, &[5, 3]))], &[0], |g, x| g.reduce_mean(x[0], &[0], keep));
+        check("ReduceMean static", vec![(vec![-1, 3, 4], t(&mut r, &[2, 3, 4]))], &[0], |g, x| {
+            g.reduce_mean(x[0], &[-1], keep)
+        });
+        check("ReduceMean dynamic", vec![(vec![-1, 3], t(&mut r, &[5, 3]))], &[0], |g, x| {
+            g.reduce_mean(x[0], &[0], keep)
+        });
         check("ReduceMax", vec![(vec![3, 4], t(&mut r, &[3, 4]))], &[0], |g, x| g.reduce_max(x[0], &[1], keep));
     }
 }
@@ -189,9 +237,13 @@ fn shape_ops() {
     check("Transpose", vec![(vec![2, 3, 4], t(&mut r, &[2, 3, 4]))], &[0], |g, x| g.transpose(x[0], &[2, 0, 1]));
     check("Unsqueeze", vec![(vec![-1, 3], t(&mut r, &[2, 3]))], &[0], |g, x| g.unsqueeze(x[0], &[1]));
     check("Squeeze", vec![(vec![2, 1, 3], t(&mut r, &[2, 1, 3]))], &[0], |g, x| g.squeeze(x[0], &[1]));
-    check("Concat", vec![(vec![2, 3], t(&mut r, &[2, 3])), (vec![2, 2], t(&mut r, &[2, 2]))], &[0, 1], |g, x| g.concat(&[x[0], x[1]], 1));
+    check("Concat", vec![(vec![2, 3], t(&mut r, &[2, 3])), (vec![2, 2], t(&mut r, &[2, 2]))], &[0, 1], |g, x| {
+        g.concat(&[x[0], x[1]], 1)
+    });
     check("Slice", vec![(vec![-1, 6], t(&mut r, &[2, 6]))], &[0], |g, x| g.slice(x[0], 1, 1, 4));
-    check("Expand", vec![(vec![1, 3], t(&mut r, &[1, 3])), (vec![4, 3], t(&mut r, &[4, 3]))], &[0], |g, x| g.expand_like(x[0], x[1]));
+    check("Expand", vec![(vec![1, 3], t(&mut r, &[1, 3])), (vec![4, 3], t(&mut r, &[4, 3]))], &[0], |g, x| {
+        g.expand_like(x[0], x[1])
+    });
 }
 
 #[test]

@@ -13,7 +13,11 @@ fn models() -> Vec<(&'static str, Vec<u8>, Mlp)> {
     // A whole training step: forward, cross-entropy, backward, Adam.
     let mut g = Graph::new(DType::F32);
     let x = g.input("x", DType::F32, &[-1, 6]);
-    let ps: Vec<_> = mlp.params.iter().map(|(n, t)| g.input(n, DType::F32, &t.shape.iter().map(|&d| d as i64).collect::<Vec<_>>())).collect();
+    let ps: Vec<_> = mlp
+        .params
+        .iter()
+        .map(|(n, t)| g.input(n, DType::F32, &t.shape.iter().map(|&d| d as i64).collect::<Vec<_>>()))
+        .collect();
     let y = g.input("target", DType::F32, &[-1, 3]);
     let logits = mlp.spec.forward(&mut g, x, &ps);
     let lp = g.log_softmax(logits, -1);
@@ -54,7 +58,8 @@ fn exported_models_read_back() {
 
 #[test]
 fn exported_models_pass_the_onnx_checker() {
-    let has_onnx = std::process::Command::new("python3").args(["-c", "import onnx"]).output().is_ok_and(|o| o.status.success());
+    let has_onnx =
+        std::process::Command::new("python3").args(["-c", "import onnx"]).output().is_ok_and(|o| o.status.success());
     if !has_onnx {
         eprintln!("the `onnx` Python package is not importable: only the structural round trip was checked");
         return;

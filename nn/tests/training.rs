@@ -25,8 +25,10 @@ fn one_step(cfg: OptimConfig, w0: &[f64], c: &[f64], lr: f64, t: f64, m0: &[f64]
     g.output(s.grad_norm, "norm");
     let mut sess = session(&g.to_onnx_bytes(""), SessionOptions::default()).unwrap();
     let n = w0.len();
-    let (wt, lrt, tt) = (Tensor::f64(vec![n], w0.to_vec()), Tensor::f64(vec![], vec![lr]), Tensor::f64(vec![], vec![t]));
-    let state = |v: &[f64]| if v.is_empty() { Tensor::f64(vec![n], vec![0.0; n]) } else { Tensor::f64(vec![n], v.to_vec()) };
+    let (wt, lrt, tt) =
+        (Tensor::f64(vec![n], w0.to_vec()), Tensor::f64(vec![], vec![lr]), Tensor::f64(vec![], vec![t]));
+    let state =
+        |v: &[f64]| if v.is_empty() { Tensor::f64(vec![n], vec![0.0; n]) } else { Tensor::f64(vec![n], v.to_vec()) };
     let (mt, vt) = (state(m0), state(v0));
     let mut feeds = vec![("w", &wt), ("lr", &lrt), ("t", &tt)];
     if cfg.optimizer != Optimizer::Sgd {
@@ -114,7 +116,13 @@ fn blobs(n: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
 }
 
 fn cfg(epochs: usize) -> TrainConfig {
-    TrainConfig { epochs, batch: 16, lr: 0.05, schedule: Schedule::WarmupCosine { warmup: 5 }, ..TrainConfig::default() }
+    TrainConfig {
+        epochs,
+        batch: 16,
+        lr: 0.05,
+        schedule: Schedule::WarmupCosine { warmup: 5 },
+        ..TrainConfig::default()
+    }
 }
 
 #[test]
@@ -122,7 +130,8 @@ fn training_lowers_the_loss() {
     let (x, y) = blobs(256, 3);
     let mut m = Mlp::init(MlpSpec { inputs: 2, hidden: vec![8], outputs: 2, activation: Activation::Tanh }, 1);
     let data = Data { x: &x, width: 2, targets: Targets::Labels(&y) };
-    let report = train(&mut m, &data, None, &Objective::CrossEntropy { logits: 0..2 }, &cfg(10), &mut |_| true).unwrap();
+    let report =
+        train(&mut m, &data, None, &Objective::CrossEntropy { logits: 0..2 }, &cfg(10), &mut |_| true).unwrap();
     assert_eq!(report.steps, 160);
     assert!(report.epoch_loss[9] < 0.2 * report.epoch_loss[0], "{:?}", report.epoch_loss);
 }
@@ -138,7 +147,8 @@ fn early_stopping_keeps_the_best_weights() {
     let data = Data { x: &x, width: 2, targets: Targets::Labels(&y) };
     let val = Data { x: &x, width: 2, targets: Targets::Labels(&flipped) };
     let config = TrainConfig { eval_every: 4, patience: Some(3), ..cfg(50) };
-    let report = train(&mut m, &data, Some(&val), &Objective::CrossEntropy { logits: 0..2 }, &config, &mut |_| true).unwrap();
+    let report =
+        train(&mut m, &data, Some(&val), &Objective::CrossEntropy { logits: 0..2 }, &config, &mut |_| true).unwrap();
     assert!(report.stopped_early, "{:?}", report.val_loss);
     assert!(report.steps < 50 * 16);
     let best = report.val_loss.iter().map(|(_, l)| *l).fold(f32::INFINITY, f32::min);
@@ -152,6 +162,7 @@ fn a_nan_loss_names_its_step() {
     let mut m = Mlp::init(MlpSpec { inputs: 2, hidden: vec![4], outputs: 2, activation: Activation::Relu }, 0);
     let data = Data { x: &x, width: 2, targets: Targets::Labels(&y) };
     let config = TrainConfig { batch: 64, ..cfg(2) };
-    let err = train(&mut m, &data, None, &Objective::CrossEntropy { logits: 0..2 }, &config, &mut |_| true).unwrap_err();
+    let err =
+        train(&mut m, &data, None, &Objective::CrossEntropy { logits: 0..2 }, &config, &mut |_| true).unwrap_err();
     assert!(matches!(err, NnError::NonFinite { step: 1, .. }), "{err}");
 }

@@ -57,7 +57,8 @@ impl Dataset {
         let bytes = std::fs::read(&path)?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| OpError::Data(format!("{} is not a valid dataset: {e}", path.display())))?;
-        let x = matrix(&st, "x", &path)?.ok_or_else(|| OpError::Data(format!("{} has no `x` tensor", path.display())))?;
+        let x =
+            matrix(&st, "x", &path)?.ok_or_else(|| OpError::Data(format!("{} has no `x` tensor", path.display())))?;
         let y = match st.tensor("y") {
             Ok(v) if v.dtype() == Dtype::I64 => Some(Array1::from_vec(
                 v.data().chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
@@ -68,7 +69,11 @@ impl Dataset {
         let t = matrix(&st, "t", &path)?;
         for (name, n) in [("y", y.as_ref().map(|y| y.len())), ("t", t.as_ref().map(|t| t.nrows()))] {
             if let Some(n) = n.filter(|&n| n != x.nrows()) {
-                return Err(OpError::Data(format!("{}: `{name}` has {n} rows but `x` has {}", path.display(), x.nrows())));
+                return Err(OpError::Data(format!(
+                    "{}: `{name}` has {n} rows but `x` has {}",
+                    path.display(),
+                    x.nrows()
+                )));
             }
         }
         Ok(Dataset { x, y, t })

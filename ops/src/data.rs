@@ -54,7 +54,11 @@ pub fn load_digits() -> Result<Dataset, OpError> {
     let mut x = Vec::with_capacity(1797 * 64);
     let mut y = Vec::with_capacity(1797);
     for (i, line) in text.lines().enumerate() {
-        let fields: Vec<f32> = line.split(',').map(|f| f.trim().parse::<f32>()).collect::<Result<_, _>>().map_err(|e| OpError::internal(format!("digits line {i}: {e}")))?;
+        let fields: Vec<f32> = line
+            .split(',')
+            .map(|f| f.trim().parse::<f32>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| OpError::internal(format!("digits line {i}: {e}")))?;
         if fields.len() != 65 {
             return Err(OpError::internal(format!("digits line {i} has {} fields", fields.len())));
         }
@@ -62,7 +66,11 @@ pub fn load_digits() -> Result<Dataset, OpError> {
         y.push(fields[64] as i64);
     }
     let n = y.len();
-    Ok(Dataset { x: Array2::from_shape_vec((n, 64), x).map_err(|e| OpError::internal(e.to_string()))?, y: Some(Array1::from_vec(y)), t: None })
+    Ok(Dataset {
+        x: Array2::from_shape_vec((n, 64), x).map_err(|e| OpError::internal(e.to_string()))?,
+        y: Some(Array1::from_vec(y)),
+        t: None,
+    })
 }
 
 #[cfg(test)]

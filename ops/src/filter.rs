@@ -8,10 +8,16 @@ use rand::seq::index::sample;
 pub fn register(r: &mut Registry) {
     r.add(Take);
     r.add(crate::model::Declared(
-        Signature::new("filter", "number_lists", 1, Type::Dataset, "keeps completions that parse as at most `max` integers in [0, 999] separated by `,`, `;` or spaces")
-            .req("data", Type::Dataset, "completions")
-            .opt("max", Type::Int, Value::Int(10), "most numbers allowed")
-            .opt("banned", Type::list(Type::Int), Value::List(vec![]), "numbers that reject a completion"),
+        Signature::new(
+            "filter",
+            "number_lists",
+            1,
+            Type::Dataset,
+            "keeps completions that parse as at most `max` integers in [0, 999] separated by `,`, `;` or spaces",
+        )
+        .req("data", Type::Dataset, "completions")
+        .opt("max", Type::Int, Value::Int(10), "most numbers allowed")
+        .opt("banned", Type::list(Type::Int), Value::List(vec![]), "numbers that reject a completion"),
     ));
 }
 
@@ -20,10 +26,16 @@ pub struct Take;
 
 impl Op for Take {
     fn signature(&self) -> Signature {
-        Signature::new("filter", "take", 1, Type::Dataset, "a random subset of `count` rows, drawn without replacement, kept in order")
-            .req("data", Type::Dataset, "the dataset")
-            .req("count", Type::Int, "rows to keep")
-            .opt("seed", Type::Int, Value::Int(0), "random seed")
+        Signature::new(
+            "filter",
+            "take",
+            1,
+            Type::Dataset,
+            "a random subset of `count` rows, drawn without replacement, kept in order",
+        )
+        .req("data", Type::Dataset, "the dataset")
+        .req("count", Type::Int, "rows to keep")
+        .opt("seed", Type::Int, Value::Int(0), "random seed")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

@@ -3,20 +3,26 @@
 use crate::artifact::Dataset;
 use crate::model::Declared;
 use crate::nnops;
-use lab_nn::train::Objective;
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use lab_nn::train::Objective;
 
 pub fn register(r: &mut Registry) {
     r.add(Supervised);
     r.add(Distill);
     r.add(Declared(
-        Signature::new("finetune", "pretrain", 1, Type::Model, "next-token training of a language model on a text corpus")
-            .req("model", Type::Model, "the language model")
-            .req("corpus", Type::Dataset, "training text")
-            .opt("steps", Type::Int, Value::Int(800), "optimizer steps")
-            .opt("lr", Type::Float, Value::Float(3e-3), "peak learning rate (AdamW, warmup + cosine)")
-            .opt("batch", Type::Int, Value::Int(64), "sequences per step")
-            .opt("seed", Type::Int, Value::Int(0), "shuffle seed"),
+        Signature::new(
+            "finetune",
+            "pretrain",
+            1,
+            Type::Model,
+            "next-token training of a language model on a text corpus",
+        )
+        .req("model", Type::Model, "the language model")
+        .req("corpus", Type::Dataset, "training text")
+        .opt("steps", Type::Int, Value::Int(800), "optimizer steps")
+        .opt("lr", Type::Float, Value::Float(3e-3), "peak learning rate (AdamW, warmup + cosine)")
+        .opt("batch", Type::Int, Value::Int(64), "sequences per step")
+        .opt("seed", Type::Int, Value::Int(0), "shuffle seed"),
     ));
 }
 
@@ -33,10 +39,21 @@ pub struct Supervised;
 impl Op for Supervised {
     fn signature(&self) -> Signature {
         common(
-            Signature::new("finetune", "supervised", 1, Type::Model, "cross-entropy training on labels, over the logits in `logits` only (the others get no signal)")
-                .req("model", Type::Model, "the model to start from (it is copied, not changed)")
-                .req("data", Type::Dataset, "inputs `x` with labels `y`")
-                .opt("logits", Type::Range, Value::Range { start: 0, end: 10 }, "the logits that form the softmax"),
+            Signature::new(
+                "finetune",
+                "supervised",
+                1,
+                Type::Model,
+                "cross-entropy training on labels, over the logits in `logits` only (the others get no signal)",
+            )
+            .req("model", Type::Model, "the model to start from (it is copied, not changed)")
+            .req("data", Type::Dataset, "inputs `x` with labels `y`")
+            .opt(
+                "logits",
+                Type::Range,
+                Value::Range { start: 0, end: 10 },
+                "the logits that form the softmax",
+            ),
         )
     }
 
@@ -58,10 +75,16 @@ pub struct Distill;
 impl Op for Distill {
     fn signature(&self) -> Signature {
         common(
-            Signature::new("finetune", "distill", 1, Type::Model, "trains the student's logits in `logits` to match soft targets `t` (KL divergence of the softmaxes)")
-                .req("model", Type::Model, "the student to start from (it is copied, not changed)")
-                .req("data", Type::Dataset, "inputs `x` with the teacher's logits `t` (from `generate.logits`)")
-                .req("logits", Type::Range, "the student logits matched to the columns of `t`"),
+            Signature::new(
+                "finetune",
+                "distill",
+                1,
+                Type::Model,
+                "trains the student's logits in `logits` to match soft targets `t` (KL divergence of the softmaxes)",
+            )
+            .req("model", Type::Model, "the student to start from (it is copied, not changed)")
+            .req("data", Type::Dataset, "inputs `x` with the teacher's logits `t` (from `generate.logits`)")
+            .req("logits", Type::Range, "the student logits matched to the columns of `t`"),
         )
     }
 

@@ -43,7 +43,7 @@ impl Op for Noise {
             return Err(OpError::invalid("count", "asks for more than 2^31 numbers; use fewer rows"));
         }
         let (low, high) = (args.float("low")? as f32, args.float("high")? as f32);
-        if !(low < high) {
+        if low.partial_cmp(&high) != Some(std::cmp::Ordering::Less) {
             return Err(OpError::invalid("high", format!("must be greater than low ({low})")));
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.int("seed")? as u64);

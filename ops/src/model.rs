@@ -39,12 +39,18 @@ pub struct MlpOp;
 
 impl Op for MlpOp {
     fn signature(&self) -> Signature {
-        Signature::new("model", "mlp", 1, Type::Model, "a multilayer perceptron with fresh weights ~ N(0, 1/fan_in) and zero biases")
-            .req("inputs", Type::Int, "input width")
-            .req("hidden", Type::list(Type::Int), "widths of the hidden layers, e.g. `[128, 128]`")
-            .req("outputs", Type::Int, "number of logits")
-            .opt("activation", Type::Str, Value::Str("relu".into()), "`relu`, `tanh`, `gelu` or `sigmoid`")
-            .opt("seed", Type::Int, Value::Int(0), "initialisation seed; equal seeds give equal weights")
+        Signature::new(
+            "model",
+            "mlp",
+            1,
+            Type::Model,
+            "a multilayer perceptron with fresh weights ~ N(0, 1/fan_in) and zero biases",
+        )
+        .req("inputs", Type::Int, "input width")
+        .req("hidden", Type::list(Type::Int), "widths of the hidden layers, e.g. `[128, 128]`")
+        .req("outputs", Type::Int, "number of logits")
+        .opt("activation", Type::Str, Value::Str("relu".into()), "`relu`, `tanh`, `gelu` or `sigmoid`")
+        .opt("seed", Type::Int, Value::Int(0), "initialisation seed; equal seeds give equal weights")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -67,8 +73,14 @@ pub struct OnnxFile;
 
 impl Op for OnnxFile {
     fn signature(&self) -> Signature {
-        Signature::new("model", "onnx", 1, Type::Model, "an existing ONNX model file, for inference: first input `[N, width]` floats, first output `[N, k]` logits")
-            .req("path", Type::Path, "the `.onnx` file, relative to the `.lab` file")
+        Signature::new(
+            "model",
+            "onnx",
+            1,
+            Type::Model,
+            "an existing ONNX model file, for inference: first input `[N, width]` floats, first output `[N, k]` logits",
+        )
+        .req("path", Type::Path, "the `.onnx` file, relative to the `.lab` file")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -79,7 +91,10 @@ impl Op for OnnxFile {
             return Err(OpError::Data(format!("{path}: the model has no input or no output")));
         };
         if i.shape.len() != 2 || i.elem_type != 1 {
-            return Err(OpError::Data(format!("{path}: input `{}` must be 2-D float rows [N, width], not {:?} of type {}", i.name, i.shape, i.elem_type)));
+            return Err(OpError::Data(format!(
+                "{path}: input `{}` must be 2-D float rows [N, width], not {:?} of type {}",
+                i.name, i.shape, i.elem_type
+            )));
         }
         std::fs::write(ctx.out.join("model.onnx"), &bytes)?;
         let meta = serde_json::json!({"arch": "onnx", "input": i.name, "output": o.name, "inputs": i.shape[1], "outputs": o.shape.last().copied().flatten()});
@@ -93,10 +108,16 @@ pub struct Logits;
 
 impl Op for Logits {
     fn signature(&self) -> Signature {
-        Signature::new("generate", "logits", 1, Type::Dataset, "the model's logits on each input row, stored as soft targets `t`")
-            .req("model", Type::Model, "the model to run")
-            .req("inputs", Type::Dataset, "input rows")
-            .opt("keep", Type::Range, Value::Range { start: 0, end: 0 }, "which logits to keep; `0..0` keeps all")
+        Signature::new(
+            "generate",
+            "logits",
+            1,
+            Type::Dataset,
+            "the model's logits on each input row, stored as soft targets `t`",
+        )
+        .req("model", Type::Model, "the model to run")
+        .req("inputs", Type::Dataset, "input rows")
+        .opt("keep", Type::Range, Value::Range { start: 0, end: 0 }, "which logits to keep; `0..0` keeps all")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

@@ -15,7 +15,10 @@ pub fn session_options(ctx: &RunCtx) -> SessionOptions {
 pub fn load_model(args: &Args, name: &str) -> Result<Mlp, OpError> {
     let dir = args.artifact(name)?;
     if model_arch(dir)? == "onnx" {
-        return Err(OpError::invalid(name, "is an imported ONNX model; labrun trains the models it builds (`model.mlp`), imported ones are for inference"));
+        return Err(OpError::invalid(
+            name,
+            "is an imported ONNX model; labrun trains the models it builds (`model.mlp`), imported ones are for inference",
+        ));
     }
     Ok(Mlp::load(dir)?)
 }
@@ -23,7 +26,8 @@ pub fn load_model(args: &Args, name: &str) -> Result<Mlp, OpError> {
 fn model_arch(dir: &std::path::Path) -> Result<String, OpError> {
     let text = std::fs::read_to_string(dir.join("model.json"))
         .map_err(|e| OpError::Data(format!("{} is not a model: {e}", dir.display())))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| OpError::Data(format!("{}/model.json: {e}", dir.display())))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| OpError::Data(format!("{}/model.json: {e}", dir.display())))?;
     Ok(v["arch"].as_str().unwrap_or("").to_string())
 }
 
@@ -38,7 +42,8 @@ pub struct Inference {
 
 impl Inference {
     pub fn load(ctx: &RunCtx, dir: &std::path::Path) -> Result<Inference, OpError> {
-        let bytes = std::fs::read(dir.join("model.onnx")).map_err(|e| OpError::Data(format!("{}: {e}", dir.display())))?;
+        let bytes =
+            std::fs::read(dir.join("model.onnx")).map_err(|e| OpError::Data(format!("{}: {e}", dir.display())))?;
         let info = lab_nn::onnx_io::read(&bytes)?;
         let (Some(i), Some(o)) = (info.inputs.first(), info.outputs.first()) else {
             return Err(OpError::Data(format!("{}: the model has no input or no output", dir.display())));
@@ -54,7 +59,8 @@ impl Inference {
         let mut out = Vec::new();
         for chunk in x.chunks(4096 * w) {
             let n = (chunk.len() / w) as i64;
-            let v = ort::value::Tensor::from_array((vec![n, w as i64], chunk.to_vec())).map_err(lab_nn::NnError::from)?;
+            let v =
+                ort::value::Tensor::from_array((vec![n, w as i64], chunk.to_vec())).map_err(lab_nn::NnError::from)?;
             let r = self.session.run(vec![(self.input.as_str(), v)]).map_err(lab_nn::NnError::from)?;
             let (shape, data) = r[self.output.as_str()].try_extract_tensor::<f32>().map_err(lab_nn::NnError::from)?;
             self.outputs = *shape.last().unwrap_or(&0) as usize;
@@ -65,14 +71,23 @@ impl Inference {
 
     pub fn check_width(&self, d: &Dataset, arg: &str) -> Result<(), OpError> {
         if self.inputs != 0 && d.x.ncols() != self.inputs {
-            return Err(OpError::invalid(arg, format!("has rows of width {} but the model takes {} inputs", d.x.ncols(), self.inputs)));
+            return Err(OpError::invalid(
+                arg,
+                format!("has rows of width {} but the model takes {} inputs", d.x.ncols(), self.inputs),
+            ));
         }
         Ok(())
     }
 
     pub fn check_logits(&self, range: &std::ops::Range<usize>, arg: &str) -> Result<(), OpError> {
         if range.is_empty() || (self.outputs != 0 && range.end > self.outputs) {
-            return Err(OpError::invalid(arg, format!("is {}..{}, but the model has {} outputs (valid ranges lie within 0..{})", range.start, range.end, self.outputs, self.outputs)));
+            return Err(OpError::invalid(
+                arg,
+                format!(
+                    "is {}..{}, but the model has {} outputs (valid ranges lie within 0..{})",
+                    range.start, range.end, self.outputs, self.outputs
+                ),
+            ));
         }
         Ok(())
     }
@@ -83,7 +98,10 @@ pub fn check_logits(model: &Mlp, range: &std::ops::Range<usize>, arg: &str) -> R
     if range.is_empty() || range.end > model.spec.outputs {
         return Err(OpError::invalid(
             arg,
-            format!("is {}..{}, but the model has {} outputs (valid ranges lie within 0..{})", range.start, range.end, model.spec.outputs, model.spec.outputs),
+            format!(
+                "is {}..{}, but the model has {} outputs (valid ranges lie within 0..{})",
+                range.start, range.end, model.spec.outputs, model.spec.outputs
+            ),
         ));
     }
     Ok(())
@@ -92,7 +110,10 @@ pub fn check_logits(model: &Mlp, range: &std::ops::Range<usize>, arg: &str) -> R
 /// Checks that the data fits the model's input width.
 pub fn check_width(model: &Mlp, d: &Dataset, arg: &str) -> Result<(), OpError> {
     if d.x.ncols() != model.spec.inputs {
-        return Err(OpError::invalid(arg, format!("has rows of width {} but the model takes {} inputs", d.x.ncols(), model.spec.inputs)));
+        return Err(OpError::invalid(
+            arg,
+            format!("has rows of width {} but the model takes {} inputs", d.x.ncols(), model.spec.inputs),
+        ));
     }
     Ok(())
 }
@@ -115,15 +136,26 @@ pub fn fit(ctx: &RunCtx, args: &Args, model: &mut Mlp, d: &Dataset, objective: O
     let tmat;
     let targets = match &objective {
         Objective::CrossEntropy { .. } => {
-            let y = d.y.as_ref().ok_or_else(|| OpError::invalid("data", "has no labels `y`; supervised training needs labelled data"))?;
+            let y = d.y.as_ref().ok_or_else(|| {
+                OpError::invalid("data", "has no labels `y`; supervised training needs labelled data")
+            })?;
             Targets::Labels(y.as_slice().expect("contiguous"))
         }
         Objective::Distill { logits } => {
-            let t = d.t.as_ref().ok_or_else(|| OpError::invalid("data", "has no soft targets `t`; make them with `generate.logits`"))?;
+            let t = d
+                .t
+                .as_ref()
+                .ok_or_else(|| OpError::invalid("data", "has no soft targets `t`; make them with `generate.logits`"))?;
             if t.ncols() != logits.len() {
                 return Err(OpError::invalid(
                     "logits",
-                    format!("is {}..{} ({} logits) but the targets have {} columns", logits.start, logits.end, logits.len(), t.ncols()),
+                    format!(
+                        "is {}..{} ({} logits) but the targets have {} columns",
+                        logits.start,
+                        logits.end,
+                        logits.len(),
+                        t.ncols()
+                    ),
                 ));
             }
             tmat = t.as_standard_layout().to_owned();
@@ -132,8 +164,12 @@ pub fn fit(ctx: &RunCtx, args: &Args, model: &mut Mlp, d: &Dataset, objective: O
     };
     let data = Data { x, width: d.x.ncols(), targets };
     let mut on_step = |s: train::StepInfo| {
-        if s.step % 10 == 0 || s.step == s.total {
-            (ctx.progress)(Progress { done: s.step as u64, total: s.total as u64, message: format!("epoch {} loss {:.4}", s.epoch + 1, s.loss) });
+        if s.step.is_multiple_of(10) || s.step == s.total {
+            (ctx.progress)(Progress {
+                done: s.step as u64,
+                total: s.total as u64,
+                message: format!("epoch {} loss {:.4}", s.epoch + 1, s.loss),
+            });
         }
         ctx.check_cancel().is_ok()
     };

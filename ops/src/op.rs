@@ -61,7 +61,9 @@ impl Args {
     pub fn range(&self, name: &str) -> Result<std::ops::Range<usize>, OpError> {
         match self.value(name)? {
             Value::Range { start, end } if *start >= 0 && start <= end => Ok(*start as usize..*end as usize),
-            Value::Range { start, end } => Err(OpError::invalid(name, format!("`{start}..{end}` is not a valid index range"))),
+            Value::Range { start, end } => {
+                Err(OpError::invalid(name, format!("`{start}..{end}` is not a valid index range")))
+            }
             _ => Err(OpError::internal(format!("`{name}` is not a range"))),
         }
     }
@@ -79,7 +81,10 @@ impl Args {
     /// A list of numbers (integers widen to floats).
     pub fn floats(&self, name: &str) -> Result<Vec<f64>, OpError> {
         match self.value(name)? {
-            Value::List(items) => items.iter().map(|v| v.as_f64().ok_or_else(|| OpError::invalid(name, "must be a list of numbers"))).collect(),
+            Value::List(items) => items
+                .iter()
+                .map(|v| v.as_f64().ok_or_else(|| OpError::invalid(name, "must be a list of numbers")))
+                .collect(),
             _ => Err(OpError::internal(format!("`{name}` is not a list"))),
         }
     }
@@ -88,7 +93,9 @@ impl Args {
         match self.value(name)? {
             Value::List(items) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| OpError::invalid(name, "must be a list of strings")))
+                .map(|v| {
+                    v.as_str().map(str::to_string).ok_or_else(|| OpError::invalid(name, "must be a list of strings"))
+                })
                 .collect(),
             _ => Err(OpError::internal(format!("`{name}` is not a list"))),
         }
@@ -179,7 +186,9 @@ impl OpError {
 
     pub fn blame(&self) -> Blame {
         match self {
-            OpError::NotImplemented { .. } | OpError::Invalid { .. } | OpError::Data(_) | OpError::Numeric(_) => Blame::User,
+            OpError::NotImplemented { .. } | OpError::Invalid { .. } | OpError::Data(_) | OpError::Numeric(_) => {
+                Blame::User
+            }
             OpError::Cancelled => Blame::User,
             OpError::Nn(e) => match e.blame_is_env() {
                 true => Blame::Environment,

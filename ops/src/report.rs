@@ -34,7 +34,12 @@ impl Op for Lines {
         if xs.is_empty() || series.is_empty() || paths.len() != xs.len() * series.len() {
             return Err(OpError::invalid(
                 "values",
-                format!("has {} results; expected one per series and x value ({} × {})", paths.len(), series.len(), xs.len()),
+                format!(
+                    "has {} results; expected one per series and x value ({} × {})",
+                    paths.len(),
+                    series.len(),
+                    xs.len()
+                ),
             ));
         }
         let (metric, error) = (args.str("metric")?, args.str("error")?);
@@ -75,30 +80,70 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
     let xs = |x: f64| if xmax > xmin { left + pw * (x - xmin) / (xmax - xmin) } else { left + pw / 2.0 };
     let ys = |v: f64| top + ph * (1.0 - (v / ymax).clamp(0.0, 1.0));
     let mut s = String::new();
-    let _ = write!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#);
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#
+    );
     let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, left + pw / 2.0, esc(title));
+    let _ =
+        write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, left + pw / 2.0, esc(title));
     for i in 0..=5 {
         let v = ymax * i as f64 / 5.0;
-        let _ = write!(s, r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##, left + pw, ys(v), ys(v), left - 6.0, ys(v) + 4.0, fmt_tick(v));
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            left + pw,
+            ys(v),
+            ys(v),
+            left - 6.0,
+            ys(v) + 4.0,
+            fmt_tick(v)
+        );
     }
     let mut seen = Vec::new();
     for (_, p) in lines {
         for &(x, _, _) in p {
             if !seen.contains(&x) {
                 seen.push(x);
-                let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, xs(x), top + ph + 18.0, fmt_tick(x));
+                let _ = write!(
+                    s,
+                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                    xs(x),
+                    top + ph + 18.0,
+                    fmt_tick(x)
+                );
             }
         }
     }
-    let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, left + pw / 2.0, h - 14.0, esc(xlabel));
-    let _ = write!(s, r#"<text transform="translate(18,{:.1}) rotate(-90)" text-anchor="middle">{}</text>"#, top + ph / 2.0, esc(ylabel));
+    let _ = write!(
+        s,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        left + pw / 2.0,
+        h - 14.0,
+        esc(xlabel)
+    );
+    let _ = write!(
+        s,
+        r#"<text transform="translate(18,{:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        top + ph / 2.0,
+        esc(ylabel)
+    );
     if let Some(r) = reference {
-        let _ = write!(s, r#"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="crimson" stroke-dasharray="6 4"/>"#, left + pw, ys(r), ys(r));
+        let _ = write!(
+            s,
+            r#"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="crimson" stroke-dasharray="6 4"/>"#,
+            left + pw,
+            ys(r),
+            ys(r)
+        );
     }
     for (i, (label, p)) in lines.iter().enumerate() {
         let c = PALETTE[i % PALETTE.len()];
-        let path: Vec<String> = p.iter().enumerate().map(|(j, &(x, y, _))| format!("{}{:.1} {:.1}", if j == 0 { "M" } else { "L" }, xs(x), ys(y))).collect();
+        let path: Vec<String> = p
+            .iter()
+            .enumerate()
+            .map(|(j, &(x, y, _))| format!("{}{:.1} {:.1}", if j == 0 { "M" } else { "L" }, xs(x), ys(y)))
+            .collect();
         let _ = write!(s, r#"<path d="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(""));
         for &(x, y, e) in p {
             if let Some(e) = e.filter(|e| *e > 0.0) {
@@ -107,9 +152,24 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
             let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{c}"/>"#, xs(x), ys(y));
         }
         let ly = top + 10.0 + 20.0 * i as f64;
-        let _ = write!(s, r#"<line x1="{}" x2="{}" y1="{ly:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2"/><text x="{}" y="{:.1}">{}</text>"#, left + pw + 12.0, left + pw + 32.0, left + pw + 38.0, ly + 4.0, esc(label));
+        let _ = write!(
+            s,
+            r#"<line x1="{}" x2="{}" y1="{ly:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2"/><text x="{}" y="{:.1}">{}</text>"#,
+            left + pw + 12.0,
+            left + pw + 32.0,
+            left + pw + 38.0,
+            ly + 4.0,
+            esc(label)
+        );
     }
-    let _ = write!(s, r#"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.1}" stroke="black"/><line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="black"/></svg>"#, top + ph, left + pw, top + ph, top + ph);
+    let _ = write!(
+        s,
+        r#"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.1}" stroke="black"/><line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="black"/></svg>"#,
+        top + ph,
+        left + pw,
+        top + ph,
+        top + ph
+    );
     s.push('\n');
     s
 }
@@ -164,34 +224,85 @@ pub fn bar_svg(title: &str, ylabel: &str, bars: &[(String, f64, Option<f64>)], r
     let plot_h = h - top - bottom;
     let y = |v: f64| top + plot_h * (1.0 - (v / ymax).clamp(0.0, 1.0));
     let mut s = String::new();
-    let _ = write!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#);
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#
+    );
     let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, w / 2.0, esc(title));
     for i in 0..=5 {
         let v = ymax * i as f64 / 5.0;
         let yy = y(v);
-        let _ = write!(s, r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##, w - right, left - 6.0, yy + 4.0, fmt_tick(v));
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            w - right,
+            left - 6.0,
+            yy + 4.0,
+            fmt_tick(v)
+        );
     }
-    let _ = write!(s, r#"<text transform="translate(18,{:.1}) rotate(-90)" text-anchor="middle">{}</text>"#, top + plot_h / 2.0, esc(ylabel));
+    let _ = write!(
+        s,
+        r#"<text transform="translate(18,{:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        top + plot_h / 2.0,
+        esc(ylabel)
+    );
     let slot = (w - left - right) / bars.len().max(1) as f64;
     for (i, (label, v, e)) in bars.iter().enumerate() {
         let x0 = left + slot * i as f64 + slot * 0.15;
         let bw = slot * 0.7;
-        let _ = write!(s, r##"<rect x="{x0:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="#4878a8"/>"##, y(*v), y(0.0) - y(*v));
+        let _ = write!(
+            s,
+            r##"<rect x="{x0:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="#4878a8"/>"##,
+            y(*v),
+            y(0.0) - y(*v)
+        );
         if let Some(e) = e.filter(|e| *e > 0.0) {
             let cx = x0 + bw / 2.0;
-            let _ = write!(s, r#"<path d="M{cx:.1} {:.1}V{:.1}M{:.1} {:.1}h12M{:.1} {:.1}h12" stroke="black"/>"#, y(v - e), y(v + e), cx - 6.0, y(v - e), cx - 6.0, y(v + e));
+            let _ = write!(
+                s,
+                r#"<path d="M{cx:.1} {:.1}V{:.1}M{:.1} {:.1}h12M{:.1} {:.1}h12" stroke="black"/>"#,
+                y(v - e),
+                y(v + e),
+                cx - 6.0,
+                y(v - e),
+                cx - 6.0,
+                y(v + e)
+            );
         }
         let label_at = y(v + e.unwrap_or(0.0).max(0.0)) - 6.0;
-        let _ = write!(s, r#"<text x="{:.1}" y="{label_at:.1}" text-anchor="middle">{}</text>"#, x0 + bw / 2.0, fmt_tick(*v));
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{label_at:.1}" text-anchor="middle">{}</text>"#,
+            x0 + bw / 2.0,
+            fmt_tick(*v)
+        );
         let lx = x0 + bw / 2.0;
         let ly = h - bottom + 16.0;
-        let _ = write!(s, r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="end" transform="rotate(-25 {lx:.1} {ly:.1})">{}</text>"#, esc(label));
+        let _ = write!(
+            s,
+            r#"<text x="{lx:.1}" y="{ly:.1}" text-anchor="end" transform="rotate(-25 {lx:.1} {ly:.1})">{}</text>"#,
+            esc(label)
+        );
     }
     if let Some(r) = reference {
-        let _ = write!(s, r#"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="crimson" stroke-dasharray="6 4"/>"#, w - right, y(r), y(r));
+        let _ = write!(
+            s,
+            r#"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="crimson" stroke-dasharray="6 4"/>"#,
+            w - right,
+            y(r),
+            y(r)
+        );
     }
-    let _ = write!(s, r#"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.1}" stroke="black"/><line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="black"/></svg>"#, y(0.0), w - right, y(0.0), y(0.0));
+    let _ = write!(
+        s,
+        r#"<line x1="{left}" x2="{left}" y1="{top}" y2="{:.1}" stroke="black"/><line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="black"/></svg>"#,
+        y(0.0),
+        w - right,
+        y(0.0),
+        y(0.0)
+    );
     s.push('\n');
     s
 }
@@ -222,6 +333,9 @@ mod tests {
         assert!(svg.contains("stroke-dasharray"));
         assert_eq!(nice_ceiling(0.93), 1.0);
         assert_eq!(nice_ceiling(3.1), 5.0);
-        assert_eq!((fmt_tick(5.0), fmt_tick(0.25), fmt_tick(0.3333), fmt_tick(0.8)), ("5".into(), "0.25".into(), "0.333".into(), "0.8".into()));
+        assert_eq!(
+            (fmt_tick(5.0), fmt_tick(0.25), fmt_tick(0.3333), fmt_tick(0.8)),
+            ("5".into(), "0.25".into(), "0.333".into(), "0.8".into())
+        );
     }
 }

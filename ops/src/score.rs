@@ -10,10 +10,16 @@ pub fn register(r: &mut Registry) {
     r.add(Summary);
     r.add(Stats);
     r.add(Declared(
-        Signature::new("score", "logprob", 1, Type::Metrics, "exact log-probability of `continuation` after `prompt` under a language model")
-            .req("model", Type::Model, "the language model")
-            .req("prompt", Type::Str, "the conditioning text")
-            .req("continuation", Type::Str, "the text whose probability is measured"),
+        Signature::new(
+            "score",
+            "logprob",
+            1,
+            Type::Metrics,
+            "exact log-probability of `continuation` after `prompt` under a language model",
+        )
+        .req("model", Type::Model, "the language model")
+        .req("prompt", Type::Str, "the conditioning text")
+        .req("continuation", Type::Str, "the text whose probability is measured"),
     ));
 }
 
@@ -22,10 +28,21 @@ pub struct Accuracy;
 
 impl Op for Accuracy {
     fn signature(&self) -> Signature {
-        Signature::new("score", "accuracy", 1, Type::Metrics, "share of rows whose argmax over `logits` equals the label; also the mean cross-entropy over those logits")
-            .req("model", Type::Model, "the classifier")
-            .req("data", Type::Dataset, "inputs `x` with labels `y`")
-            .opt("logits", Type::Range, Value::Range { start: 0, end: 10 }, "the logits that compete in the argmax")
+        Signature::new(
+            "score",
+            "accuracy",
+            1,
+            Type::Metrics,
+            "share of rows whose argmax over `logits` equals the label; also the mean cross-entropy over those logits",
+        )
+        .req("model", Type::Model, "the classifier")
+        .req("data", Type::Dataset, "inputs `x` with labels `y`")
+        .opt(
+            "logits",
+            Type::Range,
+            Value::Range { start: 0, end: 10 },
+            "the logits that compete in the argmax",
+        )
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -56,7 +73,10 @@ pub fn accuracy(logits: &[f32], outputs: usize, y: &[i64], range: &std::ops::Ran
     let mut counted = 0usize;
     for (r, &label) in y.iter().enumerate() {
         let row = &logits[r * outputs + range.start..r * outputs + range.end];
-        let (arg, _) = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) });
+        let (arg, _) = row
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) });
         if (range.start + arg) as i64 == label {
             correct += 1;
         }
@@ -112,8 +132,8 @@ pub fn summarise(xs: &[f64]) -> Metrics {
 /// The 97.5% quantile of Student's t with `df` degrees of freedom.
 fn t_975(df: usize) -> f64 {
     const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110,
-        2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
     ];
     match df {
         0 => f64::NAN,
@@ -129,8 +149,14 @@ pub struct Stats;
 
 impl Op for Stats {
     fn signature(&self) -> Signature {
-        Signature::new("score", "stats", 1, Type::Metrics, "row count, width, and mean/std/min/max of the inputs of a dataset")
-            .req("data", Type::Dataset, "the dataset")
+        Signature::new(
+            "score",
+            "stats",
+            1,
+            Type::Metrics,
+            "row count, width, and mean/std/min/max of the inputs of a dataset",
+        )
+        .req("data", Type::Dataset, "the dataset")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

@@ -67,4 +67,5 @@ impl Signature {
 }
 
 /// The op kinds the language knows.
-pub const KINDS: &[&str] = &["generate", "filter", "finetune", "probe", "estimate", "score", "model", "data", "fit", "report"];
+pub const KINDS: &[&str] =
+    &["generate", "filter", "finetune", "probe", "estimate", "score", "model", "data", "fit", "report"];

@@ -37,7 +37,14 @@ impl Type {
     pub fn is_artifact(&self) -> bool {
         matches!(
             self,
-            Type::Model | Type::Dataset | Type::Activations | Type::Probe | Type::Metrics | Type::Estimate | Type::Fit | Type::Figure
+            Type::Model
+                | Type::Dataset
+                | Type::Activations
+                | Type::Probe
+                | Type::Metrics
+                | Type::Estimate
+                | Type::Fit
+                | Type::Figure
         )
     }
 

@@ -149,7 +149,10 @@ mod tests {
     fn encoding_is_unambiguous() {
         // Same printed digits, different types or nesting: different bytes.
         assert_ne!(enc(&Value::Int(1)), enc(&Value::Float(1.0)));
-        assert_ne!(enc(&Value::Str("ab".into())), enc(&Value::List(vec![Value::Str("a".into()), Value::Str("b".into())])));
+        assert_ne!(
+            enc(&Value::Str("ab".into())),
+            enc(&Value::List(vec![Value::Str("a".into()), Value::Str("b".into())]))
+        );
         assert_ne!(
             enc(&Value::List(vec![Value::List(vec![]), Value::Int(0)])),
             enc(&Value::List(vec![Value::List(vec![Value::Int(0)])]))
