@@ -6,9 +6,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lab_cache::Cache;
 use lab_engine::execute::{Event, RunOptions, RunReport};
 use lab_engine::{Diag, Plan};
+
 use lab_ops::{Blame, Registry};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,32 +46,6 @@ pub fn pipeline_id(file: &Path) -> String {
 
 pub fn stem(file: &Path) -> String {
     file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into())
-}
-
-/// Resolves step names (or sweep names) to node ids.
-pub fn resolve_steps(plan: &Plan, names: &[String]) -> Result<BTreeSet<usize>, Vec<Diag>> {
-    let mut out = BTreeSet::new();
-    let mut diags = Vec::new();
-    for t in names {
-        let hits: Vec<usize> = plan
-            .nodes
-            .iter()
-            .filter(|n| {
-                std::iter::once(&n.name)
-                    .chain(&n.aliases)
-                    .any(|a| a == t || a.strip_prefix(t.as_str()).is_some_and(|r| r.starts_with('[')))
-            })
-            .map(|n| n.id)
-            .collect();
-        if hits.is_empty() {
-            let names = plan.nodes.iter().map(|n| n.name.as_str());
-            diags.push(Diag::new("lab::unknown_target", format!("no step is named `{t}`")).maybe_help(
-                lab_engine::suggest(t, names).or_else(|| Some("`labrun plan FILE` lists the steps".into())),
-            ));
-        }
-        out.extend(hits);
-    }
-    if diags.is_empty() { Ok(out) } else { Err(diags) }
 }
 
 struct Display {
@@ -182,7 +157,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     let force = if args.force_all {
         (0..plan.nodes.len()).collect()
     } else {
-        match resolve_steps(&plan, &args.force) {
+        match plan.resolve(&args.force) {
             Ok(f) => f,
             Err(d) => {
                 print_diags(&d, &sources);

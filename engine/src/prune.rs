@@ -7,12 +7,12 @@ use petgraph::visit::{Reversed, Walker};
 use std::collections::BTreeSet;
 
 impl Plan {
-    /// Keeps only what `targets` need. A target names a step (`teacher[0]`) or a whole
-    /// sweep (`teacher`). Reports are dropped: they need the whole program.
-    pub fn prune(&self, targets: &[String]) -> Result<Plan, Vec<Diag>> {
-        let mut roots = Vec::new();
+    /// The nodes that `names` name: a step (`teacher[0]`), an alias, or a whole sweep
+    /// (`teacher`). Unknown names are diagnostics with "did you mean".
+    pub fn resolve(&self, names: &[String]) -> Result<BTreeSet<usize>, Vec<Diag>> {
+        let mut out = BTreeSet::new();
         let mut diags = Vec::new();
-        for t in targets {
+        for t in names {
             let hits: Vec<usize> = self
                 .nodes
                 .iter()
@@ -33,11 +33,15 @@ impl Plan {
                         .maybe_help(suggest(t, names).or_else(|| Some("`labrun plan FILE` lists the steps".into()))),
                 );
             }
-            roots.extend(hits);
+            out.extend(hits);
         }
-        if !diags.is_empty() {
-            return Err(diags);
-        }
+        if diags.is_empty() { Ok(out) } else { Err(diags) }
+    }
+
+    /// Keeps only what `targets` need (see [`Plan::resolve`]). Reports are dropped: they
+    /// need the whole program.
+    pub fn prune(&self, targets: &[String]) -> Result<Plan, Vec<Diag>> {
+        let roots = self.resolve(targets)?;
         let g = Plan::graph(&self.nodes);
         let mut keep = BTreeSet::new();
         for r in roots {

@@ -33,6 +33,23 @@ fn common(sig: Signature) -> Signature {
         .opt("seed", Type::Int, Value::Int(0), "shuffle seed")
 }
 
+/// Loads `model` and `data`, trains a copy of the model on the logits in `logits` with
+/// the given objective, and saves it as the output.
+fn train_copy(
+    ctx: &RunCtx,
+    args: &Args,
+    objective: impl FnOnce(std::ops::Range<usize>) -> Objective,
+) -> Result<(), OpError> {
+    let mut model = nnops::load_model(args, "model")?;
+    let d = Dataset::read(args.artifact("data")?)?;
+    nnops::check_width(&model, &d, "data")?;
+    let logits = args.range("logits")?;
+    nnops::check_logits(&model, &logits, "logits")?;
+    nnops::fit(ctx, args, &mut model, &d, objective(logits))?;
+    model.save(ctx.out)?;
+    Ok(())
+}
+
 /// Cross-entropy training on the dataset's labels, using only the logits in `logits`.
 pub struct Supervised;
 
@@ -58,14 +75,7 @@ impl Op for Supervised {
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let mut model = nnops::load_model(args, "model")?;
-        let d = Dataset::read(args.artifact("data")?)?;
-        nnops::check_width(&model, &d, "data")?;
-        let logits = args.range("logits")?;
-        nnops::check_logits(&model, &logits, "logits")?;
-        nnops::fit(ctx, args, &mut model, &d, Objective::CrossEntropy { logits })?;
-        model.save(ctx.out)?;
-        Ok(())
+        train_copy(ctx, args, |logits| Objective::CrossEntropy { logits })
     }
 }
 
@@ -89,13 +99,6 @@ impl Op for Distill {
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let mut model = nnops::load_model(args, "model")?;
-        let d = Dataset::read(args.artifact("data")?)?;
-        nnops::check_width(&model, &d, "data")?;
-        let logits = args.range("logits")?;
-        nnops::check_logits(&model, &logits, "logits")?;
-        nnops::fit(ctx, args, &mut model, &d, Objective::Distill { logits })?;
-        model.save(ctx.out)?;
-        Ok(())
+        train_copy(ctx, args, |logits| Objective::Distill { logits })
     }
 }
