@@ -26,7 +26,7 @@ pub struct Declared(pub Signature);
 
 impl Op for Declared {
     fn signature(&self) -> Signature {
-        self.0.clone()
+        Signature { planned: true, ..self.0.clone() }
     }
 
     fn run(&self, _ctx: &RunCtx, _args: &Args) -> Result<(), OpError> {
