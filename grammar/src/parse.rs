@@ -336,6 +336,9 @@ impl Builder<'_> {
             Rule::named => {
                 let mut it = p.into_inner();
                 let word = it.next().unwrap();
+                if word.as_rule() == Rule::boolean {
+                    return Expr { kind: ExprKind::Bool(word.as_str() == "true"), span };
+                }
                 let first = Ident { name: word.as_str().to_string(), span: self.span(&word) };
                 match it.next() {
                     Some(tail) if tail.as_rule() == Rule::call_tail => {
@@ -443,6 +446,11 @@ fn syntax_error(src: &str, file: u32, e: pest::error::Error<Rule>) -> ParseError
         expected.retain(|s| {
             !matches!(s.as_str(), "a name" | "`for`" | "`import`" | "`param`" | "`report`" | "end of file")
         });
+    }
+    // What can start a value, listed piecemeal, is "a value".
+    if expected.iter().any(|s| s == "a name") && expected.iter().any(|s| s == "`(`") {
+        expected.retain(|s| !matches!(s.as_str(), "a name" | "a number" | "a string" | "`(`" | "`[`" | "`{`" | "`-`"));
+        expected.insert(0, "a value".to_string());
     }
     // Brackets that open a value are part of "a value".
     if expected.iter().any(|s| s == "a value") {
