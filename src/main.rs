@@ -13,7 +13,14 @@ fn main() -> ExitCode {
         eprintln!("please report it with the command you ran");
     }));
     let args = cli::normalise_args(std::env::args_os().collect());
-    let cli = <cli::Cli as clap::Parser>::parse_from(args);
+    // Usage mistakes are user errors (exit 1); `--help` and `--version` succeed.
+    let cli = match <cli::Cli as clap::Parser>::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
     match std::panic::catch_unwind(|| commands::dispatch(cli)) {
         Ok(code) => code,
         Err(_) => ExitCode::from(3),

@@ -88,3 +88,15 @@ fn missing_file_and_directory() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("directory"), "{}", r.stderr);
 }
+
+#[test]
+fn usage_mistakes_exit_1_and_help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = labrun(dir.path(), &["run"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let r = labrun(dir.path(), &["plan", "x.lab", "--no-such-flag"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let r = labrun(dir.path(), &["--help"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("labrun FILE"), "{}", r.stdout);
+}

@@ -20,6 +20,15 @@ type Family = (Vec<(Vec<u8>, Instance)>, HashMap<Vec<u8>, usize>);
 struct Instance {
     env: Env,
     name: String,
+    state: State,
+}
+
+/// Where the evaluation of an instance stands.
+#[derive(Clone)]
+enum State {
+    Pending,
+    Visiting,
+    Done(Option<ArgVal>),
 }
 
 pub(crate) struct Lowerer<'a, 'r> {
@@ -30,8 +39,6 @@ pub(crate) struct Lowerer<'a, 'r> {
     params: BTreeMap<String, Option<Value>>,
     /// family → instances in sweep order, and encoded index → position
     instances: BTreeMap<String, Family>,
-    memo: HashMap<(String, Vec<u8>), Option<ArgVal>>,
-    visiting: Vec<(String, Vec<u8>)>,
     nodes: Vec<Node>,
     dedupe: HashMap<Vec<u8>, usize>,
     total_instances: usize,
@@ -55,8 +62,6 @@ impl<'a, 'r> Lowerer<'a, 'r> {
             overrides,
             params: BTreeMap::new(),
             instances: BTreeMap::new(),
-            memo: HashMap::new(),
-            visiting: Vec::new(),
             nodes: Vec::new(),
             dedupe: HashMap::new(),
             total_instances: 0,
@@ -180,7 +185,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 return;
             }
             index.insert(key.clone(), list.len());
-            list.push((key, Instance { env: env.clone(), name }));
+            list.push((key, Instance { env: env.clone(), name, state: State::Pending }));
             return;
         }
         let b = loops[depth];
@@ -223,23 +228,24 @@ impl<'a, 'r> Lowerer<'a, 'r> {
 
     /// The value of an instance: evaluates its definition once.
     fn resolve(&mut self, family: &str, key: &[u8]) -> Option<ArgVal> {
-        let k = (family.to_string(), key.to_vec());
-        if let Some(v) = self.memo.get(&k) {
-            return v.clone();
+        let (list, index) = self.instances.get_mut(family)?;
+        let pos = *index.get(key)?;
+        let inst = &mut list[pos].1;
+        match &inst.state {
+            State::Done(v) => return v.clone(),
+            State::Visiting => {
+                let span = self.program.defs[family].name_span();
+                self.diags.push(Diag::new("lab::cycle", format!("`{family}` depends on itself")).at(span, "here"));
+                return None;
+            }
+            State::Pending => inst.state = State::Visiting,
         }
-        if self.visiting.contains(&k) {
-            let span = self.program.defs[family].name_span();
-            self.diags.push(Diag::new("lab::cycle", format!("`{family}` depends on itself")).at(span, "here"));
-            return None;
-        }
-        self.visiting.push(k.clone());
-        let (list, index) = &self.instances[family];
-        let inst = &list[index[key]].1;
-        let (env, name) = (inst.env.clone(), inst.name.clone());
+        let (env, name) = (std::mem::take(&mut inst.env), inst.name.clone());
         let Def::Step { step, .. } = &self.program.defs[family] else { unreachable!() };
         let v = self.eval(&step.value, &env, &name, true);
-        self.visiting.pop();
-        self.memo.insert(k, v.clone());
+        let inst = &mut self.instances.get_mut(family).expect("family").0[pos].1;
+        inst.state = State::Done(v.clone());
+        inst.env = env;
         v
     }
 
@@ -269,7 +275,8 @@ impl<'a, 'r> Lowerer<'a, 'r> {
             ExprKind::List(items) => {
                 let mut out = Vec::new();
                 for (i, x) in items.iter().enumerate() {
-                    out.push(self.eval(x, env, &format!("{owner}/{i}"), false)?);
+                    let child = if creates_nodes(x) { format!("{owner}/{i}") } else { String::new() };
+                    out.push(self.eval(x, env, &child, false)?);
                 }
                 Some(collapse(out))
             }
@@ -370,7 +377,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 for (spec, arg) in bound {
                     let v = match arg {
                         Some(a) => {
-                            let v = self.eval(&a.value, env, &format!("{owner}/{}", spec.name), false)?;
+                            let child =
+                                if creates_nodes(&a.value) { format!("{owner}/{}", spec.name) } else { String::new() };
+                            let v = self.eval(&a.value, env, &child, false)?;
                             match v {
                                 ArgVal::Value(v) => ArgVal::Value(coerce(v, &spec.ty)),
                                 other => other,
@@ -622,6 +631,16 @@ fn text_of(e: &Expr) -> String {
         ExprKind::Int { text, .. } | ExprKind::Float { text, .. } => text.clone(),
         ExprKind::Str(s) => format!("{s:?}"),
         _ => "…".into(),
+    }
+}
+
+/// Whether evaluating `e` may create nodes (which are named after their owner).
+fn creates_nodes(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Call(_) | ExprKind::Comprehension { .. } => true,
+        ExprKind::List(items) => items.iter().any(creates_nodes),
+        ExprKind::Paren(x) => creates_nodes(x),
+        _ => false,
     }
 }
 

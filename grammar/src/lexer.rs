@@ -69,8 +69,54 @@ pub(crate) fn scan(src: &str, max_depth: usize) -> Scan {
     Scan { comments, unterminated_string, too_deep }
 }
 
+/// Byte offsets where a line starts at bracket depth 0, outside strings, with a name or
+/// keyword: places where a top-level item may begin. An expression never continues with
+/// a name after a line break, so cutting the file there keeps every item whole (a wrong
+/// guess only makes a chunk fail to parse, and the caller then parses the whole file).
+pub(crate) fn item_starts(src: &str) -> Vec<usize> {
+    let bytes = src.as_bytes();
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut line_start = true;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if line_start && depth == 0 && (b.is_ascii_alphabetic() || b == b'_') {
+            out.push(i);
+        }
+        line_start = false;
+        match b {
+            b'\n' => line_start = true,
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn item_starts_skip_nested_and_quoted_lines() {
+        let src = "a = 1\nfor s in x {\n  b[s] = m.f()\n}\nc = \"x\n# d = 2\ne = [\nf]\n";
+        let starts: Vec<&str> = item_starts(src).iter().map(|&i| &src[i..i + 1]).collect();
+        assert_eq!(starts, ["a", "f", "c", "e"]);
+    }
+
     use super::*;
 
     #[test]

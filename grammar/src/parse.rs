@@ -44,43 +44,100 @@ pub fn parse(src: &str, file: u32) -> Result<File, Vec<ParseError>> {
             .with_help("split the value into named steps or params"),
         ]);
     }
+    let comments: Vec<(usize, usize)> = scan.comments.iter().map(|c| (c.start, c.end)).collect();
+    // Large files parse in parallel, cut between top-level items. Any trouble in a chunk
+    // falls back to parsing the whole file, so results and messages are those of one parse.
+    if src.len() >= PARALLEL_BYTES {
+        let cuts = lexer::item_starts(src);
+        let parts = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        if parts > 1 && cuts.len() > parts {
+            let mut bounds = vec![0];
+            for k in 1..parts {
+                let want = src.len() * k / parts;
+                let at = cuts[cuts.partition_point(|&c| c < want).min(cuts.len() - 1)];
+                if at > *bounds.last().unwrap() {
+                    bounds.push(at);
+                }
+            }
+            bounds.push(src.len());
+            let results: Vec<Option<Result<Vec<Item>, Vec<ParseError>>>> = std::thread::scope(|sc| {
+                let handles: Vec<_> = bounds
+                    .windows(2)
+                    .map(|w| {
+                        let (a, b) = (w[0], w[1]);
+                        let comments = &comments;
+                        sc.spawn(move || parse_items(&src[a..b], a, file, comments))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().ok().flatten()).collect()
+            });
+            if results.iter().all(|r| r.is_some()) {
+                let mut items = Vec::new();
+                let mut errors = Vec::new();
+                for r in results.into_iter().flatten() {
+                    match r {
+                        Ok(mut i) => items.append(&mut i),
+                        Err(mut e) => errors.append(&mut e),
+                    }
+                }
+                return if errors.is_empty() { Ok(File { items }) } else { Err(errors) };
+            }
+        }
+    }
+    if let Some(r) = parse_items(src, 0, file, &comments) {
+        return r.map(|items| File { items });
+    }
     // Tracking parse attempts is costly, so only a failed parse is repeated with it, to
     // name the expected tokens.
+    static DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // The flag is global: one detailed parse at a time.
+    let guard = DETAIL.lock().unwrap_or_else(|p| p.into_inner());
+    pest::set_error_detail(true);
+    let e = LabParser::parse(Rule::file, src).expect_err("the same input fails again");
     pest::set_error_detail(false);
-    let pairs = match LabParser::parse(Rule::file, src) {
-        Ok(p) => p,
-        Err(_) => {
-            // The flag is global: one detailed parse at a time.
-            static DETAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-            let guard = DETAIL.lock().unwrap_or_else(|p| p.into_inner());
-            pest::set_error_detail(true);
-            let e = LabParser::parse(Rule::file, src).expect_err("the same input fails again");
-            pest::set_error_detail(false);
-            drop(guard);
-            if let Some(at) = scan.unterminated_string {
-                let end = src[at..].find('\n').map_or(src.len(), |n| at + n);
-                return Err(vec![
-                    ParseError::new(Span::new(file, at, end), "unterminated string", "this string has no closing `\"`")
-                        .with_help("close the string with `\"` on the same line; write a line break as `\\n`"),
-                ]);
-            }
-            return Err(vec![syntax_error(src, file, e)]);
-        }
-    };
-    let mut b =
-        Builder { file, src, comments: scan.comments.iter().map(|c| (c.start, c.end)).collect(), errors: Vec::new() };
+    drop(guard);
+    if let Some(at) = scan.unterminated_string {
+        let end = src[at..].find('\n').map_or(src.len(), |n| at + n);
+        return Err(vec![
+            ParseError::new(Span::new(file, at, end), "unterminated string", "this string has no closing `\"`")
+                .with_help("close the string with `\"` on the same line; write a line break as `\\n`"),
+        ]);
+    }
+    Err(vec![syntax_error(src, file, e)])
+}
+
+/// Files at least this large are parsed in parallel chunks.
+const PARALLEL_BYTES: usize = 128 << 10;
+
+/// Parses `src`, which starts at byte `base` of the file, into items. `None`: a syntax
+/// error (the caller reparses for a detailed message); `Some(Err)`: errors in literals.
+fn parse_items(
+    src: &str,
+    base: usize,
+    file: u32,
+    comments: &[(usize, usize)],
+) -> Option<Result<Vec<Item>, Vec<ParseError>>> {
+    let pairs = LabParser::parse(Rule::file, src).ok()?;
+    let local: Vec<(usize, usize)> = comments
+        .iter()
+        .filter(|&&(s, _)| s >= base && s < base + src.len())
+        .map(|&(s, e)| (s - base, e - base))
+        .collect();
+    let mut b = Builder { file, src, base, comments: local, errors: Vec::new() };
     let mut items = Vec::new();
     for pair in pairs.into_iter().next().expect("file rule").into_inner() {
         if pair.as_rule() != Rule::EOI {
             items.push(b.item(pair));
         }
     }
-    if b.errors.is_empty() { Ok(File { items }) } else { Err(b.errors) }
+    Some(if b.errors.is_empty() { Ok(items) } else { Err(b.errors) })
 }
 
 struct Builder<'a> {
     file: u32,
+    /// The text being built from: the file, or a chunk of it starting at `base`.
     src: &'a str,
+    base: usize,
     /// Comment byte ranges, sorted.
     comments: Vec<(usize, usize)>,
     errors: Vec<ParseError>,
@@ -105,7 +162,7 @@ impl Builder<'_> {
                 }
             }
         }
-        Span::new(self.file, start, end)
+        Span::new(self.file, self.base + start, self.base + end)
     }
 
     fn item(&mut self, p: Pair<Rule>) -> Item {
@@ -212,7 +269,7 @@ impl Builder<'_> {
     fn string(&mut self, p: Pair<Rule>) -> Str {
         let span = self.span(&p);
         let chars = p.into_inner().next().unwrap();
-        let base = chars.as_span().start();
+        let base = self.base + chars.as_span().start();
         let raw = chars.as_str();
         let mut value = String::with_capacity(raw.len());
         let mut it = raw.char_indices();
@@ -256,13 +313,13 @@ impl Builder<'_> {
             self.errors.push(ParseError::new(span, "too many `-` signs in a row", "here"));
             return Expr { kind: ExprKind::Int { value: 0, text: "0".into() }, span };
         }
-        let file = self.file;
+        let (file, base) = (self.file, self.base);
         let me = std::cell::RefCell::new(self);
         PRATT
             .map_primary(|q| me.borrow_mut().primary(q))
             .map_prefix(|op, rhs| {
                 let s = op.as_span();
-                let span = Span::new(file, s.start(), rhs.span.end as usize);
+                let span = Span::new(file, base + s.start(), rhs.span.end as usize);
                 Expr { kind: ExprKind::Neg(Box::new(rhs)), span }
             })
             .map_infix(|lhs, op, rhs| {
@@ -609,6 +666,33 @@ mod tests {
         assert_eq!(err("a = \"abc\nb = 1"), "unterminated string");
         assert_eq!(err("a = 99999999999999999999"), "integer literal is too large");
         assert_eq!(err("a = \"\\u{D800}\""), "`\\u{D800}` is not a Unicode character");
+    }
+
+    #[test]
+    fn parallel_parsing_gives_the_sequential_tree() {
+        let pipeline = include_str!("../../pipelines/subliminal.lab");
+        let mut src = String::new();
+        let mut i = 0;
+        while src.len() < 3 * PARALLEL_BYTES {
+            // Rename definitions so the file stays a valid program; keep comments, sweeps,
+            // reports, multi-line calls, and an expression that continues on a line that
+            // starts with a name (a bad cut point the parser must survive).
+            src.push_str(
+                &pipeline.replace("param ", &format!("param p{i}_")).replace("report \"", &format!("report \"{i} ")),
+            );
+            src.push_str(&format!("cont{i} = 1 +\nseed_{i}\n"));
+            i += 1;
+        }
+        let comments: Vec<(usize, usize)> =
+            lexer::scan(&src, MAX_NESTING).comments.iter().map(|c| (c.start, c.end)).collect();
+        let sequential = parse_items(&src, 0, 7, &comments).expect("parses").expect("no literal errors");
+        let parallel = parse(&src, 7).expect("parses");
+        assert_eq!(parallel.items, sequential);
+        // A syntax error in a late chunk reports exactly what one whole parse reports.
+        let broken = format!("{src}\nlate = = 1\n");
+        let e = parse(&broken, 0).unwrap_err();
+        assert_eq!(e[0].message, "expected a value, found `=`");
+        assert_eq!(&broken[e[0].span.range()], "=");
     }
 
     #[test]
