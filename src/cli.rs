@@ -7,7 +7,7 @@ use std::path::PathBuf;
 ///
 /// `labrun FILE` is short for `labrun run FILE`.
 #[derive(Parser, Debug)]
-#[command(name = "labrun", version, about, long_about = None)]
+#[command(name = "labrun", version, after_help = "`labrun FILE [STEP…]` is short for `labrun run FILE [STEP…]`.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
