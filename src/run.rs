@@ -105,7 +105,7 @@ impl Display {
             Event::Started { node } => {
                 let b = multi.add(ProgressBar::new(0));
                 b.set_style(
-                    ProgressStyle::with_template("  {prefix:28!} {bar:20} {pos}/{len} {msg}")
+                    ProgressStyle::with_template("  {prefix:44!} {bar:20} {pos}/{len} {msg}")
                         .expect("template")
                         .progress_chars("=> "),
                 );

@@ -315,3 +315,33 @@ fn a_declared_op_fails_clearly_at_run_time() {
     assert!(r.stderr.contains("`model.gpt` is declared but not implemented yet"), "{}", r.stderr);
     assert!(r.stderr.contains("lm.lab:1:8"), "{}", r.stderr);
 }
+
+#[test]
+fn gc_keeps_the_latest_run_and_pins() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let file = pipeline("chains.lab");
+    let count = |ls: &Run| ls.stdout.lines().last().unwrap().split(' ').next().unwrap().parse::<usize>().unwrap();
+    assert_eq!(run_json(dir.path(), &cache, &file, &["--set", "rows=2_000"]).0.code, 0);
+    let first = labrun(dir.path(), &["cache", "ls", "--cache", c]);
+    assert_eq!(count(&first), 18);
+    // Pin one artifact of the first run, then run with other params: the first run's
+    // artifacts are no longer the latest run's, and gc removes all but the pinned one.
+    let pinned = first.stdout.lines().next().unwrap().split_whitespace().next().unwrap().to_string();
+    assert_eq!(labrun(dir.path(), &["cache", "pin", &pinned, "--cache", c]).code, 0);
+    assert_eq!(run_json(dir.path(), &cache, &file, &["--set", "rows=3_000"]).0.code, 0);
+    assert_eq!(count(&labrun(dir.path(), &["cache", "ls", "--cache", c])), 36);
+    let dry = labrun(dir.path(), &["cache", "gc", "--dry-run", "--cache", c]);
+    assert!(dry.stdout.starts_with("would remove 17 artifacts"), "{}", dry.stdout);
+    assert_eq!(count(&labrun(dir.path(), &["cache", "ls", "--cache", c])), 36, "a dry run removes nothing");
+    let gc = labrun(dir.path(), &["cache", "gc", "--cache", c]);
+    assert!(gc.stdout.starts_with("removed 17 artifacts"), "{}", gc.stdout);
+    assert_eq!(count(&labrun(dir.path(), &["cache", "ls", "--cache", c])), 19);
+    // The latest run is intact.
+    assert!(labrun(dir.path(), &["run", &file, "--cache", c, "--set", "rows=3_000"]).stderr.contains("nothing to run"));
+    let show = labrun(dir.path(), &["cache", "show", &pinned, "--cache", c]);
+    assert!(show.stdout.contains("artifact ") && show.stdout.contains("size"), "{}", show.stdout);
+    assert_eq!(labrun(dir.path(), &["cache", "rm", &pinned, "--cache", c]).code, 0);
+    assert_eq!(labrun(dir.path(), &["cache", "show", &pinned, "--cache", c]).code, 1);
+}
