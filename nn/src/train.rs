@@ -236,7 +236,8 @@ pub fn train(
     let mut best: Option<(f32, Vec<DynValue>)> = None;
     let mut since_best = 0;
 
-    let batch = cfg.batch.max(1);
+    // A batch larger than the data is the whole data (and reserves no more than that).
+    let batch = cfg.batch.max(1).min(rows);
     let per_epoch = rows.div_ceil(batch);
     let total = per_epoch * cfg.epochs;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);

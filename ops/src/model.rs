@@ -62,6 +62,17 @@ impl Op for MlpOp {
         }
         let activation = args.str("activation")?.parse().map_err(|e: String| OpError::invalid("activation", e))?;
         let spec = MlpSpec { inputs, hidden: hidden.iter().map(|&h| h as usize).collect(), outputs, activation };
+        let params: u128 =
+            spec.param_shapes().iter().map(|(_, s)| s.iter().map(|&d| d as u128).product::<u128>()).sum();
+        if params > 1 << 31 {
+            return Err(OpError::invalid(
+                "hidden",
+                format!(
+                    "makes a model of {params} parameters ({} GiB of weights); labrun builds MLPs up to 2^31 parameters",
+                    params * 4 >> 30
+                ),
+            ));
+        }
         Mlp::init(spec, args.int("seed")? as u64).save(ctx.out)?;
         Ok(())
     }

@@ -171,6 +171,15 @@ fn mismatched_models_and_data_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("outside the trained logits"), "{e}");
+    // Absurd sizes are refused before anything is allocated.
+    let e = ws
+        .run(
+            "model.mlp",
+            vec![("inputs", int(64)), ("hidden", v(Value::List(vec![Value::Int(1 << 40)]))), ("outputs", int(10))],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("parameters"), "{e}");
     // Corrupt files: the weights matter to training, the ONNX file to inference.
     std::fs::write(m.join("weights.safetensors"), b"garbage").unwrap();
     let e = ws.run("finetune.supervised", vec![("model", art(&m)), ("data", art(&train))]).unwrap_err().to_string();
