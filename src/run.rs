@@ -205,7 +205,9 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         .filter(|(_, e, _)| e != "cancelled")
         .map(|(i, e, blame)| {
             let n = &plan.nodes[*i];
+            let disk_full = e.contains("No space left") || e.contains("os error 28");
             let help = match blame {
+                _ if disk_full => "the disk holding the cache is full: free space, run `labrun cache gc`, or point `--cache` at a larger disk; finished steps stay cached",
                 Blame::User => "fix the step's arguments or inputs and run again; finished steps stay cached",
                 Blame::Environment => {
                     "this is a problem of the machine (a library, the disk); finished steps stay cached"

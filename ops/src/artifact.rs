@@ -81,7 +81,11 @@ impl Dataset {
 }
 
 fn st(e: safetensors::SafeTensorError) -> OpError {
-    OpError::Data(format!("safetensors: {e}"))
+    match e {
+        // A full disk or a permission problem is the machine's, not the data's.
+        safetensors::SafeTensorError::IoError(io) => OpError::Io(io),
+        other => OpError::Data(format!("safetensors: {other}")),
+    }
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
