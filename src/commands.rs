@@ -107,17 +107,11 @@ fn plan(
         Ok(c) => c,
         Err(code) => return code,
     };
-    let (status, _, keys) = lab_engine::execute::status(&plan, &cache);
+    let status = lab_engine::execute::status(&plan, &cache);
     let name = crate::run::stem(file);
-    let from: Vec<Option<String>> = keys
-        .iter()
-        .map(|k| {
-            let r = cache.lookup(&k.as_ref()?.0)?;
-            let p = r.meta.get("pipeline")?.as_str()?.to_string();
-            (p != name).then_some(p)
-        })
-        .collect();
-    print!("{}", plan_text(&plan, &status, &from));
+    let from: Vec<Option<String>> =
+        status.results.iter().map(|r| lab_engine::execute::computed_by(r.as_ref()?).filter(|p| *p != name)).collect();
+    print!("{}", plan_text(&plan, &status.cached, &from));
     ExitCode::SUCCESS
 }
 

@@ -25,12 +25,12 @@ pub fn why(file: &Path, step: &str, set: &[Override], cache_arg: Option<&Path>, 
         Ok(c) => c,
         Err(c) => return c,
     };
-    let (status, _, keys) = lab_engine::execute::status(&plan, &cache);
+    let st = lab_engine::execute::status(&plan, &cache);
+    let (status, keys) = (&st.cached, &st.keys);
     let name = &node.name;
     match status[node.id] {
         Some(true) => {
-            let r = keys[node.id].as_ref().and_then(|(k, _)| cache.lookup(k));
-            let meta = r.map(|r| r.meta).unwrap_or_default();
+            let meta = st.results[node.id].as_ref().map(|r| r.meta.clone()).unwrap_or_default();
             let secs =
                 meta.get("seconds").and_then(Json::as_f64).map(|s| format!(", took {s:.1}s")).unwrap_or_default();
             let by = meta.get("pipeline").and_then(Json::as_str).map(|p| format!(" by `{p}`")).unwrap_or_default();
@@ -47,7 +47,7 @@ pub fn why(file: &Path, step: &str, set: &[Override], cache_arg: Option<&Path>, 
                 }
                 if status[d] == Some(false) {
                     println!(
-                        "`{name}` will run because its input `{}` is not cached; `labrun why {} {}` says why",
+                        "`{name}` will run because its input `{}` is not cached; `labrun why {} '{}'` says why",
                         plan.nodes[d].name,
                         file.display(),
                         plan.nodes[d].name

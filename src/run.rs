@@ -223,16 +223,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         let text = lab_engine::render(&diags, &sources, color(), width());
         eprint!("{text}");
     }
-    let reused = report
-        .cached
-        .iter()
-        .filter(|&&i| {
-            report.keys[i]
-                .and_then(|k| cache.lookup(&k))
-                .and_then(|r| r.meta.get("pipeline").and_then(|p| p.as_str()).map(|p| p != name))
-                .unwrap_or(false)
-        })
-        .count();
+    let reused = report.cached.iter().filter(|&&i| report.computed_by[i].as_ref().is_some_and(|p| *p != name)).count();
     let summary = summary_line(&report, plan.nodes.len(), reused, started.elapsed().as_secs_f64());
     if args.json {
         println!(

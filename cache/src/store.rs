@@ -10,8 +10,6 @@ use thiserror::Error;
 pub enum CacheError {
     #[error("cache at {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("cache entry {path} is corrupt: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
     #[error("no cache entry matches `{0}`")]
     NotFound(String),
     #[error("`{0}` matches several cache entries; give more digits")]

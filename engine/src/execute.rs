@@ -70,6 +70,8 @@ pub struct RunReport {
     pub preimages: Vec<Option<serde_json::Value>>,
     pub executed: Vec<usize>,
     pub cached: Vec<usize>,
+    /// For cached nodes: the pipeline that computed the result, as recorded with it.
+    pub computed_by: Vec<Option<String>>,
     pub failed: Vec<(usize, String, Blame)>,
     pub skipped: Vec<usize>,
     pub cancelled: bool,
@@ -141,42 +143,63 @@ fn to_args(node: &Node, cache: &Cache, outputs: &[Option<ArtifactId>]) -> Args {
     a
 }
 
-/// Per node: cached or not (`None` while an input would run first), its output if cached,
-/// and its key with the readable preimage when its inputs are known.
-pub type Status = (Vec<Option<bool>>, Vec<Option<ArtifactId>>, Vec<Option<(Key, serde_json::Value)>>);
+/// The cache's view of a plan, per node.
+pub struct Status {
+    /// `Some(true)` cached, `Some(false)` would run, `None` unknown (an input would run
+    /// first, so the key is not known yet).
+    pub cached: Vec<Option<bool>>,
+    /// The key and its readable preimage, when the inputs are known.
+    pub keys: Vec<Option<(Key, serde_json::Value)>>,
+    /// The action result of each cached node.
+    pub results: Vec<Option<ActionResult>>,
+}
 
-/// Cache status of every node without running anything: `Some(true)` cached,
-/// `Some(false)` would run, `None` unknown (an input would run first).
+/// Cache status of every node, without running anything.
 pub fn status(plan: &Plan, cache: &Cache) -> Status {
     let n = plan.nodes.len();
     let mut outputs = vec![None; n];
-    let mut status = vec![None; n];
-    let mut keys = vec![None; n];
+    let mut st = Status { cached: vec![None; n], keys: vec![None; n], results: vec![None; n] };
     for &i in &plan.order {
         let Some((bytes, shown)) = preimage(plan, &plan.nodes[i], &outputs) else { continue };
         let key = Key::of(&bytes);
-        keys[i] = Some((key, shown));
+        st.keys[i] = Some((key, shown));
         match cache.lookup(&key) {
             Some(r) => {
-                status[i] = Some(true);
+                st.cached[i] = Some(true);
                 outputs[i] = r.outputs.first().copied();
+                st.results[i] = Some(r);
             }
-            None => status[i] = Some(false),
+            None => st.cached[i] = Some(false),
         }
     }
-    (status, outputs, keys)
+    st
+}
+
+/// The pipeline an action result records as having computed it.
+pub fn computed_by(r: &ActionResult) -> Option<String> {
+    r.meta.get("pipeline").and_then(|p| p.as_str()).map(str::to_string)
 }
 
 enum Done {
-    Ok { id: ArtifactId, secs: f64, by_other: bool },
+    /// `by_other`: the pipeline that computed it while this run waited for the lock.
+    Ok {
+        id: ArtifactId,
+        secs: f64,
+        by_other: Option<Option<String>>,
+    },
     Err(String, Blame),
 }
 
 /// Runs every node of `plan` that the cache lacks.
 pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -> RunReport {
     let n = plan.nodes.len();
-    let mut report =
-        RunReport { outputs: vec![None; n], keys: vec![None; n], preimages: vec![None; n], ..Default::default() };
+    let mut report = RunReport {
+        outputs: vec![None; n],
+        keys: vec![None; n],
+        preimages: vec![None; n],
+        computed_by: vec![None; n],
+        ..Default::default()
+    };
     (opts.on_event)(&Event::Start { total: n });
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut remaining: Vec<usize> = vec![0; n];
@@ -211,6 +234,7 @@ pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -
                     && let Some(r) = cache.lookup(&key)
                 {
                     report.outputs[i] = r.outputs.first().copied();
+                    report.computed_by[i] = computed_by(&r);
                     report.cached.push(i);
                     (opts.on_event)(&Event::Cached { node: i });
                     release(i, &dependents, &mut remaining, &mut ready, &rank);
@@ -234,12 +258,14 @@ pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -
             match done {
                 Done::Ok { id, secs, by_other } => {
                     report.outputs[i] = Some(id);
-                    if by_other {
-                        report.cached.push(i);
-                    } else {
-                        report.executed.push(i);
+                    match &by_other {
+                        Some(by) => {
+                            report.cached.push(i);
+                            report.computed_by[i] = by.clone();
+                        }
+                        None => report.executed.push(i),
                     }
-                    (opts.on_event)(&Event::Finished { node: i, secs, by_other });
+                    (opts.on_event)(&Event::Finished { node: i, secs, by_other: by_other.is_some() });
                     release(i, &dependents, &mut remaining, &mut ready, &rank);
                 }
                 Done::Err(error, blame) => {
@@ -273,6 +299,12 @@ pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -
         }
     }
     report
+}
+
+/// This machine's name, read once per process.
+fn host() -> Option<&'static str> {
+    static HOST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string())).as_deref()
 }
 
 fn release(
@@ -313,7 +345,7 @@ fn execute(
         && let Some(r) = cache.lookup(&key)
         && let Some(&id) = r.outputs.first()
     {
-        return Done::Ok { id, secs: started.elapsed().as_secs_f64(), by_other: true };
+        return Done::Ok { id, secs: started.elapsed().as_secs_f64(), by_other: Some(computed_by(&r)) };
     }
     let Some((_, op)) = registry.get(node.op.kind, node.op.method) else {
         return Done::Err(format!("op `{}` is not registered", node.op.name()), Blame::Internal);
@@ -356,8 +388,8 @@ fn execute(
     meta.insert("pid".into(), json!(std::process::id()));
     meta.insert("pipeline".into(), json!(opts.pipeline));
     meta.insert("step".into(), json!(node.name));
-    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
-        meta.insert("host".into(), json!(h.trim()));
+    if let Some(h) = host() {
+        meta.insert("host".into(), json!(h));
     }
     if let Some(v) = lab_ops::runtime_version() {
         meta.insert("onnxruntime".into(), json!(v));
@@ -370,5 +402,5 @@ fn execute(
     if let Err(e) = cache.commit_action(&key, &result) {
         return Done::Err(format!("cannot record the result: {e}"), Blame::Environment);
     }
-    Done::Ok { id, secs, by_other: false }
+    Done::Ok { id, secs, by_other: None }
 }

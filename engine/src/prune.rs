@@ -1,7 +1,6 @@
 use crate::Diag;
 use crate::diagnostic::suggest;
 use crate::plan::{ArgVal, Plan};
-use petgraph::Direction;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::{Reversed, Walker};
 use std::collections::BTreeSet;
@@ -49,7 +48,6 @@ impl Plan {
                 keep.insert(g[i]);
             }
         }
-        let _ = Direction::Incoming;
         // Renumber the kept nodes densely, preserving their relative order.
         let map: std::collections::BTreeMap<usize, usize> =
             keep.iter().enumerate().map(|(new, &old)| (old, new)).collect();

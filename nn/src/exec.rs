@@ -48,3 +48,27 @@ pub fn run_session(s: &mut ort::session::Session, feeds: &[(&str, &Tensor)]) -> 
     let out = s.run(inputs)?;
     names.iter().map(|n| from_ort(&out[n.as_str()])).collect()
 }
+
+/// Runs `sess` on rows of `x` (`width` values each), 4,096 rows at a time, feeding the
+/// input `input` and reading the f32 output `output`. Returns the outputs, row-major, and
+/// their row width.
+pub fn predict_rows(
+    sess: &mut ort::session::Session,
+    input: &str,
+    output: &str,
+    width: usize,
+    x: &[f32],
+) -> Result<(Vec<f32>, usize), NnError> {
+    let w = width.max(1);
+    let mut out = Vec::new();
+    let mut k = 0;
+    for chunk in x.chunks(4096 * w) {
+        let n = (chunk.len() / w) as i64;
+        let v = ort::value::Tensor::from_array((vec![n, w as i64], chunk.to_vec()))?;
+        let r = sess.run(vec![(input, v)])?;
+        let (shape, data) = r[output].try_extract_tensor::<f32>()?;
+        k = *shape.last().unwrap_or(&0) as usize;
+        out.extend_from_slice(data);
+    }
+    Ok((out, k))
+}

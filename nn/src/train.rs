@@ -247,7 +247,7 @@ pub fn train(
     let mut s = 0;
     'epochs: for epoch in 0..cfg.epochs {
         order.shuffle(&mut rng);
-        let mut sum = 0.0f64;
+        let (mut sum, mut seen) = (0.0f64, 0usize);
         for chunk in order.chunks(batch) {
             xb.clear();
             tb.clear();
@@ -256,8 +256,17 @@ pub fn train(
                 tb.extend_from_slice(&target_matrix[r * k..(r + 1) * k]);
             }
             let n = chunk.len() as i64;
-            let xv = ort::value::Tensor::from_array((vec![n, w as i64], xb.clone()))?.into_dyn();
-            let tv = ort::value::Tensor::from_array((vec![n, k as i64], tb.clone()))?.into_dyn();
+            // The tensors take the buffers; fresh ones are filled for the next step.
+            let xv = ort::value::Tensor::from_array((
+                vec![n, w as i64],
+                std::mem::replace(&mut xb, Vec::with_capacity(batch * w)),
+            ))?
+            .into_dyn();
+            let tv = ort::value::Tensor::from_array((
+                vec![n, k as i64],
+                std::mem::replace(&mut tb, Vec::with_capacity(batch * k)),
+            ))?
+            .into_dyn();
             let lr = cfg.schedule.lr(cfg.lr, s, total) as f32;
             let lrv = ort::value::Tensor::from_array((Vec::<i64>::new(), vec![lr]))?.into_dyn();
             let tt = ort::value::Tensor::from_array((Vec::<i64>::new(), vec![(s + 1) as f32]))?.into_dyn();
@@ -285,6 +294,7 @@ pub fn train(
             }
             drop(out);
             sum += loss_v as f64 * chunk.len() as f64;
+            seen += chunk.len();
             s += 1;
             if !on_step(StepInfo { step: s, total, epoch, loss: loss_v }) {
                 return Err(NnError::Graph("training was cancelled".into()));
@@ -301,13 +311,13 @@ pub fn train(
                     since_best += 1;
                     if cfg.patience.is_some_and(|p| since_best >= p) {
                         report.stopped_early = true;
-                        report.epoch_loss.push((sum / (chunk.len().max(1) as f64)) as f32);
+                        report.epoch_loss.push((sum / seen as f64) as f32);
                         break 'epochs;
                     }
                 }
             }
         }
-        report.epoch_loss.push((sum / rows as f64) as f32);
+        report.epoch_loss.push((sum / seen as f64) as f32);
     }
     report.steps = s;
     if cfg.patience.is_some()
@@ -408,15 +418,6 @@ impl Evaluator {
 
 /// Logits of an MLP on many rows, computed in chunks with the inference graph.
 pub fn predict(model: &Mlp, x: &[f32], opts: SessionOptions) -> Result<Vec<f32>, NnError> {
-    let g = model.inference_graph();
-    let mut sess = session(&g.to_onnx_bytes(""), opts)?;
-    let w = model.spec.inputs;
-    let mut out = Vec::with_capacity(x.len() / w * model.spec.outputs);
-    for chunk in x.chunks(4096 * w) {
-        let n = (chunk.len() / w) as i64;
-        let xv = ort::value::Tensor::from_array((vec![n, w as i64], chunk.to_vec()))?;
-        let r = sess.run(ort::inputs![xv])?;
-        out.extend_from_slice(r["logits"].try_extract_tensor::<f32>()?.1);
-    }
-    Ok(out)
+    let mut sess = session(&model.inference_graph().to_onnx_bytes(""), opts)?;
+    Ok(crate::exec::predict_rows(&mut sess, "x", "logits", model.spec.inputs, x)?.0)
 }

@@ -42,9 +42,9 @@ fn train_copy(
 ) -> Result<(), OpError> {
     let mut model = nnops::load_model(args, "model")?;
     let d = Dataset::read(args.artifact("data")?)?;
-    nnops::check_width(&model, &d, "data")?;
+    nnops::check_width(model.spec.inputs, &d, "data")?;
     let logits = args.range("logits")?;
-    nnops::check_logits(&model, &logits, "logits")?;
+    nnops::check_logits(model.spec.outputs, &logits, "logits")?;
     nnops::fit(ctx, args, &mut model, &d, objective(logits))?;
     model.save(ctx.out)?;
     Ok(())

@@ -69,7 +69,7 @@ impl Op for MlpOp {
                 "hidden",
                 format!(
                     "makes a model of {params} parameters ({} GiB of weights); labrun builds MLPs up to 2^31 parameters",
-                    params * 4 >> 30
+                    (params * 4) >> 30
                 ),
             ));
         }
@@ -134,13 +134,14 @@ impl Op for Logits {
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let mut model = nnops::Inference::load(ctx, args.artifact("model")?)?;
         let d = Dataset::read(args.artifact("inputs")?)?;
-        model.check_width(&d, "inputs")?;
-        let x = d.x.as_standard_layout();
-        let logits = model.predict(x.as_slice().expect("standard layout"))?;
         let keep = args.range("keep")?;
-        let keep = if keep.is_empty() { 0..model.outputs } else { keep };
-        model.check_logits(&keep, "keep")?;
-        let o = model.outputs;
+        // Check what can be checked before running the model.
+        if let (false, Some(o)) = (keep.is_empty(), model.outputs) {
+            nnops::check_logits(o, &keep, "keep")?;
+        }
+        let (logits, o) = model.predict(&d, "inputs")?;
+        let keep = if keep.is_empty() { 0..o } else { keep };
+        nnops::check_logits(o, &keep, "keep")?;
         let t = Array2::from_shape_fn((d.rows(), keep.len()), |(r, c)| logits[r * o + keep.start + c]);
         Dataset { x: d.x, y: d.y, t: Some(t) }.write(ctx.out)
     }

@@ -33,8 +33,9 @@ fn model_arch(dir: &std::path::Path) -> Result<String, OpError> {
 
 /// A model ready for inference: labrun's MLP or an imported ONNX file.
 pub struct Inference {
-    pub inputs: usize,
-    pub outputs: usize,
+    /// The input and output row widths the file declares (`None`: symbolic).
+    pub inputs: Option<usize>,
+    pub outputs: Option<usize>,
     session: ort::session::Session,
     input: String,
     output: String,
@@ -48,71 +49,43 @@ impl Inference {
         let (Some(i), Some(o)) = (info.inputs.first(), info.outputs.first()) else {
             return Err(OpError::Data(format!("{}: the model has no input or no output", dir.display())));
         };
-        let width = |io: &lab_nn::onnx_io::IoInfo| io.shape.last().copied().flatten().unwrap_or(0).max(0) as usize;
+        let width =
+            |io: &lab_nn::onnx_io::IoInfo| io.shape.last().copied().flatten().filter(|&d| d > 0).map(|d| d as usize);
         let session = lab_nn::runtime::session(&bytes, session_options(ctx))?;
         Ok(Inference { inputs: width(i), outputs: width(o), session, input: i.name.clone(), output: o.name.clone() })
     }
 
-    /// Logits for rows of `x` (row-major, `inputs` wide), in chunks.
-    pub fn predict(&mut self, x: &[f32]) -> Result<Vec<f32>, OpError> {
-        let w = self.inputs.max(1);
-        let mut out = Vec::new();
-        for chunk in x.chunks(4096 * w) {
-            let n = (chunk.len() / w) as i64;
-            let v =
-                ort::value::Tensor::from_array((vec![n, w as i64], chunk.to_vec())).map_err(lab_nn::NnError::from)?;
-            let r = self.session.run(vec![(self.input.as_str(), v)]).map_err(lab_nn::NnError::from)?;
-            let (shape, data) = r[self.output.as_str()].try_extract_tensor::<f32>().map_err(lab_nn::NnError::from)?;
-            self.outputs = *shape.last().unwrap_or(&0) as usize;
-            out.extend_from_slice(data);
+    /// Logits for every row of `d`, after checking its width, and their row width.
+    pub fn predict(&mut self, d: &Dataset, arg: &str) -> Result<(Vec<f32>, usize), OpError> {
+        if let Some(inputs) = self.inputs {
+            check_width(inputs, d, arg)?;
         }
-        Ok(out)
-    }
-
-    pub fn check_width(&self, d: &Dataset, arg: &str) -> Result<(), OpError> {
-        if self.inputs != 0 && d.x.ncols() != self.inputs {
-            return Err(OpError::invalid(
-                arg,
-                format!("has rows of width {} but the model takes {} inputs", d.x.ncols(), self.inputs),
-            ));
-        }
-        Ok(())
-    }
-
-    pub fn check_logits(&self, range: &std::ops::Range<usize>, arg: &str) -> Result<(), OpError> {
-        if range.is_empty() || (self.outputs != 0 && range.end > self.outputs) {
-            return Err(OpError::invalid(
-                arg,
-                format!(
-                    "is {}..{}, but the model has {} outputs (valid ranges lie within 0..{})",
-                    range.start, range.end, self.outputs, self.outputs
-                ),
-            ));
-        }
-        Ok(())
+        let x = d.x.as_standard_layout();
+        let x = x.as_slice().expect("standard layout");
+        Ok(lab_nn::exec::predict_rows(&mut self.session, &self.input, &self.output, d.x.ncols(), x)?)
     }
 }
 
-/// Checks that `range` indexes the model's outputs.
-pub fn check_logits(model: &Mlp, range: &std::ops::Range<usize>, arg: &str) -> Result<(), OpError> {
-    if range.is_empty() || range.end > model.spec.outputs {
+/// Checks that `range` indexes a model's `outputs` logits.
+pub fn check_logits(outputs: usize, range: &std::ops::Range<usize>, arg: &str) -> Result<(), OpError> {
+    if range.is_empty() || range.end > outputs {
         return Err(OpError::invalid(
             arg,
             format!(
-                "is {}..{}, but the model has {} outputs (valid ranges lie within 0..{})",
-                range.start, range.end, model.spec.outputs, model.spec.outputs
+                "is {}..{}, but the model has {outputs} outputs (valid ranges lie within 0..{outputs})",
+                range.start, range.end
             ),
         ));
     }
     Ok(())
 }
 
-/// Checks that the data fits the model's input width.
-pub fn check_width(model: &Mlp, d: &Dataset, arg: &str) -> Result<(), OpError> {
-    if d.x.ncols() != model.spec.inputs {
+/// Checks that the data fits a model taking `inputs` columns.
+pub fn check_width(inputs: usize, d: &Dataset, arg: &str) -> Result<(), OpError> {
+    if d.x.ncols() != inputs {
         return Err(OpError::invalid(
             arg,
-            format!("has rows of width {} but the model takes {} inputs", d.x.ncols(), model.spec.inputs),
+            format!("has rows of width {} but the model takes {inputs} inputs", d.x.ncols()),
         ));
     }
     Ok(())

@@ -48,13 +48,15 @@ impl Op for Accuracy {
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let mut model = crate::nnops::Inference::load(ctx, args.artifact("model")?)?;
         let d = Dataset::read(args.artifact("data")?)?;
-        model.check_width(&d, "data")?;
         let y = d.y.as_ref().ok_or_else(|| OpError::invalid("data", "has no labels `y` to score against"))?;
-        let x = d.x.as_standard_layout();
-        let logits = model.predict(x.as_slice().expect("standard layout"))?;
         let range = args.range("logits")?;
-        model.check_logits(&range, "logits")?;
-        let (correct, ce) = accuracy(&logits, model.outputs, y.as_slice().expect("contiguous"), &range);
+        // Check what can be checked before running the model.
+        if let Some(o) = model.outputs {
+            crate::nnops::check_logits(o, &range, "logits")?;
+        }
+        let (logits, o) = model.predict(&d, "data")?;
+        crate::nnops::check_logits(o, &range, "logits")?;
+        let (correct, ce) = accuracy(&logits, o, y.as_slice().expect("contiguous"), &range);
         let n = y.len();
         let mut m = Metrics::new();
         m.insert("accuracy".into(), json!(correct as f64 / n.max(1) as f64));
