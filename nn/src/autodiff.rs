@@ -270,6 +270,13 @@ fn rule(g: &mut Graph, n: &Node, gy: V, want: &[bool]) -> Result<Vec<Option<V>>,
             let s = g.node("ScatterND", &[zeros, idx, gy], vec![("reduction", Attr::Str("add".into()))], dt, shape);
             vec![Some(s), None]
         }
+        "GatherElements" => {
+            let axis = n.attr_int("axis").unwrap_or(0);
+            let zeros = g.zeros_like(x(0));
+            let (dt, shape) = (g.dtype(x(0)), g.shape(x(0)).to_vec());
+            let attrs = vec![("axis", Attr::Int(axis)), ("reduction", Attr::Str("add".into()))];
+            vec![Some(g.node("ScatterElements", &[zeros, x(1), gy], attrs, dt, shape)), None]
+        }
         "Concat" => {
             let axis = n.attr_int("axis").unwrap_or(0);
             let mut off = 0;

@@ -63,6 +63,9 @@ pub struct Graph {
     pub initializers: Vec<(V, Tensor)>,
     /// The float type of constants this graph makes.
     pub float: DType,
+    /// Names of the dynamic dimensions of inputs and outputs (`batch`, `seq`, …), where
+    /// they differ; unnamed dynamic dimensions are written as `N`.
+    pub dim_names: Vec<(V, Vec<&'static str>)>,
 }
 
 /// Numpy broadcasting of two static shapes (−1 is a dynamic dimension).
@@ -96,6 +99,7 @@ impl Graph {
             outputs: Vec::new(),
             initializers: Vec::new(),
             float,
+            dim_names: Vec::new(),
         }
     }
 
@@ -157,6 +161,51 @@ impl Graph {
     /// A 1-D int64 constant (axes, shapes, pads).
     pub fn ints(&mut self, xs: &[i64]) -> V {
         self.constant(Tensor::i64(vec![xs.len()], xs.to_vec()))
+    }
+
+    /// Names the dimensions of an input or output (static ones are ignored), so that ONNX
+    /// tools see which dynamic dimensions are equal.
+    pub fn name_dims(&mut self, v: V, names: &[&'static str]) {
+        self.dim_names.push((v, names.to_vec()));
+    }
+
+    /// A scalar int64 constant.
+    pub fn int_scalar(&mut self, x: i64) -> V {
+        self.constant(Tensor::i64(vec![], vec![x]))
+    }
+
+    /// Dimension `axis` of `x` at run time, as an int64 scalar.
+    pub fn dim(&mut self, x: V, axis: i64) -> V {
+        let rank = self.rank(x) as i64;
+        let s = self.node("Shape", &[x], vec![], DType::I64, vec![rank]);
+        let a = self.int_scalar(norm_axis(axis, rank as usize) as i64);
+        self.node("Gather", &[s, a], vec![("axis", Attr::Int(0))], DType::I64, vec![])
+    }
+
+    /// `start, start+1, …, end−1` from int64 scalars.
+    pub fn range(&mut self, start: V, end: V) -> V {
+        let one = self.int_scalar(1);
+        self.node("Range", &[start, end, one], vec![], DType::I64, vec![-1])
+    }
+
+    /// Reshape that keeps the first `keep` dimensions (static or not) and replaces the rest
+    /// with `tail`.
+    pub fn reshape_keep(&mut self, x: V, keep: usize, tail: &[i64]) -> V {
+        let mut code = vec![0i64; keep];
+        code.extend_from_slice(tail);
+        let mut shape = self.shape(x)[..keep].to_vec();
+        shape.extend_from_slice(tail);
+        let s = self.ints(&code);
+        let dt = self.dtype(x);
+        self.node("Reshape", &[x, s], vec![], dt, shape)
+    }
+
+    /// `data[..., indices]` along the last axis, element-wise (ONNX GatherElements):
+    /// `indices` has `data`'s shape except a smaller last axis.
+    pub fn gather_last(&mut self, data: V, indices: V) -> V {
+        let (dt, shape) = (self.dtype(data), self.shape(indices).to_vec());
+        let axis = self.rank(data) as i64 - 1;
+        self.node("GatherElements", &[data, indices], vec![("axis", Attr::Int(axis))], dt, shape)
     }
 
     pub fn output(&mut self, v: V, name: &str) {
@@ -395,7 +444,8 @@ impl Graph {
         let rank = self.rank(xs[0]);
         let ax = norm_axis(axis, rank);
         let mut shape = self.shape(xs[0]).to_vec();
-        shape[ax] = xs.iter().map(|&x| self.shape(x)[ax]).sum();
+        let sizes: Vec<i64> = xs.iter().map(|&x| self.shape(x)[ax]).collect();
+        shape[ax] = if sizes.iter().any(|&d| d < 0) { -1 } else { sizes.iter().sum() };
         let dt = self.dtype(xs[0]);
         self.node("Concat", xs, vec![("axis", Attr::Int(ax as i64))], dt, shape)
     }
@@ -450,12 +500,14 @@ impl Graph {
     pub fn to_onnx(&self, doc: &str) -> onnx::ModelProto {
         let vi = |v: V| {
             let info = &self.values[v.0];
+            let names = self.dim_names.iter().find(|(k, _)| *k == v).map(|(_, n)| &n[..]).unwrap_or(&[]);
             let dims = info
                 .shape
                 .iter()
-                .map(|&d| onnx::Dimension {
+                .enumerate()
+                .map(|(i, &d)| onnx::Dimension {
                     value: Some(if d < 0 {
-                        onnx::dimension::Value::DimParam("N".into())
+                        onnx::dimension::Value::DimParam(names.get(i).copied().unwrap_or("N").into())
                     } else {
                         onnx::dimension::Value::DimValue(d)
                     }),

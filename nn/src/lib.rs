@@ -5,20 +5,28 @@
 //! - [`autodiff`]: reverse-mode gradients over that IR, one rule per ONNX op.
 //! - [`optim`]: optimizer steps (SGD, Adam/AdamW, clipping) as graph nodes, so one training
 //!   step is one session run.
-//! - [`mlp`]: the MLP architecture; [`train`]: the training loop; [`weights`]: safetensors.
+//! - [`mlp`]: the MLP architecture; [`gpt`]: the GPT decoder; [`train`]: the training
+//!   loop shared by every model; [`lm`]: language-model objectives (next token, SFT,
+//!   distillation, reward); [`weights`]: safetensors; [`tokenizer`]: text to token ids.
+//! - [`decode`]: generation with a KV cache, log-probabilities and activations through
+//!   GPT-2's ONNX decoder interface (labrun's models and imported ones).
 //! - [`runtime`]: finding, installing and loading ONNX Runtime; sessions on CPU or CUDA.
 
 pub mod autodiff;
+pub mod decode;
 mod device;
 mod error;
 pub mod exec;
+pub mod gpt;
 pub mod graph;
+pub mod lm;
 pub mod mlp;
 pub mod onnx;
 pub mod onnx_io;
 pub mod optim;
 pub mod runtime;
 pub mod tensor;
+pub mod tokenizer;
 pub mod train;
 pub mod weights;
 

@@ -15,6 +15,13 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use std::ops::Range;
 
+/// Training rows that a loss graph reads, fed a batch at a time.
+pub trait Batches {
+    fn rows(&self) -> usize;
+    /// The session inputs (by input name) of the rows `rows`.
+    fn feed(&self, rows: &[usize]) -> Result<Vec<(&'static str, DynValue)>, NnError>;
+}
+
 /// What the model is trained to do, on which of its logits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Objective {
@@ -55,6 +62,8 @@ impl Data<'_> {
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
     pub epochs: usize,
+    /// Train for exactly this many steps (reshuffling at each pass) instead of `epochs`.
+    pub steps: Option<usize>,
     pub batch: usize,
     pub lr: f64,
     pub seed: u64,
@@ -71,6 +80,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             epochs: 5,
+            steps: None,
             batch: 64,
             lr: 3e-4,
             seed: 0,
@@ -96,6 +106,8 @@ pub struct StepInfo {
 #[derive(Debug, Clone, Default)]
 pub struct TrainReport {
     pub steps: usize,
+    /// The training loss of every step.
+    pub losses: Vec<f32>,
     /// Mean training loss of each epoch.
     pub epoch_loss: Vec<f32>,
     /// (step, validation loss) at each evaluation.
@@ -103,18 +115,9 @@ pub struct TrainReport {
     pub stopped_early: bool,
 }
 
-/// Where each session input comes from.
-enum Source {
-    X,
-    Target,
-    Param(usize),
-    State(usize, usize),
-    Lr,
-    T,
-}
-
-/// The loss graph shared by training and evaluation: inputs `x`, `target`, parameters.
-fn loss_graph(model: &Mlp, objective: &Objective, k: usize) -> (Graph, Vec<V>, V) {
+/// The loss graph shared by training and evaluation: inputs `x`, `target`, parameters
+/// (named after them).
+fn loss_graph(model: &Mlp, objective: &Objective, k: usize) -> (Graph, V) {
     let mut g = Graph::new(DType::F32);
     let x = g.input("x", DType::F32, &[-1, model.spec.inputs as i64]);
     let params: Vec<V> = model
@@ -147,7 +150,35 @@ fn loss_graph(model: &Mlp, objective: &Objective, k: usize) -> (Graph, Vec<V>, V
             g.reduce_mean(per_row, &[0], false)
         }
     };
-    (g, params, loss)
+    (g, loss)
+}
+
+/// Rows of an MLP's inputs with dense targets, fed as `x` and `target`.
+struct MlpRows<'a> {
+    x: &'a [f32],
+    width: usize,
+    targets: Vec<f32>,
+    k: usize,
+}
+
+impl Batches for MlpRows<'_> {
+    fn rows(&self) -> usize {
+        self.x.len() / self.width.max(1)
+    }
+
+    fn feed(&self, rows: &[usize]) -> Result<Vec<(&'static str, DynValue)>, NnError> {
+        let (w, k, n) = (self.width, self.k, rows.len() as i64);
+        let mut xb = Vec::with_capacity(rows.len() * w);
+        let mut tb = Vec::with_capacity(rows.len() * k);
+        for &r in rows {
+            xb.extend_from_slice(&self.x[r * w..(r + 1) * w]);
+            tb.extend_from_slice(&self.targets[r * k..(r + 1) * k]);
+        }
+        Ok(vec![
+            ("x", ort::value::Tensor::from_array((vec![n, w as i64], xb))?.into_dyn()),
+            ("target", ort::value::Tensor::from_array((vec![n, k as i64], tb))?.into_dyn()),
+        ])
+    }
 }
 
 /// Trains `model` in place. `on_step` sees every step and returns `false` to stop
@@ -179,59 +210,72 @@ pub fn train(
         return Err(NnError::Graph("the training data has no rows".into()));
     }
     // Targets as a dense [rows, k] matrix: one-hot labels or soft targets.
-    let target_matrix = dense_targets(&data.targets, rows, k, &range)?;
-    let val_matrix = match val {
-        Some(v) => Some(dense_targets(&v.targets, v.rows(), k, &range)?),
+    let train_rows = MlpRows { x: data.x, width: data.width, targets: dense_targets(&data.targets, rows, k, &range)?, k };
+    let val_rows = match val {
+        Some(v) => Some(MlpRows { x: v.x, width: v.width, targets: dense_targets(&v.targets, v.rows(), k, &range)?, k }),
         None => None,
     };
+    let (g, loss) = loss_graph(model, objective, k);
+    let trainable = vec![true; model.params.len()];
+    fit(g, loss, &mut model.params, &trainable, &train_rows, val_rows.as_ref().map(|v| v as &dyn Batches), cfg, on_step)
+}
 
-    let (mut g, params, loss) = loss_graph(model, objective, k);
-    let grads = grad(&mut g, loss, &params)?;
-    let step = optim::step(&mut g, &params, &grads, &cfg.optim);
-    g.output(loss, "loss");
-    for (i, &u) in step.updated.iter().enumerate() {
-        g.output(u, &format!("new.{}", model.params[i].0));
-        for (j, &s) in step.state_out[i].iter().enumerate() {
-            g.output(s, &format!("state{j}.{}", model.params[i].0));
+/// Trains `params` in place: `graph` computes the scalar `loss` from inputs named after
+/// every parameter and the inputs that `data` feeds. Only parameters marked `trainable`
+/// get gradients and updates; the others are fed unchanged (frozen), and come back
+/// bit-identical. One step is one session run; weights and optimizer state stay ORT
+/// values between steps.
+#[allow(clippy::too_many_arguments)]
+pub fn fit(
+    mut graph: Graph,
+    loss: V,
+    params: &mut [(String, Tensor)],
+    trainable: &[bool],
+    data: &dyn Batches,
+    val: Option<&dyn Batches>,
+    cfg: &TrainConfig,
+    on_step: &mut dyn FnMut(StepInfo) -> bool,
+) -> Result<TrainReport, NnError> {
+    let rows = data.rows();
+    if rows == 0 {
+        return Err(NnError::Graph("the training data has no rows".into()));
+    }
+    let input_of = |g: &Graph, name: &str| g.inputs.iter().copied().find(|&v| g.info(v).name == name);
+    let pv: Vec<V> = params
+        .iter()
+        .map(|(n, _)| input_of(&graph, n).ok_or_else(|| NnError::Graph(format!("the loss graph has no input `{n}`"))))
+        .collect::<Result<_, _>>()?;
+    let mut eval_graph = graph.clone();
+    eval_graph.output(loss, "loss");
+    let train_idx: Vec<usize> = (0..params.len()).filter(|&i| trainable[i]).collect();
+    if train_idx.is_empty() {
+        return Err(NnError::Graph("nothing to train: every parameter is frozen".into()));
+    }
+    let wrt: Vec<V> = train_idx.iter().map(|&i| pv[i]).collect();
+    let grads = grad(&mut graph, loss, &wrt)?;
+    let step = optim::step(&mut graph, &wrt, &grads, &cfg.optim);
+    graph.output(loss, "loss");
+    for (j, &i) in train_idx.iter().enumerate() {
+        graph.output(step.updated[j], &format!("new.{}", params[i].0));
+        for (k, &s) in step.state_out[j].iter().enumerate() {
+            graph.output(s, &format!("state{k}.{}", params[i].0));
         }
     }
-    let mut sess = session(&g.to_onnx_bytes("labrun training step"), cfg.session)?;
+    let mut sess = session(&graph.to_onnx_bytes("labrun training step"), cfg.session)?;
+    let input_names: Vec<String> = sess.inputs().iter().map(|i| i.name().to_string()).collect();
 
-    let mut sources = Vec::new();
-    for input in sess.inputs() {
-        let name = input.name();
-        let src = if name == "x" {
-            Source::X
-        } else if name == "target" {
-            Source::Target
-        } else if name == "lr" {
-            Source::Lr
-        } else if name == "t" {
-            Source::T
-        } else if let Some(i) = model.params.iter().position(|(n, _)| n == name) {
-            Source::Param(i)
-        } else if let Some((j, p)) =
-            name.strip_prefix("m.").map(|p| (0, p)).or_else(|| name.strip_prefix("v.").map(|p| (1, p)))
-        {
-            Source::State(model.params.iter().position(|(n, _)| n == p).expect("state of a known parameter"), j)
-        } else {
-            return Err(NnError::Graph(format!("unexpected training input `{name}`")));
-        };
-        sources.push(src);
+    let mut param_vals: Vec<DynValue> = params.iter().map(|(_, t)| to_ort(t)).collect::<Result<_, _>>()?;
+    // Optimizer state by (parameter index, moment), only for trainable parameters.
+    let mut state: std::collections::HashMap<String, DynValue> = std::collections::HashMap::new();
+    for (j, &i) in train_idx.iter().enumerate() {
+        for k in 0..step.state_in[j].len() {
+            let name = if k == 0 { format!("m.{}", params[i].0) } else { format!("v.{}", params[i].0) };
+            state.insert(name, to_ort(&Tensor::zeros(DType::F32, params[i].1.shape.clone()))?);
+        }
     }
-    let mut param_vals: Vec<DynValue> = model.params.iter().map(|(_, t)| to_ort(t)).collect::<Result<_, _>>()?;
-    let mut state_vals: Vec<Vec<DynValue>> = model
-        .params
-        .iter()
-        .zip(&step.state_in)
-        .map(|((_, t), s)| {
-            s.iter().map(|_| to_ort(&Tensor::zeros(DType::F32, t.shape.clone()))).collect::<Result<Vec<_>, _>>()
-        })
-        .collect::<Result<_, _>>()?;
-
-    let mut eval = match (val, &val_matrix) {
-        (Some(v), Some(m)) => Some(Evaluator::new(model, objective, k, v, m, cfg.session)?),
-        _ => None,
+    let mut eval = match val {
+        Some(v) => Some((session(&eval_graph.to_onnx_bytes("labrun validation loss"), cfg.session)?, v)),
+        None => None,
     };
     let mut best: Option<(f32, Vec<DynValue>)> = None;
     let mut since_best = 0;
@@ -239,70 +283,72 @@ pub fn train(
     // A batch larger than the data is the whole data (and reserves no more than that).
     let batch = cfg.batch.max(1).min(rows);
     let per_epoch = rows.div_ceil(batch);
-    let total = per_epoch * cfg.epochs;
+    let (total, epochs) = match cfg.steps {
+        Some(n) => (n, n.div_ceil(per_epoch)),
+        None => (per_epoch * cfg.epochs, cfg.epochs),
+    };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..rows).collect();
     let mut report = TrainReport::default();
-    let (w, mut xb, mut tb) = (data.width, Vec::with_capacity(batch * data.width), Vec::with_capacity(batch * k));
     let mut s = 0;
-    'epochs: for epoch in 0..cfg.epochs {
+    'epochs: for epoch in 0..epochs {
         order.shuffle(&mut rng);
         let (mut sum, mut seen) = (0.0f64, 0usize);
         for chunk in order.chunks(batch) {
-            xb.clear();
-            tb.clear();
-            for &r in chunk {
-                xb.extend_from_slice(&data.x[r * w..(r + 1) * w]);
-                tb.extend_from_slice(&target_matrix[r * k..(r + 1) * k]);
+            if s == total {
+                break;
             }
-            let n = chunk.len() as i64;
-            // The tensors take the buffers; fresh ones are filled for the next step.
-            let xv = ort::value::Tensor::from_array((
-                vec![n, w as i64],
-                std::mem::replace(&mut xb, Vec::with_capacity(batch * w)),
-            ))?
-            .into_dyn();
-            let tv = ort::value::Tensor::from_array((
-                vec![n, k as i64],
-                std::mem::replace(&mut tb, Vec::with_capacity(batch * k)),
-            ))?
-            .into_dyn();
+            let feeds = data.feed(chunk)?;
             let lr = cfg.schedule.lr(cfg.lr, s, total) as f32;
             let lrv = ort::value::Tensor::from_array((Vec::<i64>::new(), vec![lr]))?.into_dyn();
             let tt = ort::value::Tensor::from_array((Vec::<i64>::new(), vec![(s + 1) as f32]))?.into_dyn();
-            let inputs: Vec<SessionInputValue> = sources
+            let inputs: Vec<SessionInputValue> = input_names
                 .iter()
-                .map(|src| match src {
-                    Source::X => (&xv).into(),
-                    Source::Target => (&tv).into(),
-                    Source::Lr => (&lrv).into(),
-                    Source::T => (&tt).into(),
-                    Source::Param(i) => (&param_vals[*i]).into(),
-                    Source::State(i, j) => (&state_vals[*i][*j]).into(),
+                .map(|name| -> Result<SessionInputValue, NnError> {
+                    Ok(match name.as_str() {
+                        "lr" => (&lrv).into(),
+                        "t" => (&tt).into(),
+                        n => {
+                            if let Some((_, v)) = feeds.iter().find(|(f, _)| *f == n) {
+                                v.into()
+                            } else if let Some(i) = params.iter().position(|(p, _)| p == n) {
+                                (&param_vals[i]).into()
+                            } else if let Some(v) = state.get(n) {
+                                v.into()
+                            } else {
+                                return Err(NnError::Graph(format!("nothing feeds the training input `{n}`")));
+                            }
+                        }
+                    })
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
             let mut out = sess.run(&inputs[..])?;
+            drop(inputs);
             let loss_v: f32 = out["loss"].try_extract_tensor::<f32>()?.1[0];
             if !loss_v.is_finite() {
                 return Err(NnError::NonFinite { step: s + 1, value: loss_v });
             }
-            for (i, (name, _)) in model.params.iter().enumerate() {
+            for &i in &train_idx {
+                let name = &params[i].0;
                 param_vals[i] = out.remove(format!("new.{name}")).expect("updated parameter");
-                for j in 0..state_vals[i].len() {
-                    state_vals[i][j] = out.remove(format!("state{j}.{name}")).expect("optimizer state");
+                for (k, m) in ["m", "v"].iter().enumerate() {
+                    if let Some(v) = out.remove(format!("state{k}.{name}")) {
+                        state.insert(format!("{m}.{name}"), v);
+                    }
                 }
             }
             drop(out);
+            report.losses.push(loss_v);
             sum += loss_v as f64 * chunk.len() as f64;
             seen += chunk.len();
             s += 1;
             if !on_step(StepInfo { step: s, total, epoch, loss: loss_v }) {
                 return Err(NnError::Graph("training was cancelled".into()));
             }
-            if let Some(ev) = eval.as_mut()
+            if let Some((es, v)) = eval.as_mut()
                 && (s % cfg.eval_every.max(1) == 0 || s == total)
             {
-                let vl = ev.loss(&param_vals)?;
+                let vl = mean_loss(es, *v, batch, params, &param_vals)?;
                 report.val_loss.push((s, vl));
                 if best.as_ref().is_none_or(|(b, _)| vl < *b) {
                     best = Some((vl, param_vals.iter().map(clone_value).collect::<Result<_, _>>()?));
@@ -317,7 +363,9 @@ pub fn train(
                 }
             }
         }
-        report.epoch_loss.push((sum / seen as f64) as f32);
+        if seen > 0 {
+            report.epoch_loss.push((sum / seen as f64) as f32);
+        }
     }
     report.steps = s;
     if cfg.patience.is_some()
@@ -325,11 +373,38 @@ pub fn train(
     {
         param_vals = vals;
     }
-    for (i, v) in param_vals.iter().enumerate() {
-        let (_, data) = v.try_extract_tensor::<f32>()?;
-        model.params[i].1 = Tensor::f32(model.params[i].1.shape.clone(), data.to_vec());
+    for &i in &train_idx {
+        let (_, data) = param_vals[i].try_extract_tensor::<f32>()?;
+        params[i].1 = Tensor::f32(params[i].1.shape.clone(), data.to_vec());
     }
     Ok(report)
+}
+
+/// The loss over every row of `data`, batch by batch, weighted by rows.
+fn mean_loss(
+    sess: &mut ort::session::Session,
+    data: &dyn Batches,
+    batch: usize,
+    params: &[(String, Tensor)],
+    param_vals: &[DynValue],
+) -> Result<f32, NnError> {
+    let names: Vec<String> = sess.inputs().iter().map(|i| i.name().to_string()).collect();
+    let all: Vec<usize> = (0..data.rows()).collect();
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    for chunk in all.chunks(batch.max(1)) {
+        let feeds = data.feed(chunk)?;
+        let inputs: Vec<SessionInputValue> = names
+            .iter()
+            .map(|name| match feeds.iter().find(|(f, _)| f == name) {
+                Some((_, v)) => v.into(),
+                None => (&param_vals[params.iter().position(|(p, _)| p == name).expect("parameter input")]).into(),
+            })
+            .collect();
+        let out = sess.run(&inputs[..])?;
+        sum += out["loss"].try_extract_tensor::<f32>()?.1[0] as f64 * chunk.len() as f64;
+        n += chunk.len();
+    }
+    Ok((sum / n.max(1) as f64) as f32)
 }
 
 fn clone_value(v: &DynValue) -> Result<DynValue, NnError> {
@@ -368,51 +443,6 @@ fn dense_targets(t: &Targets, rows: usize, k: usize, range: &Range<usize>) -> Re
             }
             Ok(v.to_vec())
         }
-    }
-}
-
-/// Validation loss with the current weights.
-struct Evaluator {
-    sess: ort::session::Session,
-    x: DynValue,
-    t: DynValue,
-    param_names: Vec<String>,
-}
-
-impl Evaluator {
-    fn new(
-        model: &Mlp,
-        objective: &Objective,
-        k: usize,
-        v: &Data,
-        m: &[f32],
-        opts: SessionOptions,
-    ) -> Result<Self, NnError> {
-        let (mut g, _, loss) = loss_graph(model, objective, k);
-        g.output(loss, "loss");
-        let sess = session(&g.to_onnx_bytes("labrun validation loss"), opts)?;
-        let n = v.rows() as i64;
-        Ok(Evaluator {
-            sess,
-            x: ort::value::Tensor::from_array((vec![n, v.width as i64], v.x.to_vec()))?.into_dyn(),
-            t: ort::value::Tensor::from_array((vec![n, k as i64], m.to_vec()))?.into_dyn(),
-            param_names: model.params.iter().map(|(n, _)| n.clone()).collect(),
-        })
-    }
-
-    fn loss(&mut self, params: &[DynValue]) -> Result<f32, NnError> {
-        let inputs: Vec<SessionInputValue> = self
-            .sess
-            .inputs()
-            .iter()
-            .map(|i| match i.name() {
-                "x" => (&self.x).into(),
-                "target" => (&self.t).into(),
-                name => (&params[self.param_names.iter().position(|p| p == name).expect("parameter input")]).into(),
-            })
-            .collect();
-        let out = self.sess.run(&inputs[..])?;
-        Ok(out["loss"].try_extract_tensor::<f32>()?.1[0])
     }
 }
 

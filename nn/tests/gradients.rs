@@ -296,3 +296,35 @@ fn shared_values_accumulate_gradients() {
         g.add(a, b)
     });
 }
+
+#[test]
+fn gather_elements_along_the_last_axis() {
+    let mut r = Rng(41);
+    check("GatherElements", vec![(vec![2, 3, 4], t(&mut r, &[2, 3, 4]))], &[0], |g, x| {
+        // Index 2 twice in one row: gradients of repeated picks add up.
+        let idx = g.constant(Tensor::i64(vec![2, 3, 2], vec![0, 3, 1, 1, 2, 0, 2, 2, 3, 0, 1, 2]));
+        g.gather_last(x[0], idx)
+    });
+}
+
+/// Causal multi-head self-attention as the GPT uses it: two heads over a batch of two
+/// sequences of three positions, with the causal mask; every input and weight checked.
+#[test]
+fn causal_self_attention() {
+    let mut r = Rng(43);
+    let (b, s, d) = (2, 3, 4);
+    let bias = Tensor::f64(vec![s, s], lab_nn::gpt::causal_bias(s));
+    check(
+        "attention",
+        vec![
+            (vec![-1, s as i64, d as i64], t(&mut r, &[b, s, d])),
+            (vec![d as i64, 3 * d as i64], t(&mut r, &[d, 3 * d])),
+            (vec![3 * d as i64], t(&mut r, &[3 * d])),
+            (vec![d as i64, d as i64], t(&mut r, &[d, d])),
+            (vec![d as i64], t(&mut r, &[d])),
+            (vec![s as i64, s as i64], bias),
+        ],
+        &[0, 1, 2, 3, 4],
+        |g, x| lab_nn::gpt::attention(g, x[0], [x[1], x[2], x[3], x[4]], 2, x[5], None).0,
+    );
+}
