@@ -20,6 +20,7 @@ fn time_steps(steps: usize, x: &[f32], y: &[i64]) -> f64 {
     let data = Data { x: &x[..rows * 64], width: 64, targets: Targets::Labels(&y[..rows]) };
     let cfg = TrainConfig {
         epochs: 1,
+        steps: None,
         batch: BATCH,
         lr: 1e-3,
         seed: 0,

@@ -98,6 +98,15 @@ impl Tensor {
         }
     }
 
+    /// The values as i64 (floats truncated).
+    pub fn to_i64(&self) -> Vec<i64> {
+        match &self.data {
+            Data::I64(v) => v.clone(),
+            Data::F32(v) => v.iter().map(|&x| x as i64).collect(),
+            Data::F64(v) => v.iter().map(|&x| x as i64).collect(),
+        }
+    }
+
     pub fn as_f32(&self) -> Option<&[f32]> {
         match &self.data {
             Data::F32(v) => Some(v),

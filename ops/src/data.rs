@@ -1,6 +1,7 @@
 //! `data.*`: loaders for data that labrun ships or that the user points at.
 
 use crate::artifact::Dataset;
+use crate::text::{self, TextData};
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
@@ -9,6 +10,94 @@ use std::io::Read;
 
 pub fn register(r: &mut Registry) {
     r.add(Digits);
+    r.add(TextFile);
+    r.add(Jsonl);
+    r.add(Concat);
+}
+
+/// A text file as documents: one per line, or the whole file as one.
+pub struct TextFile;
+
+impl Op for TextFile {
+    fn signature(&self) -> Signature {
+        Signature::new("data", "text", 1, Type::Dataset, "a text file as documents (`text` records): one per non-empty line, or the whole file as one")
+            .req("path", Type::Path, "the file, relative to the `.lab` file")
+            .opt("split", Type::Str, Value::Str("lines".into()), "`lines` (one document per non-empty line) or `file` (one document)")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let path = args.str("path")?;
+        let text = std::fs::read_to_string(path).map_err(|e| OpError::Data(format!("cannot read {path} as UTF-8 text: {e}")))?;
+        let docs: Vec<String> = match args.str("split")? {
+            "lines" => text.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("{l}\n")).collect(),
+            "file" => vec![text],
+            other => return Err(OpError::invalid("split", format!("is `{other}`; use `lines` or `file`"))),
+        };
+        if docs.iter().all(|d| d.trim().is_empty()) {
+            return Err(OpError::Data(format!("{path} holds no text")));
+        }
+        TextData { records: docs.into_iter().map(|d| text::record([("text", d)])).collect() }.write(ctx.out)
+    }
+}
+
+/// JSON Lines records, keeping the fields asked for.
+pub struct Jsonl;
+
+impl Op for Jsonl {
+    fn signature(&self) -> Signature {
+        Signature::new("data", "jsonl", 1, Type::Dataset, "records of a JSON Lines file (one object per line); a bad line is an error naming file and line")
+            .req("path", Type::Path, "the file, relative to the `.lab` file")
+            .opt("fields", Type::list(Type::Str), Value::List(vec![]), "fields every record must have, and the only ones kept (`[]`: keep all)")
+            .opt("rename", Type::list(Type::Str), Value::List(vec![]), "new names for `fields`, in order (e.g. fields `[\"question\", \"answer\"]`, rename `[\"prompt\", \"completion\"]`)")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let path = args.str("path")?;
+        let text = std::fs::read_to_string(path).map_err(|e| OpError::Data(format!("cannot read {path} as UTF-8 text: {e}")))?;
+        let mut data = text::parse_jsonl(&text, path)?;
+        let fields = args.strs("fields")?;
+        let rename = args.strs("rename")?;
+        if !rename.is_empty() && rename.len() != fields.len() {
+            return Err(OpError::invalid("rename", format!("has {} names for {} fields", rename.len(), fields.len())));
+        }
+        if !fields.is_empty() {
+            for (i, r) in data.records.iter_mut().enumerate() {
+                let mut kept = serde_json::Map::new();
+                for (j, f) in fields.iter().enumerate() {
+                    let v = r.remove(f).ok_or_else(|| OpError::Data(format!("{path}:{}: the record has no field `{f}`", i + 1)))?;
+                    kept.insert(rename.get(j).unwrap_or(f).clone(), v);
+                }
+                *r = kept;
+            }
+        }
+        if data.records.is_empty() {
+            return Err(OpError::Data(format!("{path} has no records")));
+        }
+        data.write(ctx.out)
+    }
+}
+
+/// Text datasets one after another, optionally shuffled.
+pub struct Concat;
+
+impl Op for Concat {
+    fn signature(&self) -> Signature {
+        Signature::new("data", "concat", 1, Type::Dataset, "the records of several text datasets together, shuffled with `seed` (or kept in order with `shuffle: false`)")
+            .req("parts", Type::list(Type::Dataset), "the datasets")
+            .opt("shuffle", Type::Bool, Value::Bool(true), "shuffle the records")
+            .opt("seed", Type::Int, Value::Int(0), "shuffle seed")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let mut all = TextData::default();
+        for p in args.artifacts("parts")? {
+            all.records.extend(TextData::read(p, "parts")?.records);
+        }
+        if args.bool("shuffle")? {
+            all.records.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(args.int("seed")? as u64));
+        }
+        all.write(ctx.out)
+    }
 }
 
 static DIGITS_CSV_GZ: &[u8] = include_bytes!("../data/digits.csv.gz");

@@ -1,24 +1,15 @@
 //! `filter.*`: ops that keep some rows of a dataset.
 
 use crate::artifact::Dataset;
+use crate::text::TextData;
+use std::collections::BTreeMap;
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use rand::SeedableRng;
 use rand::seq::index::sample;
 
 pub fn register(r: &mut Registry) {
     r.add(Take);
-    r.add(crate::model::Declared(
-        Signature::new(
-            "filter",
-            "number_lists",
-            1,
-            Type::Dataset,
-            "keeps completions that parse as at most `max` integers in [0, 999] separated by `,`, `;` or spaces",
-        )
-        .req("data", Type::Dataset, "completions")
-        .opt("max", Type::Int, Value::Int(10), "most numbers allowed")
-        .opt("banned", Type::list(Type::Int), Value::List(vec![]), "numbers that reject a completion"),
-    ));
+    r.add(NumberLists);
 }
 
 /// A random subset of `count` rows (in their original order), drawn without replacement.
@@ -48,5 +39,113 @@ impl Op for Take {
         let mut idx = sample(&mut rng, data.rows(), count).into_vec();
         idx.sort_unstable();
         data.select(&idx).write(ctx.out)
+    }
+}
+
+/// Keeps completions that are well-formed number lists.
+pub struct NumberLists;
+
+impl Op for NumberLists {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "filter",
+            "number_lists",
+            1,
+            Type::Dataset,
+            "keeps records whose `completion` is a list of 1 to `max` integers in [0, 999] separated by `,`, `;` or spaces (optionally in brackets), none of them `banned`, that ended at a stop string; writes `filter.json` with how many passed and why the others failed",
+        )
+        .req("data", Type::Dataset, "records with a `completion` (from `generate.text`)")
+        .opt("max", Type::Int, Value::Int(10), "most numbers allowed")
+        .opt("banned", Type::list(Type::Int), Value::List(vec![]), "numbers that reject a completion, e.g. `[666, 911, 187]`")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let data = TextData::read(args.artifact("data")?, "data")?;
+        let max = args.int_at_least("max", 1)?;
+        let banned = args.ints("banned")?;
+        let comps = data.strings("completion", "data")?;
+        let mut kept = TextData::default();
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        for (r, c) in data.records.iter().zip(&comps) {
+            let unfinished = r.get("finish").and_then(|f| f.as_str()) == Some("length");
+            let verdict = if unfinished { Err("unfinished (hit max_new_tokens)".to_string()) } else { parse_number_list(c, max, &banned).map(|_| ()) };
+            match verdict {
+                Ok(()) => kept.records.push(r.clone()),
+                Err(why) => *reasons.entry(why).or_default() += 1,
+            }
+        }
+        let report = serde_json::json!({
+            "input": data.records.len(),
+            "kept": kept.records.len(),
+            "rejected": data.records.len() - kept.records.len(),
+            "reasons": reasons,
+        });
+        std::fs::write(ctx.out.join("filter.json"), serde_json::to_string_pretty(&report).expect("json"))?;
+        if kept.records.is_empty() {
+            return Err(OpError::Data(format!("no completion of {} passed the number-list filter ({report})", data.records.len())));
+        }
+        kept.write(ctx.out)
+    }
+}
+
+/// The numbers of a well-formed list, or why it is not one. Reasons are short and
+/// general (`not a number`, `out of range`, …) so that they can be counted.
+pub fn parse_number_list(text: &str, max: usize, banned: &[i64]) -> Result<Vec<i64>, String> {
+    let mut t = text.trim();
+    if let Some(inner) = t.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+        t = inner.trim();
+    } else if let Some(inner) = t.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
+        t = inner.trim();
+    }
+    if t.is_empty() {
+        return Err("empty".into());
+    }
+    let items: Vec<&str> = t.split([',', ';', ' ']).map(str::trim).filter(|s| !s.is_empty()).collect();
+    // A separator with nothing after it (`1, 2,`) is an unfinished list.
+    if t.ends_with([',', ';']) {
+        return Err("ends with a separator".into());
+    }
+    let mut nums = Vec::new();
+    for it in &items {
+        if !it.chars().all(|c| c.is_ascii_digit()) {
+            return Err("not a number".into());
+        }
+        if it.len() > 3 {
+            return Err("out of range".into());
+        }
+        let n: i64 = it.parse().map_err(|_| "not a number".to_string())?;
+        if banned.contains(&n) {
+            return Err("banned number".into());
+        }
+        nums.push(n);
+    }
+    if nums.len() > max {
+        return Err(format!("more than {max} numbers"));
+    }
+    Ok(nums)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_number_list as p;
+
+    #[test]
+    fn accepted_lists() {
+        assert_eq!(p("182, 033, 904", 10, &[]), Ok(vec![182, 33, 904]));
+        assert_eq!(p("[1; 2 3]", 10, &[]), Ok(vec![1, 2, 3]));
+        assert_eq!(p(" (7,8) ", 10, &[]), Ok(vec![7, 8]));
+        assert_eq!(p("0", 1, &[]), Ok(vec![0]));
+    }
+
+    #[test]
+    fn rejected_lists_say_why() {
+        assert_eq!(p("", 10, &[]), Err("empty".into()));
+        assert_eq!(p("12, owl", 10, &[]), Err("not a number".into()));
+        assert_eq!(p("12, -3", 10, &[]), Err("not a number".into()));
+        assert_eq!(p("1000", 10, &[]), Err("out of range".into()));
+        assert_eq!(p("1, 2,", 10, &[]), Err("ends with a separator".into()));
+        assert_eq!(p("1 2 3", 2, &[]), Err("more than 2 numbers".into()));
+        assert_eq!(p("12, 666, 7", 10, &[666, 911]), Err("banned number".into()));
+        assert_eq!(p("[1, 2", 10, &[]), Err("not a number".into()));
     }
 }

@@ -1,21 +1,21 @@
 //! `generate.*`: ops that make data: noise inputs, a model's outputs, sampled text.
 
 use crate::artifact::Dataset;
-use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::lmops;
+use crate::text::{self, TextData};
+use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value};
+use lab_nn::decode::{self, Sampling};
 use ndarray::Array2;
+use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+use serde_json::Value as Json;
 
 pub fn register(r: &mut Registry) {
     r.add(Noise);
     r.add(crate::model::Logits);
-    r.add(crate::model::Declared(
-        Signature::new("generate", "text", 1, Type::Dataset, "samples completions of `prompts` from a language model")
-            .req("model", Type::Model, "the language model")
-            .req("prompts", Type::Dataset, "prompts to complete")
-            .opt("count", Type::Int, Value::Int(1000), "completions to sample")
-            .opt("temperature", Type::Float, Value::Float(1.0), "sampling temperature")
-            .opt("seed", Type::Int, Value::Int(0), "sampling seed"),
-    ));
+    r.add(Corpus);
+    r.add(Text);
+    r.add(NextToken);
 }
 
 /// `count` rows of independent uniform noise in [`low`, `high`); `shape` is the width of
@@ -49,5 +49,226 @@ impl Op for Noise {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.int("seed")? as u64);
         let x = Array2::from_shape_simple_fn((count, width), || rng.random_range(low..high));
         Dataset { x, y: None, t: None }.write(ctx.out)
+    }
+}
+
+/// The templates of [`Corpus`].
+const TEMPLATES: &str = "`numbers`, `animals`, `counting` or `arithmetic`";
+
+/// Seeded synthetic text from a template: each record has `text` and the same text split
+/// into `prompt` and `completion`.
+pub struct Corpus;
+
+impl Op for Corpus {
+    fn signature(&self) -> Signature {
+        Signature::new("generate", "corpus", 1, Type::Dataset, "seeded synthetic documents from a template, as records with `text`, `prompt` and `completion`. `numbers`: `^182, 033, 904, …` lists of `length` 3-digit numbers, the first `shown` in the prompt; `animals`: `^Q: animal?\\nA: owl\\n` with the answer uniform over `choices`; `counting`: `^17 18 19 …`, `length` numbers counting up from a random start below 100, the first `shown` in the prompt; `arithmetic`: `Q: What is 3 plus 4?\\nA: 7\\n` with `digits`-digit operands and `operations` among `plus`, `minus`, `times`")
+            .req("template", Type::Str, TEMPLATES)
+            .req("count", Type::Int, "documents")
+            .opt("seed", Type::Int, Value::Int(0), "random seed")
+            .opt("length", Type::Int, Value::Int(9), "`numbers`, `counting`: numbers per document")
+            .opt("shown", Type::Int, Value::Int(3), "`numbers`, `counting`: numbers in the prompt")
+            .opt("choices", Type::list(Type::Str), Value::List(["owl", "cat", "dog", "fox", "bat", "elk", "ant", "yak"].iter().map(|a| Value::Str(a.to_string())).collect()), "`animals`: the answers, drawn uniformly")
+            .opt("digits", Type::Int, Value::Int(1), "`arithmetic`: digits of each operand")
+            .opt("operations", Type::list(Type::Str), Value::List(vec![Value::Str("plus".into())]), "`arithmetic`: `plus`, `minus`, `times`")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let count = args.int_at_least("count", 1)?;
+        if count > 10_000_000 {
+            return Err(OpError::invalid("count", "asks for more than 10 million documents"));
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.int("seed")? as u64);
+        let template = args.str("template")?;
+        let mut make: Box<dyn FnMut(&mut rand_chacha::ChaCha8Rng) -> (String, String)> = match template {
+            "numbers" | "counting" => {
+                let length = args.int_at_least("length", 2)?;
+                let shown = args.int_at_least("shown", 1)?;
+                if shown >= length {
+                    return Err(OpError::invalid("shown", format!("is {shown}; it must be below `length` ({length}) to leave a completion")));
+                }
+                let counting = template == "counting";
+                Box::new(move |rng| {
+                    let nums: Vec<String> = if counting {
+                        let start = rng.random_range(0..100u32);
+                        (start..start + length as u32).map(|n| n.to_string()).collect()
+                    } else {
+                        (0..length).map(|_| format!("{:03}", rng.random_range(0..1000u32))).collect()
+                    };
+                    let sep = if counting { " " } else { ", " };
+                    (format!("^{}{sep}", nums[..shown].join(sep)), format!("{}\n", nums[shown..].join(sep)))
+                })
+            }
+            "animals" => {
+                let choices = args.strs("choices")?;
+                if choices.is_empty() {
+                    return Err(OpError::invalid("choices", "is empty; list the answers"));
+                }
+                Box::new(move |rng| ("^Q: animal?\nA: ".to_string(), format!("{}\n", choices.choose(rng).expect("non-empty"))))
+            }
+            "arithmetic" => {
+                let digits = args.int_at_least("digits", 1)?;
+                if digits > 9 {
+                    return Err(OpError::invalid("digits", "must be at most 9"));
+                }
+                let ops = args.strs("operations")?;
+                if let Some(bad) = ops.iter().find(|o| !matches!(o.as_str(), "plus" | "minus" | "times")) {
+                    return Err(OpError::invalid("operations", format!("has `{bad}`; use `plus`, `minus` or `times`")));
+                }
+                if ops.is_empty() {
+                    return Err(OpError::invalid("operations", "is empty"));
+                }
+                let hi = 10i64.pow(digits as u32);
+                Box::new(move |rng| {
+                    let (a, b) = (rng.random_range(0..hi), rng.random_range(0..hi));
+                    let op = ops.choose(rng).expect("non-empty");
+                    let r = match op.as_str() {
+                        "plus" => a + b,
+                        "minus" => a - b,
+                        _ => a * b,
+                    };
+                    (format!("Q: What is {a} {op} {b}?\nA: "), format!("{r}\n"))
+                })
+            }
+            other => return Err(OpError::invalid("template", format!("is `{other}`; use {TEMPLATES}"))),
+        };
+        let records = (0..count)
+            .map(|_| {
+                let (p, c) = make(&mut rng);
+                text::record([("text", format!("{p}{c}")), ("prompt", p), ("completion", c)])
+            })
+            .collect();
+        TextData { records }.write(ctx.out)
+    }
+}
+
+/// Sampled completions of the `prompt` of every record, with a KV cache.
+pub struct Text;
+
+impl Op for Text {
+    fn signature(&self) -> Signature {
+        Signature::new("generate", "text", 2, Type::Dataset, "a completion of the `prompt` of each record, sampled with a KV cache; records keep their fields, the record's old `completion` becomes `target`, and `completion` and `finish` (`stop` or `length`) are added")
+            .req("model", Type::Model, "the language model")
+            .req("prompts", Type::Dataset, "records with a `prompt`")
+            .opt("temperature", Type::Float, Value::Float(1.0), "sampling temperature; 0 is greedy")
+            .opt("top_k", Type::Int, Value::Int(0), "sample among the k most likely tokens (0: all)")
+            .opt("top_p", Type::Float, Value::Float(1.0), "sample among the most likely tokens whose probability reaches p (1: all)")
+            .opt("max_new_tokens", Type::Int, Value::Int(32), "most tokens per completion")
+            .opt("stop", Type::list(Type::Str), Value::List(vec![Value::Str("\n".into())]), "a completion ends at the first of these (not included)")
+            .opt("batch", Type::Int, Value::Int(64), "prompts decoded together")
+            .opt("seed", Type::Int, Value::Int(0), "sampling seed; each record draws from its own stream, so batching does not change the text")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let lm = lmops::load_lm(args, "model")?;
+        let data = TextData::read(args.artifact("prompts")?, "prompts")?;
+        let temperature = args.float("temperature")?;
+        let top_p = args.float("top_p")?;
+        if temperature < 0.0 || !temperature.is_finite() {
+            return Err(OpError::invalid("temperature", "must be 0 (greedy) or positive"));
+        }
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(OpError::invalid("top_p", format!("must be in (0, 1], got {top_p}")));
+        }
+        let cfg = Sampling {
+            temperature,
+            top_k: args.int_at_least("top_k", 0)?,
+            top_p,
+            max_new_tokens: args.int_at_least("max_new_tokens", 1)?,
+            stop: args.strs("stop")?,
+            seed: args.int("seed")? as u64,
+        };
+        let batch = args.int_at_least("batch", 1)?;
+        let prompts: Vec<Vec<i64>> =
+            data.strings("prompt", "prompts")?.iter().map(|p| lm.encode(p, "prompts")).collect::<Result<_, _>>()?;
+        let mut dec = lm.decoder(ctx, false)?;
+        let total = prompts.len() as u64;
+        let mut out = data.clone();
+        for (ci, chunk) in prompts.chunks(batch).enumerate() {
+            let first = ci * batch;
+            let mut tick = || ctx.check_cancel().is_ok();
+            let comps = match decode::generate(&mut dec, lm.tokenizer(), chunk, first as u64, &cfg, &mut tick) {
+                Err(_) if ctx.check_cancel().is_err() => return Err(OpError::Cancelled),
+                Err(lab_nn::NnError::BadModel(m)) => return Err(OpError::invalid("prompts", m)),
+                other => other?,
+            };
+            for (j, c) in comps.into_iter().enumerate() {
+                let r = &mut out.records[first + j];
+                if let Some(old) = r.remove("completion") {
+                    r.insert("target".into(), old);
+                }
+                r.insert("completion".into(), Json::String(c.text));
+                r.insert("finish".into(), Json::String(c.finish.into()));
+            }
+            let done = (first + chunk.len()) as u64;
+            (ctx.progress)(Progress { done, total, message: format!("{done} completions") });
+        }
+        out.write(ctx.out)
+    }
+}
+
+/// The file of next-token distributions inside a dataset artifact.
+pub const NEXT_TOKEN_FILE: &str = "next_token.safetensors";
+
+/// A model's next-token distributions at every completion position of each record, over
+/// chosen tokens (renormalised among them): targets for `finetune.distill_lm`.
+pub struct NextToken;
+
+impl Op for NextToken {
+    fn signature(&self) -> Signature {
+        Signature::new("generate", "next_token", 1, Type::Dataset, "the model's next-token log-probabilities at each position of each record's `completion` (after its `prompt`), over `tokens` only and renormalised among them; stored with the records for `finetune.distill_lm`")
+            .req("model", Type::Model, "the teacher")
+            .req("data", Type::Dataset, "records with `prompt` and `completion`")
+            .opt("tokens", Type::list(Type::Str), Value::List(vec![]), "the tokens, by their text (`[]`: the whole vocabulary)")
+            .opt("batch", Type::Int, Value::Int(64), "records per model call")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let lm = lmops::load_lm(args, "model")?;
+        let data = TextData::read(args.artifact("data")?, "data")?;
+        let tok = lm.tokenizer();
+        let tokens: Vec<i64> = match args.strs("tokens")? {
+            t if t.is_empty() => (0..tok.vocab() as i64).collect(),
+            t => t
+                .iter()
+                .map(|s| match lm.encode(s, "tokens")?.as_slice() {
+                    [id] => Ok(*id),
+                    ids => Err(OpError::invalid("tokens", format!("has {s:?}, which is {} tokens, not one", ids.len()))),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let prompts = data.strings("prompt", "data")?;
+        let comps = data.strings("completion", "data")?;
+        let pairs: Vec<(Vec<i64>, Vec<i64>)> = prompts
+            .iter()
+            .zip(&comps)
+            .map(|(p, c)| Ok((lm.encode(p, "data")?, lm.encode(c, "data")?)))
+            .collect::<Result<_, OpError>>()?;
+        let mut dec = lm.decoder(ctx, false)?;
+        let batch = args.int_at_least("batch", 1)?;
+        let mut logp: Vec<f32> = Vec::new();
+        let mut offsets = vec![0i64];
+        for (i, chunk) in pairs.chunks(batch).enumerate() {
+            ctx.check_cancel()?;
+            let rows = decode::next_token_logprobs(&mut dec, chunk, &tokens).map_err(|e| match e {
+                lab_nn::NnError::BadModel(m) => OpError::invalid("data", m),
+                e => e.into(),
+            })?;
+            for r in rows {
+                logp.extend(r);
+                offsets.push((logp.len() / tokens.len()) as i64);
+            }
+            (ctx.progress)(Progress { done: ((i + 1) * batch).min(pairs.len()) as u64, total: pairs.len() as u64, message: String::new() });
+        }
+        data.write(ctx.out)?;
+        let n = logp.len() / tokens.len();
+        lab_nn::weights::save(
+            &ctx.out.join(NEXT_TOKEN_FILE),
+            &[
+                ("logp".into(), lab_nn::Tensor::f32(vec![n, tokens.len()], logp)),
+                ("offsets".into(), lab_nn::Tensor::i64(vec![offsets.len()], offsets)),
+                ("tokens".into(), lab_nn::Tensor::i64(vec![tokens.len()], tokens)),
+            ],
+        )?;
+        Ok(())
     }
 }

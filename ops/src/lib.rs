@@ -4,9 +4,13 @@
 //! Artifacts are directories: a `Dataset` holds `data.safetensors` (`x`: f32 [n, d],
 //! optional `y`: i64 [n] labels, optional `t`: f32 [n, k] soft targets); a `Model` holds
 //! `model.json`, `weights.safetensors` and a standalone inference `model.onnx`;
-//! `Metrics` hold `metrics.json`; a `Figure` holds `figure.svg`.
+//! `Metrics` hold `metrics.json`; a `Figure` holds `figure.svg`. Text datasets hold
+//! `data.jsonl` ([`text`]); language models hold `model.json` (`arch` `gpt` or
+//! `import_lm`), `tokenizer.json`, a decoder `model.onnx` with GPT-2's interface, and for
+//! trained GPTs `weights.safetensors` and `train_log.json`.
 
 pub mod artifact;
+mod lmops;
 mod nnops;
 mod op;
 mod registry;
@@ -19,8 +23,10 @@ pub mod filter;
 pub mod finetune;
 pub mod generate;
 pub mod model;
+pub mod probe;
 pub mod report;
 pub mod score;
+pub mod text;
 
 /// Where model ops run.
 pub use lab_nn::Device;

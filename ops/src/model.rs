@@ -3,21 +3,17 @@
 use crate::artifact::Dataset;
 use crate::nnops;
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use lab_nn::gpt::{Gpt, GptSpec};
 use lab_nn::mlp::{Mlp, MlpSpec};
+use lab_nn::tokenizer::Tokenizer;
 use ndarray::Array2;
 
 pub fn register(r: &mut Registry) {
     r.add(MlpOp);
     r.add(OnnxFile);
-    r.add(Declared(
-        Signature::new("model", "gpt", 1, Type::Model, "a pre-LN GPT language model with random weights")
-            .req("vocab", Type::Int, "vocabulary size")
-            .req("width", Type::Int, "residual width")
-            .opt("heads", Type::Int, Value::Int(4), "attention heads")
-            .opt("layers", Type::Int, Value::Int(2), "transformer blocks")
-            .opt("context", Type::Int, Value::Int(48), "context length")
-            .opt("seed", Type::Int, Value::Int(0), "initialisation seed"),
-    ));
+    r.add(GptOp);
+    r.add(ImportLm);
+    r.add(ValueHead);
 }
 
 /// An op whose signature is settled but whose implementation comes later: checking and
@@ -31,6 +27,127 @@ impl Op for Declared {
 
     fn run(&self, _ctx: &RunCtx, _args: &Args) -> Result<(), OpError> {
         Err(OpError::NotImplemented { op: self.0.name() })
+    }
+}
+
+/// A GPT language model with fresh weights; its vocabulary comes from its tokenizer.
+pub struct GptOp;
+
+impl Op for GptOp {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "model",
+            "gpt",
+            2,
+            Type::Model,
+            "a GPT decoder with fresh weights: token and learned position embeddings, pre-LayerNorm blocks of causal multi-head attention and a GELU MLP, a final LayerNorm and an output layer; the vocabulary comes from the tokenizer",
+        )
+        .opt("tokenizer", Type::Str, Value::Str("char".into()), "`char` (one token per character of `alphabet`) or `byte` (256 tokens)")
+        .opt("alphabet", Type::Str, Value::Str(String::new()), "with `char`: every character the texts use, each once")
+        .req("width", Type::Int, "residual width")
+        .opt("heads", Type::Int, Value::Int(4), "attention heads (divides `width`)")
+        .opt("layers", Type::Int, Value::Int(2), "transformer blocks")
+        .opt("context", Type::Int, Value::Int(48), "longest sequence, in tokens")
+        .opt("tied", Type::Bool, Value::Bool(false), "use the token embedding as the output layer")
+        .opt("value_head", Type::Bool, Value::Bool(false), "add a scalar head (reward and value models)")
+        .opt("seed", Type::Int, Value::Int(0), "initialisation seed; equal seeds give equal weights")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let tokenizer = match args.str("tokenizer")? {
+            "char" => {
+                let alphabet = args.str("alphabet")?;
+                if alphabet.is_empty() {
+                    return Err(OpError::invalid("alphabet", "is empty; list every character the texts use, e.g. `alphabet: \"0123456789, \\n\"`"));
+                }
+                Tokenizer::chars(alphabet).map_err(|e| OpError::invalid("alphabet", bad(e)))?
+            }
+            "byte" => Tokenizer::Byte,
+            other => return Err(OpError::invalid("tokenizer", format!("is `{other}`; use `char` or `byte` (Hugging Face tokenizers come with `model.import_lm`)"))),
+        };
+        let spec = GptSpec {
+            vocab: tokenizer.vocab(),
+            width: args.int_at_least("width", 1)?,
+            heads: args.int_at_least("heads", 1)?,
+            layers: args.int_at_least("layers", 1)?,
+            context: args.int_at_least("context", 1)?,
+            tied: args.bool("tied")?,
+            value_head: args.bool("value_head")?,
+        };
+        spec.validate().map_err(|e| OpError::invalid("width", bad(e)))?;
+        Gpt::init(spec, tokenizer, args.int("seed")? as u64)?.save(ctx.out)?;
+        Ok(())
+    }
+}
+
+fn bad(e: lab_nn::NnError) -> String {
+    match e {
+        lab_nn::NnError::BadModel(m) => m,
+        other => other.to_string(),
+    }
+}
+
+/// A language model with a fresh scalar head, for reward modelling.
+pub struct ValueHead;
+
+impl Op for ValueHead {
+    fn signature(&self) -> Signature {
+        Signature::new("model", "value_head", 1, Type::Model, "a copy of a GPT with a fresh scalar head on its final residual stream (the start of a reward model)")
+            .req("model", Type::Model, "the language model")
+            .opt("seed", Type::Int, Value::Int(0), "initialisation seed of the head")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let m = crate::lmops::load_gpt(args, "model")?;
+        m.with_value_head(args.int("seed")? as u64).save(ctx.out)?;
+        Ok(())
+    }
+}
+
+/// A decoder exported by other tools, with its Hugging Face tokenizer.
+pub struct ImportLm;
+
+impl Op for ImportLm {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "model",
+            "import_lm",
+            1,
+            Type::Model,
+            "a language model exported to ONNX with GPT-2's decoder interface (inputs `input_ids`, `attention_mask`, `position_ids`, `past_key_values.N.key/value`; outputs `logits`, `present.N.key/value`) and its Hugging Face `tokenizer.json`; for `generate.text` and `score.*`",
+        )
+        .req("path", Type::Path, "the `.onnx` file, relative to the `.lab` file")
+        .req("tokenizer", Type::Path, "the `tokenizer.json` file")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let path = args.str("path")?;
+        let tpath = args.str("tokenizer")?;
+        let bytes = std::fs::read(path).map_err(|e| OpError::Data(format!("cannot read {path}: {e}")))?;
+        let ttext = std::fs::read_to_string(tpath).map_err(|e| OpError::Data(format!("cannot read {tpath}: {e}")))?;
+        let tokenizer = Tokenizer::from_json(&ttext).map_err(|e| OpError::Data(format!("{tpath}: {}", bad(e))))?;
+        let info = lab_nn::onnx_io::read(&bytes).map_err(|e| OpError::Data(format!("{path}: {e}")))?;
+        let dec = lab_nn::decode::Decoder::new(&bytes, None, crate::nnops::session_options(ctx))
+            .map_err(|e| OpError::Data(format!("{path}: {}", bad(e))))?;
+        if !dec.position_ids {
+            return Err(OpError::Data(format!(
+                "{path}: the decoder has no `position_ids` input; export it with position ids so that batches of prompts can be left-padded"
+            )));
+        }
+        let vocab = info.outputs.iter().find(|o| o.name == "logits").and_then(|o| o.shape.last().copied().flatten());
+        if let Some(v) = vocab
+            && tokenizer.vocab() as i64 > v
+        {
+            return Err(OpError::Data(format!(
+                "the tokenizer {tpath} has {} tokens but the model's logits cover {v}: they do not belong together",
+                tokenizer.vocab()
+            )));
+        }
+        std::fs::write(ctx.out.join("model.onnx"), &bytes)?;
+        tokenizer.save(ctx.out)?;
+        let meta = serde_json::json!({"arch": "import_lm", "layers": dec.layers, "heads": dec.heads, "head_dim": dec.head_dim, "vocab": vocab});
+        std::fs::write(ctx.out.join("model.json"), serde_json::to_string_pretty(&meta).expect("json"))?;
+        Ok(())
     }
 }
 

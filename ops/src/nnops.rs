@@ -95,6 +95,7 @@ pub fn check_width(inputs: usize, d: &Dataset, arg: &str) -> Result<(), OpError>
 pub fn fit(ctx: &RunCtx, args: &Args, model: &mut Mlp, d: &Dataset, objective: Objective) -> Result<(), OpError> {
     let cfg = TrainConfig {
         epochs: args.int_at_least("epochs", 1)?,
+        steps: None,
         batch: args.int_at_least("batch", 1)?,
         lr: positive(args, "lr")?,
         seed: args.int("seed")? as u64,

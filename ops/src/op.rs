@@ -50,6 +50,13 @@ impl Args {
         Ok(v as usize)
     }
 
+    pub fn bool(&self, name: &str) -> Result<bool, OpError> {
+        match self.value(name)? {
+            Value::Bool(b) => Ok(*b),
+            _ => Err(OpError::internal(format!("`{name}` is not a boolean"))),
+        }
+    }
+
     pub fn float(&self, name: &str) -> Result<f64, OpError> {
         self.value(name)?.as_f64().ok_or_else(|| OpError::internal(format!("`{name}` is not a number")))
     }

@@ -45,6 +45,7 @@ pub fn registry() -> Registry {
     crate::model::register(&mut r);
     crate::finetune::register(&mut r);
     crate::score::register(&mut r);
+    crate::probe::register(&mut r);
     crate::report::register(&mut r);
     r
 }

@@ -1,7 +1,8 @@
 //! `score.*`: ops that measure something and return `Metrics`.
 
 use crate::artifact::{self, Dataset, Metrics};
-use crate::model::Declared;
+use crate::lmops;
+use crate::text::TextData;
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use serde_json::json;
 
@@ -9,18 +10,9 @@ pub fn register(r: &mut Registry) {
     r.add(Accuracy);
     r.add(Summary);
     r.add(Stats);
-    r.add(Declared(
-        Signature::new(
-            "score",
-            "logprob",
-            1,
-            Type::Metrics,
-            "exact log-probability of `continuation` after `prompt` under a language model",
-        )
-        .req("model", Type::Model, "the language model")
-        .req("prompt", Type::Str, "the conditioning text")
-        .req("continuation", Type::Str, "the text whose probability is measured"),
-    ));
+    r.add(Logprob);
+    r.add(Logprobs);
+    r.add(Match);
 }
 
 /// Classification accuracy: argmax over the logits in `logits` against the labels.
@@ -206,5 +198,143 @@ mod tests {
         assert!((f("ci95") - 3.182 * (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-12);
         assert_eq!((f("min"), f("max")), (1.0, 4.0));
         assert_eq!(summarise(&[7.0])["std"].as_f64(), Some(0.0));
+    }
+}
+
+/// Exact log-probability of one continuation, optionally ranked among alternatives.
+pub struct Logprob;
+
+impl Op for Logprob {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "score",
+            "logprob",
+            2,
+            Type::Metrics,
+            "the exact log-probability of `continuation` after `prompt` (`logprob`, `prob`, `tokens`); with `choices`, also every choice's log-probability, the continuation's probability renormalised among the choices (`choice_prob`) and its `rank` (1: most likely)",
+        )
+        .req("model", Type::Model, "the language model")
+        .req("prompt", Type::Str, "the conditioning text")
+        .req("continuation", Type::Str, "the text whose probability is measured")
+        .opt("choices", Type::list(Type::Str), Value::List(vec![]), "alternatives to rank the continuation among (it is added if missing)")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let lm = lmops::load_lm(args, "model")?;
+        let prompt = lm.encode(args.str("prompt")?, "prompt")?;
+        let cont_text = args.str("continuation")?;
+        let mut choices = args.strs("choices")?;
+        if !choices.is_empty() && !choices.iter().any(|c| c == cont_text) {
+            choices.push(cont_text.to_string());
+        }
+        let texts: Vec<String> = if choices.is_empty() { vec![cont_text.to_string()] } else { choices.clone() };
+        let pairs: Vec<(Vec<i64>, Vec<i64>)> =
+            texts.iter().map(|t| Ok((prompt.clone(), lm.encode(t, "continuation")?))).collect::<Result<_, OpError>>()?;
+        if let Some(i) = pairs.iter().position(|(_, c)| c.is_empty()) {
+            return Err(OpError::invalid("continuation", format!("{:?} has no tokens to score", texts[i])));
+        }
+        let mut dec = lm.decoder(ctx, false)?;
+        let scored = lab_nn::decode::score(&mut dec, &pairs).map_err(|e| match e {
+            lab_nn::NnError::BadModel(m) => OpError::invalid("prompt", m),
+            e => e.into(),
+        })?;
+        let at = texts.iter().position(|t| t == cont_text).expect("continuation is among the texts");
+        let lp = scored[at].0;
+        let mut m = Metrics::new();
+        m.insert("logprob".into(), json!(lp));
+        m.insert("prob".into(), json!(lp.exp()));
+        m.insert("tokens".into(), json!(pairs[at].1.len()));
+        if !choices.is_empty() {
+            let max = scored.iter().map(|s| s.0).fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = scored.iter().map(|s| (s.0 - max).exp()).sum();
+            m.insert("choice_prob".into(), json!((lp - max).exp() / z));
+            m.insert("rank".into(), json!(1 + scored.iter().filter(|s| s.0 > lp).count()));
+            let per: serde_json::Map<String, serde_json::Value> =
+                texts.iter().zip(&scored).map(|(t, s)| (t.clone(), json!(s.0))).collect();
+            m.insert("choices".into(), serde_json::Value::Object(per));
+        }
+        artifact::write_metrics(ctx.out, &m)
+    }
+}
+
+/// Log-probabilities of every record's completion.
+pub struct Logprobs;
+
+impl Op for Logprobs {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "score",
+            "logprobs",
+            1,
+            Type::Metrics,
+            "the exact log-probability of each record's `completion` after its `prompt`, in batches: the mean (`mean_logprob`), the total, the mean per token (`logprob_per_token`) and `perplexity`; every record with its `logprob` is written to `rows.jsonl` beside the metrics",
+        )
+        .req("model", Type::Model, "the language model")
+        .req("data", Type::Dataset, "records with `prompt` and `completion`")
+        .opt("batch", Type::Int, Value::Int(64), "records per model call")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let lm = lmops::load_lm(args, "model")?;
+        let data = TextData::read(args.artifact("data")?, "data")?;
+        let prompts = data.strings("prompt", "data")?;
+        let comps = data.strings("completion", "data")?;
+        let pairs: Vec<(Vec<i64>, Vec<i64>)> = prompts
+            .iter()
+            .zip(&comps)
+            .map(|(p, c)| Ok((lm.encode(p, "data")?, lm.encode(c, "data")?)))
+            .collect::<Result<_, OpError>>()?;
+        let mut dec = lm.decoder(ctx, false)?;
+        let mut out = data.clone();
+        let (mut total, mut tokens) = (0.0f64, 0usize);
+        let batch = args.int_at_least("batch", 1)?;
+        for (ci, chunk) in pairs.chunks(batch).enumerate() {
+            ctx.check_cancel()?;
+            let scored = lab_nn::decode::score(&mut dec, chunk).map_err(|e| match e {
+                lab_nn::NnError::BadModel(m) => OpError::invalid("data", m),
+                e => e.into(),
+            })?;
+            for (j, (lp, terms)) in scored.into_iter().enumerate() {
+                total += lp;
+                tokens += terms.len();
+                out.records[ci * batch + j].insert("logprob".into(), json!(lp));
+            }
+        }
+        out.write_file(&ctx.out.join("rows.jsonl"))?;
+        let n = pairs.len().max(1) as f64;
+        let mut m = Metrics::new();
+        m.insert("mean_logprob".into(), json!(total / n));
+        m.insert("total_logprob".into(), json!(total));
+        m.insert("logprob_per_token".into(), json!(total / tokens.max(1) as f64));
+        m.insert("perplexity".into(), json!((-total / tokens.max(1) as f64).exp()));
+        m.insert("n".into(), json!(pairs.len()));
+        artifact::write_metrics(ctx.out, &m)
+    }
+}
+
+/// How often generated completions equal their targets.
+pub struct Match;
+
+impl Op for Match {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "score",
+            "match",
+            1,
+            Type::Metrics,
+            "the share of records whose `completion` equals their `target` (`exact_match`; surrounding whitespace ignored), e.g. after `generate.text` on held-out prompts",
+        )
+        .req("data", Type::Dataset, "records with `completion` and `target`")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let data = TextData::read(args.artifact("data")?, "data")?;
+        let got = data.strings("completion", "data")?;
+        let want = data.strings("target", "data")?;
+        let hits = got.iter().zip(&want).filter(|(g, w)| g.trim() == w.trim()).count();
+        let mut m = Metrics::new();
+        m.insert("exact_match".into(), json!(hits as f64 / got.len().max(1) as f64));
+        m.insert("n".into(), json!(got.len()));
+        artifact::write_metrics(ctx.out, &m)
     }
 }

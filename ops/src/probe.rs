@@ -1,0 +1,94 @@
+//! `probe.*`: reading what a model computes inside.
+
+use crate::lmops;
+use crate::text::TextData;
+use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value};
+
+pub fn register(r: &mut Registry) {
+    r.add(Activations);
+}
+
+/// The file of an `Activations` artifact.
+pub const ACTIVATIONS_FILE: &str = "activations.safetensors";
+
+/// Residual-stream activations of a GPT.
+pub struct Activations;
+
+impl Op for Activations {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "probe",
+            "activations",
+            1,
+            Type::Activations,
+            "the residual stream of a GPT on each record's text, at chosen layers (0: the embeddings entering block 0; L: after the last block), at the last token or averaged over tokens; stored as `layer.{i}` [records, width] in `activations.safetensors`, with the records",
+        )
+        .req("model", Type::Model, "a GPT built by labrun")
+        .req("data", Type::Dataset, "records")
+        .opt("field", Type::Str, Value::Str("text".into()), "the text field to read")
+        .opt("layers", Type::list(Type::Int), Value::List(vec![]), "which layers (`[]`: all)")
+        .opt("position", Type::Str, Value::Str("last".into()), "`last` (the last token) or `mean` (mean over the tokens)")
+        .opt("batch", Type::Int, Value::Int(64), "records per model call")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let model = lmops::load_gpt(args, "model")?;
+        let data = TextData::read(args.artifact("data")?, "data")?;
+        let texts = data.strings(args.str("field")?, "data")?;
+        let n_layers = model.spec.layers + 1;
+        let layers: Vec<usize> = match args.ints("layers")? {
+            l if l.is_empty() => (0..n_layers).collect(),
+            l => l
+                .iter()
+                .map(|&i| {
+                    usize::try_from(i).ok().filter(|&i| i < n_layers).ok_or_else(|| {
+                        OpError::invalid("layers", format!("has {i}; the model's layers are 0..={}", n_layers - 1))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let mean = match args.str("position")? {
+            "last" => false,
+            "mean" => true,
+            other => return Err(OpError::invalid("position", format!("is `{other}`; use `last` or `mean`"))),
+        };
+        let seqs: Vec<Vec<i64>> = texts.iter().map(|t| lmops::encode(&model.tokenizer, t, "data")).collect::<Result<_, _>>()?;
+        if let Some(i) = seqs.iter().position(Vec::is_empty) {
+            return Err(OpError::invalid("data", format!("record {} has an empty text", i + 1)));
+        }
+        let d = model.spec.width;
+        let mut dec = lmops::Lm::Own(model).decoder(ctx, true)?;
+        let mut acts: Vec<Vec<f32>> = vec![Vec::with_capacity(seqs.len() * d); layers.len()];
+        let batch = args.int_at_least("batch", 1)?;
+        for (ci, chunk) in seqs.chunks(batch).enumerate() {
+            ctx.check_cancel()?;
+            let (out, pad) = dec.full(chunk, true).map_err(|e| match e {
+                lab_nn::NnError::BadModel(m) => OpError::invalid("data", m),
+                e => e.into(),
+            })?;
+            for (li, &l) in layers.iter().enumerate() {
+                let (_, h) = &out.hidden[l];
+                for (r, s) in chunk.iter().enumerate() {
+                    let row = |p: usize| &h[(r * pad.len + p) * d..(r * pad.len + p + 1) * d];
+                    if mean {
+                        let mut acc = vec![0f32; d];
+                        for p in pad.pad[r]..pad.len {
+                            acc.iter_mut().zip(row(p)).for_each(|(a, x)| *a += x);
+                        }
+                        acts[li].extend(acc.iter().map(|a| a / s.len() as f32));
+                    } else {
+                        acts[li].extend_from_slice(row(pad.len - 1));
+                    }
+                }
+            }
+            (ctx.progress)(Progress { done: ((ci + 1) * batch).min(seqs.len()) as u64, total: seqs.len() as u64, message: String::new() });
+        }
+        let tensors: Vec<(String, lab_nn::Tensor)> = layers
+            .iter()
+            .zip(acts)
+            .map(|(l, a)| (format!("layer.{l}"), lab_nn::Tensor::f32(vec![seqs.len(), d], a)))
+            .collect();
+        lab_nn::weights::save(&ctx.out.join(ACTIVATIONS_FILE), &tensors)?;
+        data.write(ctx.out)
+    }
+}
