@@ -222,8 +222,7 @@ fn ops(name: Option<&str>, registry: &Registry) -> ExitCode {
                     kind = s.kind;
                     println!("\n{kind}");
                 }
-                let planned = if s.planned { " (planned: checks and plans, does not run yet)" } else { "" };
-                println!("  {:24} {}{planned}", s.name(), s.doc);
+                println!("  {:24} {}", s.name(), s.doc);
             }
             println!("\n`labrun ops NAME` documents one op.");
             ExitCode::SUCCESS

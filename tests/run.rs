@@ -306,13 +306,13 @@ fn ctrl_c_stops_cleanly_and_the_run_resumes() {
 }
 
 #[test]
-fn a_declared_op_fails_clearly_at_run_time() {
+fn a_value_only_the_op_can_judge_fails_at_run_time_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("lm.lab"), "base = model.gpt(vocab: 27, width: 64)\n").unwrap();
+    std::fs::write(dir.path().join("lm.lab"), "base = model.gpt(alphabet: \"ab\", width: 10, heads: 4)\n").unwrap();
     assert_eq!(labrun(dir.path(), &["check", "lm.lab"]).code, 0, "checking needs only the signature");
     let r = labrun(dir.path(), &["run", "lm.lab", "--cache", dir.path().join("c").to_str().unwrap()]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("`model.gpt` is declared but not implemented yet"), "{}", r.stderr);
+    assert!(r.stderr.contains("`width` 10 is not a multiple of `heads` 4"), "{}", r.stderr);
     assert!(r.stderr.contains("lm.lab:1:8"), "{}", r.stderr);
 }
 

@@ -25,6 +25,9 @@ fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: 
                 let metrics = std::fs::read_to_string(dir.join("metrics.json"))
                     .ok()
                     .and_then(|t| serde_json::from_str::<Json>(&t).ok());
+                if let Some(records) = text_samples(&dir) {
+                    return json!({"step": plan.nodes[*n].name, "records": records});
+                }
                 match metrics {
                     Some(m) => json!({"step": plan.nodes[*n].name, "metrics": m}),
                     None => json!({"step": plan.nodes[*n].name, "artifact": id.to_string()}),
@@ -34,6 +37,42 @@ fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: 
         },
         ArgVal::List(_) => json!({"value": "list"}),
     }
+}
+
+/// Records shown for a text dataset in a report.
+const SAMPLES: usize = 8;
+
+/// The first records of a text dataset artifact (`data.jsonl`).
+fn text_samples(dir: &Path) -> Option<Vec<Json>> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(dir.join("data.jsonl")).ok()?;
+    let lines = std::io::BufReader::new(f).lines().map_while(Result::ok).take(SAMPLES);
+    Some(lines.filter_map(|l| serde_json::from_str(&l).ok()).collect())
+}
+
+/// A Markdown table of text records: prompt, completion and target when they have them,
+/// else their text. Line breaks show as `⏎`.
+fn md_samples(label: &str, records: &[Json], out: &mut String) {
+    let has = |k: &str| records.iter().any(|r| r.get(k).is_some());
+    let cols: Vec<&str> = if has("prompt") && has("completion") {
+        ["prompt", "completion", "target"].into_iter().filter(|c| has(c)).collect()
+    } else {
+        vec!["text"]
+    };
+    let _ = writeln!(out, "**{label}** (first {} records)\n", records.len());
+    let _ = writeln!(out, "| {} |", cols.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(cols.len()));
+    for r in records {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match r.get(*c).and_then(Json::as_str) {
+                Some(t) => format!("`{}`", t.replace('\n', "⏎").replace('|', "\\|").replace('`', "'")),
+                None => String::new(),
+            })
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    out.push('\n');
 }
 
 fn fmt_num(x: f64) -> String {
@@ -132,9 +171,14 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
                 None => singles.push((row.label.clone(), value)),
             }
         }
+        let (texts, singles): (Vec<_>, Vec<_>) = singles.into_iter().partition(|(_, v)| v.get("records").is_some());
         if !singles.is_empty() {
             md_table(None, &singles, &mut r.markdown);
         }
+        for (label, v) in &texts {
+            md_samples(label, v["records"].as_array().map_or(&[][..], |a| &a[..]), &mut r.markdown);
+        }
+        let singles: Vec<_> = singles.into_iter().chain(texts).collect();
         reports.push(json!({
             "title": rep.title,
             "tables": tables,

@@ -10,6 +10,43 @@ use rand::seq::index::sample;
 pub fn register(r: &mut Registry) {
     r.add(Take);
     r.add(NumberLists);
+    r.add(Exclude);
+}
+
+/// Drops the records whose field equals that of any record of another dataset: how a
+/// pipeline keeps evaluation examples out of training data.
+pub struct Exclude;
+
+impl Op for Exclude {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "filter",
+            "exclude",
+            1,
+            Type::Dataset,
+            "the records of `data` whose `field` equals no record's `field` in `held_out` (e.g. training text with every evaluated prompt removed); writes `filter.json` with the counts",
+        )
+        .req("data", Type::Dataset, "text records to filter")
+        .req("held_out", Type::Dataset, "text records that must not appear")
+        .opt("field", Type::Str, Value::Str("prompt".into()), "the text field compared")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let data = TextData::read(args.artifact("data")?, "data")?;
+        let held = TextData::read(args.artifact("held_out")?, "held_out")?;
+        let field = args.str("field")?;
+        let banned: std::collections::HashSet<&str> = held.strings(field, "held_out")?.into_iter().collect();
+        let keys = data.strings(field, "data")?;
+        let kept = TextData {
+            records: data.records.iter().zip(&keys).filter(|(_, k)| !banned.contains(*k)).map(|(r, _)| r.clone()).collect(),
+        };
+        let report = serde_json::json!({"input": data.records.len(), "kept": kept.records.len(), "rejected": data.records.len() - kept.records.len(), "reasons": {"held out": data.records.len() - kept.records.len()}});
+        std::fs::write(ctx.out.join("filter.json"), serde_json::to_string_pretty(&report).expect("json"))?;
+        if kept.records.is_empty() {
+            return Err(OpError::Data(format!("every record of `data` has a held-out `{field}`; nothing is left")));
+        }
+        kept.write(ctx.out)
+    }
 }
 
 /// A random subset of `count` rows (in their original order), drawn without replacement.

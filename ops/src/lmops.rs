@@ -56,6 +56,14 @@ pub fn encode(tok: &Tokenizer, text: &str, arg: &str) -> Result<Vec<i64>, OpErro
     tok.encode(text).map_err(|e| OpError::invalid(arg, nn_msg(e)))
 }
 
+/// Says which record (1-based) an argument error came from.
+fn in_record(e: OpError, i: usize) -> OpError {
+    match e {
+        OpError::Invalid { name, message } => OpError::Invalid { name, message: format!("{message} (record {})", i + 1) },
+        other => other,
+    }
+}
+
 fn nn_msg(e: lab_nn::NnError) -> String {
     match e {
         lab_nn::NnError::BadModel(m) => format!("holds text the model cannot read: {m}"),
@@ -223,9 +231,9 @@ pub fn rows(model: &Gpt, data: &TextData, arg: &str, completion_only: bool) -> R
     if completion_only {
         let prompts = data.strings("prompt", arg)?;
         let completions = data.strings("completion", arg)?;
-        for (p, c) in prompts.iter().zip(&completions) {
-            let pi = encode(tok, p, arg)?;
-            let ci = encode(tok, c, arg)?;
+        for (i, (p, c)) in prompts.iter().zip(&completions).enumerate() {
+            let pi = encode(tok, p, arg).map_err(|e| in_record(e, i))?;
+            let ci = encode(tok, c, arg).map_err(|e| in_record(e, i))?;
             if ci.is_empty() {
                 continue;
             }
@@ -236,8 +244,8 @@ pub fn rows(model: &Gpt, data: &TextData, arg: &str, completion_only: bool) -> R
         }
     } else {
         let window = model.spec.context + 1;
-        for text in data.strings("text", arg)? {
-            let ids = encode(tok, text, arg)?;
+        for (i, text) in data.strings("text", arg)?.into_iter().enumerate() {
+            let ids = encode(tok, text, arg).map_err(|e| in_record(e, i))?;
             let mut start = 0;
             while start + 1 < ids.len() {
                 let end = (start + window).min(ids.len());

@@ -16,20 +16,6 @@ pub fn register(r: &mut Registry) {
     r.add(ValueHead);
 }
 
-/// An op whose signature is settled but whose implementation comes later: checking and
-/// planning work, running fails with a clear message.
-pub struct Declared(pub Signature);
-
-impl Op for Declared {
-    fn signature(&self) -> Signature {
-        Signature { planned: true, ..self.0.clone() }
-    }
-
-    fn run(&self, _ctx: &RunCtx, _args: &Args) -> Result<(), OpError> {
-        Err(OpError::NotImplemented { op: self.0.name() })
-    }
-}
-
 /// A GPT language model with fresh weights; its vocabulary comes from its tokenizer.
 pub struct GptOp;
 

@@ -164,8 +164,6 @@ pub enum Blame {
 
 #[derive(Debug, Error)]
 pub enum OpError {
-    #[error("`{op}` is declared but not implemented yet")]
-    NotImplemented { op: String },
     #[error("argument `{name}` {message}")]
     Invalid { name: String, message: String },
     #[error("{0}")]
@@ -193,7 +191,7 @@ impl OpError {
 
     pub fn blame(&self) -> Blame {
         match self {
-            OpError::NotImplemented { .. } | OpError::Invalid { .. } | OpError::Data(_) | OpError::Numeric(_) => {
+            OpError::Invalid { .. } | OpError::Data(_) | OpError::Numeric(_) => {
                 Blame::User
             }
             OpError::Cancelled => Blame::User,

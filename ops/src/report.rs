@@ -7,6 +7,50 @@ use std::fmt::Write;
 pub fn register(r: &mut Registry) {
     r.add(Bar);
     r.add(Lines);
+    r.add(Loss);
+}
+
+/// Training-loss curves of trained language models.
+pub struct Loss;
+
+impl Op for Loss {
+    fn signature(&self) -> Signature {
+        Signature::new("report", "loss", 1, Type::Figure, "an SVG chart of the training loss of each model against the step (averaged over windows of `smooth` steps), with the validation loss where it was measured")
+            .req("models", Type::list(Type::Model), "models trained by a `finetune.*` language-model op")
+            .req("labels", Type::list(Type::Str), "one legend label per model")
+            .opt("smooth", Type::Int, Value::Int(10), "steps per plotted point")
+            .opt("title", Type::Str, Value::Str("Training loss".into()), "chart title")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let paths = args.artifacts("models")?;
+        let labels = args.strs("labels")?;
+        if labels.len() != paths.len() {
+            return Err(OpError::invalid("labels", format!("has {} labels for {} models", labels.len(), paths.len())));
+        }
+        let smooth = args.int_at_least("smooth", 1)?;
+        let mut lines = Vec::new();
+        for (p, label) in paths.iter().zip(&labels) {
+            let text = std::fs::read_to_string(p.join("train_log.json")).map_err(|_| {
+                OpError::invalid("models", format!("`{label}` has no training log; only models from `finetune.*` language-model ops have one"))
+            })?;
+            let log: serde_json::Value = serde_json::from_str(&text).map_err(|e| OpError::Data(format!("{}: {e}", p.display())))?;
+            let loss: Vec<f64> = log["loss"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
+            let pts: Vec<(f64, f64, Option<f64>)> = loss
+                .chunks(smooth)
+                .enumerate()
+                .map(|(i, c)| ((i * smooth + c.len()) as f64, c.iter().sum::<f64>() / c.len() as f64, None))
+                .collect();
+            lines.push((format!("{label} (train)"), pts));
+            if let Some(val) = log["val_loss"].as_array().filter(|v| !v.is_empty()) {
+                let pts = val.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?, None))).collect();
+                lines.push((format!("{label} (validation)"), pts));
+            }
+        }
+        let svg = lines_svg(args.str("title")?, "step", "loss (nats per token)", &lines, None);
+        std::fs::write(ctx.out.join("figure.svg"), svg)?;
+        Ok(())
+    }
 }
 
 /// A line chart: one line per series over shared x values, with ± error bars.

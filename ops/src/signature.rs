@@ -13,8 +13,6 @@ pub struct Signature {
     pub doc: &'static str,
     pub params: Vec<ParamSpec>,
     pub output: Type,
-    /// Declared for checking and planning, but running it is not implemented yet.
-    pub planned: bool,
 }
 
 /// One parameter. Parameters of artifact type (or lists of them) are the op's inputs:
@@ -30,7 +28,7 @@ pub struct ParamSpec {
 
 impl Signature {
     pub fn new(kind: &'static str, method: &'static str, version: u32, output: Type, doc: &'static str) -> Self {
-        Signature { kind, method, version, doc, params: Vec::new(), output, planned: false }
+        Signature { kind, method, version, doc, params: Vec::new(), output }
     }
 
     /// Adds a required parameter.
