@@ -38,36 +38,45 @@ pub struct Step {
     /// Scalar inputs: learning rate and the 1-based step number.
     pub lr: V,
     pub t: V,
-    /// Per parameter: (state inputs, state outputs) — first and second moments for Adam.
-    pub state_in: Vec<Vec<V>>,
-    pub state_out: Vec<Vec<V>>,
+    /// Optimizer state, one flat vector per moment over every parameter (Adam: inputs
+    /// `m` and `v`), and its updated values.
+    pub state_in: Vec<V>,
+    pub state_out: Vec<V>,
     /// Per parameter: the updated value.
     pub updated: Vec<V>,
     /// The global gradient norm before clipping.
     pub grad_norm: V,
 }
 
-/// Appends one update of `params` given their `grads`. State inputs are named
-/// `m.{name}` and `v.{name}` after each parameter's name.
+/// The names of the state inputs of `optimizer`, in [`Step::state_in`] order.
+pub fn state_names(optimizer: Optimizer) -> &'static [&'static str] {
+    match optimizer {
+        Optimizer::Sgd => &[],
+        Optimizer::Adam | Optimizer::AdamW => &["m", "v"],
+    }
+}
+
+/// Appends one update of `params` given their `grads`. Every parameter and gradient is
+/// flattened into one vector so that the update is a handful of nodes whatever the
+/// number of parameters (a transformer has dozens); the state inputs are flat too.
 pub fn step(g: &mut Graph, params: &[V], grads: &[V], cfg: &OptimConfig) -> Step {
     let lr = g.input("lr", g.float, &[]);
     let t = g.input("t", g.float, &[]);
-    // Global norm, for clipping and for the progress display.
-    let mut total = None;
-    for &gr in grads {
-        let sq = g.mul(gr, gr);
-        let axes: Vec<i64> = (0..g.rank(sq) as i64).collect();
-        let s = if axes.is_empty() { sq } else { g.reduce_sum(sq, &axes, false) };
-        total = Some(match total {
-            None => s,
-            Some(acc) => g.add(acc, s),
-        });
-    }
-    let grad_norm = match total {
-        Some(t2) => g.sqrt(t2),
-        None => g.scalar(0.0),
+    let sizes: Vec<i64> = params.iter().map(|&p| g.shape(p).iter().product::<i64>().max(1)).collect();
+    let total: i64 = sizes.iter().sum();
+    let mut flat = |g: &mut Graph, xs: &[V]| {
+        let parts: Vec<V> = xs.iter().map(|&x| g.reshape(x, &[-1])).collect();
+        if parts.len() == 1 { parts[0] } else { g.concat(&parts, 0) }
     };
-    let grads: Vec<V> = match cfg.clip {
+    let p = flat(g, params);
+    let gr = flat(g, grads);
+    // Global norm, for clipping and for the progress display.
+    let sq = g.mul(gr, gr);
+    let grad_norm = {
+        let s = g.reduce_sum(sq, &[0], false);
+        g.sqrt(s)
+    };
+    let gr = match cfg.clip {
         Some(c) => {
             let cv = g.scalar(c);
             let tiny = g.scalar(1e-6);
@@ -76,69 +85,68 @@ pub fn step(g: &mut Graph, params: &[V], grads: &[V], cfg: &OptimConfig) -> Step
             let one = g.scalar(1.0);
             let over = g.greater(ratio, one);
             let scale = g.where_(over, one, ratio);
-            grads.iter().map(|&gr| g.mul(gr, scale)).collect()
+            g.mul(gr, scale)
         }
-        None => grads.to_vec(),
+        None => gr,
     };
-    let mut state_in = Vec::new();
-    let mut state_out = Vec::new();
-    let mut updated = Vec::new();
-    for (&p, &gr) in params.iter().zip(&grads) {
-        let name = g.info(p).name.clone();
-        let shape = g.shape(p).to_vec();
-        match cfg.optimizer {
-            Optimizer::Sgd => {
-                let mut d = gr;
-                if cfg.weight_decay > 0.0 {
-                    let wd = g.scalar(cfg.weight_decay);
-                    let pw = g.mul(p, wd);
-                    d = g.add(d, pw);
-                }
-                let s = g.mul(d, lr);
-                updated.push(g.sub(p, s));
-                state_in.push(vec![]);
-                state_out.push(vec![]);
+    let (new, state_in, state_out) = match cfg.optimizer {
+        Optimizer::Sgd => {
+            let mut d = gr;
+            if cfg.weight_decay > 0.0 {
+                let wd = g.scalar(cfg.weight_decay);
+                let pw = g.mul(p, wd);
+                d = g.add(d, pw);
             }
-            Optimizer::Adam | Optimizer::AdamW => {
-                let m = g.input(&format!("m.{name}"), g.float, &shape);
-                let v = g.input(&format!("v.{name}"), g.float, &shape);
-                let mut gr = gr;
-                if cfg.optimizer == Optimizer::Adam && cfg.weight_decay > 0.0 {
-                    let wd = g.scalar(cfg.weight_decay);
-                    let pw = g.mul(p, wd);
-                    gr = g.add(gr, pw);
-                }
-                let (b1, b2) = (g.scalar(cfg.beta1), g.scalar(cfg.beta2));
-                let (c1, c2) = (g.scalar(1.0 - cfg.beta1), g.scalar(1.0 - cfg.beta2));
-                let m1 = g.mul(m, b1);
-                let m2 = g.mul(gr, c1);
-                let m_new = g.add(m1, m2);
-                let gg = g.mul(gr, gr);
-                let v1 = g.mul(v, b2);
-                let v2 = g.mul(gg, c2);
-                let v_new = g.add(v1, v2);
-                let one = g.scalar(1.0);
-                let b1t = g.pow(b1, t);
-                let b2t = g.pow(b2, t);
-                let bc1 = g.sub(one, b1t);
-                let bc2 = g.sub(one, b2t);
-                let mhat = g.div(m_new, bc1);
-                let vhat = g.div(v_new, bc2);
-                let sq = g.sqrt(vhat);
-                let e = g.scalar(cfg.eps);
-                let den = g.add(sq, e);
-                let mut upd = g.div(mhat, den);
-                if cfg.optimizer == Optimizer::AdamW && cfg.weight_decay > 0.0 {
-                    let wd = g.scalar(cfg.weight_decay);
-                    let pw = g.mul(p, wd);
-                    upd = g.add(upd, pw);
-                }
-                let s = g.mul(upd, lr);
-                updated.push(g.sub(p, s));
-                state_in.push(vec![m, v]);
-                state_out.push(vec![m_new, v_new]);
-            }
+            let s = g.mul(d, lr);
+            (g.sub(p, s), vec![], vec![])
         }
+        Optimizer::Adam | Optimizer::AdamW => {
+            let m = g.input("m", g.float, &[total]);
+            let v = g.input("v", g.float, &[total]);
+            let mut gr = gr;
+            if cfg.optimizer == Optimizer::Adam && cfg.weight_decay > 0.0 {
+                let wd = g.scalar(cfg.weight_decay);
+                let pw = g.mul(p, wd);
+                gr = g.add(gr, pw);
+            }
+            let (b1, b2) = (g.scalar(cfg.beta1), g.scalar(cfg.beta2));
+            let (c1, c2) = (g.scalar(1.0 - cfg.beta1), g.scalar(1.0 - cfg.beta2));
+            let m1 = g.mul(m, b1);
+            let m2 = g.mul(gr, c1);
+            let m_new = g.add(m1, m2);
+            let gg = g.mul(gr, gr);
+            let v1 = g.mul(v, b2);
+            let v2 = g.mul(gg, c2);
+            let v_new = g.add(v1, v2);
+            // Bias corrections are scalars: fold them into the step size.
+            let one = g.scalar(1.0);
+            let b1t = g.pow(b1, t);
+            let b2t = g.pow(b2, t);
+            let bc1 = g.sub(one, b1t);
+            let bc2 = g.sub(one, b2t);
+            let vhat = g.div(v_new, bc2);
+            let sq = g.sqrt(vhat);
+            let e = g.scalar(cfg.eps);
+            let den = g.add(sq, e);
+            let mut upd = g.div(m_new, den);
+            let rate = g.div(lr, bc1);
+            upd = g.mul(upd, rate);
+            if cfg.optimizer == Optimizer::AdamW && cfg.weight_decay > 0.0 {
+                let wd = g.scalar(cfg.weight_decay);
+                let lw = g.mul(lr, wd);
+                let pw = g.mul(p, lw);
+                upd = g.add(upd, pw);
+            }
+            (g.sub(p, upd), vec![m, v], vec![m_new, v_new])
+        }
+    };
+    let mut updated = Vec::with_capacity(params.len());
+    let mut off = 0;
+    for (&param, &n) in params.iter().zip(&sizes) {
+        let piece = if params.len() == 1 { new } else { g.slice(new, 0, off, off + n) };
+        let shape = g.shape(param).to_vec();
+        updated.push(if shape.len() == 1 { piece } else { g.reshape(piece, &shape) });
+        off += n;
     }
     Step { lr, t, state_in, state_out, updated, grad_norm }
 }

@@ -257,21 +257,20 @@ pub fn fit(
     graph.output(loss, "loss");
     for (j, &i) in train_idx.iter().enumerate() {
         graph.output(step.updated[j], &format!("new.{}", params[i].0));
-        for (k, &s) in step.state_out[j].iter().enumerate() {
-            graph.output(s, &format!("state{k}.{}", params[i].0));
-        }
+    }
+    let names = optim::state_names(cfg.optim.optimizer);
+    for (k, &s) in step.state_out.iter().enumerate() {
+        graph.output(s, &format!("new.{}", names[k]));
     }
     let mut sess = session(&graph.to_onnx_bytes("labrun training step"), cfg.session)?;
     let input_names: Vec<String> = sess.inputs().iter().map(|i| i.name().to_string()).collect();
 
     let mut param_vals: Vec<DynValue> = params.iter().map(|(_, t)| to_ort(t)).collect::<Result<_, _>>()?;
-    // Optimizer state by (parameter index, moment), only for trainable parameters.
+    // Optimizer state: one flat vector per moment over the trainable parameters.
+    let n_train: usize = train_idx.iter().map(|&i| params[i].1.len()).sum();
     let mut state: std::collections::HashMap<String, DynValue> = std::collections::HashMap::new();
-    for (j, &i) in train_idx.iter().enumerate() {
-        for k in 0..step.state_in[j].len() {
-            let name = if k == 0 { format!("m.{}", params[i].0) } else { format!("v.{}", params[i].0) };
-            state.insert(name, to_ort(&Tensor::zeros(DType::F32, params[i].1.shape.clone()))?);
-        }
+    for name in names {
+        state.insert(name.to_string(), to_ort(&Tensor::zeros(DType::F32, vec![n_train]))?);
     }
     let mut eval = match val {
         Some(v) => Some((session(&eval_graph.to_onnx_bytes("labrun validation loss"), cfg.session)?, v)),
@@ -329,13 +328,10 @@ pub fn fit(
                 return Err(NnError::NonFinite { step: s + 1, value: loss_v });
             }
             for &i in &train_idx {
-                let name = &params[i].0;
-                param_vals[i] = out.remove(format!("new.{name}")).expect("updated parameter");
-                for (k, m) in ["m", "v"].iter().enumerate() {
-                    if let Some(v) = out.remove(format!("state{k}.{name}")) {
-                        state.insert(format!("{m}.{name}"), v);
-                    }
-                }
+                param_vals[i] = out.remove(format!("new.{}", params[i].0)).expect("updated parameter");
+            }
+            for name in names {
+                state.insert(name.to_string(), out.remove(format!("new.{name}")).expect("optimizer state"));
             }
             drop(out);
             report.losses.push(loss_v);

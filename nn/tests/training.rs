@@ -19,7 +19,7 @@ fn one_step(cfg: OptimConfig, w0: &[f64], c: &[f64], lr: f64, t: f64, m0: &[f64]
     let gr = grad(&mut g, loss, &[w]).unwrap();
     let s = step(&mut g, &[w], &gr, &cfg);
     g.output(s.updated[0], "new_w");
-    for (j, &o) in s.state_out[0].iter().enumerate() {
+    for (j, &o) in s.state_out.iter().enumerate() {
         g.output(o, &format!("state{j}"));
     }
     g.output(s.grad_norm, "norm");
@@ -32,8 +32,8 @@ fn one_step(cfg: OptimConfig, w0: &[f64], c: &[f64], lr: f64, t: f64, m0: &[f64]
     let (mt, vt) = (state(m0), state(v0));
     let mut feeds = vec![("w", &wt), ("lr", &lrt), ("t", &tt)];
     if cfg.optimizer != Optimizer::Sgd {
-        feeds.push(("m.w", &mt));
-        feeds.push(("v.w", &vt));
+        feeds.push(("m", &mt));
+        feeds.push(("v", &vt));
     }
     run_session(&mut sess, &feeds).unwrap().iter().map(|t| t.to_f64()).collect()
 }
