@@ -68,8 +68,13 @@ fn train_seconds(model: &Gpt, rows: &[Row], steps: usize, batch: usize) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// Runs the Python side; `None` when it cannot.
+/// Runs the Python side three times and keeps its fastest run; `None` when it cannot.
 fn python(args: &[String]) -> Option<serde_json::Value> {
+    let runs: Vec<serde_json::Value> = (0..3).map_while(|_| python_once(args)).collect();
+    runs.into_iter().max_by(|a, b| a["tokens_per_second"].as_f64().unwrap_or(0.0).total_cmp(&b["tokens_per_second"].as_f64().unwrap_or(0.0)))
+}
+
+fn python_once(args: &[String]) -> Option<serde_json::Value> {
     let py = std::env::var("LABRUN_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/torch_gpt.py");
     match std::process::Command::new(&py).arg(script).args(args).output() {
@@ -133,9 +138,14 @@ fn main() {
             .map(|_| Row { ids: (0..=seq).map(|_| r.next(spec.vocab)).collect(), from: 1, teacher: vec![] })
             .collect();
         reset_peak();
-        let small = train_seconds(&model, &rows, 3, c.batch);
-        let big = train_seconds(&model, &rows, 3 + steps, c.batch);
-        let ours = (c.batch * seq * steps) as f64 / (big - small).max(1e-9);
+        // Best of three, as for the Python side below.
+        let ours = (0..if quick { 1 } else { 3 })
+            .map(|_| {
+                let small = train_seconds(&model, &rows, 3, c.batch);
+                let big = train_seconds(&model, &rows, 3 + steps, c.batch);
+                (c.batch * seq * steps) as f64 / (big - small).max(1e-9)
+            })
+            .fold(0.0, f64::max);
         let ours_mem = peak_mib();
         println!("  training:   labrun {ours:>9.0} tokens/s   peak {ours_mem:.0} MiB");
         let dir_s = dir.path().display().to_string();
@@ -159,11 +169,14 @@ fn main() {
             let cfg = Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, max_new_tokens: new, stop: vec![], seed: 0 };
             reset_peak();
             decode::generate(&mut dec, &tok, &prompts, 0, &cfg, &mut || true).expect("generates");
-            let t = Instant::now();
-            for _ in 0..reps {
-                decode::generate(&mut dec, &tok, &prompts, 0, &cfg, &mut || true).expect("generates");
+            let mut ours = 0.0f64;
+            for _ in 0..3 {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    decode::generate(&mut dec, &tok, &prompts, 0, &cfg, &mut || true).expect("generates");
+                }
+                ours = ours.max((gb * new * reps) as f64 / t.elapsed().as_secs_f64());
             }
-            let ours = (gb * new * reps) as f64 / t.elapsed().as_secs_f64();
             let mem = peak_mib();
             println!("  generation, batch {gb:>2}: labrun {ours:>9.0} tokens/s   peak {mem:.0} MiB");
             if !quick

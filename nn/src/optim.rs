@@ -64,7 +64,7 @@ pub fn step(g: &mut Graph, params: &[V], grads: &[V], cfg: &OptimConfig) -> Step
     let t = g.input("t", g.float, &[]);
     let sizes: Vec<i64> = params.iter().map(|&p| g.shape(p).iter().product::<i64>().max(1)).collect();
     let total: i64 = sizes.iter().sum();
-    let mut flat = |g: &mut Graph, xs: &[V]| {
+    let flat = |g: &mut Graph, xs: &[V]| {
         let parts: Vec<V> = xs.iter().map(|&x| g.reshape(x, &[-1])).collect();
         if parts.len() == 1 { parts[0] } else { g.concat(&parts, 0) }
     };

@@ -1,52 +1,10 @@
 //! Model ops end to end on real data, through ONNX Runtime.
 
-use lab_ops::{ArgIn, Args, OpError, RunCtx, Value, registry};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use lab_ops::{OpError, Value};
+use std::path::Path;
 
-struct Ws {
-    dir: tempfile::TempDir,
-    n: usize,
-}
-
-impl Ws {
-    fn new() -> Self {
-        Ws { dir: tempfile::tempdir().unwrap(), n: 0 }
-    }
-
-    /// Runs `kind.method` with defaults filled in; returns the artifact directory.
-    fn run(&mut self, op: &str, args: Vec<(&str, ArgIn)>) -> Result<PathBuf, OpError> {
-        let reg = registry();
-        let (kind, method) = op.split_once('.').unwrap();
-        let (sig, op) = reg.get(kind, method).unwrap();
-        let mut a = Args::default();
-        for p in &sig.params {
-            if let Some(d) = &p.default {
-                a.map.insert(p.name.to_string(), ArgIn::Value(d.clone()));
-            }
-        }
-        for (k, v) in args {
-            a.map.insert(k.to_string(), v);
-        }
-        self.n += 1;
-        let out = self.dir.path().join(format!("a{}", self.n));
-        std::fs::create_dir(&out).unwrap();
-        let cancel = AtomicBool::new(false);
-        let ctx = RunCtx { out: &out, threads: 1, device: lab_nn::Device::Cpu, progress: &|_| {}, cancel: &cancel };
-        op.run(&ctx, &a)?;
-        Ok(out)
-    }
-}
-
-fn v(x: Value) -> ArgIn {
-    ArgIn::Value(x)
-}
-fn art(p: &Path) -> ArgIn {
-    ArgIn::Artifact(p.to_path_buf())
-}
-fn int(i: i64) -> ArgIn {
-    v(Value::Int(i))
-}
+mod common;
+use common::{Ws, art, int, v};
 
 fn accuracy(p: &Path) -> f64 {
     lab_ops::artifact::read_metrics(p).unwrap()["accuracy"].as_f64().unwrap()
