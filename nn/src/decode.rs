@@ -237,6 +237,8 @@ pub struct Completion {
     pub text: String,
     /// `stop` (a stop string ended it) or `length` (max_new_tokens).
     pub finish: &'static str,
+    /// The stop string that ended it, cut from `text`.
+    pub stop: Option<String>,
 }
 
 /// Samples a completion of each prompt, all in one batch with a KV cache: the prompt is
@@ -321,11 +323,13 @@ pub fn generate(
         .zip(done)
         .map(|(ids, d)| {
             let text = tok.decode(&ids)?;
-            let (text, finish) = match cfg.stop.iter().filter_map(|st| text.find(st.as_str())).min() {
-                Some(cut) => (text[..cut].to_string(), "stop"),
-                None => (text, d.unwrap_or("length")),
+            // The earliest stop string in the text ends it.
+            let first = cfg.stop.iter().filter_map(|st| text.find(st.as_str()).map(|at| (at, st))).min();
+            let (text, finish, stop) = match first {
+                Some((cut, st)) => (text[..cut].to_string(), "stop", Some(st.clone())),
+                None => (text, d.unwrap_or("length"), None),
             };
-            Ok(Completion { ids, text, finish })
+            Ok(Completion { ids, text, finish, stop })
         })
         .collect()
 }

@@ -166,3 +166,34 @@ fn a_nan_loss_names_its_step() {
         train(&mut m, &data, None, &Objective::CrossEntropy { logits: 0..2 }, &config, &mut |_| true).unwrap_err();
     assert!(matches!(err, NnError::NonFinite { step: 1, .. }), "{err}");
 }
+
+/// Several parameters of different shapes share one flat update: each must get exactly its
+/// own Adam step, in its own shape.
+#[test]
+fn adam_over_several_parameters_updates_each_in_its_shape() {
+    let mut g = Graph::new(DType::F64);
+    let a = g.input("a", DType::F64, &[2, 3]);
+    let b = g.input("b", DType::F64, &[2]);
+    let (ca, cb) = (g.constant(Tensor::f64(vec![2, 3], vec![1., 2., 3., 4., 5., 6.])), g.constant(Tensor::f64(vec![2], vec![-7., 8.])));
+    let pa = g.mul(a, ca);
+    let pb = g.mul(b, cb);
+    let sa = g.reduce_sum(pa, &[0, 1], false);
+    let sb = g.reduce_sum(pb, &[0], false);
+    let loss = g.add(sa, sb);
+    let gr = grad(&mut g, loss, &[a, b]).unwrap();
+    let s = step(&mut g, &[a, b], &gr, &OptimConfig::default());
+    g.output(s.updated[0], "new_a");
+    g.output(s.updated[1], "new_b");
+    g.output(s.state_out[0], "new_m");
+    assert_eq!(g.shape(s.updated[0]), &[2, 3]);
+    let mut sess = session(&g.to_onnx_bytes(""), SessionOptions::default()).unwrap();
+    let (at, bt) = (Tensor::f64(vec![2, 3], vec![0.0; 6]), Tensor::f64(vec![2], vec![1.0, 1.0]));
+    let (lr, t, z) = (Tensor::f64(vec![], vec![0.1]), Tensor::f64(vec![], vec![1.0]), Tensor::f64(vec![8], vec![0.0; 8]));
+    let out = run_session(&mut sess, &[("a", &at), ("b", &bt), ("lr", &lr), ("t", &t), ("m", &z), ("v", &z)]).unwrap();
+    // The first Adam step moves every coordinate by lr·|g|/(|g| + ε) against its gradient.
+    let step1 = |g: f64| -0.1 * g / (g.abs() + 1e-8);
+    close(&out[0].to_f64(), &[1., 2., 3., 4., 5., 6.].map(step1));
+    close(&out[1].to_f64(), &[1.0 + step1(-7.0), 1.0 + step1(8.0)]);
+    // The flat first moment is (1 − β1)·g, parameters in order.
+    close(&out[2].to_f64(), &[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, -0.7, 0.8]);
+}

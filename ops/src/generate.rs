@@ -153,7 +153,8 @@ impl Op for Text {
             .opt("top_k", Type::Int, Value::Int(0), "sample among the k most likely tokens (0: all)")
             .opt("top_p", Type::Float, Value::Float(1.0), "sample among the most likely tokens whose probability reaches p (1: all)")
             .opt("max_new_tokens", Type::Int, Value::Int(32), "most tokens per completion")
-            .opt("stop", Type::list(Type::Str), Value::List(vec![Value::Str("\n".into())]), "a completion ends at the first of these (not included)")
+            .opt("stop", Type::list(Type::Str), Value::List(vec![Value::Str("\n".into())]), "a completion ends at the first of these")
+            .opt("include_stop", Type::Bool, Value::Bool(false), "keep the stop string at the end of the completion (as documents end, e.g. with their newline)")
             .opt("batch", Type::Int, Value::Int(64), "prompts decoded together")
             .opt("seed", Type::Int, Value::Int(0), "sampling seed; each record draws from its own stream, so batching does not change the text")
     }
@@ -178,6 +179,7 @@ impl Op for Text {
             seed: args.int("seed")? as u64,
         };
         let batch = args.int_at_least("batch", 1)?;
+        let include_stop = args.bool("include_stop")?;
         let prompts: Vec<Vec<i64>> =
             data.strings("prompt", "prompts")?.iter().map(|p| lm.encode(p, "prompts")).collect::<Result<_, _>>()?;
         let mut dec = lm.decoder(ctx, false)?;
@@ -196,7 +198,11 @@ impl Op for Text {
                 if let Some(old) = r.remove("completion") {
                     r.insert("target".into(), old);
                 }
-                r.insert("completion".into(), Json::String(c.text));
+                let text = match c.stop {
+                    Some(stop) if include_stop => c.text + &stop,
+                    _ => c.text,
+                };
+                r.insert("completion".into(), Json::String(text));
                 r.insert("finish".into(), Json::String(c.finish.into()));
             }
             let done = (first + chunk.len()) as u64;
