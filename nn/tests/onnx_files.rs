@@ -37,6 +37,35 @@ fn models() -> Vec<(&'static str, Vec<u8>, Mlp)> {
     vec![("inference", inference, mlp.clone()), ("training", training, mlp)]
 }
 
+/// The GPT's decoder (its `model.onnx`, with and without activation outputs) and one
+/// whole training step per language-model objective.
+fn gpt_models() -> Vec<(String, Vec<u8>)> {
+    use lab_nn::gpt::{Gpt, GptSpec};
+    use lab_nn::lm::{LmObjective, loss_graph};
+    let spec = GptSpec { vocab: 7, width: 8, heads: 2, layers: 2, context: 6, tied: false, value_head: true };
+    let m = Gpt::init(spec, lab_nn::tokenizer::Tokenizer::chars("abcdefg").unwrap(), 1).unwrap();
+    let mut out = vec![
+        ("decoder".to_string(), m.decoder_graph(false).to_onnx_bytes("decoder")),
+        ("decoder_hidden".to_string(), m.decoder_graph(true).to_onnx_bytes("decoder")),
+    ];
+    for (name, obj) in [
+        ("next_token", LmObjective::NextToken),
+        ("distill", LmObjective::Distill { tokens: vec![1, 3] }),
+        ("reward", LmObjective::Reward),
+    ] {
+        let (mut g, loss) = loss_graph(&m, &obj, 5).unwrap();
+        let ps: Vec<_> = m.params.iter().map(|(n, _)| *g.inputs.iter().find(|&&v| g.info(v).name == *n).unwrap()).collect();
+        let grads = grad(&mut g, loss, &ps).unwrap();
+        let st = step(&mut g, &ps, &grads, &OptimConfig { clip: Some(1.0), ..OptimConfig::default() });
+        g.output(loss, "loss");
+        for (i, u) in st.updated.iter().enumerate() {
+            g.output(*u, &format!("new{i}"));
+        }
+        out.push((format!("gpt_{name}_step"), g.to_onnx_bytes("training step")));
+    }
+    out
+}
+
 #[test]
 fn exported_models_read_back() {
     for (name, bytes, mlp) in models() {
@@ -72,7 +101,8 @@ fn exported_models_pass_the_onnx_checker() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for (name, bytes, _) in models() {
+    let all = models().into_iter().map(|(n, b, _)| (n.to_string(), b)).chain(gpt_models());
+    for (name, bytes) in all {
         let path = dir.path().join(format!("{name}.onnx"));
         std::fs::write(&path, bytes).unwrap();
         let out = std::process::Command::new("python3")
