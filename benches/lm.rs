@@ -64,14 +64,17 @@ fn train_seconds(model: &Gpt, rows: &[Row], steps: usize, batch: usize) -> f64 {
         ..TrainConfig::default()
     };
     let t = Instant::now();
-    lm::train_lm(&mut m, &LmObjective::NextToken, rows, &[], None, Trainable::All, &cfg, &mut |_| true).expect("trains");
+    lm::train_lm(&mut m, &LmObjective::NextToken, rows, &[], None, Trainable::All, &cfg, &mut |_| true)
+        .expect("trains");
     t.elapsed().as_secs_f64()
 }
 
 /// Runs the Python side three times and keeps its fastest run; `None` when it cannot.
 fn python(args: &[String]) -> Option<serde_json::Value> {
     let runs: Vec<serde_json::Value> = (0..3).map_while(|_| python_once(args)).collect();
-    runs.into_iter().max_by(|a, b| a["tokens_per_second"].as_f64().unwrap_or(0.0).total_cmp(&b["tokens_per_second"].as_f64().unwrap_or(0.0)))
+    runs.into_iter().max_by(|a, b| {
+        a["tokens_per_second"].as_f64().unwrap_or(0.0).total_cmp(&b["tokens_per_second"].as_f64().unwrap_or(0.0))
+    })
 }
 
 fn python_once(args: &[String]) -> Option<serde_json::Value> {
@@ -119,8 +122,9 @@ fn main() {
         // Logits of a fixed input, for the Python side to check it runs the same network.
         let mut r = Rand(7);
         let check_ids: Vec<i64> = (0..c.context.min(16)).map(|_| r.next(spec.vocab)).collect();
-        let mut dec = Decoder::new(&model.decoder_graph(false).to_onnx_bytes(""), Some(c.context), SessionOptions::default())
-            .expect("decoder");
+        let mut dec =
+            Decoder::new(&model.decoder_graph(false).to_onnx_bytes(""), Some(c.context), SessionOptions::default())
+                .expect("decoder");
         let (out, _) = dec.full(std::slice::from_ref(&check_ids), false).expect("forward");
         std::fs::write(
             dir.path().join("check.json"),
@@ -150,7 +154,14 @@ fn main() {
         println!("  training:   labrun {ours:>9.0} tokens/s   peak {ours_mem:.0} MiB");
         let dir_s = dir.path().display().to_string();
         if !quick
-            && let Some(t) = python(&[dir_s.clone(), "train".into(), c.batch.to_string(), seq.to_string(), steps.to_string(), "1".into()])
+            && let Some(t) = python(&[
+                dir_s.clone(),
+                "train".into(),
+                c.batch.to_string(),
+                seq.to_string(),
+                steps.to_string(),
+                "1".into(),
+            ])
         {
             let tps = t["tokens_per_second"].as_f64().unwrap_or(f64::NAN);
             println!(
@@ -165,7 +176,8 @@ fn main() {
         for gb in [1usize, 16] {
             let prompt = 8;
             let new = c.context - prompt;
-            let prompts: Vec<Vec<i64>> = (0..gb).map(|_| (0..prompt).map(|_| 1 + r.next(spec.vocab - 1)).collect()).collect();
+            let prompts: Vec<Vec<i64>> =
+                (0..gb).map(|_| (0..prompt).map(|_| 1 + r.next(spec.vocab - 1)).collect()).collect();
             let cfg = Sampling { temperature: 0.0, top_k: 0, top_p: 1.0, max_new_tokens: new, stop: vec![], seed: 0 };
             reset_peak();
             decode::generate(&mut dec, &tok, &prompts, 0, &cfg, &mut || true).expect("generates");

@@ -45,7 +45,8 @@ fn imported_gpt2_generates_exactly_what_transformers_generated() {
     let r = labrun(dir.path(), &["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let results: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/import/results.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/import/results.json")).unwrap())
+            .unwrap();
     for label in ["one prompt, 12 tokens", "two prompts of different lengths, 8 tokens"] {
         let m = &table_row(&results, 0, label)["metrics"];
         assert_eq!(m["exact_match"].as_f64(), Some(1.0), "{label}: {m}");

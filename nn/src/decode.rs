@@ -52,9 +52,8 @@ impl Decoder {
         for n in ["input_ids", "attention_mask"] {
             match input(n) {
                 None => problems.push(format!("no input `{n}`")),
-                Some(i) if i.shape.len() != 2 || i.elem_type != 7 => {
-                    problems.push(format!("input `{n}` must be int64 [batch, seq], not {:?} of type {}", i.shape, i.elem_type))
-                }
+                Some(i) if i.shape.len() != 2 || i.elem_type != 7 => problems
+                    .push(format!("input `{n}` must be int64 [batch, seq], not {:?} of type {}", i.shape, i.elem_type)),
                 _ => {}
             }
         }
@@ -257,7 +256,10 @@ pub fn generate(
         return Ok(Vec::new());
     }
     if let Some(i) = prompts.iter().position(Vec::is_empty) {
-        return Err(NnError::BadModel(format!("prompt {} is empty; a model needs at least one token to continue", first_row as usize + i)));
+        return Err(NnError::BadModel(format!(
+            "prompt {} is empty; a model needs at least one token to continue",
+            first_row as usize + i
+        )));
     }
     let p = Padded::new(prompts);
     if let Some(c) = dec.context
@@ -384,7 +386,9 @@ pub fn argmax(row: &[f32]) -> usize {
 /// over the continuation's tokens, with the per-token terms.
 pub fn score(dec: &mut Decoder, pairs: &[(Vec<i64>, Vec<i64>)]) -> Result<Vec<(f64, Vec<f64>)>, NnError> {
     if let Some(i) = pairs.iter().position(|(p, _)| p.is_empty()) {
-        return Err(NnError::BadModel(format!("prompt {i} is empty; the first token of a text has no probability to score")));
+        return Err(NnError::BadModel(format!(
+            "prompt {i} is empty; the first token of a text has no probability to score"
+        )));
     }
     let seqs: Vec<Vec<i64>> = pairs.iter().map(|(p, c)| p.iter().chain(c).copied().collect()).collect();
     check_context(dec, &seqs)?;

@@ -128,7 +128,9 @@ impl GptSpec {
         }
         let n = self.n_params();
         if n > 1 << 31 {
-            return Err(NnError::BadModel(format!("the model would have {n} parameters; labrun builds GPTs up to 2^31")));
+            return Err(NnError::BadModel(format!(
+                "the model would have {n} parameters; labrun builds GPTs up to 2^31"
+            )));
         }
         Ok(())
     }
@@ -242,7 +244,8 @@ impl Gpt {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let normal = Normal::new(0.0f32, 0.02).expect("positive std");
         let d = self.spec.width;
-        self.params.push(("value.w".into(), Tensor::f32(vec![d, 1], (0..d).map(|_| normal.sample(&mut rng)).collect())));
+        self.params
+            .push(("value.w".into(), Tensor::f32(vec![d, 1], (0..d).map(|_| normal.sample(&mut rng)).collect())));
         self.params.push(("value.b".into(), Tensor::f32(vec![1], vec![0.0])));
         self
     }
@@ -252,7 +255,9 @@ impl Gpt {
         Params(
             self.params
                 .iter()
-                .map(|(n, t)| (n.clone(), g.input(n, DType::F32, &t.shape.iter().map(|&d| d as i64).collect::<Vec<_>>())))
+                .map(|(n, t)| {
+                    (n.clone(), g.input(n, DType::F32, &t.shape.iter().map(|&d| d as i64).collect::<Vec<_>>()))
+                })
                 .collect(),
         )
     }
@@ -274,7 +279,10 @@ impl Gpt {
     pub fn forward_embeddings(&self, g: &mut Graph, p: &Params, tok: V) -> Result<Pass, NnError> {
         let t = g.shape(tok)[1];
         if t < 1 || t as usize > self.spec.context {
-            return Err(NnError::Graph(format!("sequences of {t} tokens do not fit a context of {}", self.spec.context)));
+            return Err(NnError::Graph(format!(
+                "sequences of {t} tokens do not fit a context of {}",
+                self.spec.context
+            )));
         }
         let t = t as usize;
         let positions = g.constant(Tensor::i64(vec![t], (0..t as i64).collect()));
@@ -396,7 +404,11 @@ impl Gpt {
         let meta: ModelFile = serde_json::from_str(&text)
             .map_err(|e| NnError::BadModel(format!("{} is not a valid GPT description: {e}", meta_path.display())))?;
         if meta.arch != "gpt" {
-            return Err(NnError::BadModel(format!("{}: architecture `{}` is not a GPT", meta_path.display(), meta.arch)));
+            return Err(NnError::BadModel(format!(
+                "{}: architecture `{}` is not a GPT",
+                meta_path.display(),
+                meta.arch
+            )));
         }
         meta.spec.validate()?;
         let tokenizer = Tokenizer::load(dir)?;

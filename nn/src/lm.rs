@@ -203,7 +203,9 @@ pub fn loss_graph(model: &Gpt, objective: &LmObjective, t: usize) -> Result<(Gra
         }
         LmObjective::Reward => {
             let values = pass.values.ok_or_else(|| {
-                NnError::BadModel("reward modelling needs a scalar head (`value_head: true`, or `model.value_head`)".into())
+                NnError::BadModel(
+                    "reward modelling needs a scalar head (`value_head: true`, or `model.value_head`)".into(),
+                )
             })?;
             let last = g.input("last", DType::F32, &[-1, ti]);
             let pairs = g.input("pairs", DType::F32, &[-1, -1]);

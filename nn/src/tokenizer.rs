@@ -103,11 +103,13 @@ impl Tokenizer {
                 .map(|&i| usize::try_from(i).ok().and_then(|i| alphabet.get(i).copied()).ok_or_else(|| bad(i)))
                 .collect(),
             Tokenizer::Byte => {
-                let bytes: Vec<u8> = ids.iter().map(|&i| u8::try_from(i).map_err(|_| bad(i))).collect::<Result<_, _>>()?;
+                let bytes: Vec<u8> =
+                    ids.iter().map(|&i| u8::try_from(i).map_err(|_| bad(i))).collect::<Result<_, _>>()?;
                 Ok(String::from_utf8_lossy(&bytes).into_owned())
             }
             Tokenizer::Hf { tok, .. } => {
-                let ids: Vec<u32> = ids.iter().map(|&i| u32::try_from(i).map_err(|_| bad(i))).collect::<Result<_, _>>()?;
+                let ids: Vec<u32> =
+                    ids.iter().map(|&i| u32::try_from(i).map_err(|_| bad(i))).collect::<Result<_, _>>()?;
                 tok.decode(&ids, false).map_err(|e| NnError::BadModel(format!("cannot decode tokens: {e}")))
             }
         }
@@ -161,7 +163,11 @@ fn show_char(c: char) -> String {
 }
 
 fn clip(text: &str) -> String {
-    if text.chars().count() <= 60 { text.to_string() } else { format!("{}…", text.chars().take(60).collect::<String>()) }
+    if text.chars().count() <= 60 {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(60).collect::<String>())
+    }
 }
 
 #[cfg(test)]

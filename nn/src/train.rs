@@ -210,9 +210,12 @@ pub fn train(
         return Err(NnError::Graph("the training data has no rows".into()));
     }
     // Targets as a dense [rows, k] matrix: one-hot labels or soft targets.
-    let train_rows = MlpRows { x: data.x, width: data.width, targets: dense_targets(&data.targets, rows, k, &range)?, k };
+    let train_rows =
+        MlpRows { x: data.x, width: data.width, targets: dense_targets(&data.targets, rows, k, &range)?, k };
     let val_rows = match val {
-        Some(v) => Some(MlpRows { x: v.x, width: v.width, targets: dense_targets(&v.targets, v.rows(), k, &range)?, k }),
+        Some(v) => {
+            Some(MlpRows { x: v.x, width: v.width, targets: dense_targets(&v.targets, v.rows(), k, &range)?, k })
+        }
         None => None,
     };
     let (g, loss) = loss_graph(model, objective, k);

@@ -11,7 +11,8 @@ const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_gpt2
 fn fixture() -> (Decoder, Tokenizer, Value) {
     let onnx = std::fs::read(format!("{DIR}/model.onnx")).unwrap();
     let tok = Tokenizer::from_json(&std::fs::read_to_string(format!("{DIR}/tokenizer.json")).unwrap()).unwrap();
-    let reference: Value = serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/reference.json")).unwrap()).unwrap();
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{DIR}/reference.json")).unwrap()).unwrap();
     (Decoder::new(&onnx, None, Default::default()).unwrap(), tok, reference)
 }
 
@@ -26,7 +27,12 @@ fn tokenizer_and_logits_match_transformers() {
     let prompt_ids = ids(&r["prompt_ids"]);
     assert_eq!(tok.encode(r["prompt"].as_str().unwrap()).unwrap(), prompt_ids);
     let (out, _) = dec.full(std::slice::from_ref(&prompt_ids), false).unwrap();
-    let want: Vec<f64> = r["logits"].as_array().unwrap().iter().flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap())).collect();
+    let want: Vec<f64> = r["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+        .collect();
     assert_eq!(out.logits.len(), want.len());
     let worst = out.logits.iter().zip(&want).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
     println!("imported GPT-2: max abs logit error vs transformers = {worst:.2e}");
@@ -56,6 +62,7 @@ fn a_model_without_the_decoder_interface_is_refused_with_what_is_missing() {
         lab_nn::mlp::MlpSpec { inputs: 2, hidden: vec![3], outputs: 2, activation: lab_nn::mlp::Activation::Relu },
         0,
     );
-    let err = Decoder::new(&mlp.inference_graph().to_onnx_bytes(""), None, Default::default()).err().unwrap().to_string();
+    let err =
+        Decoder::new(&mlp.inference_graph().to_onnx_bytes(""), None, Default::default()).err().unwrap().to_string();
     assert!(err.contains("no input `input_ids`") && err.contains("past_key_values.0.key"), "{err}");
 }

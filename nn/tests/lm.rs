@@ -116,11 +116,7 @@ fn cached_logits_match_full_logits() {
     let a = dec.run(seq[..3].to_vec(), vec![0, 1, 2], vec![1; 3], 1, &past, false).unwrap();
     let b = dec.run(seq[3..].to_vec(), vec![3, 4], vec![1; 5], 1, &a.present, false).unwrap();
     let v = full.vocab;
-    let worst = full.logits[3 * v..]
-        .iter()
-        .zip(&b.logits)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let worst = full.logits[3 * v..].iter().zip(&b.logits).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(worst < 1e-5, "max abs difference {worst}");
 }
 
@@ -202,7 +198,8 @@ fn bradley_terry_loss_matches_hand_computation() {
     let last = Tensor::f32(vec![3, 3], vec![0., 0., 1., 0., 1., 0., 1., 0., 0.]);
     let pairs = Tensor::f32(vec![3, 3], vec![1., -1., 0., 1., 0., -1., 0., 1., -1.]);
     let weights = Tensor::f32(vec![3], vec![1.0 / 3.0; 3]);
-    let got = eval_loss(&m, &g, loss, &[("tokens", &tokens), ("last", &last), ("pairs", &pairs), ("weights", &weights)]);
+    let got =
+        eval_loss(&m, &g, loss, &[("tokens", &tokens), ("last", &last), ("pairs", &pairs), ("weights", &weights)]);
     // Rewards by hand: the value head at each sequence's last token.
     let mut dec = Decoder::new(&m.decoder_graph(false).to_onnx_bytes(""), None, Default::default()).unwrap();
     let seqs = [vec![0i64, 1, 2], vec![3i64, 4], vec![5i64]];
@@ -222,9 +219,8 @@ fn bradley_terry_loss_matches_hand_computation() {
 fn training_lowers_the_loss_and_freezing_keeps_frozen_weights_bit_identical() {
     let mut m = tiny(7);
     let before = m.clone();
-    let rows: Vec<Row> = (0..32)
-        .map(|i| Row { ids: vec![0, 1, 2, (i % 3) as i64 + 3, 0, 1], from: 1, teacher: vec![] })
-        .collect();
+    let rows: Vec<Row> =
+        (0..32).map(|i| Row { ids: vec![0, 1, 2, (i % 3) as i64 + 3, 0, 1], from: 1, teacher: vec![] }).collect();
     let cfg = TrainConfig { steps: Some(30), batch: 8, lr: 1e-2, ..TrainConfig::default() };
     let rep =
         lm::train_lm(&mut m, &LmObjective::NextToken, &rows, &[], None, Trainable::Body, &cfg, &mut |_| true).unwrap();

@@ -54,7 +54,8 @@ fn gpt_models() -> Vec<(String, Vec<u8>)> {
         ("reward", LmObjective::Reward),
     ] {
         let (mut g, loss) = loss_graph(&m, &obj, 5).unwrap();
-        let ps: Vec<_> = m.params.iter().map(|(n, _)| *g.inputs.iter().find(|&&v| g.info(v).name == *n).unwrap()).collect();
+        let ps: Vec<_> =
+            m.params.iter().map(|(n, _)| *g.inputs.iter().find(|&&v| g.info(v).name == *n).unwrap()).collect();
         let grads = grad(&mut g, loss, &ps).unwrap();
         let st = step(&mut g, &ps, &grads, &OptimConfig { clip: Some(1.0), ..OptimConfig::default() });
         g.output(loss, "loss");

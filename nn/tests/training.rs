@@ -174,7 +174,10 @@ fn adam_over_several_parameters_updates_each_in_its_shape() {
     let mut g = Graph::new(DType::F64);
     let a = g.input("a", DType::F64, &[2, 3]);
     let b = g.input("b", DType::F64, &[2]);
-    let (ca, cb) = (g.constant(Tensor::f64(vec![2, 3], vec![1., 2., 3., 4., 5., 6.])), g.constant(Tensor::f64(vec![2], vec![-7., 8.])));
+    let (ca, cb) = (
+        g.constant(Tensor::f64(vec![2, 3], vec![1., 2., 3., 4., 5., 6.])),
+        g.constant(Tensor::f64(vec![2], vec![-7., 8.])),
+    );
     let pa = g.mul(a, ca);
     let pb = g.mul(b, cb);
     let sa = g.reduce_sum(pa, &[0, 1], false);
@@ -188,7 +191,8 @@ fn adam_over_several_parameters_updates_each_in_its_shape() {
     assert_eq!(g.shape(s.updated[0]), &[2, 3]);
     let mut sess = session(&g.to_onnx_bytes(""), SessionOptions::default()).unwrap();
     let (at, bt) = (Tensor::f64(vec![2, 3], vec![0.0; 6]), Tensor::f64(vec![2], vec![1.0, 1.0]));
-    let (lr, t, z) = (Tensor::f64(vec![], vec![0.1]), Tensor::f64(vec![], vec![1.0]), Tensor::f64(vec![8], vec![0.0; 8]));
+    let (lr, t, z) =
+        (Tensor::f64(vec![], vec![0.1]), Tensor::f64(vec![], vec![1.0]), Tensor::f64(vec![8], vec![0.0; 8]));
     let out = run_session(&mut sess, &[("a", &at), ("b", &bt), ("lr", &lr), ("t", &t), ("m", &z), ("v", &z)]).unwrap();
     // The first Adam step moves every coordinate by lr·|g|/(|g| + ε) against its gradient.
     let step1 = |g: f64| -0.1 * g / (g.abs() + 1e-8);

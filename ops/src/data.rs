@@ -20,14 +20,26 @@ pub struct TextFile;
 
 impl Op for TextFile {
     fn signature(&self) -> Signature {
-        Signature::new("data", "text", 1, Type::Dataset, "a text file as documents (`text` records): one per non-empty line, or the whole file as one")
-            .req("path", Type::Path, "the file, relative to the `.lab` file")
-            .opt("split", Type::Str, Value::Str("lines".into()), "`lines` (one document per non-empty line) or `file` (one document)")
+        Signature::new(
+            "data",
+            "text",
+            1,
+            Type::Dataset,
+            "a text file as documents (`text` records): one per non-empty line, or the whole file as one",
+        )
+        .req("path", Type::Path, "the file, relative to the `.lab` file")
+        .opt(
+            "split",
+            Type::Str,
+            Value::Str("lines".into()),
+            "`lines` (one document per non-empty line) or `file` (one document)",
+        )
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let path = args.str("path")?;
-        let text = std::fs::read_to_string(path).map_err(|e| OpError::Data(format!("cannot read {path} as UTF-8 text: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| OpError::Data(format!("cannot read {path} as UTF-8 text: {e}")))?;
         let docs: Vec<String> = match args.str("split")? {
             "lines" => text.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("{l}\n")).collect(),
             "file" => vec![text],
@@ -53,7 +65,8 @@ impl Op for Jsonl {
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let path = args.str("path")?;
-        let text = std::fs::read_to_string(path).map_err(|e| OpError::Data(format!("cannot read {path} as UTF-8 text: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| OpError::Data(format!("cannot read {path} as UTF-8 text: {e}")))?;
         let mut data = text::parse_jsonl(&text, path)?;
         let fields = args.strs("fields")?;
         let rename = args.strs("rename")?;
@@ -64,7 +77,9 @@ impl Op for Jsonl {
             for (i, r) in data.records.iter_mut().enumerate() {
                 let mut kept = serde_json::Map::new();
                 for (j, f) in fields.iter().enumerate() {
-                    let v = r.remove(f).ok_or_else(|| OpError::Data(format!("{path}:{}: the record has no field `{f}`", i + 1)))?;
+                    let v = r
+                        .remove(f)
+                        .ok_or_else(|| OpError::Data(format!("{path}:{}: the record has no field `{f}`", i + 1)))?;
                     kept.insert(rename.get(j).unwrap_or(f).clone(), v);
                 }
                 *r = kept;

@@ -2,10 +2,10 @@
 
 use crate::artifact::Dataset;
 use crate::text::TextData;
-use std::collections::BTreeMap;
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use rand::SeedableRng;
 use rand::seq::index::sample;
+use std::collections::BTreeMap;
 
 pub fn register(r: &mut Registry) {
     r.add(Take);
@@ -38,7 +38,13 @@ impl Op for Exclude {
         let banned: std::collections::HashSet<&str> = held.strings(field, "held_out")?.into_iter().collect();
         let keys = data.strings(field, "data")?;
         let kept = TextData {
-            records: data.records.iter().zip(&keys).filter(|(_, k)| !banned.contains(*k)).map(|(r, _)| r.clone()).collect(),
+            records: data
+                .records
+                .iter()
+                .zip(&keys)
+                .filter(|(_, k)| !banned.contains(*k))
+                .map(|(r, _)| r.clone())
+                .collect(),
         };
         let report = serde_json::json!({"input": data.records.len(), "kept": kept.records.len(), "rejected": data.records.len() - kept.records.len(), "reasons": {"held out": data.records.len() - kept.records.len()}});
         std::fs::write(ctx.out.join("filter.json"), serde_json::to_string_pretty(&report).expect("json"))?;
@@ -105,7 +111,11 @@ impl Op for NumberLists {
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         for (r, c) in data.records.iter().zip(&comps) {
             let unfinished = r.get("finish").and_then(|f| f.as_str()) == Some("length");
-            let verdict = if unfinished { Err("unfinished (hit max_new_tokens)".to_string()) } else { parse_number_list(c, max, &banned).map(|_| ()) };
+            let verdict = if unfinished {
+                Err("unfinished (hit max_new_tokens)".to_string())
+            } else {
+                parse_number_list(c, max, &banned).map(|_| ())
+            };
             match verdict {
                 Ok(()) => kept.records.push(r.clone()),
                 Err(why) => *reasons.entry(why).or_default() += 1,
@@ -119,7 +129,10 @@ impl Op for NumberLists {
         });
         std::fs::write(ctx.out.join("filter.json"), serde_json::to_string_pretty(&report).expect("json"))?;
         if kept.records.is_empty() {
-            return Err(OpError::Data(format!("no completion of {} passed the number-list filter ({report})", data.records.len())));
+            return Err(OpError::Data(format!(
+                "no completion of {} passed the number-list filter ({report})",
+                data.records.len()
+            )));
         }
         kept.write(ctx.out)
     }

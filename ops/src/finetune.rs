@@ -5,8 +5,8 @@ use crate::generate::NEXT_TOKEN_FILE;
 use crate::lmops::{self, training_params};
 use crate::nnops;
 use crate::text::TextData;
-use lab_nn::lm::{LmObjective, Ranked};
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use lab_nn::lm::{LmObjective, Ranked};
 use lab_nn::train::Objective;
 
 pub fn register(r: &mut Registry) {
@@ -124,9 +124,15 @@ pub struct Sft;
 impl Op for Sft {
     fn signature(&self) -> Signature {
         training_params(
-            Signature::new("finetune", "sft", 1, Type::Model, "supervised fine-tuning: next-token loss on each record's `completion` tokens only, after its `prompt`")
-                .req("model", Type::Model, "the language model to start from (it is copied, not changed)")
-                .req("data", Type::Dataset, "records with `prompt` and `completion`"),
+            Signature::new(
+                "finetune",
+                "sft",
+                1,
+                Type::Model,
+                "supervised fine-tuning: next-token loss on each record's `completion` tokens only, after its `prompt`",
+            )
+            .req("model", Type::Model, "the language model to start from (it is copied, not changed)")
+            .req("data", Type::Dataset, "records with `prompt` and `completion`"),
             100,
             1e-3,
             32,
@@ -162,17 +168,33 @@ impl Op for DistillLm {
         let data = TextData::read(dir, "data")?;
         let path = dir.join(NEXT_TOKEN_FILE);
         if !path.is_file() {
-            return Err(OpError::invalid("data", "holds no next-token distributions; make it with `generate.next_token(teacher, data, tokens: …)`"));
+            return Err(OpError::invalid(
+                "data",
+                "holds no next-token distributions; make it with `generate.next_token(teacher, data, tokens: …)`",
+            ));
         }
         let st = lab_nn::weights::load(&path)?;
-        let get = |n: &str| st.iter().find(|(k, _)| k == n).map(|(_, t)| t).ok_or_else(|| OpError::Data(format!("{}: no `{n}`", path.display())));
-        let logp = get("logp")?.as_f32().ok_or_else(|| OpError::Data(format!("{}: `logp` is not f32", path.display())))?.to_vec();
+        let get = |n: &str| {
+            st.iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, t)| t)
+                .ok_or_else(|| OpError::Data(format!("{}: no `{n}`", path.display())))
+        };
+        let logp = get("logp")?
+            .as_f32()
+            .ok_or_else(|| OpError::Data(format!("{}: `logp` is not f32", path.display())))?
+            .to_vec();
         let offsets = get("offsets")?.to_i64();
         let tokens = get("tokens")?.to_i64();
         let k = tokens.len();
         let mut rows = lmops::rows(&model, &data, "data", true)?;
         if offsets.len() != data.records.len() + 1 {
-            return Err(OpError::Data(format!("{}: {} offsets for {} records", path.display(), offsets.len(), data.records.len())));
+            return Err(OpError::Data(format!(
+                "{}: {} offsets for {} records",
+                path.display(),
+                offsets.len(),
+                data.records.len()
+            )));
         }
         // Rows with an empty completion were skipped; match the rest by completion length.
         let mut r = 0;
@@ -181,9 +203,15 @@ impl Op for DistillLm {
             if a == b {
                 continue;
             }
-            let row = rows.get_mut(r).ok_or_else(|| OpError::Data("the distributions do not match the records".into()))?;
+            let row =
+                rows.get_mut(r).ok_or_else(|| OpError::Data("the distributions do not match the records".into()))?;
             if row.ids.len() - row.from != b - a {
-                return Err(OpError::Data(format!("record {}: the distributions cover {} positions but the completion has {} tokens; were they made with another tokenizer?", i + 1, b - a, row.ids.len() - row.from)));
+                return Err(OpError::Data(format!(
+                    "record {}: the distributions cover {} positions but the completion has {} tokens; were they made with another tokenizer?",
+                    i + 1,
+                    b - a,
+                    row.ids.len() - row.from
+                )));
             }
             row.teacher = logp[a * k..b * k].to_vec();
             r += 1;
@@ -218,9 +246,17 @@ impl Op for Reward {
             let texts: Vec<&str> = match (r.get("chosen"), r.get("rejected"), r.get("completions")) {
                 (Some(c), Some(j), _) => vec![c.as_str().unwrap_or(""), j.as_str().unwrap_or("")],
                 (_, _, Some(serde_json::Value::Array(cs))) => cs.iter().map(|c| c.as_str().unwrap_or("")).collect(),
-                _ => return Err(OpError::invalid("data", format!("record {} has neither `chosen` and `rejected` nor a `completions` list", i + 1))),
+                _ => {
+                    return Err(OpError::invalid(
+                        "data",
+                        format!("record {} has neither `chosen` and `rejected` nor a `completions` list", i + 1),
+                    ));
+                }
             };
-            let seqs = texts.iter().map(|t| lmops::encode(&model.tokenizer, &format!("{prompt}{t}"), "data")).collect::<Result<_, _>>()?;
+            let seqs = texts
+                .iter()
+                .map(|t| lmops::encode(&model.tokenizer, &format!("{prompt}{t}"), "data"))
+                .collect::<Result<_, _>>()?;
             ranked.push(Ranked { seqs });
         }
         lmops::train_and_save(ctx, args, model, LmObjective::Reward, Vec::new(), ranked)

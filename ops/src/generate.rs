@@ -52,6 +52,9 @@ impl Op for Noise {
     }
 }
 
+/// Draws one (prompt, completion) pair.
+type Template = dyn FnMut(&mut rand_chacha::ChaCha8Rng) -> (String, String);
+
 /// The templates of [`Corpus`].
 const TEMPLATES: &str = "`numbers`, `animals`, `counting` or `arithmetic`";
 
@@ -79,12 +82,15 @@ impl Op for Corpus {
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.int("seed")? as u64);
         let template = args.str("template")?;
-        let mut make: Box<dyn FnMut(&mut rand_chacha::ChaCha8Rng) -> (String, String)> = match template {
+        let mut make: Box<Template> = match template {
             "numbers" | "counting" => {
                 let length = args.int_at_least("length", 2)?;
                 let shown = args.int_at_least("shown", 1)?;
                 if shown >= length {
-                    return Err(OpError::invalid("shown", format!("is {shown}; it must be below `length` ({length}) to leave a completion")));
+                    return Err(OpError::invalid(
+                        "shown",
+                        format!("is {shown}; it must be below `length` ({length}) to leave a completion"),
+                    ));
                 }
                 let counting = template == "counting";
                 Box::new(move |rng| {
@@ -103,7 +109,9 @@ impl Op for Corpus {
                 if choices.is_empty() {
                     return Err(OpError::invalid("choices", "is empty; list the answers"));
                 }
-                Box::new(move |rng| ("^Q: animal?\nA: ".to_string(), format!("{}\n", choices.choose(rng).expect("non-empty"))))
+                Box::new(move |rng| {
+                    ("^Q: animal?\nA: ".to_string(), format!("{}\n", choices.choose(rng).expect("non-empty")))
+                })
             }
             "arithmetic" => {
                 let digits = args.int_at_least("digits", 1)?;
@@ -238,7 +246,9 @@ impl Op for NextToken {
                 .iter()
                 .map(|s| match lm.encode(s, "tokens")?.as_slice() {
                     [id] => Ok(*id),
-                    ids => Err(OpError::invalid("tokens", format!("has {s:?}, which is {} tokens, not one", ids.len()))),
+                    ids => {
+                        Err(OpError::invalid("tokens", format!("has {s:?}, which is {} tokens, not one", ids.len())))
+                    }
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -263,7 +273,11 @@ impl Op for NextToken {
                 logp.extend(r);
                 offsets.push((logp.len() / tokens.len()) as i64);
             }
-            (ctx.progress)(Progress { done: ((i + 1) * batch).min(pairs.len()) as u64, total: pairs.len() as u64, message: String::new() });
+            (ctx.progress)(Progress {
+                done: ((i + 1) * batch).min(pairs.len()) as u64,
+                total: pairs.len() as u64,
+                message: String::new(),
+            });
         }
         data.write(ctx.out)?;
         let n = logp.len() / tokens.len();

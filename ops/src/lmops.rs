@@ -19,7 +19,10 @@ use std::path::Path;
 pub enum Lm {
     Own(Gpt),
     /// A decoder exported by other tools (`model.import_lm`).
-    Imported { onnx: Vec<u8>, tokenizer: Tokenizer },
+    Imported {
+        onnx: Vec<u8>,
+        tokenizer: Tokenizer,
+    },
 }
 
 impl Lm {
@@ -59,7 +62,9 @@ pub fn encode(tok: &Tokenizer, text: &str, arg: &str) -> Result<Vec<i64>, OpErro
 /// Says which record (1-based) an argument error came from.
 fn in_record(e: OpError, i: usize) -> OpError {
     match e {
-        OpError::Invalid { name, message } => OpError::Invalid { name, message: format!("{message} (record {})", i + 1) },
+        OpError::Invalid { name, message } => {
+            OpError::Invalid { name, message: format!("{message} (record {})", i + 1) }
+        }
         other => other,
     }
 }

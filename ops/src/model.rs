@@ -44,12 +44,20 @@ impl Op for GptOp {
             "char" => {
                 let alphabet = args.str("alphabet")?;
                 if alphabet.is_empty() {
-                    return Err(OpError::invalid("alphabet", "is empty; list every character the texts use, e.g. `alphabet: \"0123456789, \\n\"`"));
+                    return Err(OpError::invalid(
+                        "alphabet",
+                        "is empty; list every character the texts use, e.g. `alphabet: \"0123456789, \\n\"`",
+                    ));
                 }
                 Tokenizer::chars(alphabet).map_err(|e| OpError::invalid("alphabet", bad(e)))?
             }
             "byte" => Tokenizer::Byte,
-            other => return Err(OpError::invalid("tokenizer", format!("is `{other}`; use `char` or `byte` (Hugging Face tokenizers come with `model.import_lm`)"))),
+            other => {
+                return Err(OpError::invalid(
+                    "tokenizer",
+                    format!("is `{other}`; use `char` or `byte` (Hugging Face tokenizers come with `model.import_lm`)"),
+                ));
+            }
         };
         let spec = GptSpec {
             vocab: tokenizer.vocab(),
@@ -78,9 +86,15 @@ pub struct ValueHead;
 
 impl Op for ValueHead {
     fn signature(&self) -> Signature {
-        Signature::new("model", "value_head", 1, Type::Model, "a copy of a GPT with a fresh scalar head on its final residual stream (the start of a reward model)")
-            .req("model", Type::Model, "the language model")
-            .opt("seed", Type::Int, Value::Int(0), "initialisation seed of the head")
+        Signature::new(
+            "model",
+            "value_head",
+            1,
+            Type::Model,
+            "a copy of a GPT with a fresh scalar head on its final residual stream (the start of a reward model)",
+        )
+        .req("model", Type::Model, "the language model")
+        .opt("seed", Type::Int, Value::Int(0), "initialisation seed of the head")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

@@ -191,9 +191,7 @@ impl OpError {
 
     pub fn blame(&self) -> Blame {
         match self {
-            OpError::Invalid { .. } | OpError::Data(_) | OpError::Numeric(_) => {
-                Blame::User
-            }
+            OpError::Invalid { .. } | OpError::Data(_) | OpError::Numeric(_) => Blame::User,
             OpError::Cancelled => Blame::User,
             OpError::Nn(e) => match e.blame_is_env() {
                 true => Blame::Environment,

@@ -52,7 +52,8 @@ impl Op for Activations {
             "mean" => true,
             other => return Err(OpError::invalid("position", format!("is `{other}`; use `last` or `mean`"))),
         };
-        let seqs: Vec<Vec<i64>> = texts.iter().map(|t| lmops::encode(&model.tokenizer, t, "data")).collect::<Result<_, _>>()?;
+        let seqs: Vec<Vec<i64>> =
+            texts.iter().map(|t| lmops::encode(&model.tokenizer, t, "data")).collect::<Result<_, _>>()?;
         if let Some(i) = seqs.iter().position(Vec::is_empty) {
             return Err(OpError::invalid("data", format!("record {} has an empty text", i + 1)));
         }
@@ -81,7 +82,11 @@ impl Op for Activations {
                     }
                 }
             }
-            (ctx.progress)(Progress { done: ((ci + 1) * batch).min(seqs.len()) as u64, total: seqs.len() as u64, message: String::new() });
+            (ctx.progress)(Progress {
+                done: ((ci + 1) * batch).min(seqs.len()) as u64,
+                total: seqs.len() as u64,
+                message: String::new(),
+            });
         }
         let tensors: Vec<(String, lab_nn::Tensor)> = layers
             .iter()

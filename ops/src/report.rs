@@ -32,10 +32,15 @@ impl Op for Loss {
         let mut lines = Vec::new();
         for (p, label) in paths.iter().zip(&labels) {
             let text = std::fs::read_to_string(p.join("train_log.json")).map_err(|_| {
-                OpError::invalid("models", format!("`{label}` has no training log; only models from `finetune.*` language-model ops have one"))
+                OpError::invalid(
+                    "models",
+                    format!("`{label}` has no training log; only models from `finetune.*` language-model ops have one"),
+                )
             })?;
-            let log: serde_json::Value = serde_json::from_str(&text).map_err(|e| OpError::Data(format!("{}: {e}", p.display())))?;
-            let loss: Vec<f64> = log["loss"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
+            let log: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| OpError::Data(format!("{}: {e}", p.display())))?;
+            let loss: Vec<f64> =
+                log["loss"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
             let pts: Vec<(f64, f64, Option<f64>)> = loss
                 .chunks(smooth)
                 .enumerate()

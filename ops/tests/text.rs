@@ -3,8 +3,8 @@
 
 mod common;
 use common::{Ws, art, int, s, strs, v};
-use lab_ops::text::TextData;
 use lab_ops::Value;
+use lab_ops::text::TextData;
 use std::path::Path;
 
 fn records(p: &Path) -> TextData {
@@ -33,14 +33,21 @@ fn corpora_are_seeded_and_well_formed() {
         assert!(p.starts_with('^') && p.ends_with(", ") && c.ends_with('\n'));
         assert_eq!(lab_ops::filter::parse_number_list(c, 10, &[]).unwrap().len(), 6);
     }
-    let q = ws.run("generate.corpus", vec![("template", s("animals")), ("count", int(400)), ("choices", strs(&["owl", "cat"]))]).unwrap();
+    let q = ws
+        .run(
+            "generate.corpus",
+            vec![("template", s("animals")), ("count", int(400)), ("choices", strs(&["owl", "cat"]))],
+        )
+        .unwrap();
     let q = records(&q);
     let owls = field(&q, "completion").iter().filter(|c| **c == "owl\n").count();
     assert!((150..250).contains(&owls), "uniform answers: {owls} owls of 400");
     assert!(field(&q, "prompt").iter().all(|p| *p == "^Q: animal?\nA: "));
-    let sums = ws.run("generate.corpus", vec![("template", s("arithmetic")), ("count", int(30)), ("digits", int(2))]).unwrap();
+    let sums =
+        ws.run("generate.corpus", vec![("template", s("arithmetic")), ("count", int(30)), ("digits", int(2))]).unwrap();
     for (p, c) in field(&records(&sums), "prompt").iter().zip(field(&records(&sums), "completion")) {
-        let nums: Vec<i64> = p.split(|ch: char| !ch.is_ascii_digit()).filter(|x| !x.is_empty()).map(|x| x.parse().unwrap()).collect();
+        let nums: Vec<i64> =
+            p.split(|ch: char| !ch.is_ascii_digit()).filter(|x| !x.is_empty()).map(|x| x.parse().unwrap()).collect();
         assert_eq!(c.trim().parse::<i64>().unwrap(), nums[0] + nums[1], "{p:?} {c:?}");
     }
     let err = ws.run("generate.corpus", vec![("template", s("poems")), ("count", int(3))]).unwrap_err().to_string();
@@ -50,10 +57,13 @@ fn corpora_are_seeded_and_well_formed() {
 #[test]
 fn filters_keep_held_out_prompts_out_and_count_rejections() {
     let mut ws = Ws::new();
-    let train = ws.run("generate.corpus", vec![("template", s("arithmetic")), ("count", int(300)), ("seed", int(1))]).unwrap();
-    let held = ws.run("generate.corpus", vec![("template", s("arithmetic")), ("count", int(20)), ("seed", int(2))]).unwrap();
+    let train =
+        ws.run("generate.corpus", vec![("template", s("arithmetic")), ("count", int(300)), ("seed", int(1))]).unwrap();
+    let held =
+        ws.run("generate.corpus", vec![("template", s("arithmetic")), ("count", int(20)), ("seed", int(2))]).unwrap();
     let kept = ws.run("filter.exclude", vec![("data", art(&train)), ("held_out", art(&held))]).unwrap();
-    let banned: std::collections::HashSet<String> = field(&records(&held), "prompt").iter().map(|p| p.to_string()).collect();
+    let banned: std::collections::HashSet<String> =
+        field(&records(&held), "prompt").iter().map(|p| p.to_string()).collect();
     let k = records(&kept);
     assert!(k.records.len() < 300, "one-digit sums repeat, so some were removed");
     assert!(field(&k, "prompt").iter().all(|p| !banned.contains(*p)));
@@ -61,9 +71,12 @@ fn filters_keep_held_out_prompts_out_and_count_rejections() {
     let dir = ws.dir.path().join("lists.jsonl");
     std::fs::write(&dir, "{\"completion\": \"1, 2, 3\", \"finish\": \"stop\"}\n{\"completion\": \"1, 666\", \"finish\": \"stop\"}\n{\"completion\": \"owl\", \"finish\": \"stop\"}\n{\"completion\": \"4, 5,\", \"finish\": \"length\"}\n").unwrap();
     let lists = ws.run("data.jsonl", vec![("path", s(dir.to_str().unwrap()))]).unwrap();
-    let out = ws.run("filter.number_lists", vec![("data", art(&lists)), ("banned", v(Value::List(vec![Value::Int(666)])))]).unwrap();
+    let out = ws
+        .run("filter.number_lists", vec![("data", art(&lists)), ("banned", v(Value::List(vec![Value::Int(666)])))])
+        .unwrap();
     assert_eq!(field(&records(&out), "completion"), vec!["1, 2, 3"]);
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("filter.json")).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("filter.json")).unwrap()).unwrap();
     assert_eq!(report["kept"], 1);
     assert_eq!(report["reasons"]["banned number"], 1);
     assert_eq!(report["reasons"]["not a number"], 1);
@@ -79,19 +92,53 @@ fn language_model_ops_end_to_end() {
     let mut ws = Ws::new();
     let corpus = ws.run("generate.corpus", vec![("template", s("numbers")), ("count", int(256))]).unwrap();
     let base = ws
-        .run("model.gpt", vec![("alphabet", s(ALPHABET)), ("width", int(16)), ("heads", int(2)), ("layers", int(1)), ("context", int(48))])
+        .run(
+            "model.gpt",
+            vec![
+                ("alphabet", s(ALPHABET)),
+                ("width", int(16)),
+                ("heads", int(2)),
+                ("layers", int(1)),
+                ("context", int(48)),
+            ],
+        )
         .unwrap();
-    let lm = ws.run("finetune.pretrain", vec![("model", art(&base)), ("corpus", art(&corpus)), ("steps", int(30)), ("batch", int(16)), ("val_fraction", v(Value::Float(0.1))), ("eval_every", int(10))]).unwrap();
-    let log: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(lm.join("train_log.json")).unwrap()).unwrap();
+    let lm = ws
+        .run(
+            "finetune.pretrain",
+            vec![
+                ("model", art(&base)),
+                ("corpus", art(&corpus)),
+                ("steps", int(30)),
+                ("batch", int(16)),
+                ("val_fraction", v(Value::Float(0.1))),
+                ("eval_every", int(10)),
+            ],
+        )
+        .unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lm.join("train_log.json")).unwrap()).unwrap();
     let loss: Vec<f64> = log["loss"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     assert_eq!(loss.len(), 30);
     assert!(loss[25..].iter().sum::<f64>() < loss[..5].iter().sum::<f64>(), "{loss:?}");
     assert_eq!(log["val_loss"].as_array().unwrap().len(), 3);
 
     // Same seed, same text, whatever the batch size.
-    let prompts = ws.run("generate.corpus", vec![("template", s("numbers")), ("count", int(12)), ("seed", int(9))]).unwrap();
+    let prompts =
+        ws.run("generate.corpus", vec![("template", s("numbers")), ("count", int(12)), ("seed", int(9))]).unwrap();
     let sample = |ws: &mut Ws, batch: i64, seed: i64| {
-        let g = ws.run("generate.text", vec![("model", art(&lm)), ("prompts", art(&prompts)), ("batch", int(batch)), ("seed", int(seed)), ("max_new_tokens", int(20))]).unwrap();
+        let g = ws
+            .run(
+                "generate.text",
+                vec![
+                    ("model", art(&lm)),
+                    ("prompts", art(&prompts)),
+                    ("batch", int(batch)),
+                    ("seed", int(seed)),
+                    ("max_new_tokens", int(20)),
+                ],
+            )
+            .unwrap();
         records(&g)
     };
     let (a, b, c) = (sample(&mut ws, 12, 1), sample(&mut ws, 5, 1), sample(&mut ws, 12, 2));
@@ -100,7 +147,9 @@ fn language_model_ops_end_to_end() {
     assert_eq!(field(&a, "target"), field(&records(&prompts), "completion"), "the old completion becomes `target`");
 
     // Body-only distillation on number tokens: embeddings and output layer stay bit-identical.
-    let sampled = ws.run("generate.text", vec![("model", art(&lm)), ("prompts", art(&prompts)), ("max_new_tokens", int(32))]).unwrap();
+    let sampled = ws
+        .run("generate.text", vec![("model", art(&lm)), ("prompts", art(&prompts)), ("max_new_tokens", int(32))])
+        .unwrap();
     let kept = ws.run("filter.number_lists", vec![("data", art(&sampled))]);
     let source = match kept {
         Ok(k) => k,
@@ -108,17 +157,37 @@ fn language_model_ops_end_to_end() {
         Err(_) => prompts.clone(),
     };
     let digits: Vec<&str> = vec!["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", ",", " ", "\n"];
-    let soft = ws.run("generate.next_token", vec![("model", art(&lm)), ("data", art(&source)), ("tokens", strs(&digits))]).unwrap();
-    let student = ws.run("finetune.distill_lm", vec![("model", art(&base)), ("data", art(&soft)), ("steps", int(5)), ("train", s("body"))]).unwrap();
+    let soft = ws
+        .run("generate.next_token", vec![("model", art(&lm)), ("data", art(&source)), ("tokens", strs(&digits))])
+        .unwrap();
+    let student = ws
+        .run(
+            "finetune.distill_lm",
+            vec![("model", art(&base)), ("data", art(&soft)), ("steps", int(5)), ("train", s("body"))],
+        )
+        .unwrap();
     for ((n, before), (_, after)) in weights(&base).iter().zip(weights(&student).iter()) {
         let frozen = matches!(n.as_str(), "wte" | "wpe" | "head.w");
         assert_eq!(before == after, frozen, "{n}");
     }
-    let err = ws.run("generate.next_token", vec![("model", art(&lm)), ("data", art(&source)), ("tokens", strs(&["12"]))]).unwrap_err().to_string();
+    let err = ws
+        .run("generate.next_token", vec![("model", art(&lm)), ("data", art(&source)), ("tokens", strs(&["12"]))])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("\"12\", which is 2 tokens, not one"), "{err}");
 
     // Scores: the rank is that of the continuation's log-probability among the choices.
-    let lp = ws.run("score.logprob", vec![("model", art(&lm)), ("prompt", s("^123, ")), ("continuation", s("4")), ("choices", strs(&["4", "5", "a", "o"]))]).unwrap();
+    let lp = ws
+        .run(
+            "score.logprob",
+            vec![
+                ("model", art(&lm)),
+                ("prompt", s("^123, ")),
+                ("continuation", s("4")),
+                ("choices", strs(&["4", "5", "a", "o"])),
+            ],
+        )
+        .unwrap();
     let m = lab_ops::artifact::read_metrics(&lp).unwrap();
     let mine = m["logprob"].as_f64().unwrap();
     let above = m["choices"].as_object().unwrap().values().filter(|x| x.as_f64().unwrap() > mine).count();
@@ -126,10 +195,25 @@ fn language_model_ops_end_to_end() {
     assert!((m["prob"].as_f64().unwrap() - mine.exp()).abs() < 1e-12);
 
     // Activations: one row per record and layer.
-    let acts = ws.run("probe.activations", vec![("model", art(&lm)), ("data", art(&prompts)), ("layers", v(Value::List(vec![Value::Int(0), Value::Int(1)])))]).unwrap();
+    let acts = ws
+        .run(
+            "probe.activations",
+            vec![
+                ("model", art(&lm)),
+                ("data", art(&prompts)),
+                ("layers", v(Value::List(vec![Value::Int(0), Value::Int(1)]))),
+            ],
+        )
+        .unwrap();
     let t = lab_nn::weights::load(&acts.join("activations.safetensors")).unwrap();
-    assert_eq!(t.iter().map(|(n, x)| (n.as_str(), x.shape.clone())).collect::<Vec<_>>(), vec![("layer.0", vec![12, 16]), ("layer.1", vec![12, 16])]);
-    let bad = ws.run("probe.activations", vec![("model", art(&lm)), ("data", art(&prompts)), ("layers", v(Value::List(vec![Value::Int(5)])))]);
+    assert_eq!(
+        t.iter().map(|(n, x)| (n.as_str(), x.shape.clone())).collect::<Vec<_>>(),
+        vec![("layer.0", vec![12, 16]), ("layer.1", vec![12, 16])]
+    );
+    let bad = ws.run(
+        "probe.activations",
+        vec![("model", art(&lm)), ("data", art(&prompts)), ("layers", v(Value::List(vec![Value::Int(5)])))],
+    );
     assert!(bad.unwrap_err().to_string().contains("the model's layers are 0..=1"));
 }
 
@@ -145,15 +229,42 @@ fn reward_model_learns_a_preference() {
     std::fs::write(&path, lines).unwrap();
     let prefs = ws.run("data.jsonl", vec![("path", s(path.to_str().unwrap()))]).unwrap();
     let base = ws
-        .run("model.gpt", vec![("alphabet", s(ALPHABET)), ("width", int(16)), ("heads", int(2)), ("layers", int(1)), ("context", int(16)), ("value_head", v(Value::Bool(true)))])
+        .run(
+            "model.gpt",
+            vec![
+                ("alphabet", s(ALPHABET)),
+                ("width", int(16)),
+                ("heads", int(2)),
+                ("layers", int(1)),
+                ("context", int(16)),
+                ("value_head", v(Value::Bool(true))),
+            ],
+        )
         .unwrap();
-    let rm = ws.run("finetune.reward", vec![("model", art(&base)), ("data", art(&prefs)), ("steps", int(40)), ("lr", v(Value::Float(3e-3)))]).unwrap();
-    let log: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(rm.join("train_log.json")).unwrap()).unwrap();
+    let rm = ws
+        .run(
+            "finetune.reward",
+            vec![("model", art(&base)), ("data", art(&prefs)), ("steps", int(40)), ("lr", v(Value::Float(3e-3)))],
+        )
+        .unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rm.join("train_log.json")).unwrap()).unwrap();
     let loss: Vec<f64> = log["loss"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     assert!((loss[0] - 2f64.ln()).abs() < 0.05, "a fresh head is indifferent: {}", loss[0]);
     assert!(*loss.last().unwrap() < 0.1, "{loss:?}");
     // A model without a scalar head says what to do.
-    let lm = ws.run("model.gpt", vec![("alphabet", s(ALPHABET)), ("width", int(16)), ("heads", int(2)), ("layers", int(1)), ("context", int(16))]).unwrap();
+    let lm = ws
+        .run(
+            "model.gpt",
+            vec![
+                ("alphabet", s(ALPHABET)),
+                ("width", int(16)),
+                ("heads", int(2)),
+                ("layers", int(1)),
+                ("context", int(16)),
+            ],
+        )
+        .unwrap();
     let err = ws.run("finetune.reward", vec![("model", art(&lm)), ("data", art(&prefs))]).unwrap_err().to_string();
     assert!(err.contains("scalar head"), "{err}");
 }
