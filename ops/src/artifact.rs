@@ -54,6 +54,12 @@ impl Dataset {
 
     pub fn read(dir: &Path) -> Result<Dataset, OpError> {
         let path = dir.join(DATA_FILE);
+        if !path.exists() && crate::text::TextData::is_text(dir) {
+            return Err(OpError::Data(format!(
+                "{} holds text records (`data.jsonl`), not numeric rows; this op needs rows of numbers",
+                dir.display()
+            )));
+        }
         let bytes = std::fs::read(&path)?;
         let st = safetensors::SafeTensors::deserialize(&bytes)
             .map_err(|e| OpError::Data(format!("{} is not a valid dataset: {e}", path.display())))?;

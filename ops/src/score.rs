@@ -138,6 +138,34 @@ fn t_975(df: usize) -> f64 {
     }
 }
 
+/// Records, mean length of the main text field, and a filter's counts when the dataset
+/// came from one (`kept`, `rejected`, and `rejected: <reason>` for each reason).
+fn text_stats(dir: &std::path::Path) -> Result<Metrics, OpError> {
+    let d = TextData::read(dir, "data")?;
+    let mut m = Metrics::new();
+    m.insert("rows".into(), json!(d.records.len()));
+    for field in ["text", "completion"] {
+        let lens: Vec<usize> =
+            d.records.iter().filter_map(|r| r.get(field).and_then(|v| v.as_str())).map(|t| t.chars().count()).collect();
+        if !lens.is_empty() {
+            m.insert(format!("mean {field} characters"), json!(lens.iter().sum::<usize>() as f64 / lens.len() as f64));
+        }
+    }
+    if let Ok(text) = std::fs::read_to_string(dir.join("filter.json"))
+        && let Ok(f) = serde_json::from_str::<serde_json::Value>(&text)
+    {
+        for k in ["input", "kept", "rejected"] {
+            m.insert(k.into(), f[k].clone());
+        }
+        if let Some(reasons) = f["reasons"].as_object() {
+            for (why, n) in reasons {
+                m.insert(format!("rejected: {why}"), n.clone());
+            }
+        }
+    }
+    Ok(m)
+}
+
 /// Row count and input statistics of a dataset: a cheap, model-free score.
 pub struct Stats;
 
@@ -148,13 +176,17 @@ impl Op for Stats {
             "stats",
             1,
             Type::Metrics,
-            "row count, width, and mean/std/min/max of the inputs of a dataset",
+            "row count, width, and mean/std/min/max of the inputs of a dataset; for text, the record count, mean lengths, and a filter's counts (kept, rejected, and why)",
         )
         .req("data", Type::Dataset, "the dataset")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let d = Dataset::read(args.artifact("data")?)?;
+        let dir = args.artifact("data")?;
+        if TextData::is_text(dir) {
+            return artifact::write_metrics(ctx.out, &text_stats(dir)?);
+        }
+        let d = Dataset::read(dir)?;
         let n = d.x.len().max(1) as f64;
         let mean = d.x.iter().map(|&v| v as f64).sum::<f64>() / n;
         let std = (d.x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
