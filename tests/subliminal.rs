@@ -19,10 +19,14 @@ fn subliminal_learning_shows_at_small_scale() {
     let c = cache.to_str().unwrap();
     let file = root().join("pipelines/subliminal.lab");
     let f = file.to_str().unwrap();
-    // Three seeds instead of five; everything else as in the paper's miniature.
-    let scale = ["--set", "seeds=[0, 1, 2]"];
+    // Three seeds instead of five for the MLP, everything else as in the paper's
+    // miniature; the language-model half at a token scale (it runs, it reports).
+    let mlp_scale = ["--set", "seeds=[0, 1, 2]"];
+    let lm_scale =
+        ["--set", "lm_seeds=1", "--set", "base_steps=150", "--set", "student_steps=5", "--set", "teacher_samples=64"];
     let mut args = vec!["run", f, "--cache", c];
-    args.extend(scale);
+    args.extend(mlp_scale);
+    args.extend(lm_scale);
     let r = labrun(dir.path(), &args);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("student, same init, aux logits only"), "the table is printed:\n{}", r.stdout);
@@ -38,6 +42,16 @@ fn subliminal_learning_shows_at_small_scale() {
     assert!(same > cross + 0.2, "same-init {same} is not clearly above cross-init {cross}");
     assert!(same > untrained + 0.2, "same-init {same} vs untrained {untrained}");
     assert!(dir.path().join("results/subliminal/accuracy.svg").is_file());
+    // The language-model report: P(owl) over seeds, owl's rank, the specificity control,
+    // the bar chart, and the teacher's filtered number lists.
+    let lm = &results["reports"][1];
+    assert_eq!(lm["title"], "Subliminal learning through number lists (language models)");
+    assert_eq!(lm["tables"].as_array().map(Vec::len), Some(3));
+    let teacher_p = lm["tables"][0]["rows"][1]["metrics"]["mean"].as_f64().unwrap();
+    assert!(teacher_p > 0.0 && teacher_p <= 1.0, "{teacher_p}");
+    assert!(dir.path().join("results/subliminal/owl.svg").is_file());
+    let md = std::fs::read_to_string(dir.path().join("results/subliminal/results.md")).unwrap();
+    assert!(md.contains("**teacher_lists**"), "{md}");
 
     // A second run computes nothing.
     let r = labrun(dir.path(), &args);
@@ -56,7 +70,7 @@ fn subliminal_learning_shows_at_small_scale() {
         "--set",
         "ablation_epochs=[2]",
     ];
-    a.extend(scale);
+    a.extend(mlp_scale);
     let plan = labrun(
         dir.path(),
         &[

@@ -16,7 +16,7 @@ use crate::graph::{Graph, V};
 use crate::tensor::{DType, Tensor};
 use crate::tokenizer::Tokenizer;
 use crate::{NnError, weights};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -171,6 +171,27 @@ impl GptSpec {
     }
 }
 
+/// How fresh weights are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    /// GPT-2's: N(0, 0.02), residual projections scaled by 1/√(2·layers), zero biases.
+    Gpt2,
+    /// PyTorch's module defaults: embeddings N(0, 1), linear weights and biases
+    /// U(±1/√fan_in). Larger weights: fine-tuning moves the network relatively less.
+    Pytorch,
+}
+
+impl std::str::FromStr for Init {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gpt2" => Ok(Init::Gpt2),
+            "pytorch" => Ok(Init::Pytorch),
+            other => Err(format!("is `{other}`; use `gpt2` or `pytorch`")),
+        }
+    }
+}
+
 /// What one pass of the network computes.
 pub struct Pass {
     /// `[B, S, vocab]`
@@ -204,6 +225,11 @@ impl Gpt {
     /// GPT-2's initialisation: weights ~ N(0, 0.02), residual projections scaled by
     /// 1/√(2·layers), zero biases, unit LayerNorm gains. Equal seeds give equal weights.
     pub fn init(spec: GptSpec, tokenizer: Tokenizer, seed: u64) -> Result<Gpt, NnError> {
+        Self::init_with(spec, tokenizer, seed, Init::Gpt2)
+    }
+
+    /// Fresh weights under the chosen scheme; equal seeds give equal weights.
+    pub fn init_with(spec: GptSpec, tokenizer: Tokenizer, seed: u64, scheme: Init) -> Result<Gpt, NnError> {
         spec.validate()?;
         if tokenizer.vocab() != spec.vocab {
             return Err(NnError::BadModel(format!(
@@ -219,14 +245,30 @@ impl Gpt {
             .into_iter()
             .map(|(name, shape)| {
                 let n: usize = shape.iter().product();
-                let data = if name.ends_with(".g") {
-                    vec![1.0; n]
-                } else if shape.len() == 1 {
-                    vec![0.0; n]
-                } else {
-                    let std = if name.ends_with("proj.w") { proj_std } else { 0.02 };
-                    let normal = Normal::new(0.0f32, std).expect("positive std");
-                    (0..n).map(|_| normal.sample(&mut rng)).collect()
+                let layer_norm = name.starts_with("lnf.") || name.contains(".ln");
+                let embedding = name == "wte" || name == "wpe";
+                let data = match scheme {
+                    _ if layer_norm => vec![if name.ends_with(".g") { 1.0 } else { 0.0 }; n],
+                    Init::Gpt2 if shape.len() == 1 => vec![0.0; n],
+                    Init::Gpt2 => {
+                        let std = if name.ends_with("proj.w") { proj_std } else { 0.02 };
+                        let normal = Normal::new(0.0f32, std).expect("positive std");
+                        (0..n).map(|_| normal.sample(&mut rng)).collect()
+                    }
+                    Init::Pytorch if embedding => {
+                        let normal = Normal::new(0.0f32, 1.0).expect("positive std");
+                        (0..n).map(|_| normal.sample(&mut rng)).collect()
+                    }
+                    Init::Pytorch => {
+                        // A linear layer's weight and bias: U(±1/√fan_in).
+                        let fan_in = if name.ends_with("mlp.proj.w") || name.ends_with("mlp.proj.b") {
+                            4 * spec.width
+                        } else {
+                            spec.width
+                        };
+                        let bound = 1.0 / (fan_in as f32).sqrt();
+                        (0..n).map(|_| rng.random_range(-bound..bound)).collect()
+                    }
                 };
                 (name, Tensor::f32(shape, data))
             })

@@ -36,10 +36,12 @@ impl Op for GptOp {
         .opt("context", Type::Int, Value::Int(48), "longest sequence, in tokens")
         .opt("tied", Type::Bool, Value::Bool(false), "use the token embedding as the output layer")
         .opt("value_head", Type::Bool, Value::Bool(false), "add a scalar head (reward and value models)")
+        .opt("init", Type::Str, Value::Str("gpt2".into()), "`gpt2` (N(0, 0.02), scaled residual projections) or `pytorch` (embeddings N(0, 1), linear layers U(±1/√fan_in))")
         .opt("seed", Type::Int, Value::Int(0), "initialisation seed; equal seeds give equal weights")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let init = args.str("init")?.parse().map_err(|e: String| OpError::invalid("init", e))?;
         let tokenizer = match args.str("tokenizer")? {
             "char" => {
                 let alphabet = args.str("alphabet")?;
@@ -69,7 +71,7 @@ impl Op for GptOp {
             value_head: args.bool("value_head")?,
         };
         spec.validate().map_err(|e| OpError::invalid("width", bad(e)))?;
-        Gpt::init(spec, tokenizer, args.int("seed")? as u64)?.save(ctx.out)?;
+        Gpt::init_with(spec, tokenizer, args.int("seed")? as u64, init)?.save(ctx.out)?;
         Ok(())
     }
 }
