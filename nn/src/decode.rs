@@ -382,38 +382,19 @@ pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
 }
 
-/// log P(continuation | prompt) of each (prompt, continuation) pair of token ids, summed
-/// over the continuation's tokens, with the per-token terms.
-pub fn score(dec: &mut Decoder, pairs: &[(Vec<i64>, Vec<i64>)]) -> Result<Vec<(f64, Vec<f64>)>, NnError> {
+/// Runs (prompt, continuation) pairs through the decoder in one left-padded batch and
+/// calls `f(pair, j, logits)` with the logits that predict token `j` of each continuation.
+fn for_each_continuation_token(
+    dec: &mut Decoder,
+    pairs: &[(Vec<i64>, Vec<i64>)],
+    mut f: impl FnMut(usize, usize, &[f32]),
+) -> Result<(), NnError> {
     if let Some(i) = pairs.iter().position(|(p, _)| p.is_empty()) {
         return Err(NnError::BadModel(format!(
             "prompt {i} is empty; the first token of a text has no probability to score"
         )));
     }
     let seqs: Vec<Vec<i64>> = pairs.iter().map(|(p, c)| p.iter().chain(c).copied().collect()).collect();
-    check_context(dec, &seqs)?;
-    let (out, pad) = dec.full(&seqs, false)?;
-    let (l, v) = (pad.len, out.vocab);
-    Ok(pairs
-        .iter()
-        .enumerate()
-        .map(|(r, (p, c))| {
-            let terms: Vec<f64> = c
-                .iter()
-                .enumerate()
-                .map(|(j, &id)| {
-                    // The logits at the position before the token predict it.
-                    let at = pad.pad[r] + p.len() + j - 1;
-                    let row = &out.logits[(r * l + at) * v..(r * l + at + 1) * v];
-                    log_softmax(row)[id as usize]
-                })
-                .collect();
-            (terms.iter().sum(), terms)
-        })
-        .collect())
-}
-
-fn check_context(dec: &Decoder, seqs: &[Vec<i64>]) -> Result<(), NnError> {
     if let Some(c) = dec.context
         && let Some(s) = seqs.iter().find(|s| s.len() > c)
     {
@@ -422,7 +403,24 @@ fn check_context(dec: &Decoder, seqs: &[Vec<i64>]) -> Result<(), NnError> {
             s.len()
         )));
     }
+    let (out, pad) = dec.full(&seqs, false)?;
+    let (l, v) = (pad.len, out.vocab);
+    for (r, (p, c)) in pairs.iter().enumerate() {
+        for j in 0..c.len() {
+            // The logits at the position before a token predict it.
+            let at = r * l + pad.pad[r] + p.len() + j - 1;
+            f(r, j, &out.logits[at * v..(at + 1) * v]);
+        }
+    }
     Ok(())
+}
+
+/// log P(continuation | prompt) of each (prompt, continuation) pair of token ids, summed
+/// over the continuation's tokens, with the per-token terms.
+pub fn score(dec: &mut Decoder, pairs: &[(Vec<i64>, Vec<i64>)]) -> Result<Vec<(f64, Vec<f64>)>, NnError> {
+    let mut terms: Vec<Vec<f64>> = pairs.iter().map(|(_, c)| Vec::with_capacity(c.len())).collect();
+    for_each_continuation_token(dec, pairs, |r, j, row| terms[r].push(log_softmax(row)[pairs[r].1[j] as usize]))?;
+    Ok(terms.into_iter().map(|t| (t.iter().sum(), t)).collect())
 }
 
 /// For each (prompt, continuation): the model's next-token log-probabilities over
@@ -433,24 +431,12 @@ pub fn next_token_logprobs(
     pairs: &[(Vec<i64>, Vec<i64>)],
     tokens: &[i64],
 ) -> Result<Vec<Vec<f32>>, NnError> {
-    let seqs: Vec<Vec<i64>> = pairs.iter().map(|(p, c)| p.iter().chain(c).copied().collect()).collect();
-    check_context(dec, &seqs)?;
-    let (out, pad) = dec.full(&seqs, false)?;
-    let (l, v) = (pad.len, out.vocab);
-    Ok(pairs
-        .iter()
-        .enumerate()
-        .map(|(r, (p, c))| {
-            let mut rows = Vec::with_capacity(c.len() * tokens.len());
-            for j in 0..c.len() {
-                let at = pad.pad[r] + p.len() + j - 1;
-                let row = &out.logits[(r * l + at) * v..(r * l + at + 1) * v];
-                let sub: Vec<f32> = tokens.iter().map(|&t| row[t as usize]).collect();
-                rows.extend(log_softmax(&sub).into_iter().map(|x| x as f32));
-            }
-            rows
-        })
-        .collect())
+    let mut rows: Vec<Vec<f32>> = pairs.iter().map(|(_, c)| Vec::with_capacity(c.len() * tokens.len())).collect();
+    for_each_continuation_token(dec, pairs, |r, _, row| {
+        let sub: Vec<f32> = tokens.iter().map(|&t| row[t as usize]).collect();
+        rows[r].extend(log_softmax(&sub).into_iter().map(|x| x as f32));
+    })?;
+    Ok(rows)
 }
 
 #[cfg(test)]

@@ -462,24 +462,8 @@ impl Gpt {
                 meta.spec.vocab
             )));
         }
-        let mut loaded = weights::load(&dir.join("weights.safetensors"))?;
-        let mut params = Vec::new();
-        for (name, shape) in meta.spec.param_shapes() {
-            let i = loaded
-                .iter()
-                .position(|(n, _)| *n == name)
-                .ok_or_else(|| NnError::BadModel(format!("{}: weights lack `{name}`", dir.display())))?;
-            let (n, t) = loaded.swap_remove(i);
-            if t.shape != shape || t.dtype() != DType::F32 {
-                return Err(NnError::BadModel(format!(
-                    "{}: `{n}` is {:?} {:?}, expected f32 {shape:?}",
-                    dir.display(),
-                    t.dtype(),
-                    t.shape
-                )));
-            }
-            params.push((n, t));
-        }
+        let params =
+            weights::take_params(weights::load(&dir.join("weights.safetensors"))?, meta.spec.param_shapes(), dir)?;
         Ok(Gpt { spec: meta.spec, params, tokenizer })
     }
 }

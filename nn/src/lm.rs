@@ -163,17 +163,7 @@ pub fn loss_graph(model: &Gpt, objective: &LmObjective, t: usize) -> Result<(Gra
     let tokens = g.input("tokens", DType::I64, &[-1, ti]);
     let pass = model.training_forward(&mut g, &p, tokens)?;
     let loss = match objective {
-        LmObjective::NextToken => {
-            let targets = g.input("targets", DType::I64, &[-1, ti]);
-            let weights = g.input("weights", DType::F32, &[-1, ti]);
-            let lp = g.log_softmax(pass.logits, -1);
-            let idx = g.unsqueeze(targets, &[-1]);
-            let picked = g.gather_last(lp, idx);
-            let picked = g.reshape_keep(picked, 2, &[]);
-            let w = g.mul(picked, weights);
-            let s = g.reduce_sum(w, &[0, 1], false);
-            g.neg(s)
-        }
+        LmObjective::NextToken => next_token_loss(&mut g, pass.logits, -1, ti),
         LmObjective::Distill { tokens: subset } => {
             let k = if subset.is_empty() { model.spec.vocab } else { subset.len() };
             let tp = g.input("teacher_p", DType::F32, &[-1, ti, k as i64]);
@@ -230,6 +220,20 @@ pub fn loss_graph(model: &Gpt, objective: &LmObjective, t: usize) -> Result<(Gra
         }
     };
     Ok((g, loss))
+}
+
+/// −Σ weights · log softmax(logits)[targets], with inputs `targets` and `weights` of shape
+/// `[batch, t]` (weights sum to 1 over a batch, so this is a mean).
+fn next_token_loss(g: &mut Graph, logits: V, batch: i64, t: i64) -> V {
+    let targets = g.input("targets", DType::I64, &[batch, t]);
+    let weights = g.input("weights", DType::F32, &[batch, t]);
+    let lp = g.log_softmax(logits, -1);
+    let idx = g.unsqueeze(targets, &[-1]);
+    let picked = g.gather_last(lp, idx);
+    let picked = g.reshape_keep(picked, 2, &[]);
+    let w = g.mul(picked, weights);
+    let s = g.reduce_sum(w, &[0, 1], false);
+    g.neg(s)
 }
 
 /// The longest row, checked against the context: sequences of `t + 1` tokens train
@@ -305,15 +309,7 @@ pub fn input_gradients(model: &Gpt, seq: &[i64], from: usize) -> Result<(Tensor,
     let onehot = g.input("onehot", DType::F32, &[1, t as i64, v as i64]);
     let emb = g.matmul(onehot, p.get("wte"));
     let pass = model.forward_embeddings(&mut g, &p, emb)?;
-    let targets = g.input("targets", DType::I64, &[1, t as i64]);
-    let weights = g.input("weights", DType::F32, &[1, t as i64]);
-    let lp = g.log_softmax(pass.logits, -1);
-    let idx = g.unsqueeze(targets, &[-1]);
-    let picked = g.gather_last(lp, idx);
-    let picked = g.reshape_keep(picked, 2, &[]);
-    let w = g.mul(picked, weights);
-    let s = g.reduce_sum(w, &[0, 1], false);
-    let loss = g.neg(s);
+    let loss = next_token_loss(&mut g, pass.logits, 1, t as i64);
     let grads = crate::autodiff::grad(&mut g, loss, &[emb, onehot])?;
     g.output(grads[0], "d_embeddings");
     g.output(grads[1], "d_onehot");

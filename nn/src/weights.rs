@@ -58,3 +58,30 @@ pub fn load(path: &Path) -> Result<Vec<(String, Tensor)>, NnError> {
     }
     Ok(out)
 }
+
+/// Takes from `loaded` the tensor of each (name, shape) in `shapes`, in that order, checking
+/// that it exists and is f32 of that shape; `dir` names the model in errors.
+pub fn take_params(
+    mut loaded: Vec<(String, Tensor)>,
+    shapes: Vec<(String, Vec<usize>)>,
+    dir: &Path,
+) -> Result<Vec<(String, Tensor)>, NnError> {
+    let mut params = Vec::with_capacity(shapes.len());
+    for (name, shape) in shapes {
+        let i = loaded
+            .iter()
+            .position(|(n, _)| *n == name)
+            .ok_or_else(|| NnError::BadModel(format!("{}: weights lack `{name}`", dir.display())))?;
+        let (n, t) = loaded.swap_remove(i);
+        if t.shape != shape || t.dtype() != crate::tensor::DType::F32 {
+            return Err(NnError::BadModel(format!(
+                "{}: `{n}` is {:?} {:?}, expected f32 {shape:?}",
+                dir.display(),
+                t.dtype(),
+                t.shape
+            )));
+        }
+        params.push((n, t));
+    }
+    Ok(params)
+}

@@ -252,13 +252,7 @@ impl Op for NextToken {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let prompts = data.strings("prompt", "data")?;
-        let comps = data.strings("completion", "data")?;
-        let pairs: Vec<(Vec<i64>, Vec<i64>)> = prompts
-            .iter()
-            .zip(&comps)
-            .map(|(p, c)| Ok((lm.encode(p, "data")?, lm.encode(c, "data")?)))
-            .collect::<Result<_, OpError>>()?;
+        let pairs = lmops::pairs(&lm, &data, "data")?;
         let mut dec = lm.decoder(ctx, false)?;
         let batch = args.int_at_least("batch", 1)?;
         let mut logp: Vec<f32> = Vec::new();

@@ -54,6 +54,20 @@ impl Lm {
     }
 }
 
+/// The (`prompt`, `completion`) token ids of every record of the argument `arg`.
+pub fn pairs(lm: &Lm, data: &TextData, arg: &str) -> Result<Vec<(Vec<i64>, Vec<i64>)>, OpError> {
+    let prompts = data.strings("prompt", arg)?;
+    let comps = data.strings("completion", arg)?;
+    prompts
+        .iter()
+        .zip(&comps)
+        .enumerate()
+        .map(|(i, (p, c))| {
+            Ok((lm.encode(p, arg).map_err(|e| in_record(e, i))?, lm.encode(c, arg).map_err(|e| in_record(e, i))?))
+        })
+        .collect()
+}
+
 /// Token ids of text from the argument `arg`.
 pub fn encode(tok: &Tokenizer, text: &str, arg: &str) -> Result<Vec<i64>, OpError> {
     tok.encode(text).map_err(|e| OpError::invalid(arg, nn_msg(e)))

@@ -282,13 +282,7 @@ impl Op for Logprobs {
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let lm = lmops::load_lm(args, "model")?;
         let data = TextData::read(args.artifact("data")?, "data")?;
-        let prompts = data.strings("prompt", "data")?;
-        let comps = data.strings("completion", "data")?;
-        let pairs: Vec<(Vec<i64>, Vec<i64>)> = prompts
-            .iter()
-            .zip(&comps)
-            .map(|(p, c)| Ok((lm.encode(p, "data")?, lm.encode(c, "data")?)))
-            .collect::<Result<_, OpError>>()?;
+        let pairs = lmops::pairs(&lm, &data, "data")?;
         let mut dec = lm.decoder(ctx, false)?;
         let mut out = data.clone();
         let (mut total, mut tokens) = (0.0f64, 0usize);

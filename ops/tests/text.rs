@@ -17,6 +17,19 @@ fn field<'a>(d: &'a TextData, f: &str) -> Vec<&'a str> {
 
 const ALPHABET: &str = "\n ,0123456789:?AQ^abcdefgiklmnotwxy";
 
+/// A one-block GPT of width 16 over [`ALPHABET`].
+fn tiny_gpt(ws: &mut Ws, context: i64, value_head: bool) -> std::path::PathBuf {
+    let args = vec![
+        ("alphabet", s(ALPHABET)),
+        ("width", int(16)),
+        ("heads", int(2)),
+        ("layers", int(1)),
+        ("context", int(context)),
+        ("value_head", v(Value::Bool(value_head))),
+    ];
+    ws.run("model.gpt", args).unwrap()
+}
+
 #[test]
 fn corpora_are_seeded_and_well_formed() {
     let mut ws = Ws::new();
@@ -91,18 +104,7 @@ fn weights(p: &Path) -> Vec<(String, lab_nn::Tensor)> {
 fn language_model_ops_end_to_end() {
     let mut ws = Ws::new();
     let corpus = ws.run("generate.corpus", vec![("template", s("numbers")), ("count", int(256))]).unwrap();
-    let base = ws
-        .run(
-            "model.gpt",
-            vec![
-                ("alphabet", s(ALPHABET)),
-                ("width", int(16)),
-                ("heads", int(2)),
-                ("layers", int(1)),
-                ("context", int(48)),
-            ],
-        )
-        .unwrap();
+    let base = tiny_gpt(&mut ws, 48, false);
     let lm = ws
         .run(
             "finetune.pretrain",
@@ -228,19 +230,7 @@ fn reward_model_learns_a_preference() {
     }
     std::fs::write(&path, lines).unwrap();
     let prefs = ws.run("data.jsonl", vec![("path", s(path.to_str().unwrap()))]).unwrap();
-    let base = ws
-        .run(
-            "model.gpt",
-            vec![
-                ("alphabet", s(ALPHABET)),
-                ("width", int(16)),
-                ("heads", int(2)),
-                ("layers", int(1)),
-                ("context", int(16)),
-                ("value_head", v(Value::Bool(true))),
-            ],
-        )
-        .unwrap();
+    let base = tiny_gpt(&mut ws, 16, true);
     let rm = ws
         .run(
             "finetune.reward",
@@ -253,18 +243,7 @@ fn reward_model_learns_a_preference() {
     assert!((loss[0] - 2f64.ln()).abs() < 0.05, "a fresh head is indifferent: {}", loss[0]);
     assert!(*loss.last().unwrap() < 0.1, "{loss:?}");
     // A model without a scalar head says what to do.
-    let lm = ws
-        .run(
-            "model.gpt",
-            vec![
-                ("alphabet", s(ALPHABET)),
-                ("width", int(16)),
-                ("heads", int(2)),
-                ("layers", int(1)),
-                ("context", int(16)),
-            ],
-        )
-        .unwrap();
+    let lm = tiny_gpt(&mut ws, 16, false);
     let err = ws.run("finetune.reward", vec![("model", art(&lm)), ("data", art(&prefs))]).unwrap_err().to_string();
     assert!(err.contains("scalar head"), "{err}");
 }
