@@ -382,11 +382,14 @@ pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
 }
 
+/// A prompt and its continuation, as token ids.
+pub type Pair = (Vec<i64>, Vec<i64>);
+
 /// Runs (prompt, continuation) pairs through the decoder in one left-padded batch and
 /// calls `f(pair, j, logits)` with the logits that predict token `j` of each continuation.
 fn for_each_continuation_token(
     dec: &mut Decoder,
-    pairs: &[(Vec<i64>, Vec<i64>)],
+    pairs: &[Pair],
     mut f: impl FnMut(usize, usize, &[f32]),
 ) -> Result<(), NnError> {
     if let Some(i) = pairs.iter().position(|(p, _)| p.is_empty()) {
@@ -417,7 +420,7 @@ fn for_each_continuation_token(
 
 /// log P(continuation | prompt) of each (prompt, continuation) pair of token ids, summed
 /// over the continuation's tokens, with the per-token terms.
-pub fn score(dec: &mut Decoder, pairs: &[(Vec<i64>, Vec<i64>)]) -> Result<Vec<(f64, Vec<f64>)>, NnError> {
+pub fn score(dec: &mut Decoder, pairs: &[Pair]) -> Result<Vec<(f64, Vec<f64>)>, NnError> {
     let mut terms: Vec<Vec<f64>> = pairs.iter().map(|(_, c)| Vec::with_capacity(c.len())).collect();
     for_each_continuation_token(dec, pairs, |r, j, row| terms[r].push(log_softmax(row)[pairs[r].1[j] as usize]))?;
     Ok(terms.into_iter().map(|t| (t.iter().sum(), t)).collect())
@@ -426,11 +429,7 @@ pub fn score(dec: &mut Decoder, pairs: &[(Vec<i64>, Vec<i64>)]) -> Result<Vec<(f
 /// For each (prompt, continuation): the model's next-token log-probabilities over
 /// `tokens` only (renormalised among them), at each position that predicts a continuation
 /// token: `[continuation length, tokens.len()]`, row-major.
-pub fn next_token_logprobs(
-    dec: &mut Decoder,
-    pairs: &[(Vec<i64>, Vec<i64>)],
-    tokens: &[i64],
-) -> Result<Vec<Vec<f32>>, NnError> {
+pub fn next_token_logprobs(dec: &mut Decoder, pairs: &[Pair], tokens: &[i64]) -> Result<Vec<Vec<f32>>, NnError> {
     let mut rows: Vec<Vec<f32>> = pairs.iter().map(|(_, c)| Vec::with_capacity(c.len() * tokens.len())).collect();
     for_each_continuation_token(dec, pairs, |r, _, row| {
         let sub: Vec<f32> = tokens.iter().map(|&t| row[t as usize]).collect();

@@ -55,7 +55,7 @@ impl Lm {
 }
 
 /// The (`prompt`, `completion`) token ids of every record of the argument `arg`.
-pub fn pairs(lm: &Lm, data: &TextData, arg: &str) -> Result<Vec<(Vec<i64>, Vec<i64>)>, OpError> {
+pub fn pairs(lm: &Lm, data: &TextData, arg: &str) -> Result<Vec<lab_nn::decode::Pair>, OpError> {
     let prompts = data.strings("prompt", arg)?;
     let comps = data.strings("completion", arg)?;
     prompts

@@ -231,7 +231,7 @@ impl Op for Logprob {
             choices.push(cont_text.to_string());
         }
         let texts: Vec<String> = if choices.is_empty() { vec![cont_text.to_string()] } else { choices.clone() };
-        let pairs: Vec<(Vec<i64>, Vec<i64>)> = texts
+        let pairs: Vec<lab_nn::decode::Pair> = texts
             .iter()
             .map(|t| Ok((prompt.clone(), lm.encode(t, "continuation")?)))
             .collect::<Result<_, OpError>>()?;
