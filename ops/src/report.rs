@@ -15,7 +15,7 @@ pub struct Loss;
 
 impl Op for Loss {
     fn signature(&self) -> Signature {
-        Signature::new("report", "loss", 1, Type::Figure, "an SVG chart of the training loss of each model against the step (averaged over windows of `smooth` steps), with the validation loss where it was measured")
+        Signature::new("report", "loss", 2, Type::Figure, "an SVG chart of the training loss of each model against the step (averaged over windows of `smooth` steps), with the validation loss where it was measured")
             .req("models", Type::list(Type::Model), "models trained by a `finetune.*` language-model op")
             .req("labels", Type::list(Type::Str), "one legend label per model")
             .opt("smooth", Type::Int, Value::Int(10), "steps per plotted point")
@@ -63,7 +63,7 @@ pub struct Lines;
 
 impl Op for Lines {
     fn signature(&self) -> Signature {
-        Signature::new("report", "lines", 1, Type::Figure, "an SVG line chart: one line per series (rows of `values`) over the x values, with ± error bars when the results have `std`")
+        Signature::new("report", "lines", 2, Type::Figure, "an SVG line chart: one line per series (rows of `values`) over the x values, with ± error bars when the results have `std`")
             .req("values", Type::list(Type::list(Type::Metrics)), "one list of results per series, one result per x value")
             .req("x", Type::list(Type::Float), "the x values")
             .req("series", Type::list(Type::Float), "the value that names each series in the legend")
@@ -118,8 +118,11 @@ type Line = (String, Vec<(f64, f64, Option<f64>)>);
 
 /// A self-contained line chart.
 pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], reference: Option<f64>) -> String {
-    let (w, h) = (640.0, 420.0);
-    let (left, right, top, bottom) = (70.0, 150.0, 50.0, 60.0);
+    // The legend gets the room its longest label needs.
+    let longest = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0) as f64;
+    let right = (50.0 + 7.5 * longest).max(150.0);
+    let (w, h) = (490.0 + right, 420.0);
+    let (left, top, bottom) = (70.0, 50.0, 60.0);
     let pts = lines.iter().flat_map(|(_, p)| p.iter());
     let xmin = pts.clone().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let xmax = pts.clone().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
@@ -149,20 +152,27 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
             fmt_tick(v)
         );
     }
-    let mut seen = Vec::new();
-    for (_, p) in lines {
-        for &(x, _, _) in p {
-            if !seen.contains(&x) {
-                seen.push(x);
-                let _ = write!(
-                    s,
-                    r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                    xs(x),
-                    top + ph + 18.0,
-                    fmt_tick(x)
-                );
-            }
+    // A tick at every x value when there are few (sweeps), else six evenly spaced ones
+    // (curves over training steps).
+    let mut seen: Vec<f64> = Vec::new();
+    for &(x, _, _) in lines.iter().flat_map(|(_, p)| p.iter()) {
+        if !seen.contains(&x) {
+            seen.push(x);
         }
+    }
+    let many = seen.len() > 12;
+    if many {
+        let step = nice_ceiling((xmax - xmin) / 6.0);
+        seen = (0..=6).map(|i| (xmin / step).ceil() * step + i as f64 * step).filter(|&x| x <= xmax).collect();
+    }
+    for x in seen {
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            xs(x),
+            top + ph + 18.0,
+            fmt_tick(x)
+        );
     }
     let _ = write!(
         s,
@@ -198,7 +208,9 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
             if let Some(e) = e.filter(|e| *e > 0.0) {
                 let _ = write!(s, r#"<path d="M{:.1} {:.1}V{:.1}" stroke="{c}"/>"#, xs(x), ys(y - e), ys(y + e));
             }
-            let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{c}"/>"#, xs(x), ys(y));
+            if p.len() <= 40 {
+                let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3.5" fill="{c}"/>"#, xs(x), ys(y));
+            }
         }
         let ly = top + 10.0 + 20.0 * i as f64;
         let _ = write!(
