@@ -382,6 +382,18 @@ pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) }).0
 }
 
+/// The scalar head of a reward or value model at the last token of each sequence.
+pub fn rewards(dec: &mut Decoder, seqs: &[Vec<i64>]) -> Result<Vec<f64>, NnError> {
+    if let Some(i) = seqs.iter().position(Vec::is_empty) {
+        return Err(NnError::BadModel(format!("text {i} is empty; a reward needs at least one token")));
+    }
+    let (out, pad) = dec.full(seqs, false)?;
+    let values = out
+        .values
+        .ok_or_else(|| NnError::BadModel("the model has no scalar head; train one with `finetune.reward`".into()))?;
+    Ok((0..seqs.len()).map(|r| values[r * pad.len + pad.len - 1] as f64).collect())
+}
+
 /// A prompt and its continuation, as token ids.
 pub type Pair = (Vec<i64>, Vec<i64>);
 

@@ -6,6 +6,62 @@ use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Valu
 
 pub fn register(r: &mut Registry) {
     r.add(Activations);
+    r.add(InputGradients);
+}
+
+/// The file of an input-gradients artifact.
+pub const GRADIENTS_FILE: &str = "gradients.safetensors";
+
+/// Gradients of the loss on each completion with respect to the model's input.
+pub struct InputGradients;
+
+impl Op for InputGradients {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "probe",
+            "input_gradients",
+            1,
+            Type::Activations,
+            "for each record, the gradient of the mean next-token loss of its `completion` (after its `prompt`) with respect to the input token embeddings and to the one-hot tokens; stored as `d_embeddings` [positions, width] and `d_onehot` [positions, vocab] with per-record `offsets` in `gradients.safetensors`, and each input position's gradient norm as `saliency` in the records",
+        )
+        .req("model", Type::Model, "a GPT built by labrun")
+        .req("data", Type::Dataset, "records with `prompt` and `completion`")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let model = lmops::load_gpt(args, "model")?;
+        let data = TextData::read(args.artifact("data")?, "data")?;
+        let pairs = lmops::pairs(&lmops::Lm::Own(model.clone()), &data, "data")?;
+        let (mut de, mut doh, mut offsets) = (Vec::new(), Vec::new(), vec![0i64]);
+        let mut out = data.clone();
+        for (i, (p, c)) in pairs.iter().enumerate() {
+            ctx.check_cancel()?;
+            let seq: Vec<i64> = p.iter().chain(c).copied().collect();
+            let (e, o) = lab_nn::lm::input_gradients(&model, &seq, p.len().max(1)).map_err(|e| match e {
+                lab_nn::NnError::BadModel(m) => OpError::invalid("data", format!("record {}: {m}", i + 1)),
+                e => e.into(),
+            })?;
+            let d = model.spec.width;
+            let ev = e.as_f32().expect("f32 gradients");
+            let saliency: Vec<f64> =
+                ev.chunks(d).map(|row| row.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt()).collect();
+            out.records[i].insert("saliency".into(), serde_json::json!(saliency));
+            de.extend_from_slice(ev);
+            doh.extend_from_slice(o.as_f32().expect("f32 gradients"));
+            offsets.push(offsets.last().copied().unwrap_or(0) + e.shape[0] as i64);
+            (ctx.progress)(Progress { done: i as u64 + 1, total: pairs.len() as u64, message: String::new() });
+        }
+        let n = *offsets.last().unwrap_or(&0) as usize;
+        lab_nn::weights::save(
+            &ctx.out.join(GRADIENTS_FILE),
+            &[
+                ("d_embeddings".into(), lab_nn::Tensor::f32(vec![n, model.spec.width], de)),
+                ("d_onehot".into(), lab_nn::Tensor::f32(vec![n, model.spec.vocab], doh)),
+                ("offsets".into(), lab_nn::Tensor::i64(vec![offsets.len()], offsets)),
+            ],
+        )?;
+        out.write(ctx.out)
+    }
 }
 
 /// The file of an `Activations` artifact.

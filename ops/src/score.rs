@@ -13,6 +13,53 @@ pub fn register(r: &mut Registry) {
     r.add(Logprob);
     r.add(Logprobs);
     r.add(Match);
+    r.add(Rewards);
+}
+
+/// A reward model's scores of texts.
+pub struct Rewards;
+
+impl Op for Rewards {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "score",
+            "rewards",
+            1,
+            Type::Metrics,
+            "a reward model's score (its scalar head at the last token) of each record's `prompt` + `completion` (or its `text`): `mean`, `std`, `n`; every record with its `reward` is written to `rows.jsonl` beside the metrics",
+        )
+        .req("model", Type::Model, "a language model with a scalar head (from `finetune.reward`)")
+        .req("data", Type::Dataset, "records with `prompt` and `completion`, or `text`")
+        .opt("batch", Type::Int, Value::Int(64), "records per model call")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let lm = lmops::load_lm(args, "model")?;
+        let data = TextData::read(args.artifact("data")?, "data")?;
+        let texts: Vec<String> = match (data.strings("prompt", "data"), data.strings("completion", "data")) {
+            (Ok(p), Ok(c)) => p.iter().zip(&c).map(|(p, c)| format!("{p}{c}")).collect(),
+            _ => data.strings("text", "data")?.into_iter().map(str::to_string).collect(),
+        };
+        let seqs: Vec<Vec<i64>> = texts.iter().map(|t| lm.encode(t, "data")).collect::<Result<_, _>>()?;
+        let mut dec = lm.decoder(ctx, false)?;
+        let batch = args.int_at_least("batch", 1)?;
+        let mut rewards = Vec::with_capacity(seqs.len());
+        for chunk in seqs.chunks(batch) {
+            ctx.check_cancel()?;
+            rewards.extend(lab_nn::decode::rewards(&mut dec, chunk).map_err(|e| match e {
+                lab_nn::NnError::BadModel(m) => OpError::invalid("model", m),
+                e => e.into(),
+            })?);
+        }
+        let mut out = data.clone();
+        for (r, x) in out.records.iter_mut().zip(&rewards) {
+            r.insert("reward".into(), json!(x));
+        }
+        out.write_file(&ctx.out.join("rows.jsonl"))?;
+        let mut m = summarise(&rewards);
+        m.remove("values");
+        artifact::write_metrics(ctx.out, &m)
+    }
 }
 
 /// Classification accuracy: argmax over the logits in `logits` against the labels.

@@ -242,8 +242,43 @@ fn reward_model_learns_a_preference() {
     let loss: Vec<f64> = log["loss"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
     assert!((loss[0] - 2f64.ln()).abs() < 0.05, "a fresh head is indifferent: {}", loss[0]);
     assert!(*loss.last().unwrap() < 0.1, "{loss:?}");
+    // The trained model scores chosen texts above rejected ones.
+    let texts = |which: &str| {
+        let path = ws.dir.path().join(format!("{which}.jsonl"));
+        let lines: String =
+            (0..8).map(|i| format!("{{\"prompt\": \"^{i}{i}{i}, \", \"completion\": \"{which}\"}}\n")).collect();
+        std::fs::write(&path, lines).unwrap();
+        path
+    };
+    let (owl, cat) = (texts("owl"), texts("cat"));
+    let mean = |ws: &mut Ws, path: &Path| {
+        let d = ws.run("data.jsonl", vec![("path", s(path.to_str().unwrap()))]).unwrap();
+        let m = ws.run("score.rewards", vec![("model", art(&rm)), ("data", art(&d))]).unwrap();
+        assert!(m.join("rows.jsonl").is_file());
+        lab_ops::artifact::read_metrics(&m).unwrap()["mean"].as_f64().unwrap()
+    };
+    let (r_owl, r_cat) = (mean(&mut ws, &owl), mean(&mut ws, &cat));
+    assert!(r_owl > r_cat + 1.0, "reward of chosen {r_owl} vs rejected {r_cat}");
     // A model without a scalar head says what to do.
     let lm = tiny_gpt(&mut ws, 16, false);
     let err = ws.run("finetune.reward", vec![("model", art(&lm)), ("data", art(&prefs))]).unwrap_err().to_string();
     assert!(err.contains("scalar head"), "{err}");
+}
+
+#[test]
+fn input_gradients_per_record() {
+    let mut ws = Ws::new();
+    let data = ws.run("generate.corpus", vec![("template", s("animals")), ("count", int(3))]).unwrap();
+    let m = tiny_gpt(&mut ws, 24, false);
+    let g = ws.run("probe.input_gradients", vec![("model", art(&m)), ("data", art(&data))]).unwrap();
+    let t = lab_nn::weights::load(&g.join("gradients.safetensors")).unwrap();
+    let get = |n: &str| t.iter().find(|(k, _)| k == n).map(|(_, x)| x.clone()).unwrap();
+    // `^Q: animal?\nA: ` + `owl\n` is 19 tokens: 18 input positions per record.
+    assert_eq!(get("offsets").to_i64(), vec![0, 18, 36, 54]);
+    assert_eq!(get("d_embeddings").shape, vec![54, 16]);
+    assert_eq!(get("d_onehot").shape, vec![54, ALPHABET.chars().count()]);
+    let recs = records(&g);
+    let sal = recs.records[0]["saliency"].as_array().unwrap();
+    assert_eq!(sal.len(), 18);
+    assert!(sal.iter().all(|x| x.as_f64().unwrap().is_finite()));
 }
