@@ -175,6 +175,14 @@ impl Decoder {
     /// One full pass over left-padded sequences (no cache): the outputs and the padding
     /// of each row.
     pub fn full(&mut self, seqs: &[Vec<i64>], hidden: bool) -> Result<(StepOut, Padded), NnError> {
+        if let Some(c) = self.context
+            && let Some(s) = seqs.iter().find(|s| s.len() > c)
+        {
+            return Err(NnError::BadModel(format!(
+                "a text of {} tokens exceeds the model's context of {c} tokens",
+                s.len()
+            )));
+        }
         let p = Padded::new(seqs);
         let past = self.empty_past(seqs.len())?;
         let out = self.run(p.ids.clone(), p.positions.clone(), p.mask.clone(), seqs.len(), &past, hidden)?;
@@ -263,7 +271,8 @@ pub fn generate(
     }
     let p = Padded::new(prompts);
     if let Some(c) = dec.context
-        && p.len + cfg.max_new_tokens > c
+        // The last new token is never fed back, so it needs no position.
+        && p.len + cfg.max_new_tokens - 1 > c
     {
         return Err(NnError::BadModel(format!(
             "a prompt of {} tokens plus {} new tokens exceeds the model's context of {c}; shorten the prompts or lower `max_new_tokens`",
@@ -410,16 +419,13 @@ fn for_each_continuation_token(
         )));
     }
     let seqs: Vec<Vec<i64>> = pairs.iter().map(|(p, c)| p.iter().chain(c).copied().collect()).collect();
-    if let Some(c) = dec.context
-        && let Some(s) = seqs.iter().find(|s| s.len() > c)
-    {
-        return Err(NnError::BadModel(format!(
-            "a text of {} tokens exceeds the model's context of {c} tokens",
-            s.len()
-        )));
-    }
     let (out, pad) = dec.full(&seqs, false)?;
     let (l, v) = (pad.len, out.vocab);
+    if let Some(id) = pairs.iter().flat_map(|(_, c)| c).find(|&&id| id < 0 || id as usize >= v) {
+        return Err(NnError::BadModel(format!(
+            "token id {id} is outside the model's {v} logits: the tokenizer does not fit the model"
+        )));
+    }
     for (r, (p, c)) in pairs.iter().enumerate() {
         for j in 0..c.len() {
             // The logits at the position before a token predict it.
@@ -442,9 +448,12 @@ pub fn score(dec: &mut Decoder, pairs: &[Pair]) -> Result<Vec<(f64, Vec<f64>)>, 
 /// `tokens` only (renormalised among them), at each position that predicts a continuation
 /// token: `[continuation length, tokens.len()]`, row-major.
 pub fn next_token_logprobs(dec: &mut Decoder, pairs: &[Pair], tokens: &[i64]) -> Result<Vec<Vec<f32>>, NnError> {
+    if let Some(t) = tokens.iter().find(|&&t| t < 0) {
+        return Err(NnError::BadModel(format!("token id {t} is negative")));
+    }
     let mut rows: Vec<Vec<f32>> = pairs.iter().map(|(_, c)| Vec::with_capacity(c.len() * tokens.len())).collect();
     for_each_continuation_token(dec, pairs, |r, _, row| {
-        let sub: Vec<f32> = tokens.iter().map(|&t| row[t as usize]).collect();
+        let sub: Vec<f32> = tokens.iter().map(|&t| row.get(t as usize).copied().unwrap_or(f32::NEG_INFINITY)).collect();
         rows[r].extend(log_softmax(&sub).into_iter().map(|x| x as f32));
     })?;
     Ok(rows)

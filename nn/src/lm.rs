@@ -54,6 +54,12 @@ impl Batches for TokenBatches<'_> {
         self.rows.len()
     }
 
+    fn weight(&self, rows: &[usize]) -> f64 {
+        rows.iter()
+            .map(|&r| self.rows[r].ids.len().min(self.t + 1).saturating_sub(self.rows[r].from.max(1)) as f64)
+            .sum()
+    }
+
     fn feed(&self, rows: &[usize]) -> Result<Vec<(&'static str, DynValue)>, NnError> {
         let (t, k, n) = (self.t, self.k, rows.len());
         let mut tokens = vec![0i64; n * t];
@@ -266,10 +272,25 @@ pub fn train_lm(
     on_step: &mut dyn FnMut(StepInfo) -> bool,
 ) -> Result<TrainReport, NnError> {
     let mask: Vec<bool> = model.params.iter().map(|(n, _)| trainable.includes(n)).collect();
+    if !mask.iter().any(|&m| m) {
+        return Err(NnError::BadModel(format!(
+            "`train: {trainable:?}` selects no parameter of this model (a tied model has no output layer of its own)"
+        )));
+    }
     if objective == &LmObjective::Reward {
-        let t = train_len(model, ranked.iter().flat_map(|r| r.seqs.iter().map(|s| s.len() + 1)))?;
+        if ranked.is_empty() {
+            return Err(NnError::BadModel("there are no comparisons to train on".into()));
+        }
         if let Some(i) = ranked.iter().position(|r| r.seqs.len() < 2 || r.seqs.iter().any(Vec::is_empty)) {
-            return Err(NnError::BadModel(format!("comparison {i} needs at least two non-empty completions")));
+            return Err(NnError::BadModel(format!("comparison {} needs at least two non-empty texts", i + 1)));
+        }
+        // A compared text is read whole: n tokens, n positions (the head reads the last).
+        let t = ranked.iter().flat_map(|r| r.seqs.iter().map(Vec::len)).max().unwrap_or(0);
+        if t > model.spec.context {
+            return Err(NnError::BadModel(format!(
+                "a compared text has {t} tokens; the model's context is {}",
+                model.spec.context
+            )));
         }
         let (g, loss) = loss_graph(model, objective, t)?;
         let data = RankedBatches { items: ranked, t };

@@ -92,17 +92,49 @@ struct ModelFile {
     spec: MlpSpec,
 }
 
+/// How an MLP's fresh weights are drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MlpInit {
+    /// Weights ~ N(0, gain/fan_in): 1 is LeCun's scale, 2 is He's (for ReLU).
+    pub gain: f64,
+    /// Biases ~ N(0, bias_std²) (0: zero biases).
+    pub bias_std: f64,
+    /// The last layer's weights are made positive (|w|).
+    pub positive_readout: bool,
+}
+
+impl Default for MlpInit {
+    fn default() -> Self {
+        MlpInit { gain: 1.0, bias_std: 0.0, positive_readout: false }
+    }
+}
+
 impl Mlp {
     /// Fresh weights ~ N(0, 1/fan_in), zero biases; equal seeds give equal weights.
     pub fn init(spec: MlpSpec, seed: u64) -> Mlp {
+        Self::init_with(spec, seed, MlpInit::default())
+    }
+
+    /// Fresh weights drawn as `how` says; equal seeds give equal weights.
+    pub fn init_with(spec: MlpSpec, seed: u64, how: MlpInit) -> Mlp {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let params = spec
-            .param_shapes()
+        let shapes = spec.param_shapes();
+        let last = shapes.len() - 2;
+        let params = shapes
             .into_iter()
-            .map(|(name, shape)| {
+            .enumerate()
+            .map(|(i, (name, shape))| {
                 let n: usize = shape.iter().product();
                 let t = if shape.len() == 2 {
-                    let normal = Normal::new(0.0f32, 1.0 / (shape[0] as f32).sqrt()).expect("positive std");
+                    let std = (how.gain / shape[0] as f64).sqrt() as f32;
+                    let normal = Normal::new(0.0f32, std).expect("positive std");
+                    let mut w: Vec<f32> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+                    if how.positive_readout && i == last {
+                        w.iter_mut().for_each(|x| *x = x.abs());
+                    }
+                    Tensor::f32(shape, w)
+                } else if how.bias_std > 0.0 {
+                    let normal = Normal::new(0.0f32, how.bias_std as f32).expect("positive std");
                     Tensor::f32(shape, (0..n).map(|_| normal.sample(&mut rng)).collect())
                 } else {
                     Tensor::f32(shape, vec![0.0; n])

@@ -122,7 +122,13 @@ impl Tokenizer {
 
     /// Writes `tokenizer.json` into a model directory.
     pub fn save(&self, dir: &Path) -> Result<(), NnError> {
-        let text = match self {
+        std::fs::write(dir.join("tokenizer.json"), self.to_json())?;
+        Ok(())
+    }
+
+    /// The text of this tokenizer's `tokenizer.json`.
+    pub fn to_json(&self) -> String {
+        match self {
             Tokenizer::Char { alphabet } => serde_json::to_string_pretty(&Stored {
                 labrun_tokenizer: "char".into(),
                 alphabet: alphabet.iter().collect(),
@@ -132,9 +138,7 @@ impl Tokenizer {
             }
             Tokenizer::Hf { json, .. } => Ok(json.clone()),
         }
-        .expect("serialisable");
-        std::fs::write(dir.join("tokenizer.json"), text)?;
-        Ok(())
+        .expect("serialisable")
     }
 
     /// Reads `tokenizer.json` from a model directory.

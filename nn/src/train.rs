@@ -20,6 +20,11 @@ pub trait Batches {
     fn rows(&self) -> usize;
     /// The session inputs (by input name) of the rows `rows`.
     fn feed(&self, rows: &[usize]) -> Result<Vec<(&'static str, DynValue)>, NnError>;
+    /// What a batch's mean loss is a mean over (rows, or predicted tokens), to average
+    /// validation batches fairly.
+    fn weight(&self, rows: &[usize]) -> f64 {
+        rows.len() as f64
+    }
 }
 
 /// What the model is trained to do, on which of its logits.
@@ -389,7 +394,7 @@ fn mean_loss(
 ) -> Result<f32, NnError> {
     let names: Vec<String> = sess.inputs().iter().map(|i| i.name().to_string()).collect();
     let all: Vec<usize> = (0..data.rows()).collect();
-    let (mut sum, mut n) = (0.0f64, 0usize);
+    let (mut sum, mut n) = (0.0f64, 0.0f64);
     for chunk in all.chunks(batch.max(1)) {
         let feeds = data.feed(chunk)?;
         let inputs: Vec<SessionInputValue> = names
@@ -400,10 +405,11 @@ fn mean_loss(
             })
             .collect();
         let out = sess.run(&inputs[..])?;
-        sum += out["loss"].try_extract_tensor::<f32>()?.1[0] as f64 * chunk.len() as f64;
-        n += chunk.len();
+        let w = data.weight(chunk);
+        sum += out["loss"].try_extract_tensor::<f32>()?.1[0] as f64 * w;
+        n += w;
     }
-    Ok((sum / n.max(1) as f64) as f32)
+    Ok((sum / n.max(f64::MIN_POSITIVE)) as f32)
 }
 
 fn clone_value(v: &DynValue) -> Result<DynValue, NnError> {

@@ -120,6 +120,12 @@ pub fn write_metrics(dir: &Path, m: &Metrics) -> Result<(), OpError> {
     Ok(())
 }
 
+/// A JSON object from a file of an artifact.
+pub fn read_json(path: &Path) -> Result<Metrics, OpError> {
+    let text = std::fs::read_to_string(path)?;
+    serde_json::from_str(&text).map_err(|e| OpError::Data(format!("{} is not valid JSON: {e}", path.display())))
+}
+
 pub fn read_metrics(dir: &Path) -> Result<Metrics, OpError> {
     let path = dir.join(METRICS_FILE);
     let text = std::fs::read_to_string(&path)?;

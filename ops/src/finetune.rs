@@ -51,7 +51,7 @@ impl Op for Supervised {
             Signature::new(
                 "finetune",
                 "supervised",
-                1,
+                2,
                 Type::Model,
                 "cross-entropy training on labels, over the logits in `logits` only (the others get no signal)",
             )
@@ -80,7 +80,7 @@ impl Op for Distill {
             Signature::new(
                 "finetune",
                 "distill",
-                1,
+                2,
                 Type::Model,
                 "trains the student's logits in `logits` to match soft targets `t` (KL divergence of the softmaxes)",
             )
@@ -216,6 +216,25 @@ impl Op for DistillLm {
             row.teacher = logp[a * k..b * k].to_vec();
             r += 1;
         }
+        // The teacher's token ids, as the student's: the same tokenizer, or the same text.
+        let teacher = lab_nn::tokenizer::Tokenizer::load(dir)?;
+        let tokens: Vec<i64> = if teacher.to_json() == model.tokenizer.to_json() {
+            tokens
+        } else {
+            tokens
+                .iter()
+                .map(|&t| {
+                    let text = teacher.token_text(t)?;
+                    match model.tokenizer.encode(&text)?.as_slice() {
+                        [id] => Ok(*id),
+                        _ => Err(lab_nn::NnError::BadModel(format!(
+                            "the teacher's token {text:?} is not one token of the student's tokenizer; distil between models whose tokenizers share these tokens"
+                        ))),
+                    }
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| OpError::invalid("data", e.to_string()))?
+        };
         let full = tokens.len() == model.spec.vocab && tokens.iter().enumerate().all(|(i, &t)| t == i as i64);
         let objective = LmObjective::Distill { tokens: if full { Vec::new() } else { tokens } };
         lmops::train_and_save(ctx, args, model, objective, rows, Vec::new())
@@ -238,14 +257,26 @@ impl Op for Reward {
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        if args.float("val_fraction")? > 0.0 {
+            return Err(OpError::invalid(
+                "val_fraction",
+                "is not supported by `finetune.reward` yet; hold comparisons out with `filter.exclude` and score them with `score.rewards`",
+            ));
+        }
         let model = lmops::load_gpt(args, "model")?;
         let data = TextData::read(args.artifact("data")?, "data")?;
         let mut ranked = Vec::new();
         for (i, r) in data.records.iter().enumerate() {
-            let prompt = r.get("prompt").and_then(|v| v.as_str()).unwrap_or("");
+            let text = |v, field| string_field(v, field, i);
+            let prompt = match r.get("prompt") {
+                Some(p) => text(p, "prompt")?,
+                None => "",
+            };
             let texts: Vec<&str> = match (r.get("chosen"), r.get("rejected"), r.get("completions")) {
-                (Some(c), Some(j), _) => vec![c.as_str().unwrap_or(""), j.as_str().unwrap_or("")],
-                (_, _, Some(serde_json::Value::Array(cs))) => cs.iter().map(|c| c.as_str().unwrap_or("")).collect(),
+                (Some(c), Some(j), _) => vec![text(c, "chosen")?, text(j, "rejected")?],
+                (_, _, Some(serde_json::Value::Array(cs))) => {
+                    cs.iter().map(|c| text(c, "completions")).collect::<Result<_, _>>()?
+                }
                 _ => {
                     return Err(OpError::invalid(
                         "data",
@@ -261,4 +292,9 @@ impl Op for Reward {
         }
         lmops::train_and_save(ctx, args, model, LmObjective::Reward, Vec::new(), ranked)
     }
+}
+
+/// A record's string field; anything else is an error naming the record (1-based).
+fn string_field<'a>(v: &'a serde_json::Value, field: &str, i: usize) -> Result<&'a str, OpError> {
+    v.as_str().ok_or_else(|| OpError::invalid("data", format!("record {}: `{field}` must be a string", i + 1)))
 }

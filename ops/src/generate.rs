@@ -85,6 +85,12 @@ impl Op for Corpus {
         let mut make: Box<Template> = match template {
             "numbers" | "counting" => {
                 let length = args.int_at_least("length", 2)?;
+                if length > 1000 {
+                    return Err(OpError::invalid(
+                        "length",
+                        format!("is {length}; documents hold at most 1,000 numbers"),
+                    ));
+                }
                 let shown = args.int_at_least("shown", 1)?;
                 if shown >= length {
                     return Err(OpError::invalid(
@@ -183,7 +189,16 @@ impl Op for Text {
             top_k: args.int_at_least("top_k", 0)?,
             top_p,
             max_new_tokens: args.int_at_least("max_new_tokens", 1)?,
-            stop: args.strs("stop")?,
+            stop: {
+                let stop = args.strs("stop")?;
+                if stop.iter().any(String::is_empty) {
+                    return Err(OpError::invalid(
+                        "stop",
+                        "has an empty string, which would end every completion at once",
+                    ));
+                }
+                stop
+            },
             seed: args.int("seed")? as u64,
         };
         let batch = args.int_at_least("batch", 1)?;
@@ -252,6 +267,12 @@ impl Op for NextToken {
                 })
                 .collect::<Result<_, _>>()?,
         };
+        if let Some(i) = (1..tokens.len()).find(|&i| tokens[..i].contains(&tokens[i])) {
+            return Err(OpError::invalid(
+                "tokens",
+                format!("lists token {:?} twice", tok.token_text(tokens[i]).unwrap_or_default()),
+            ));
+        }
         let pairs = lmops::pairs(&lm, &data, "data")?;
         let mut dec = lm.decoder(ctx, false)?;
         let batch = args.int_at_least("batch", 1)?;
@@ -274,6 +295,9 @@ impl Op for NextToken {
             });
         }
         data.write(ctx.out)?;
+        // The teacher's tokenizer goes along, so that a student can check its token ids mean
+        // the same text.
+        tok.save(ctx.out)?;
         let n = logp.len() / tokens.len();
         lab_nn::weights::save(
             &ctx.out.join(NEXT_TOKEN_FILE),

@@ -11,6 +11,7 @@
 
 pub mod artifact;
 mod lmops;
+mod moments;
 mod nnops;
 mod op;
 mod registry;
@@ -19,6 +20,7 @@ mod types;
 mod value;
 
 pub mod data;
+pub mod estimate;
 pub mod filter;
 pub mod finetune;
 pub mod generate;

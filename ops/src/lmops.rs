@@ -63,7 +63,14 @@ pub fn pairs(lm: &Lm, data: &TextData, arg: &str) -> Result<Vec<lab_nn::decode::
         .zip(&comps)
         .enumerate()
         .map(|(i, (p, c))| {
-            Ok((lm.encode(p, arg).map_err(|e| in_record(e, i))?, lm.encode(c, arg).map_err(|e| in_record(e, i))?))
+            let p = lm.encode(p, arg).map_err(|e| in_record(e, i))?;
+            if p.is_empty() {
+                return Err(OpError::invalid(
+                    arg,
+                    format!("record {} has an empty `prompt`; a text's first token has no probability to score", i + 1),
+                ));
+            }
+            Ok((p, lm.encode(c, arg).map_err(|e| in_record(e, i))?))
         })
         .collect()
 }
@@ -156,6 +163,9 @@ pub fn train_config(ctx: &RunCtx, args: &Args) -> Result<(TrainConfig, Trainable
     }
     let warmup = args.int_at_least("warmup", 0)?;
     let patience = args.int_at_least("patience", 0)?;
+    if patience > 0 && val_fraction == 0.0 {
+        return Err(OpError::invalid("patience", "needs validation data to stop on: set `val_fraction` too"));
+    }
     let trainable = args.str("train")?.parse().map_err(|e: String| OpError::invalid("train", e))?;
     let cfg = TrainConfig {
         epochs: 1,

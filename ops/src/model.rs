@@ -4,7 +4,7 @@ use crate::artifact::Dataset;
 use crate::nnops;
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use lab_nn::gpt::{Gpt, GptSpec};
-use lab_nn::mlp::{Mlp, MlpSpec};
+use lab_nn::mlp::{Mlp, MlpInit, MlpSpec};
 use lab_nn::tokenizer::Tokenizer;
 use ndarray::Array2;
 
@@ -169,10 +169,28 @@ impl Op for MlpOp {
         .req("hidden", Type::list(Type::Int), "widths of the hidden layers, e.g. `[128, 128]`")
         .req("outputs", Type::Int, "number of logits")
         .opt("activation", Type::Str, Value::Str("relu".into()), "`relu`, `tanh`, `gelu` or `sigmoid`")
+        .opt(
+            "init",
+            Type::Str,
+            Value::Str("lecun".into()),
+            "weights ~ N(0, 1/fan_in) (`lecun`) or N(0, 2/fan_in) (`he`)",
+        )
+        .opt("bias_std", Type::Float, Value::Float(0.0), "biases ~ N(0, bias_std²); 0 gives zero biases")
+        .opt("positive_readout", Type::Bool, Value::Bool(false), "make the last layer's weights positive")
         .opt("seed", Type::Int, Value::Int(0), "initialisation seed; equal seeds give equal weights")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let gain = match args.str("init")? {
+            "lecun" => 1.0,
+            "he" => 2.0,
+            other => return Err(OpError::invalid("init", format!("is `{other}`; use `lecun` or `he`"))),
+        };
+        let bias_std = args.float("bias_std")?;
+        if !(bias_std >= 0.0 && bias_std.is_finite()) {
+            return Err(OpError::invalid("bias_std", format!("must be 0 or positive, got {bias_std}")));
+        }
+        let how = MlpInit { gain, bias_std, positive_readout: args.bool("positive_readout")? };
         let inputs = args.int_at_least("inputs", 1)?;
         let outputs = args.int_at_least("outputs", 1)?;
         let hidden = args.ints("hidden")?;
@@ -192,7 +210,7 @@ impl Op for MlpOp {
                 ),
             ));
         }
-        Mlp::init(spec, args.int("seed")? as u64).save(ctx.out)?;
+        Mlp::init_with(spec, args.int("seed")? as u64, how).save(ctx.out)?;
         Ok(())
     }
 }

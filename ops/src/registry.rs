@@ -46,6 +46,7 @@ pub fn registry() -> Registry {
     crate::finetune::register(&mut r);
     crate::score::register(&mut r);
     crate::probe::register(&mut r);
+    crate::estimate::register(&mut r);
     crate::report::register(&mut r);
     r
 }

@@ -68,6 +68,7 @@ impl Op for Lines {
             .req("x", Type::list(Type::Float), "the x values")
             .req("series", Type::list(Type::Float), "the value that names each series in the legend")
             .opt("series_name", Type::Str, Value::Str(String::new()), "legend text after each series value, e.g. `aux logits`")
+            .opt("labels", Type::list(Type::Str), Value::List(vec![]), "legend labels, one per series, instead of `series` and `series_name`")
             .opt("metric", Type::Str, Value::Str("mean".into()), "the metric on the y axis")
             .opt("error", Type::Str, Value::Str("std".into()), "the metric drawn as an error bar; `\"\"` for none")
             .opt("title", Type::Str, Value::Str(String::new()), "chart title")
@@ -92,6 +93,10 @@ impl Op for Lines {
             ));
         }
         let (metric, error) = (args.str("metric")?, args.str("error")?);
+        let labels = args.strs("labels")?;
+        if !labels.is_empty() && labels.len() != series.len() {
+            return Err(OpError::invalid("labels", format!("has {} labels for {} series", labels.len(), series.len())));
+        }
         let mut lines = Vec::new();
         for (si, sv) in series.iter().enumerate() {
             let mut pts = Vec::new();
@@ -102,7 +107,10 @@ impl Op for Lines {
                 pts.push((x, y, e));
             }
             let name = args.str("series_name")?;
-            let label = format!("{} {name}", fmt_tick(*sv)).trim().to_string();
+            let label = match labels.get(si) {
+                Some(l) => l.clone(),
+                None => format!("{} {name}", fmt_tick(*sv)).trim().to_string(),
+            };
             lines.push((label, pts));
         }
         let reference = Some(args.float("reference")?).filter(|&r| r > f64::MIN);
@@ -126,11 +134,15 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
     let pts = lines.iter().flat_map(|(_, p)| p.iter());
     let xmin = pts.clone().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let xmax = pts.clone().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
-    let top_val = pts.map(|p| p.1 + p.2.unwrap_or(0.0)).chain(reference).fold(0.0f64, f64::max);
-    let ymax = nice_ceiling(top_val.max(1e-12));
+    // The y range covers every point with its error bar, and 0.
+    let top_val = pts.clone().map(|p| p.1 + p.2.unwrap_or(0.0)).chain(reference).fold(0.0f64, f64::max);
+    let low_val = pts.map(|p| p.1 - p.2.unwrap_or(0.0)).chain(reference).fold(0.0f64, f64::min);
+    let ymax = if top_val > 0.0 { nice_ceiling(top_val) } else { 0.0 };
+    let ymin = if low_val < 0.0 { -nice_ceiling(-low_val) } else { 0.0 };
+    let ymax = if ymax == ymin { ymin + 1.0 } else { ymax };
     let (pw, ph) = (w - left - right, h - top - bottom);
     let xs = |x: f64| if xmax > xmin { left + pw * (x - xmin) / (xmax - xmin) } else { left + pw / 2.0 };
-    let ys = |v: f64| top + ph * (1.0 - (v / ymax).clamp(0.0, 1.0));
+    let ys = |v: f64| top + ph * (1.0 - ((v - ymin) / (ymax - ymin)).clamp(0.0, 1.0));
     let mut s = String::new();
     let _ = write!(
         s,
@@ -140,7 +152,7 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
     let _ =
         write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, left + pw / 2.0, esc(title));
     for i in 0..=5 {
-        let v = ymax * i as f64 / 5.0;
+        let v = ymin + (ymax - ymin) * i as f64 / 5.0;
         let _ = write!(
             s,
             r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
@@ -150,6 +162,15 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
             left - 6.0,
             ys(v) + 4.0,
             fmt_tick(v)
+        );
+    }
+    if ymin < 0.0 {
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#888"/>"##,
+            left + pw,
+            ys(0.0),
+            ys(0.0)
         );
     }
     // A tick at every x value when there are few (sweeps), else six evenly spaced ones

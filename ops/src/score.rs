@@ -14,6 +14,57 @@ pub fn register(r: &mut Registry) {
     r.add(Logprobs);
     r.add(Match);
     r.add(Rewards);
+    r.add(Estimates);
+}
+
+/// How an estimator's estimates compare with reference values over many problems.
+pub struct Estimates;
+
+impl Op for Estimates {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "score",
+            "estimates",
+            1,
+            Type::Metrics,
+            "errors of estimates against references, one pair per problem (e.g. per network): `mean_signed_error` (estimate − reference) with its `stderr`, `mean_abs_error`, `corr_error_estimate` (an estimator should not predict its own errors: near 0 is good), `mean_reference_stderr`, `n`",
+        )
+        .req("estimates", Type::list(Type::Estimate), "the estimates")
+        .req("references", Type::list(Type::Estimate), "the reference for each estimate, in the same order")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let (e, r) = (args.artifacts("estimates")?, args.artifacts("references")?);
+        if e.len() != r.len() || e.len() < 2 {
+            return Err(OpError::invalid(
+                "references",
+                format!("has {} references for {} estimates; give one per estimate, at least two", r.len(), e.len()),
+            ));
+        }
+        let est: Vec<(f64, f64)> = e.iter().map(|p| crate::estimate::read(p)).collect::<Result<_, _>>()?;
+        let refs: Vec<(f64, f64)> = r.iter().map(|p| crate::estimate::read(p)).collect::<Result<_, _>>()?;
+        let err: Vec<f64> = est.iter().zip(&refs).map(|(a, b)| a.0 - b.0).collect();
+        let xs: Vec<f64> = est.iter().map(|a| a.0).collect();
+        let n = err.len() as f64;
+        let s = summarise(&err);
+        let mut m = Metrics::new();
+        m.insert("mean_signed_error".into(), s["mean"].clone());
+        m.insert("stderr".into(), json!(s["std"].as_f64().unwrap_or(0.0) / n.sqrt()));
+        m.insert("mean_abs_error".into(), json!(err.iter().map(|x| x.abs()).sum::<f64>() / n));
+        m.insert("corr_error_estimate".into(), json!(correlation(&err, &xs)));
+        m.insert("mean_reference_stderr".into(), json!(refs.iter().map(|r| r.1).sum::<f64>() / n));
+        m.insert("n".into(), json!(err.len()));
+        artifact::write_metrics(ctx.out, &m)
+    }
+}
+
+/// Pearson's correlation (0 when either side is constant).
+pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let (va, vb) = (a.iter().map(|x| (x - ma).powi(2)).sum::<f64>(), b.iter().map(|y| (y - mb).powi(2)).sum::<f64>());
+    if va == 0.0 || vb == 0.0 { 0.0 } else { cov / (va * vb).sqrt() }
 }
 
 /// A reward model's scores of texts.
@@ -41,6 +92,9 @@ impl Op for Rewards {
             _ => data.strings("text", "data")?.into_iter().map(str::to_string).collect(),
         };
         let seqs: Vec<Vec<i64>> = texts.iter().map(|t| lm.encode(t, "data")).collect::<Result<_, _>>()?;
+        if let Some(i) = seqs.iter().position(Vec::is_empty) {
+            return Err(OpError::invalid("data", format!("record {} has no text to score", i + 1)));
+        }
         let mut dec = lm.decoder(ctx, false)?;
         let batch = args.int_at_least("batch", 1)?;
         let mut rewards = Vec::with_capacity(seqs.len());
