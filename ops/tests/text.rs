@@ -172,6 +172,39 @@ fn language_model_ops_end_to_end() {
         let frozen = matches!(n.as_str(), "wte" | "wpe" | "head.w");
         assert_eq!(before == after, frozen, "{n}");
     }
+    // A student whose alphabet orders the characters differently gets the same tokens
+    // (by their text); one that lacks a token is told so.
+    let shuffled: String = ALPHABET.chars().rev().collect();
+    let other = ws
+        .run(
+            "model.gpt",
+            vec![
+                ("alphabet", s(&shuffled)),
+                ("width", int(16)),
+                ("heads", int(2)),
+                ("layers", int(1)),
+                ("context", int(48)),
+            ],
+        )
+        .unwrap();
+    ws.run("finetune.distill_lm", vec![("model", art(&other)), ("data", art(&soft)), ("steps", int(2))]).unwrap();
+    let lacking = ws
+        .run(
+            "model.gpt",
+            vec![
+                ("alphabet", s(&ALPHABET.replace('7', ""))),
+                ("width", int(16)),
+                ("heads", int(2)),
+                ("layers", int(1)),
+                ("context", int(48)),
+            ],
+        )
+        .unwrap();
+    let err = ws
+        .run("finetune.distill_lm", vec![("model", art(&lacking)), ("data", art(&soft)), ("steps", int(2))])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"7\"") || err.contains("`7`"), "{err}");
     let err = ws
         .run("generate.next_token", vec![("model", art(&lm)), ("data", art(&source)), ("tokens", strs(&["12"]))])
         .unwrap_err()
