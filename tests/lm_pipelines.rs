@@ -3,13 +3,8 @@
 //! user gets for text a model cannot read or a tokenizer that does not fit.
 
 mod common;
-use common::{labrun, root};
+use common::{labrun, root, table_row};
 use serde_json::Value;
-
-fn table_row<'a>(results: &'a Value, table: usize, label: &str) -> &'a Value {
-    let rows = results["reports"][0]["tables"][table]["rows"].as_array().expect("a table");
-    rows.iter().find(|r| r["label"] == label).unwrap_or_else(|| panic!("no row `{label}` in {rows:?}"))
-}
 
 #[test]
 fn tiny_lm_learns_to_count_and_reports_samples_and_its_loss_curve() {

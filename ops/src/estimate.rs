@@ -147,16 +147,30 @@ fn relu_gaussian(mean: &[f64], cov: &[Vec<f64>], rule: &[(f64, f64)]) -> (Vec<f6
 }
 
 fn fixed(args: &Args) -> Result<Vec<f64>, OpError> {
-    args.floats("fixed")
+    let fixed = args.floats("fixed")?;
+    match args.int("random_argument")? {
+        s if s < 0 => Ok(fixed),
+        _ if !fixed.is_empty() => {
+            Err(OpError::invalid("random_argument", "and `fixed` both set the first coordinate; give one of them"))
+        }
+        s => Ok(vec![StandardNormal.sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(s as u64))]),
+    }
 }
 
 fn with_fixed(sig: Signature) -> Signature {
-    sig.req("model", Type::Model, "a ReLU MLP with one output").opt(
-        "fixed",
-        Type::list(Type::Float),
-        Value::List(vec![]),
-        "arguments: values of the first input coordinates, held fixed instead of drawn",
-    )
+    sig.req("model", Type::Model, "a ReLU MLP with one output")
+        .opt(
+            "fixed",
+            Type::list(Type::Float),
+            Value::List(vec![]),
+            "arguments: values of the first input coordinates, held fixed instead of drawn",
+        )
+        .opt(
+            "random_argument",
+            Type::Int,
+            Value::Int(-1),
+            "when 0 or more: fix x₀ at a value drawn from N(0, 1) with this seed (an argument chosen at random)",
+        )
 }
 
 /// Mean-and-variance propagation.

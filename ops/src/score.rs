@@ -15,6 +15,52 @@ pub fn register(r: &mut Registry) {
     r.add(Match);
     r.add(Rewards);
     r.add(Estimates);
+    r.add(Orthogonality);
+}
+
+/// Whether refining an estimate with an extra argument predicts the estimator's error.
+pub struct Orthogonality;
+
+impl Op for Orthogonality {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "score",
+            "orthogonality",
+            1,
+            Type::Metrics,
+            "error orthogonality over problems: the correlation between an estimator's error (reference − estimate) and the change an extra argument makes to its estimate (refined − estimate); near 0 when the estimator cannot predict its own errors (`corr`, its `stderr`, `n`)",
+        )
+        .req("estimates", Type::list(Type::Estimate), "G(Y), one per problem")
+        .req("refined", Type::list(Type::Estimate), "G(Y | an extra argument), one per problem")
+        .req("references", Type::list(Type::Estimate), "Y, one per problem")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let read = |name: &str| -> Result<Vec<f64>, OpError> {
+            args.artifacts(name)?.iter().map(|p| crate::estimate::read(p).map(|e| e.0)).collect()
+        };
+        let (g, r, y) = (read("estimates")?, read("refined")?, read("references")?);
+        if g.len() != r.len() || g.len() != y.len() || g.len() < 3 {
+            return Err(OpError::invalid(
+                "references",
+                format!(
+                    "the three lists have {}, {} and {} entries; give one per problem, at least three",
+                    g.len(),
+                    r.len(),
+                    y.len()
+                ),
+            ));
+        }
+        let err: Vec<f64> = y.iter().zip(&g).map(|(y, g)| y - g).collect();
+        let upd: Vec<f64> = r.iter().zip(&g).map(|(r, g)| r - g).collect();
+        let mut m = Metrics::new();
+        let r = correlation(&err, &upd);
+        m.insert("corr".into(), json!(r));
+        // The usual large-sample standard error of a correlation.
+        m.insert("stderr".into(), json!((1.0 - r * r) / ((g.len() - 1) as f64).sqrt()));
+        m.insert("n".into(), json!(g.len()));
+        artifact::write_metrics(ctx.out, &m)
+    }
 }
 
 /// How an estimator's estimates compare with reference values over many problems.

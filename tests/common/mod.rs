@@ -32,3 +32,9 @@ pub fn labrun_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// The row labelled `label` of table `table` of the first report in a `results.json`.
+pub fn table_row<'a>(results: &'a serde_json::Value, table: usize, label: &str) -> &'a serde_json::Value {
+    let rows = results["reports"][0]["tables"][table]["rows"].as_array().expect("a table");
+    rows.iter().find(|r| r["label"] == label).unwrap_or_else(|| panic!("no row `{label}` in {rows:?}"))
+}
