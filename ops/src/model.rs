@@ -163,7 +163,7 @@ impl Op for MlpOp {
             "mlp",
             1,
             Type::Model,
-            "a multilayer perceptron with fresh weights ~ N(0, 1/fan_in) and zero biases",
+            "a multilayer perceptron with fresh weights: N(0, 1/fan_in) (or He's N(0, 2/fan_in)), zero biases unless `bias_std` is set, optionally a positive readout",
         )
         .req("inputs", Type::Int, "input width")
         .req("hidden", Type::list(Type::Int), "widths of the hidden layers, e.g. `[128, 128]`")
