@@ -270,6 +270,28 @@ fn rule(g: &mut Graph, n: &Node, gy: V, want: &[bool]) -> Result<Vec<Option<V>>,
             let s = g.node("ScatterND", &[zeros, idx, gy], vec![("reduction", Attr::Str("add".into()))], dt, shape);
             vec![Some(s), None]
         }
+        "LayerNormalization" => {
+            // y = x̂·γ + β with x̂ = (x − μ)·r: dx = r·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ.
+            let (mean, inv) = (n.outputs[1], n.outputs[2]);
+            let c = g.sub(x(0), mean);
+            let xhat = g.mul(c, inv);
+            let dgamma = w(1).then(|| {
+                let t = g.mul(gy, xhat);
+                unbroadcast(g, t, x(1))
+            });
+            let dbeta = w(2).then(|| unbroadcast(g, gy, x(2)));
+            let dx = w(0).then(|| {
+                let gg = g.mul(gy, x(1));
+                let m1 = g.reduce_mean(gg, &[-1], true);
+                let gx = g.mul(gg, xhat);
+                let m2 = g.reduce_mean(gx, &[-1], true);
+                let t = g.mul(xhat, m2);
+                let d = g.sub(gg, m1);
+                let d = g.sub(d, t);
+                g.mul(d, inv)
+            });
+            vec![dx, dgamma, dbeta]
+        }
         "GatherElements" => {
             let axis = n.attr_int("axis").unwrap_or(0);
             let zeros = g.zeros_like(x(0));

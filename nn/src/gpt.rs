@@ -392,7 +392,7 @@ impl Gpt {
             present.push((k, v));
         }
         hidden.push(x);
-        let hf = g.layer_norm(x, p.get("lnf.g"), p.get("lnf.b"), LN_EPS);
+        let hf = g.layer_norm_fused(x, p.get("lnf.g"), p.get("lnf.b"), LN_EPS);
         let logits = if self.spec.tied {
             let wt = g.transpose(p.get("wte"), &[1, 0]);
             g.matmul(hf, wt)
@@ -409,11 +409,11 @@ impl Gpt {
 
     fn block(&self, g: &mut Graph, p: &Params, i: usize, x: V, bias: V, past: Option<(V, V)>) -> (V, V, V) {
         let name = |s: &str| format!("h{i}.{s}");
-        let a = g.layer_norm(x, p.get(&name("ln1.g")), p.get(&name("ln1.b")), LN_EPS);
+        let a = g.layer_norm_fused(x, p.get(&name("ln1.g")), p.get(&name("ln1.b")), LN_EPS);
         let w = [name("attn.qkv.w"), name("attn.qkv.b"), name("attn.proj.w"), name("attn.proj.b")].map(|n| p.get(&n));
         let (o, k, v) = attention(g, a, w, self.spec.heads, bias, past);
         let x = g.add(x, o);
-        let m = g.layer_norm(x, p.get(&name("ln2.g")), p.get(&name("ln2.b")), LN_EPS);
+        let m = g.layer_norm_fused(x, p.get(&name("ln2.g")), p.get(&name("ln2.b")), LN_EPS);
         let m = g.matmul(m, p.get(&name("mlp.fc.w")));
         let m = g.add(m, p.get(&name("mlp.fc.b")));
         let m = g.gelu(m);

@@ -489,6 +489,25 @@ impl Graph {
         self.add(g, beta)
     }
 
+    /// Layer normalisation over the last axis as one ONNX `LayerNormalization` node; its
+    /// mean and inverse standard deviation are outputs too, which its gradient rule reuses.
+    pub fn layer_norm_fused(&mut self, x: V, gamma: V, beta: V, eps: f64) -> V {
+        let (dt, shape) = (self.dtype(x), self.shape(x).to_vec());
+        let mut stat = shape.clone();
+        if let Some(last) = stat.last_mut() {
+            *last = 1;
+        }
+        let outs: Vec<V> = [shape, stat.clone(), stat].into_iter().map(|s| self.value(None, dt, s)).collect();
+        // The statistics in the input's own type (the default would be f32).
+        let attrs = vec![
+            ("axis", Attr::Int(-1)),
+            ("epsilon", Attr::Float(eps as f32)),
+            ("stash_type", Attr::Int(dt.onnx() as i64)),
+        ];
+        self.nodes.push(Node { op: "LayerNormalization", inputs: vec![x, gamma, beta], outputs: outs.clone(), attrs });
+        outs[0]
+    }
+
     /// Zeros shaped like `x` at run time.
     pub fn zeros_like(&mut self, x: V) -> V {
         let z = self.scalar(0.0);

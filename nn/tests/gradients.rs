@@ -287,6 +287,18 @@ fn layer_norm_decomposition() {
 }
 
 #[test]
+fn layer_norm_as_one_node() {
+    // ONNX Runtime has no f64 kernel for it: checked in f32.
+    let mut r = Rng(12);
+    check_f32(
+        "LayerNormalization",
+        vec![(vec![-1, 3, 4], t(&mut r, &[2, 3, 4])), (vec![4], pos(&mut r, &[4])), (vec![4], t(&mut r, &[4]))],
+        &[0, 1, 2],
+        |g, x| g.layer_norm_fused(x[0], x[1], x[2], 1e-5),
+    );
+}
+
+#[test]
 fn shared_values_accumulate_gradients() {
     let mut r = Rng(11);
     // x is used three times: x·x + tanh(x).
