@@ -22,12 +22,12 @@ fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: 
         ArgVal::Node(n) => match outputs[*n] {
             Some(id) => {
                 let dir = cache.artifact_path(&id);
-                let metrics = std::fs::read_to_string(dir.join("metrics.json"))
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Json>(&t).ok());
                 if let Some(records) = text_samples(&dir) {
                     return json!({"step": plan.nodes[*n].name, "records": records});
                 }
+                let metrics = std::fs::read_to_string(dir.join("metrics.json"))
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Json>(&t).ok());
                 match metrics {
                     Some(m) => json!({"step": plan.nodes[*n].name, "metrics": m}),
                     None => json!({"step": plan.nodes[*n].name, "artifact": id.to_string()}),

@@ -301,9 +301,11 @@ pub fn generate(
             let id = if done[r].is_some() { 0 } else { pick(row, cfg, &mut rngs[r]) as i64 };
             if done[r].is_none() {
                 out[r].push(id);
-                let text = tok.decode(&out[r])?;
-                if cfg.stop.iter().any(|st| text.contains(st.as_str())) {
-                    done[r] = Some("stop");
+                if !cfg.stop.is_empty() {
+                    let text = tok.decode(&out[r])?;
+                    if cfg.stop.iter().any(|st| text.contains(st.as_str())) {
+                        done[r] = Some("stop");
+                    }
                 }
             }
             ids.push(id);

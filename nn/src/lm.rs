@@ -6,9 +6,11 @@
 use crate::NnError;
 use crate::gpt::{Gpt, Trainable};
 use crate::graph::{Graph, V};
+use crate::runtime::SessionOptions;
 use crate::tensor::{DType, Tensor};
 use crate::train::{self, Batches, StepInfo, TrainConfig, TrainReport};
 use ort::value::DynValue;
+use std::collections::HashMap;
 
 /// What a language model is trained to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -318,48 +320,76 @@ pub fn train_lm(
     train::fit(g, loss, &mut model.params, &mask, &data, val.as_ref().map(|v| v as &dyn Batches), cfg, on_step)
 }
 
-/// Gradients of the mean next-token loss of `seq` (at positions `from..`) with respect to
-/// the input: the token embeddings `[T, width]` and the one-hot token encoding
-/// `[T, vocab]` (the attack and importance-sampling papers take one or the other). `T` is
-/// `seq.len() − 1`.
-pub fn input_gradients(model: &Gpt, seq: &[i64], from: usize) -> Result<(Tensor, Tensor), NnError> {
-    let t = train_len(model, std::iter::once(seq.len()))?;
-    let v = model.spec.vocab;
-    let mut g = Graph::new(DType::F32);
-    let p = model.param_initializers(&mut g);
-    let onehot = g.input("onehot", DType::F32, &[1, t as i64, v as i64]);
-    let emb = g.matmul(onehot, p.get("wte"));
-    let pass = model.forward_embeddings(&mut g, &p, emb)?;
-    let loss = next_token_loss(&mut g, pass.logits, 1, t as i64);
-    let grads = crate::autodiff::grad(&mut g, loss, &[emb, onehot])?;
-    g.output(grads[0], "d_embeddings");
-    g.output(grads[1], "d_onehot");
-    let mut oh = vec![0f32; t * v];
-    let mut tg = vec![0i64; t];
-    let mut wt = vec![0f32; t];
-    for j in 0..t {
-        let id = seq[j];
-        if id < 0 || id as usize >= v {
-            return Err(NnError::BadModel(format!("token id {id} is outside the vocabulary of {v}")));
-        }
-        oh[j * v + id as usize] = 1.0;
-        if j + 1 >= from.max(1) {
-            tg[j] = seq[j + 1];
-            wt[j] = 1.0;
-        }
+/// Gradients of the mean next-token loss of a sequence (at positions `from..`) with respect
+/// to the input: the token embeddings `[T, width]` and the one-hot token encoding
+/// `[T, vocab]` (the attack and importance-sampling papers take one or the other), `T`
+/// being the sequence's length − 1. The gradient graph is built and opened once per
+/// sequence length.
+pub struct InputGradients<'a> {
+    model: &'a Gpt,
+    opts: SessionOptions,
+    sessions: HashMap<usize, ort::session::Session>,
+}
+
+impl<'a> InputGradients<'a> {
+    pub fn new(model: &'a Gpt, opts: SessionOptions) -> Self {
+        InputGradients { model, opts, sessions: HashMap::new() }
     }
-    let n: f32 = wt.iter().sum();
-    wt.iter_mut().for_each(|w| *w /= n.max(1.0));
-    let out = crate::exec::run_graph(
-        &g,
-        &[
-            ("onehot", &Tensor::f32(vec![1, t, v], oh)),
-            ("targets", &Tensor::i64(vec![1, t], tg)),
-            ("weights", &Tensor::f32(vec![1, t], wt)),
-        ],
-        Default::default(),
-    )?;
-    let mut it = out.into_iter();
-    let (de, doh) = (it.next().expect("two outputs"), it.next().expect("two outputs"));
-    Ok((Tensor { shape: vec![t, model.spec.width], ..de }, Tensor { shape: vec![t, v], ..doh }))
+
+    fn session(&self, t: usize) -> Result<ort::session::Session, NnError> {
+        let (model, v) = (self.model, self.model.spec.vocab);
+        let mut g = Graph::new(DType::F32);
+        let p = model.param_initializers(&mut g);
+        let onehot = g.input("onehot", DType::F32, &[1, t as i64, v as i64]);
+        let emb = g.matmul(onehot, p.get("wte"));
+        let pass = model.forward_embeddings(&mut g, &p, emb)?;
+        let loss = next_token_loss(&mut g, pass.logits, 1, t as i64);
+        let grads = crate::autodiff::grad(&mut g, loss, &[emb, onehot])?;
+        g.output(grads[0], "d_embeddings");
+        g.output(grads[1], "d_onehot");
+        crate::runtime::session(&g.to_onnx_bytes("labrun input gradients"), self.opts)
+    }
+
+    /// `(d loss / d embeddings, d loss / d one-hot)` of `seq`.
+    pub fn of(&mut self, seq: &[i64], from: usize) -> Result<(Tensor, Tensor), NnError> {
+        let t = train_len(self.model, std::iter::once(seq.len()))?;
+        let v = self.model.spec.vocab;
+        let mut oh = vec![0f32; t * v];
+        let mut tg = vec![0i64; t];
+        let mut wt = vec![0f32; t];
+        for j in 0..t {
+            let id = seq[j];
+            if id < 0 || id as usize >= v {
+                return Err(NnError::BadModel(format!("token id {id} is outside the vocabulary of {v}")));
+            }
+            oh[j * v + id as usize] = 1.0;
+            if j + 1 >= from.max(1) {
+                tg[j] = seq[j + 1];
+                wt[j] = 1.0;
+            }
+        }
+        let n: f32 = wt.iter().sum();
+        wt.iter_mut().for_each(|w| *w /= n.max(1.0));
+        if !self.sessions.contains_key(&t) {
+            let s = self.session(t)?;
+            self.sessions.insert(t, s);
+        }
+        let sess = self.sessions.get_mut(&t).expect("inserted above");
+        let out = crate::exec::run_session(
+            sess,
+            &[
+                ("onehot", &Tensor::f32(vec![1, t, v], oh)),
+                ("targets", &Tensor::i64(vec![1, t], tg)),
+                ("weights", &Tensor::f32(vec![1, t], wt)),
+            ],
+        )?;
+        let mut it = out.into_iter();
+        let (de, doh) = (it.next().expect("two outputs"), it.next().expect("two outputs"));
+        Ok((Tensor { shape: vec![t, self.model.spec.width], ..de }, Tensor { shape: vec![t, v], ..doh }))
+    }
+}
+
+/// [`InputGradients::of`] for one sequence.
+pub fn input_gradients(model: &Gpt, seq: &[i64], from: usize) -> Result<(Tensor, Tensor), NnError> {
+    InputGradients::new(model, SessionOptions::default()).of(seq, from)
 }

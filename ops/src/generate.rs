@@ -273,7 +273,7 @@ impl Op for NextToken {
                 format!("lists token {:?} twice", tok.token_text(tokens[i]).unwrap_or_default()),
             ));
         }
-        let pairs = lmops::pairs(&lm, &data, "data")?;
+        let pairs = lmops::pairs(lm.tokenizer(), &data, "data")?;
         let mut dec = lm.decoder(ctx, false)?;
         let batch = args.int_at_least("batch", 1)?;
         let mut logp: Vec<f32> = Vec::new();

@@ -55,7 +55,19 @@ impl Lm {
 }
 
 /// The (`prompt`, `completion`) token ids of every record of the argument `arg`.
-pub fn pairs(lm: &Lm, data: &TextData, arg: &str) -> Result<Vec<lab_nn::decode::Pair>, OpError> {
+pub fn pairs(tok: &Tokenizer, data: &TextData, arg: &str) -> Result<Vec<lab_nn::decode::Pair>, OpError> {
+    let pairs = encoded_pairs(tok, data, arg)?;
+    if let Some(i) = pairs.iter().position(|(p, _)| p.is_empty()) {
+        return Err(OpError::invalid(
+            arg,
+            format!("record {} has an empty `prompt`; a text's first token has no probability to score", i + 1),
+        ));
+    }
+    Ok(pairs)
+}
+
+/// The (`prompt`, `completion`) token ids of every record, empty ones included.
+fn encoded_pairs(tok: &Tokenizer, data: &TextData, arg: &str) -> Result<Vec<lab_nn::decode::Pair>, OpError> {
     let prompts = data.strings("prompt", arg)?;
     let comps = data.strings("completion", arg)?;
     prompts
@@ -63,14 +75,8 @@ pub fn pairs(lm: &Lm, data: &TextData, arg: &str) -> Result<Vec<lab_nn::decode::
         .zip(&comps)
         .enumerate()
         .map(|(i, (p, c))| {
-            let p = lm.encode(p, arg).map_err(|e| in_record(e, i))?;
-            if p.is_empty() {
-                return Err(OpError::invalid(
-                    arg,
-                    format!("record {} has an empty `prompt`; a text's first token has no probability to score", i + 1),
-                ));
-            }
-            Ok((p, lm.encode(c, arg).map_err(|e| in_record(e, i))?))
+            let enc = |t: &str| encode(tok, t, arg).map_err(|e| in_record(e, i));
+            Ok((enc(p)?, enc(c)?))
         })
         .collect()
 }
@@ -258,11 +264,7 @@ pub fn rows(model: &Gpt, data: &TextData, arg: &str, completion_only: bool) -> R
     let tok = &model.tokenizer;
     let mut out = Vec::new();
     if completion_only {
-        let prompts = data.strings("prompt", arg)?;
-        let completions = data.strings("completion", arg)?;
-        for (i, (p, c)) in prompts.iter().zip(&completions).enumerate() {
-            let pi = encode(tok, p, arg).map_err(|e| in_record(e, i))?;
-            let ci = encode(tok, c, arg).map_err(|e| in_record(e, i))?;
+        for (pi, ci) in encoded_pairs(tok, data, arg)? {
             if ci.is_empty() {
                 continue;
             }

@@ -187,8 +187,8 @@ impl Op for MlpOp {
             other => return Err(OpError::invalid("init", format!("is `{other}`; use `lecun` or `he`"))),
         };
         let bias_std = args.float("bias_std")?;
-        if !(bias_std >= 0.0 && bias_std.is_finite()) {
-            return Err(OpError::invalid("bias_std", format!("must be 0 or positive, got {bias_std}")));
+        if !(0.0..=1e6).contains(&bias_std) {
+            return Err(OpError::invalid("bias_std", format!("must be between 0 and 1e6, got {bias_std}")));
         }
         let how = MlpInit { gain, bias_std, positive_readout: args.bool("positive_readout")? };
         let inputs = args.int_at_least("inputs", 1)?;

@@ -31,13 +31,14 @@ impl Op for InputGradients {
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let model = lmops::load_gpt(args, "model")?;
         let data = TextData::read(args.artifact("data")?, "data")?;
-        let pairs = lmops::pairs(&lmops::Lm::Own(model.clone()), &data, "data")?;
+        let pairs = lmops::pairs(&model.tokenizer, &data, "data")?;
+        let mut grads = lab_nn::lm::InputGradients::new(&model, crate::nnops::session_options(ctx));
         let (mut de, mut doh, mut offsets) = (Vec::new(), Vec::new(), vec![0i64]);
         let mut out = data.clone();
         for (i, (p, c)) in pairs.iter().enumerate() {
             ctx.check_cancel()?;
             let seq: Vec<i64> = p.iter().chain(c).copied().collect();
-            let (e, o) = lab_nn::lm::input_gradients(&model, &seq, p.len().max(1)).map_err(|e| match e {
+            let (e, o) = grads.of(&seq, p.len().max(1)).map_err(|e| match e {
                 lab_nn::NnError::BadModel(m) => OpError::invalid("data", format!("record {}: {m}", i + 1)),
                 e => e.into(),
             })?;

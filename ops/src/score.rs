@@ -429,7 +429,7 @@ impl Op for Logprobs {
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let lm = lmops::load_lm(args, "model")?;
         let data = TextData::read(args.artifact("data")?, "data")?;
-        let pairs = lmops::pairs(&lm, &data, "data")?;
+        let pairs = lmops::pairs(lm.tokenizer(), &data, "data")?;
         let mut dec = lm.decoder(ctx, false)?;
         let mut out = data.clone();
         let (mut total, mut tokens) = (0.0f64, 0usize);
