@@ -7,7 +7,8 @@
 //!   step is one session run.
 //! - [`mlp`]: the MLP architecture; [`gpt`]: the GPT decoder; [`train`]: the training
 //!   loop shared by every model; [`lm`]: language-model objectives (next token, SFT,
-//!   distillation, reward); [`weights`]: safetensors; [`tokenizer`]: text to token ids.
+//!   distillation, reward); [`reward`]: the Bradley–Terry loss they share with MLP
+//!   reward models over features; [`weights`]: safetensors; [`tokenizer`]: text to token ids.
 //! - [`decode`]: generation with a KV cache, log-probabilities and activations through
 //!   GPT-2's ONNX decoder interface (labrun's models and imported ones).
 //! - [`runtime`]: finding, installing and loading ONNX Runtime; sessions on CPU or CUDA.
@@ -24,6 +25,7 @@ pub mod mlp;
 pub mod onnx;
 pub mod onnx_io;
 pub mod optim;
+pub mod reward;
 pub mod runtime;
 pub mod tensor;
 pub mod tokenizer;

@@ -212,19 +212,7 @@ pub fn loss_graph(model: &Gpt, objective: &LmObjective, t: usize) -> Result<(Gra
             let r = g.reduce_sum(r, &[1], true);
             let diff = g.matmul(pairs, r);
             let diff = g.reshape_keep(diff, 1, &[]);
-            // −log σ(d) = softplus(−d) = relu(−d) + log(1 + exp(−|d|)), stable for any d.
-            let nd = g.neg(diff);
-            let pos = g.relu(nd);
-            let neg = g.relu(diff);
-            let abs = g.add(pos, neg);
-            let na = g.neg(abs);
-            let e = g.exp(na);
-            let one = g.scalar(1.0);
-            let l1 = g.add(one, e);
-            let lg = g.log(l1);
-            let sp = g.add(pos, lg);
-            let w = g.mul(sp, weights);
-            g.reduce_sum(w, &[0], false)
+            crate::reward::bradley_terry(&mut g, diff, weights)
         }
     };
     Ok((g, loss))

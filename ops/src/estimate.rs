@@ -5,6 +5,8 @@
 //! is `estimate.json`: `mean`, and `stderr` for sampling.
 
 use crate::artifact::{self, Metrics};
+use crate::curve::Curve;
+use crate::markov::{self, Markov, SeqReward};
 use crate::moments::{gauss_legendre, pdf, relu_cross_moment, relu_moments};
 use crate::nnops::{self, session_options};
 use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value};
@@ -19,6 +21,8 @@ pub fn register(r: &mut Registry) {
     r.add(CovProp);
     r.add(Sampling);
     r.add(Iterated);
+    r.add(BestOfN);
+    r.add(Rewards);
 }
 
 const FILE: &str = "estimate.json";
@@ -288,6 +292,209 @@ impl Op for Iterated {
             total += 8.0 * w * pdf(v) * g(&net, &[v])?;
         }
         write(ctx.out, total, None, &format!("iterated {method}"))
+    }
+}
+
+/// ln k! for k = 0..=n.
+pub fn log_factorials(n: usize) -> Vec<f64> {
+    let mut lf = vec![0.0; n + 1];
+    for k in 1..=n {
+        lf[k] = lf[k - 1] + (k as f64).ln();
+    }
+    lf
+}
+
+/// The unbiased best-of-n estimate from a pool of N ≥ n draws: the expected score of the
+/// draw a best-of-n policy would pick, E_n = Σ_{i=n}^{N} C(i−1, n−1)/C(N, n) · score_(i),
+/// where the pool is sorted by the selecting reward (ascending) and `scores` are in that
+/// order (C(i−1, n−1)/C(N, n) is the chance that the i-th smallest is the largest of a
+/// random n-subset). The weights are computed in log space (`lf` from [`log_factorials`]
+/// of at least N).
+pub fn best_of_n(scores: &[f64], n: usize, lf: &[f64]) -> f64 {
+    let big = scores.len();
+    assert!(n >= 1 && n <= big && lf.len() > big, "best_of_n needs 1 ≤ n ≤ N and ln k! up to N");
+    let log_choose = |a: usize, b: usize| lf[a] - lf[b] - lf[a - b];
+    let denom = log_choose(big, n);
+    (n..=big).map(|i| (log_choose(i - 1, n - 1) - denom).exp() * scores[i - 1]).sum()
+}
+
+/// KL(best-of-n ‖ π₀) = log n − (n − 1)/n (exact when the pool has no ties).
+pub fn kl_best_of_n(n: usize) -> f64 {
+    (n as f64).ln() - (n as f64 - 1.0) / n as f64
+}
+
+/// `points` integers log-spaced from 1 to `top`, without repeats.
+fn log_grid(top: usize, points: usize) -> Vec<usize> {
+    let mut g: Vec<usize> = (0..points)
+        .map(|k| {
+            if points == 1 { top } else { ((top as f64).ln() * k as f64 / (points - 1) as f64).exp().round() as usize }
+        })
+        .map(|n| n.clamp(1, top))
+        .collect();
+    g.dedup();
+    g
+}
+
+fn mean_se(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (m, 0.0);
+    }
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0);
+    (m, (var / n).sqrt())
+}
+
+/// Best-of-n sampling against a proxy, scored by the gold reward.
+pub struct BestOfN;
+
+impl Op for BestOfN {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "estimate",
+            "best_of_n",
+            1,
+            Type::Curve,
+            "best-of-n against a proxy reward model: for log-spaced n, the gold and proxy scores of the sequence with the highest proxy score among n policy samples, by the unbiased estimator over pools of N ≥ n samples (each pool sorted by proxy; E_n = Σ_{i≥n} C(i−1, n−1)/C(N, n)·score_(i)), relative to the policy's mean (n = 1), averaged over pools with standard errors; with KL_bon = log n − (n−1)/n and d = √KL. A pool with more than 1% duplicate sequences is an error: ties make that KL formula overstate the KL. Columns: n, kl, d, gold, proxy, gold_se, proxy_se",
+        )
+        .req("policy", Type::Model, "the policy sampled (`model.markov`)")
+        .req("gold", Type::Model, "the true reward, over one-hot features")
+        .req("proxy", Type::Model, "the reward model that selects, over one-hot features")
+        .opt("pool", Type::Int, Value::Int(8192), "samples per pool, N (the largest n)")
+        .opt("pools", Type::Int, Value::Int(4), "independent pools averaged")
+        .opt("points", Type::Int, Value::Int(25), "values of n, log-spaced from 1 to N")
+        .opt("seed", Type::Int, Value::Int(0), "sampling seed")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let policy = Markov::from_arg(args, "policy")?;
+        let mut gold = SeqReward::load(ctx, args, "gold", &policy)?;
+        let mut proxy = SeqReward::load(ctx, args, "proxy", &policy)?;
+        let pool = args.int_at_least("pool", 2)?;
+        let pools = args.int_at_least("pools", 1)?;
+        let points = args.int_at_least("points", 2)?;
+        if pool.saturating_mul(pools) > 1 << 24 {
+            return Err(OpError::invalid(
+                "pool",
+                format!("× pools is {} samples; at most 2^24", pool.saturating_mul(pools)),
+            ));
+        }
+        let grid = log_grid(pool, points);
+        let lf = log_factorials(pool);
+        let table = policy.table(&policy.bias);
+        let seed = args.int("seed")?;
+        // Per pool, each n: (gold, proxy) relative to the pool's mean.
+        let mut per_pool: Vec<Vec<(f64, f64)>> = Vec::new();
+        let mut duplicates = 0;
+        for p in 0..pools {
+            ctx.check_cancel()?;
+            let seqs = table.sample(pool, &mut markov::rng(seed, 100 + p as u64));
+            let dup = pool - seqs.unique();
+            if dup * 100 > pool {
+                return Err(OpError::Data(format!(
+                    "pool {} has {dup} duplicate sequences of {pool}; best-of-n's KL formula overstates the KL when samples repeat: use a policy with more entropy (longer sequences, a larger vocabulary or a smaller `logit_std`) or a smaller `pool`",
+                    p + 1
+                )));
+            }
+            duplicates += dup;
+            let g = gold.score(&seqs)?;
+            let r = proxy.score(&seqs)?;
+            let mut order: Vec<usize> = (0..pool).collect();
+            order.sort_by(|&a, &b| r[a].total_cmp(&r[b]));
+            let gs: Vec<f64> = order.iter().map(|&i| g[i]).collect();
+            let rs: Vec<f64> = order.iter().map(|&i| r[i]).collect();
+            let (g1, r1) = (best_of_n(&gs, 1, &lf), best_of_n(&rs, 1, &lf));
+            per_pool.push(grid.iter().map(|&n| (best_of_n(&gs, n, &lf) - g1, best_of_n(&rs, n, &lf) - r1)).collect());
+            (ctx.progress)(Progress {
+                done: p as u64 + 1,
+                total: pools as u64,
+                message: format!("pool {} of {pools}", p + 1),
+            });
+        }
+        let mut c = Curve::new(&["n", "kl", "d", "gold", "proxy", "gold_se", "proxy_se"]);
+        for (j, &n) in grid.iter().enumerate() {
+            let (g, gse) = mean_se(&per_pool.iter().map(|v| v[j].0).collect::<Vec<_>>());
+            let (r, rse) = mean_se(&per_pool.iter().map(|v| v[j].1).collect::<Vec<_>>());
+            let kl = kl_best_of_n(n);
+            c.push(vec![n as f64, kl, kl.sqrt(), g, r, gse, rse]);
+        }
+        write_curve(ctx.out, &c, json!({"duplicates": duplicates}))
+    }
+}
+
+/// A curve's summary: where gold peaks, and the last proxy score.
+fn write_curve(dir: &Path, c: &Curve, extra: serde_json::Value) -> Result<(), OpError> {
+    let gold = c.column("gold", "curve")?;
+    let d = c.column("d", "curve")?;
+    let proxy = c.column("proxy", "curve")?;
+    let (i, &gmax) =
+        gold.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).ok_or_else(|| OpError::internal("an empty curve"))?;
+    let mut m = Metrics::new();
+    m.insert("gold_max".into(), json!(gmax));
+    m.insert("d_at_gold_max".into(), json!(d[i]));
+    m.insert("gold_last".into(), json!(gold[gold.len() - 1]));
+    m.insert("proxy_last".into(), json!(proxy[proxy.len() - 1]));
+    m.insert("d_last".into(), json!(d[d.len() - 1]));
+    if let serde_json::Value::Object(e) = extra {
+        m.extend(e);
+    }
+    c.write(dir, &m)
+}
+
+/// Gold and proxy scores of a policy's RL checkpoints.
+pub struct Rewards;
+
+impl Op for Rewards {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "estimate",
+            "rewards",
+            1,
+            Type::Curve,
+            "the mean gold and proxy scores of each checkpoint of a tabular policy trained by `finetune.rl` (Monte Carlo over `samples` sequences each, the same random numbers for every checkpoint), relative to the first checkpoint (the starting policy), against the checkpoint's exact KL and d = √KL. Columns: step, kl, d, gold, proxy, gold_se, proxy_se",
+        )
+        .req("policy", Type::Model, "a policy from `finetune.rl` (or any `model.markov`: then its one state)")
+        .req("gold", Type::Model, "the true reward, over one-hot features")
+        .req("proxy", Type::Model, "the reward model the policy was optimised against")
+        .opt("samples", Type::Int, Value::Int(8192), "samples per checkpoint")
+        .opt("seed", Type::Int, Value::Int(0), "sampling seed")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let policy = Markov::from_arg(args, "policy")?;
+        let mut gold = SeqReward::load(ctx, args, "gold", &policy)?;
+        let mut proxy = SeqReward::load(ctx, args, "proxy", &policy)?;
+        let samples = args.int_at_least("samples", 2)?;
+        if samples > 1 << 24 {
+            return Err(OpError::invalid("samples", format!("is {samples}; at most 2^24")));
+        }
+        let states: Vec<(usize, Vec<f32>)> = if policy.checkpoints.is_empty() {
+            vec![(0, policy.bias.clone())]
+        } else {
+            policy.checkpoints.iter().map(|c| (c.step, c.bias.clone())).collect()
+        };
+        let base = policy.table(&states[0].1);
+        let seed = args.int("seed")?;
+        let mut c = Curve::new(&["step", "kl", "d", "gold", "proxy", "gold_se", "proxy_se"]);
+        let mut first: Option<(Vec<f64>, Vec<f64>)> = None;
+        for (k, (step, bias)) in states.iter().enumerate() {
+            ctx.check_cancel()?;
+            let table = policy.table(bias);
+            let kl = table.kl(&base).max(0.0);
+            let seqs = table.sample(samples, &mut markov::rng(seed, 200));
+            let (g, r) = (gold.score(&seqs)?, proxy.score(&seqs)?);
+            let (g0, r0) = first.get_or_insert_with(|| (g.clone(), r.clone()));
+            let (gm, gse) = mean_se(&g);
+            let (rm, rse) = mean_se(&r);
+            let (g0m, r0m) = (mean_se(g0).0, mean_se(r0).0);
+            c.push(vec![*step as f64, kl, kl.sqrt(), gm - g0m, rm - r0m, gse, rse]);
+            (ctx.progress)(Progress {
+                done: k as u64 + 1,
+                total: states.len() as u64,
+                message: format!("checkpoint {} of {}", k + 1, states.len()),
+            });
+        }
+        write_curve(ctx.out, &c, json!({}))
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 pub fn register(r: &mut Registry) {
     r.add(Take);
+    r.add(Head);
     r.add(NumberLists);
     r.add(Exclude);
 }
@@ -82,6 +83,42 @@ impl Op for Take {
         let mut idx = sample(&mut rng, data.rows(), count).into_vec();
         idx.sort_unstable();
         data.select(&idx).write(ctx.out)
+    }
+}
+
+/// The first `count` rows: nested subsets of one dataset (250, 1,000, 4,000 … of the same
+/// comparisons), each containing the smaller ones.
+pub struct Head;
+
+impl Op for Head {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "filter",
+            "head",
+            1,
+            Type::Dataset,
+            "the first `count` rows (or text records) of a dataset; heads of one dataset are nested, each containing the smaller ones",
+        )
+        .req("data", Type::Dataset, "the dataset")
+        .req("count", Type::Int, "rows to keep")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let dir = args.artifact("data")?;
+        let count = args.int_at_least("count", 1)?;
+        let too_many = |n: usize| OpError::invalid("count", format!("is {count} but the dataset has only {n} rows"));
+        if TextData::is_text(dir) {
+            let data = TextData::read(dir, "data")?;
+            if count > data.records.len() {
+                return Err(too_many(data.records.len()));
+            }
+            return TextData { records: data.records[..count].to_vec() }.write(ctx.out);
+        }
+        let data = Dataset::read(dir)?;
+        if count > data.rows() {
+            return Err(too_many(data.rows()));
+        }
+        data.select(&(0..count).collect::<Vec<_>>()).write(ctx.out)
     }
 }
 

@@ -3,11 +3,14 @@
 use crate::artifact::Dataset;
 use crate::generate::NEXT_TOKEN_FILE;
 use crate::lmops::{self, training_params};
+use crate::markov::{self, Checkpoint, Markov, SeqReward};
 use crate::nnops;
 use crate::text::TextData;
-use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value};
 use lab_nn::lm::{LmObjective, Ranked};
+use lab_nn::reward::{self, Pairs};
 use lab_nn::train::Objective;
+use lab_nn::train::StepInfo;
 
 pub fn register(r: &mut Registry) {
     r.add(Supervised);
@@ -16,6 +19,7 @@ pub fn register(r: &mut Registry) {
     r.add(Sft);
     r.add(DistillLm);
     r.add(Reward);
+    r.add(Rl);
 }
 
 fn common(sig: Signature) -> Signature {
@@ -247,9 +251,9 @@ pub struct Reward;
 impl Op for Reward {
     fn signature(&self) -> Signature {
         training_params(
-            Signature::new("finetune", "reward", 1, Type::Model, "reward modelling with the Bradley–Terry loss −log σ(r(better) − r(worse)), r being the scalar head at a sequence's last token: over each record's `chosen`/`rejected` pair, or over all pairs of its `completions` (best first); texts follow the `prompt`")
-                .req("model", Type::Model, "a language model with a scalar head (`value_head: true` or `model.value_head`)")
-                .req("data", Type::Dataset, "records with `prompt` and either `chosen` and `rejected`, or `completions` (a list, best first)"),
+            Signature::new("finetune", "reward", 1, Type::Model, "reward modelling with the Bradley–Terry loss −log σ(r(better) − r(worse)). For a language model, r is the scalar head at a sequence's last token, over each record's `chosen`/`rejected` pair or over all pairs of its `completions` (best first); texts follow the `prompt`. For an MLP with one output, r is its output on a feature row, over rows of comparisons (the preferred row's features, then the other's, as `generate.comparisons` makes them); with `val_fraction` it writes the held-out accuracy to `train_log.json`")
+                .req("model", Type::Model, "a language model with a scalar head (`value_head: true` or `model.value_head`), or an MLP with `outputs: 1`")
+                .req("data", Type::Dataset, "for a language model, records with `prompt` and either `chosen` and `rejected`, or `completions` (a list, best first); for an MLP, rows of two feature vectors, the preferred first"),
             200,
             1e-3,
             16,
@@ -257,10 +261,13 @@ impl Op for Reward {
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        if nnops::model_arch(args.artifact("model")?)? == "mlp" {
+            return reward_mlp(ctx, args);
+        }
         if args.float("val_fraction")? > 0.0 {
             return Err(OpError::invalid(
                 "val_fraction",
-                "is not supported by `finetune.reward` yet; hold comparisons out with `filter.exclude` and score them with `score.rewards`",
+                "is not supported by `finetune.reward` on language models yet; hold comparisons out with `filter.exclude` and score them with `score.rewards`",
             ));
         }
         let model = lmops::load_gpt(args, "model")?;
@@ -297,4 +304,187 @@ impl Op for Reward {
 /// A record's string field; anything else is an error naming the record (1-based).
 fn string_field<'a>(v: &'a serde_json::Value, field: &str, i: usize) -> Result<&'a str, OpError> {
     v.as_str().ok_or_else(|| OpError::invalid("data", format!("record {}: `{field}` must be a string", i + 1)))
+}
+
+/// Bradley–Terry training of an MLP reward model on comparison rows.
+fn reward_mlp(ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+    let mut model = nnops::load_model(args, "model")?;
+    let d = Dataset::read(args.artifact("data")?)?;
+    let f = model.spec.inputs;
+    if model.spec.outputs != 1 {
+        return Err(OpError::invalid(
+            "model",
+            format!("has {} outputs; a reward model has one (`outputs: 1`)", model.spec.outputs),
+        ));
+    }
+    if d.x.ncols() != 2 * f {
+        return Err(OpError::invalid(
+            "data",
+            format!(
+                "has rows of width {}, but comparisons for a model over {f} features have width {} (the preferred row's features, then the other's)",
+                d.x.ncols(),
+                2 * f
+            ),
+        ));
+    }
+    let (cfg, trainable, val_fraction) = lmops::train_config(ctx, args)?;
+    if trainable != lab_nn::gpt::Trainable::All {
+        return Err(OpError::invalid("train", "must be `all` for an MLP reward model"));
+    }
+    let (train_idx, val_idx) = lmops::split_val((0..d.rows()).collect(), val_fraction, cfg.seed);
+    let split = |idx: &[usize]| {
+        let (mut better, mut worse) = (Vec::with_capacity(idx.len() * f), Vec::with_capacity(idx.len() * f));
+        for &i in idx {
+            let row = d.x.row(i);
+            better.extend(row.iter().take(f));
+            worse.extend(row.iter().skip(f));
+        }
+        (better, worse)
+    };
+    let (tb, tw) = split(&train_idx);
+    let (vb, vw) = split(&val_idx);
+    let pairs = Pairs { better: &tb, worse: &tw, width: f };
+    let val = Pairs { better: &vb, worse: &vw, width: f };
+    let mut on_step = |s: StepInfo| {
+        if s.step.is_multiple_of(20) || s.step == s.total {
+            (ctx.progress)(Progress {
+                done: s.step as u64,
+                total: s.total as u64,
+                message: format!("loss {:.4}", s.loss),
+            });
+        }
+        ctx.check_cancel().is_ok()
+    };
+    let report = match reward::train_mlp(&mut model, &pairs, (!val_idx.is_empty()).then_some(&val), &cfg, &mut on_step)
+    {
+        Ok(r) => r,
+        Err(_) if ctx.check_cancel().is_err() => return Err(OpError::Cancelled),
+        Err(lab_nn::NnError::NonFinite { step, value }) => {
+            return Err(OpError::Numeric(format!(
+                "the training loss became {value} at step {step}; lower `lr` (now {})",
+                cfg.lr
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    model.save(ctx.out)?;
+    lmops::write_log(ctx.out, &report)?;
+    if !val_idx.is_empty() {
+        // How often the trained model ranks a held-out pair as the labels do.
+        let opts = nnops::session_options(ctx);
+        let rb = lab_nn::train::predict(&model, &vb, opts)?;
+        let rw = lab_nn::train::predict(&model, &vw, opts)?;
+        let acc = rb.iter().zip(&rw).filter(|(a, b)| a > b).count() as f64 / rb.len() as f64;
+        let mut m = crate::artifact::Metrics::new();
+        m.insert("val_accuracy".into(), serde_json::json!(acc));
+        m.insert("val_pairs".into(), serde_json::json!(rb.len()));
+        m.insert("train_pairs".into(), serde_json::json!(train_idx.len()));
+        m.insert("steps".into(), serde_json::json!(report.steps));
+        crate::artifact::write_metrics(ctx.out, &m)?;
+    }
+    Ok(())
+}
+
+/// Policy-gradient RL of a tabular policy against a reward model.
+pub struct Rl;
+
+impl Op for Rl {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "finetune",
+            "rl",
+            1,
+            Type::Model,
+            "REINFORCE on a tabular policy (`model.markov`) against a reward model over its one-hot features: the policy's logits plus a learned bias per (position, token), advantages whitened within each batch, Adam, no KL penalty. The exact KL to the starting policy is tracked every step; the policy is saved as a checkpoint whenever the KL passes the next of `checkpoints` log-spaced levels between `min_kl` and `max_kl`, and training stops at `max_kl` (or after `steps`). `estimate.rewards` scores the checkpoints; `rl_log.json` has the KL and mean reward of every step",
+        )
+        .req("policy", Type::Model, "the starting policy (`model.markov`); it is copied, not changed")
+        .req("reward", Type::Model, "the reward model optimised (e.g. a proxy from `finetune.reward`)")
+        .opt("steps", Type::Int, Value::Int(2000), "the most optimizer steps")
+        .opt("batch", Type::Int, Value::Int(512), "sequences sampled per step")
+        .opt("lr", Type::Float, Value::Float(0.02), "Adam learning rate")
+        .opt("max_kl", Type::Float, Value::Float(16.0), "stop once KL(π ‖ π₀) reaches this (nats)")
+        .opt("min_kl", Type::Float, Value::Float(0.05), "the first checkpoint's KL")
+        .opt("checkpoints", Type::Int, Value::Int(16), "checkpoints, log-spaced in KL from `min_kl` to `max_kl` (π₀ is kept too)")
+        .opt("seed", Type::Int, Value::Int(0), "sampling seed")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let mut policy = Markov::from_arg(args, "policy")?;
+        let mut reward = SeqReward::load(ctx, args, "reward", &policy)?;
+        let steps = args.int_at_least("steps", 1)?;
+        let batch = args.int_at_least("batch", 2)?;
+        let k = args.int_at_least("checkpoints", 1)?;
+        let lr = args.float("lr")?;
+        let (min_kl, max_kl) = (args.float("min_kl")?, args.float("max_kl")?);
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(OpError::invalid("lr", format!("must be a positive number, got {lr}")));
+        }
+        if !(min_kl > 0.0 && max_kl >= min_kl && max_kl.is_finite()) {
+            return Err(OpError::invalid(
+                "max_kl",
+                format!("must be finite with 0 < min_kl ≤ max_kl; got min_kl {min_kl}, max_kl {max_kl}"),
+            ));
+        }
+        let levels: Vec<f64> = (0..k)
+            .map(|i| if k == 1 { max_kl } else { min_kl * (max_kl / min_kl).powf(i as f64 / (k - 1) as f64) })
+            .collect();
+        let base = policy.table(&policy.bias);
+        let mut bias: Vec<f64> = policy.bias.iter().map(|&b| b as f64).collect();
+        let to_f32 = |b: &[f64]| b.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+        policy.checkpoints = vec![Checkpoint { step: 0, kl: 0.0, bias: policy.bias.clone() }];
+        let (mut m, mut v) = (vec![0f64; bias.len()], vec![0f64; bias.len()]);
+        let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+        let mut rng = markov::rng(args.int("seed")?, 3);
+        let mut next = 0;
+        let mut log = Vec::new();
+        let mut kl = 0.0;
+        for step in 1..=steps {
+            ctx.check_cancel()?;
+            let table = policy.table(&to_f32(&bias));
+            let seqs = table.sample(batch, &mut rng);
+            let r = reward.score(&seqs)?;
+            let (mean, sd) = markov::mean_std(&r);
+            let adv: Vec<f64> = r.iter().map(|x| (x - mean) / (sd + 1e-8) / batch as f64).collect();
+            let g = table.bias_gradient(&seqs, &adv);
+            let t = step as i32;
+            for i in 0..bias.len() {
+                m[i] = b1 * m[i] + (1.0 - b1) * g[i];
+                v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+                let (mh, vh) = (m[i] / (1.0 - b1.powi(t)), v[i] / (1.0 - b2.powi(t)));
+                // Ascent: the objective is the expected reward.
+                bias[i] += lr * mh / (vh.sqrt() + eps);
+            }
+            let b32 = to_f32(&bias);
+            kl = policy.table(&b32).kl(&base);
+            if !kl.is_finite() {
+                return Err(OpError::Numeric(format!(
+                    "the policy's KL became {kl} at step {step}; lower `lr` (now {lr})"
+                )));
+            }
+            log.push(serde_json::json!({"step": step, "kl": kl, "reward": mean}));
+            while next < levels.len() && kl >= levels[next] {
+                policy.checkpoints.push(Checkpoint { step, kl, bias: b32.clone() });
+                next += 1;
+            }
+            if step % 10 == 0 || step == steps {
+                (ctx.progress)(Progress {
+                    done: step as u64,
+                    total: steps as u64,
+                    message: format!("KL {kl:.2} of {max_kl}, reward {mean:.3}"),
+                });
+            }
+            if kl >= max_kl {
+                break;
+            }
+        }
+        if policy.checkpoints.last().is_some_and(|c| c.kl < kl) {
+            let step = log.len();
+            policy.checkpoints.push(Checkpoint { step, kl, bias: to_f32(&bias) });
+        }
+        policy.bias = to_f32(&bias);
+        policy.save(ctx.out)?;
+        let doc = serde_json::json!({"reached_max_kl": kl >= max_kl, "steps": log});
+        std::fs::write(ctx.out.join("rl_log.json"), serde_json::to_string(&doc).expect("json"))?;
+        Ok(())
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::artifact::Dataset;
 use crate::lmops;
+use crate::markov::{self, Markov, SeqReward};
 use crate::text::{self, TextData};
 use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value};
 use lab_nn::decode::{self, Sampling};
@@ -16,6 +17,7 @@ pub fn register(r: &mut Registry) {
     r.add(Corpus);
     r.add(Text);
     r.add(NextToken);
+    r.add(Comparisons);
 }
 
 /// `count` rows of independent uniform noise in [`low`, `high`); `shape` is the width of
@@ -308,5 +310,47 @@ impl Op for NextToken {
             ],
         )?;
         Ok(())
+    }
+}
+
+/// Comparisons labelled by a gold reward, for training proxy reward models.
+pub struct Comparisons;
+
+impl Op for Comparisons {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "generate",
+            "comparisons",
+            1,
+            Type::Dataset,
+            "pairs of independent sequences from a tabular policy, ordered by a gold reward: each row `x` is the preferred sequence's one-hot (position, token) features followed by the other's (width 2·length·vocab), the input `finetune.reward` takes for an MLP",
+        )
+        .req("policy", Type::Model, "the policy that samples (`model.markov`)")
+        .req("gold", Type::Model, "the reward model that labels, over one-hot features (e.g. `model.gold_reward`)")
+        .opt("pairs", Type::Int, Value::Int(16_000), "number of comparisons")
+        .opt("seed", Type::Int, Value::Int(0), "sampling seed")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let policy = Markov::from_arg(args, "policy")?;
+        let pairs = args.int_at_least("pairs", 1)?;
+        if pairs > 10_000_000 {
+            return Err(OpError::invalid("pairs", format!("is {pairs}; at most 10,000,000 comparisons")));
+        }
+        let mut gold = SeqReward::load(ctx, args, "gold", &policy)?;
+        let seqs = policy.table(&policy.bias).sample(2 * pairs, &mut markov::rng(args.int("seed")?, 2));
+        let scores = gold.score(&seqs)?;
+        let f = policy.length * policy.vocab;
+        let onehot = seqs.one_hot(policy.vocab);
+        let mut x = Array2::<f32>::zeros((pairs, 2 * f));
+        for i in 0..pairs {
+            let (a, b) = (2 * i, 2 * i + 1);
+            let (better, worse) = if scores[a] >= scores[b] { (a, b) } else { (b, a) };
+            let mut row = x.row_mut(i);
+            let row = row.as_slice_mut().expect("standard layout");
+            row[..f].copy_from_slice(&onehot[better * f..(better + 1) * f]);
+            row[f..].copy_from_slice(&onehot[worse * f..(worse + 1) * f]);
+        }
+        Dataset { x, y: None, t: None }.write(ctx.out)
     }
 }

@@ -10,7 +10,9 @@
 //! trained GPTs `weights.safetensors` and `train_log.json`.
 
 pub mod artifact;
+pub mod curve;
 mod lmops;
+pub mod markov;
 mod moments;
 mod nnops;
 mod op;
@@ -23,6 +25,7 @@ pub mod data;
 pub mod estimate;
 pub mod filter;
 pub mod finetune;
+pub mod fit;
 pub mod generate;
 pub mod model;
 pub mod probe;

@@ -246,7 +246,7 @@ pub fn train_and_save(
     write_log(ctx.out, &report)
 }
 
-fn write_log(dir: &Path, r: &TrainReport) -> Result<(), OpError> {
+pub fn write_log(dir: &Path, r: &TrainReport) -> Result<(), OpError> {
     let log = serde_json::json!({
         "steps": r.steps,
         "loss": r.losses,

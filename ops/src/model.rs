@@ -1,6 +1,7 @@
 //! `model.*`: model constructors, and the ops that run a model forward.
 
 use crate::artifact::Dataset;
+use crate::markov::{self, Markov};
 use crate::nnops;
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use lab_nn::gpt::{Gpt, GptSpec};
@@ -14,6 +15,8 @@ pub fn register(r: &mut Registry) {
     r.add(GptOp);
     r.add(ImportLm);
     r.add(ValueHead);
+    r.add(MarkovOp);
+    r.add(GoldReward);
 }
 
 /// A GPT language model with fresh weights; its vocabulary comes from its tokenizer.
@@ -282,4 +285,168 @@ impl Op for Logits {
         let t = Array2::from_shape_fn((d.rows(), keep.len()), |(r, c)| logits[r * o + keep.start + c]);
         Dataset { x: d.x, y: d.y, t: Some(t) }.write(ctx.out)
     }
+}
+
+/// π₀ of the reward-model overoptimization miniature: a tabular second-order Markov chain.
+pub struct MarkovOp;
+
+impl Op for MarkovOp {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "model",
+            "markov",
+            1,
+            Type::Model,
+            "a tabular policy over token sequences: a position-dependent second-order Markov chain, π(x_t | x_{t−2}, x_{t−1}) = softmax of logits drawn N(0, logit_std²) for every position and context; RL (`finetune.rl`) adds a learned bias per (position, token)",
+        )
+        .opt("length", Type::Int, Value::Int(8), "tokens per sequence")
+        .opt("vocab", Type::Int, Value::Int(16), "vocabulary size")
+        .opt("logit_std", Type::Float, Value::Float(0.7), "spread of the logits (0: uniform sequences)")
+        .opt("seed", Type::Int, Value::Int(0), "seed of the logits")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let length = args.int_at_least("length", 1)?;
+        let vocab = args.int_at_least("vocab", 2)?;
+        Markov::init(length, vocab, args.float("logit_std")?, args.int("seed")? as u64)?.save(ctx.out)
+    }
+}
+
+/// The synthetic gold reward of the miniature: quality minus a penalty on an attribute that
+/// goes with quality. A plain random network as gold gives no overoptimization: proxies
+/// learn it everywhere. This one is hard to learn where the policy rarely goes, the upper
+/// tail of the correlated attribute.
+pub struct GoldReward;
+
+#[derive(serde::Serialize)]
+struct GoldFile {
+    arch: &'static str,
+    inputs: usize,
+    length: usize,
+    vocab: usize,
+    hidden: usize,
+    penalty: f64,
+    threshold: f64,
+    correlation: f64,
+    /// (mean, std) of the raw quality, the raw other score and the raw gold under π₀.
+    standardization: [(f64, f64); 3],
+}
+
+impl Op for GoldReward {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "model",
+            "gold_reward",
+            1,
+            Type::Model,
+            "a synthetic gold reward over a policy's sequences: gold = q − penalty·relu(a − threshold)², standardised under the policy, where q and o are random 2-layer ReLU MLPs over one-hot (position, token) features, standardised under the policy, and the attribute a = correlation·q + √(1 − correlation²)·o; saved as an ONNX model (`x` one-hot features → `logits`)",
+        )
+        .req("policy", Type::Model, "the policy (`model.markov`) whose sequences it scores and under which it is standardised")
+        .opt("hidden", Type::Int, Value::Int(32), "hidden width of q and o")
+        .opt("penalty", Type::Float, Value::Float(0.5), "weight of the penalty")
+        .opt("threshold", Type::Float, Value::Float(0.5), "attribute level (in standard deviations) where the penalty starts")
+        .opt("correlation", Type::Float, Value::Float(0.9), "correlation of the attribute with quality, in [−1, 1]")
+        .opt("samples", Type::Int, Value::Int(8192), "policy samples the standardisation uses")
+        .opt("seed", Type::Int, Value::Int(0), "seed of the two networks and of the samples")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let policy = Markov::from_arg(args, "policy")?;
+        let hidden = args.int_at_least("hidden", 1)?;
+        let samples = args.int_at_least("samples", 2)?;
+        let rho = args.float("correlation")?;
+        if !(-1.0..=1.0).contains(&rho) {
+            return Err(OpError::invalid("correlation", format!("must be in [−1, 1], got {rho}")));
+        }
+        let (penalty, threshold) = (args.float("penalty")?, args.float("threshold")?);
+        for (name, v) in [("penalty", penalty), ("threshold", threshold)] {
+            if !v.is_finite() {
+                return Err(OpError::invalid(name, "must be a finite number"));
+            }
+        }
+        let seed = args.int("seed")?;
+        let inputs = policy.length * policy.vocab;
+        let spec = MlpSpec { inputs, hidden: vec![hidden], outputs: 1, activation: lab_nn::mlp::Activation::Relu };
+        let he = MlpInit { gain: 2.0, bias_std: 0.0, positive_readout: false };
+        let quality = Mlp::init_with(spec.clone(), seed as u64, he);
+        let other = Mlp::init_with(spec, (seed as u64).wrapping_add(0x9e37_79b9_7f4a_7c15), he);
+        let seqs = policy.table(&policy.bias).sample(samples, &mut markov::rng(seed, 1));
+        let x = seqs.one_hot(policy.vocab);
+        let opts = nnops::session_options(ctx);
+        let standardize = |raw: Vec<f64>| -> Result<(Vec<f64>, (f64, f64)), OpError> {
+            let (m, sd) = markov::mean_std(&raw);
+            if !(sd > 0.0) {
+                return Err(OpError::Data(
+                    "a random network gives every sampled sequence the same score; use another `seed` or more `samples`"
+                        .into(),
+                ));
+            }
+            Ok((raw.iter().map(|r| (r - m) / sd).collect(), (m, sd)))
+        };
+        let raw = |m: &Mlp| -> Result<Vec<f64>, OpError> {
+            Ok(lab_nn::train::predict(m, &x, opts)?.iter().map(|&v| v as f64).collect())
+        };
+        let (q, sq) = standardize(raw(&quality)?)?;
+        let (o, so) = standardize(raw(&other)?)?;
+        let c = (1.0 - rho * rho).sqrt();
+        let gold: Vec<f64> =
+            q.iter().zip(&o).map(|(&q, &o)| q - penalty * (rho * q + c * o - threshold).max(0.0).powi(2)).collect();
+        let (_, sg) = standardize(gold)?;
+        let meta = GoldFile {
+            arch: "gold_reward",
+            inputs,
+            length: policy.length,
+            vocab: policy.vocab,
+            hidden,
+            penalty,
+            threshold,
+            correlation: rho,
+            standardization: [sq, so, sg],
+        };
+
+        // The same formula as one ONNX graph: x → logits.
+        let mut g = lab_nn::Graph::new(lab_nn::DType::F32);
+        let xin = g.input("x", lab_nn::DType::F32, &[-1, inputs as i64]);
+        let net = |g: &mut lab_nn::Graph, m: &Mlp, prefix: &str, (mean, sd): (f64, f64)| {
+            let ps: Vec<_> = m.params.iter().map(|(n, t)| g.initializer(&format!("{prefix}.{n}"), t.clone())).collect();
+            let r = m.spec.forward(g, xin, &ps);
+            affine(g, r, 1.0 / sd, -mean / sd)
+        };
+        let qv = net(&mut g, &quality, "quality", sq);
+        let ov = net(&mut g, &other, "other", so);
+        let a = affine(&mut g, qv, rho, -threshold);
+        let co = affine(&mut g, ov, c, 0.0);
+        let a = g.add(a, co);
+        let e = g.relu(a);
+        let e2 = g.mul(e, e);
+        let pen = affine(&mut g, e2, penalty, 0.0);
+        let gold = g.sub(qv, pen);
+        let out = affine(&mut g, gold, 1.0 / sg.1, -sg.0 / sg.1);
+        g.output(out, "logits");
+        std::fs::write(
+            ctx.out.join("model.json"),
+            serde_json::to_string_pretty(&meta).map_err(|e| OpError::internal(e.to_string()))?,
+        )?;
+        let weights: Vec<(String, lab_nn::Tensor)> = [("quality", &quality), ("other", &other)]
+            .iter()
+            .flat_map(|(p, m)| m.params.iter().map(move |(n, t)| (format!("{p}.{n}"), t.clone())))
+            .collect();
+        lab_nn::weights::save(&ctx.out.join("weights.safetensors"), &weights)?;
+        std::fs::write(
+            ctx.out.join("model.onnx"),
+            g.to_onnx_bytes("labrun synthetic gold reward: x [N, length*vocab] one-hot -> logits [N, 1]"),
+        )?;
+        Ok(())
+    }
+}
+
+/// a·v + b
+fn affine(g: &mut lab_nn::Graph, v: lab_nn::V, a: f64, b: f64) -> lab_nn::V {
+    let av = g.scalar(a);
+    let m = g.mul(v, av);
+    if b == 0.0 {
+        return m;
+    }
+    let bv = g.scalar(b);
+    g.add(m, bv)
 }

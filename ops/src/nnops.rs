@@ -23,7 +23,7 @@ pub fn load_model(args: &Args, name: &str) -> Result<Mlp, OpError> {
     Ok(Mlp::load(dir)?)
 }
 
-fn model_arch(dir: &std::path::Path) -> Result<String, OpError> {
+pub fn model_arch(dir: &std::path::Path) -> Result<String, OpError> {
     let text = std::fs::read_to_string(dir.join("model.json"))
         .map_err(|e| OpError::Data(format!("{} is not a model: {e}", dir.display())))?;
     let v: serde_json::Value =
@@ -63,6 +63,13 @@ impl Inference {
         let x = d.x.as_standard_layout();
         let x = x.as_slice().expect("standard layout");
         Ok(lab_nn::exec::predict_rows(&mut self.session, &self.input, &self.output, d.x.ncols(), x)?)
+    }
+}
+
+impl Inference {
+    /// Outputs for rows `x` (row-major, `width` columns), and their row width.
+    pub fn predict_x(&mut self, x: &[f32], width: usize) -> Result<(Vec<f32>, usize), OpError> {
+        Ok(lab_nn::exec::predict_rows(&mut self.session, &self.input, &self.output, width, x)?)
     }
 }
 

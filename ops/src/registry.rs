@@ -43,6 +43,7 @@ pub fn registry() -> Registry {
     crate::generate::register(&mut r);
     crate::filter::register(&mut r);
     crate::model::register(&mut r);
+    crate::fit::register(&mut r);
     crate::finetune::register(&mut r);
     crate::score::register(&mut r);
     crate::probe::register(&mut r);

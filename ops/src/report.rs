@@ -1,6 +1,7 @@
 //! `report.*`: figures. Tables come from `report` blocks themselves.
 
 use crate::artifact::{self, Metrics};
+use crate::curve::{self, Curve};
 use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use std::fmt::Write;
 
@@ -8,6 +9,7 @@ pub fn register(r: &mut Registry) {
     r.add(Bar);
     r.add(Lines);
     r.add(Loss);
+    r.add(Curves);
 }
 
 /// Training-loss curves of trained language models.
@@ -46,10 +48,14 @@ impl Op for Loss {
                 .enumerate()
                 .map(|(i, c)| ((i * smooth + c.len()) as f64, c.iter().sum::<f64>() / c.len() as f64, None))
                 .collect();
-            lines.push((format!("{label} (train)"), pts));
+            lines.push(Line::from((format!("{label} (train)"), pts)));
             if let Some(val) = log["val_loss"].as_array().filter(|v| !v.is_empty()) {
                 let pts = val.iter().filter_map(|p| Some((p[0].as_f64()?, p[1].as_f64()?, None))).collect();
-                lines.push((format!("{label} (validation)"), pts));
+                lines.push(Line {
+                    dashed: true,
+                    color: Some(lines.len() - 1),
+                    ..Line::from((format!("{label} (validation)"), pts))
+                });
             }
         }
         let svg = lines_svg(args.str("title")?, "step", "loss (nats per token)", &lines, None);
@@ -63,7 +69,7 @@ pub struct Lines;
 
 impl Op for Lines {
     fn signature(&self) -> Signature {
-        Signature::new("report", "lines", 2, Type::Figure, "an SVG line chart: one line per series (rows of `values`) over the x values, with ± error bars when the results have `std`")
+        Signature::new("report", "lines", 3, Type::Figure, "an SVG line chart: one line per series (rows of `values`) over the x values, with ± error bars when the results have `std`")
             .req("values", Type::list(Type::list(Type::Metrics)), "one list of results per series, one result per x value")
             .req("x", Type::list(Type::Float), "the x values")
             .req("series", Type::list(Type::Float), "the value that names each series in the legend")
@@ -75,11 +81,16 @@ impl Op for Lines {
             .opt("xlabel", Type::Str, Value::Str(String::new()), "x-axis label")
             .opt("ylabel", Type::Str, Value::Str(String::new()), "y-axis label")
             .opt("reference", Type::Float, Value::Float(f64::MIN), "draw a dashed horizontal line at this value (e.g. chance)")
+            .opt("log_x", Type::Bool, Value::Bool(false), "a logarithmic x axis (x values must be positive)")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let paths = args.artifacts("values")?;
         let xs: Vec<f64> = args.floats("x")?;
+        let log_x = args.bool("log_x")?;
+        if log_x && xs.iter().any(|&x| !(x > 0.0)) {
+            return Err(OpError::invalid("x", "must be positive for `log_x: true`"));
+        }
         let series: Vec<f64> = args.floats("series")?;
         if xs.is_empty() || series.is_empty() || paths.len() != xs.len() * series.len() {
             return Err(OpError::invalid(
@@ -111,10 +122,11 @@ impl Op for Lines {
                 Some(l) => l.clone(),
                 None => format!("{} {name}", fmt_tick(*sv)).trim().to_string(),
             };
-            lines.push((label, pts));
+            lines.push(Line::from((label, pts)));
         }
         let reference = Some(args.float("reference")?).filter(|&r| r > f64::MIN);
-        let svg = lines_svg(args.str("title")?, args.str("xlabel")?, args.str("ylabel")?, &lines, reference);
+        let svg =
+            lines_svg_scaled(args.str("title")?, args.str("xlabel")?, args.str("ylabel")?, &lines, reference, log_x);
         std::fs::write(ctx.out.join("figure.svg"), svg)?;
         Ok(())
     }
@@ -122,16 +134,44 @@ impl Op for Lines {
 
 const PALETTE: [&str; 6] = ["#4878a8", "#e8743b", "#19a979", "#945ecf", "#ed4a7b", "#13a4b4"];
 
-type Line = (String, Vec<(f64, f64, Option<f64>)>);
+/// One line of a chart: points (x, y, ± error), drawn solid or dashed, in the palette
+/// colour of its index or of `color`.
+pub struct Line {
+    pub label: String,
+    pub points: Vec<(f64, f64, Option<f64>)>,
+    pub dashed: bool,
+    pub color: Option<usize>,
+}
+
+impl From<(String, Vec<(f64, f64, Option<f64>)>)> for Line {
+    fn from((label, points): (String, Vec<(f64, f64, Option<f64>)>)) -> Line {
+        Line { label, points, dashed: false, color: None }
+    }
+}
 
 /// A self-contained line chart.
 pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], reference: Option<f64>) -> String {
+    lines_svg_scaled(title, xlabel, ylabel, lines, reference, false)
+}
+
+/// A line chart whose x axis is logarithmic when `log_x` (every x must then be positive).
+pub fn lines_svg_scaled(
+    title: &str,
+    xlabel: &str,
+    ylabel: &str,
+    lines: &[Line],
+    reference: Option<f64>,
+    log_x: bool,
+) -> String {
+    let tx = |x: f64| if log_x { x.log10() } else { x };
+    let scaled: Vec<(&str, Vec<(f64, f64, Option<f64>)>)> =
+        lines.iter().map(|l| (l.label.as_str(), l.points.iter().map(|&(x, y, e)| (tx(x), y, e)).collect())).collect();
     // The legend gets the room its longest label needs.
-    let longest = lines.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0) as f64;
+    let longest = lines.iter().map(|l| l.label.chars().count()).max().unwrap_or(0) as f64;
     let right = (50.0 + 7.5 * longest).max(150.0);
     let (w, h) = (490.0 + right, 420.0);
     let (left, top, bottom) = (70.0, 50.0, 60.0);
-    let pts = lines.iter().flat_map(|(_, p)| p.iter());
+    let pts = scaled.iter().flat_map(|(_, p)| p.iter());
     let xmin = pts.clone().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let xmax = pts.clone().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
     // The y range covers every point with its error bar, and 0.
@@ -151,8 +191,13 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
     let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ =
         write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, left + pw / 2.0, esc(title));
-    for i in 0..=5 {
-        let v = ymin + (ymax - ymin) * i as f64 / 5.0;
+    // Gridlines at multiples of a round step, so that 0 is always one of them.
+    let ystep = nice_ceiling((ymax - ymin) / 5.0);
+    let ticks: Vec<f64> = (0..=20)
+        .map(|i| (ymin / ystep).ceil() * ystep + i as f64 * ystep)
+        .filter(|&v| v <= ymax + 1e-9 * ystep)
+        .collect();
+    for v in ticks {
         let _ = write!(
             s,
             r##"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
@@ -176,13 +221,21 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
     // A tick at every x value when there are few (sweeps), else six evenly spaced ones
     // (curves over training steps).
     let mut seen: Vec<f64> = Vec::new();
-    for &(x, _, _) in lines.iter().flat_map(|(_, p)| p.iter()) {
+    for &(x, _, _) in scaled.iter().flat_map(|(_, p)| p.iter()) {
         if !seen.contains(&x) {
             seen.push(x);
         }
     }
     let many = seen.len() > 12;
-    if many {
+    if log_x {
+        // Ticks at the powers of ten (and 2× and 5× them when few) within the range.
+        let (lo, hi) = (xmin.floor() as i32, xmax.ceil() as i32);
+        let mults: &[f64] = if hi - lo <= 3 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+        seen = (lo..=hi)
+            .flat_map(|e| mults.iter().map(move |m| (m * 10f64.powi(e)).log10()))
+            .filter(|&x| x >= xmin - 1e-9 && x <= xmax + 1e-9)
+            .collect();
+    } else if many {
         let step = nice_ceiling((xmax - xmin) / 6.0);
         seen = (0..=6).map(|i| (xmin / step).ceil() * step + i as f64 * step).filter(|&x| x <= xmax).collect();
     }
@@ -192,7 +245,7 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
             xs(x),
             top + ph + 18.0,
-            fmt_tick(x)
+            fmt_tick(if log_x { 10f64.powf(x) } else { x })
         );
     }
     let _ = write!(
@@ -217,14 +270,15 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
             ys(r)
         );
     }
-    for (i, (label, p)) in lines.iter().enumerate() {
-        let c = PALETTE[i % PALETTE.len()];
+    for (i, ((label, p), line)) in scaled.iter().zip(lines).enumerate() {
+        let c = PALETTE[line.color.unwrap_or(i) % PALETTE.len()];
+        let dash = if line.dashed { r#" stroke-dasharray="7 4""# } else { "" };
         let path: Vec<String> = p
             .iter()
             .enumerate()
             .map(|(j, &(x, y, _))| format!("{}{:.1} {:.1}", if j == 0 { "M" } else { "L" }, xs(x), ys(y)))
             .collect();
-        let _ = write!(s, r#"<path d="{}" fill="none" stroke="{c}" stroke-width="2"/>"#, path.join(""));
+        let _ = write!(s, r#"<path d="{}" fill="none" stroke="{c}" stroke-width="2"{dash}/>"#, path.join(""));
         for &(x, y, e) in p {
             if let Some(e) = e.filter(|e| *e > 0.0) {
                 let _ = write!(s, r#"<path d="M{:.1} {:.1}V{:.1}" stroke="{c}"/>"#, xs(x), ys(y - e), ys(y + e));
@@ -236,7 +290,7 @@ pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], refere
         let ly = top + 10.0 + 20.0 * i as f64;
         let _ = write!(
             s,
-            r#"<line x1="{}" x2="{}" y1="{ly:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2"/><text x="{}" y="{:.1}">{}</text>"#,
+            r#"<line x1="{}" x2="{}" y1="{ly:.1}" y2="{ly:.1}" stroke="{c}" stroke-width="2"{dash}/><text x="{}" y="{:.1}">{}</text>"#,
             left + pw + 12.0,
             left + pw + 32.0,
             left + pw + 38.0,
@@ -419,5 +473,68 @@ mod tests {
             (fmt_tick(5.0), fmt_tick(0.25), fmt_tick(0.3333), fmt_tick(0.8)),
             ("5".into(), "0.25".into(), "0.333".into(), "0.8".into())
         );
+    }
+}
+
+/// Curves (e.g. gold and proxy reward against d = √KL), one colour per group of curves.
+pub struct Curves;
+
+impl Op for Curves {
+    fn signature(&self) -> Signature {
+        Signature::new("report", "curves", 1, Type::Figure, "an SVG chart of curves: each group of curves (e.g. one per seed) is averaged point by point and drawn in one colour, its first `y` column solid and the others dashed")
+            .req("curves", Type::list(Type::list(Type::Curve)), "one list of curves per group (each group the same length, e.g. one curve per seed), averaged")
+            .opt("labels", Type::list(Type::Str), Value::List(vec![]), "one legend label per group")
+            .opt("series", Type::list(Type::Float), Value::List(vec![]), "instead of `labels`: the value that names each group, e.g. `sizes`")
+            .opt("series_name", Type::Str, Value::Str(String::new()), "legend text after each `series` value, e.g. `pairs`")
+            .opt("x", Type::Str, Value::Str("d".into()), "the column on the x axis")
+            .opt("y", Type::list(Type::Str), Value::List(vec![Value::Str("gold".into()), Value::Str("proxy".into())]), "the columns drawn, each as a line per group")
+            .opt("title", Type::Str, Value::Str(String::new()), "chart title")
+            .opt("xlabel", Type::Str, Value::Str(String::new()), "x-axis label (default: the x column)")
+            .opt("ylabel", Type::Str, Value::Str(String::new()), "y-axis label")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        // Nested lists arrive flattened: the labels say how many groups there are.
+        let all = args.artifacts("curves")?;
+        let mut labels = args.strs("labels")?;
+        if labels.is_empty() {
+            let name = args.str("series_name")?;
+            labels =
+                args.floats("series")?.iter().map(|v| format!("{} {name}", fmt_tick(*v)).trim().to_string()).collect();
+        }
+        if labels.is_empty() || all.len() % labels.len() != 0 {
+            return Err(OpError::invalid(
+                "labels",
+                format!(
+                    "has {} labels for {} curves; give one label per group, each group the same number of curves",
+                    labels.len(),
+                    all.len()
+                ),
+            ));
+        }
+        let groups: Vec<&[std::path::PathBuf]> = all.chunks(all.len() / labels.len()).collect();
+        let (xc, ys) = (args.str("x")?, args.strs("y")?);
+        if ys.is_empty() {
+            return Err(OpError::invalid("y", "is empty; name at least one column"));
+        }
+        let mut lines = Vec::new();
+        for (gi, (group, label)) in groups.iter().zip(&labels).enumerate() {
+            let curves = group.iter().map(|d| Curve::read(d)).collect::<Result<Vec<_>, _>>()?;
+            let mean = curve::mean(&curves, "curves")?;
+            let x = mean.column(xc, "x")?;
+            for (j, yc) in ys.iter().enumerate() {
+                let y = mean.column(yc, "y")?;
+                let points = x.iter().zip(&y).map(|(&a, &b)| (a, b, None)).collect();
+                let label = if ys.len() > 1 { format!("{label}, {yc}") } else { label.clone() };
+                lines.push(Line { label, points, dashed: j > 0, color: Some(gi) });
+            }
+        }
+        let xlabel = match args.str("xlabel")? {
+            "" => xc,
+            l => l,
+        };
+        let svg = lines_svg(args.str("title")?, xlabel, args.str("ylabel")?, &lines, None);
+        std::fs::write(ctx.out.join("figure.svg"), svg)?;
+        Ok(())
     }
 }

@@ -16,6 +16,7 @@ pub fn register(r: &mut Registry) {
     r.add(Rewards);
     r.add(Estimates);
     r.add(Orthogonality);
+    r.add(Preferences);
 }
 
 /// Whether refining an estimate with an extra argument predicts the estimator's error.
@@ -511,5 +512,78 @@ mod tests {
         assert!((f("ci95") - 3.182 * (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-12);
         assert_eq!((f("min"), f("max")), (1.0, 4.0));
         assert_eq!(summarise(&[7.0])["std"].as_f64(), Some(0.0));
+    }
+}
+
+/// How often a reward model agrees with labelled comparisons.
+pub struct Preferences;
+
+impl Op for Preferences {
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "score",
+            "preferences",
+            1,
+            Type::Metrics,
+            "the share of comparisons a reward model over feature rows orders as labelled (`accuracy`; ties count half), with the mean Bradley–Terry loss (`loss`, nats) and `n`",
+        )
+        .req("model", Type::Model, "a reward model with one output over feature rows (e.g. from `finetune.reward`)")
+        .req("data", Type::Dataset, "comparisons: rows of the preferred features, then the other's (from `generate.comparisons`)")
+    }
+
+    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        let mut model = crate::nnops::Inference::load(ctx, args.artifact("model")?)?;
+        let d = artifact::Dataset::read(args.artifact("data")?)?;
+        let w = d.x.ncols();
+        if w % 2 != 0 || model.inputs.is_some_and(|f| 2 * f != w) {
+            return Err(OpError::invalid(
+                "data",
+                format!(
+                    "has rows of width {w}; comparisons for this model have width {} (two feature rows)",
+                    model.inputs.map_or("2 × inputs".into(), |f| (2 * f).to_string())
+                ),
+            ));
+        }
+        let f = w / 2;
+        let (mut better, mut worse) = (Vec::with_capacity(d.rows() * f), Vec::with_capacity(d.rows() * f));
+        for row in d.x.rows() {
+            better.extend(row.iter().take(f));
+            worse.extend(row.iter().skip(f));
+        }
+        let (rb, k) = model.predict_x(&better, f)?;
+        let (rw, _) = model.predict_x(&worse, f)?;
+        if k != 1 {
+            return Err(OpError::invalid("model", format!("has {k} outputs; a reward model has one")));
+        }
+        let n = rb.len().max(1) as f64;
+        let acc = rb
+            .iter()
+            .zip(&rw)
+            .map(|(a, b)| {
+                if a > b {
+                    1.0
+                } else if a == b {
+                    0.5
+                } else {
+                    0.0
+                }
+            })
+            .sum::<f64>()
+            / n;
+        // −log σ(d) = softplus(−d), computed stably.
+        let loss = rb
+            .iter()
+            .zip(&rw)
+            .map(|(a, b)| {
+                let d = (a - b) as f64;
+                (-d).max(0.0) + (-d.abs()).exp().ln_1p()
+            })
+            .sum::<f64>()
+            / n;
+        let mut m = Metrics::new();
+        m.insert("accuracy".into(), json!(acc));
+        m.insert("loss".into(), json!(loss));
+        m.insert("n".into(), json!(rb.len()));
+        artifact::write_metrics(ctx.out, &m)
     }
 }

@@ -21,6 +21,8 @@ pub enum Type {
     Metrics,
     Estimate,
     Fit,
+    /// A table of points, one named column per quantity (`curve.csv`).
+    Curve,
     Figure,
     /// The element type of `[]`, and the type given to anything that already failed to
     /// check (so one mistake is reported once).
@@ -44,6 +46,7 @@ impl Type {
                 | Type::Metrics
                 | Type::Estimate
                 | Type::Fit
+                | Type::Curve
                 | Type::Figure
         )
     }
@@ -55,6 +58,8 @@ impl Type {
             (_, Type::Any) | (Type::Any, _) => true,
             (Type::Float, Type::Int) => true,
             (Type::Path, Type::Str) => true,
+            // Estimates, fits and curves are results with metrics: they go where metrics go.
+            (Type::Metrics, Type::Estimate | Type::Fit | Type::Curve) => true,
             (Type::List(a), Type::List(b)) => a.accepts(b),
             (a, b) => a == b,
         }
@@ -94,6 +99,7 @@ impl fmt::Display for Type {
             Type::Metrics => write!(f, "Metrics"),
             Type::Estimate => write!(f, "Estimate"),
             Type::Fit => write!(f, "Fit"),
+            Type::Curve => write!(f, "Curve"),
             Type::Figure => write!(f, "Figure"),
             Type::Any => write!(f, "?"),
         }
@@ -110,6 +116,8 @@ mod tests {
         assert!(!Type::Int.accepts(&Type::Float));
         assert!(Type::list(Type::Float).accepts(&Type::list(Type::Int)));
         assert!(!Type::Model.accepts(&Type::Dataset));
+        assert!(Type::list(Type::Metrics).accepts(&Type::list(Type::Fit)));
+        assert!(!Type::Fit.accepts(&Type::Metrics));
         assert_eq!(Type::Int.unify(&Type::Float), Some(Type::Float));
         assert_eq!(Type::Model.unify(&Type::Int), None);
         assert_eq!(Type::list(Type::Metrics).to_string(), "List[Metrics]");
