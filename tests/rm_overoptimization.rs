@@ -48,7 +48,7 @@ fn reward_model_overoptimization_shows_the_papers_effects() {
         let label = format!("width {w}, 1000 pairs");
         assert!(metric(2, &label, "fall") > 0.5, "{label}: {}", metric(2, &label, "fall"));
     }
-    for fig in ["bon_curves", "rl_curves", "peaks", "bon_fit_plot"] {
+    for fig in ["bon_gold", "rl_gold", "bon_curves", "rl_curves", "peaks"] {
         assert!(out.join(format!("{fig}.svg")).is_file(), "{fig}");
     }
     let r = labrun(dir.path(), &args);

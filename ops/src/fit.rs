@@ -21,7 +21,7 @@ pub fn fit2(f: &[f64], g: &[f64], y: &[f64]) -> Option<(f64, f64)> {
     let dot = |u: &[f64], v: &[f64]| u.iter().zip(v).map(|(a, b)| a * b).sum::<f64>();
     let (ff, fg, gg, fy, gy) = (dot(f, f), dot(f, g), dot(g, g), dot(f, y), dot(g, y));
     let det = ff * gg - fg * fg;
-    if !(det.abs() > 1e-12 * (ff * gg).max(1e-300)) {
+    if !(det.abs() > 1e-12 * (ff * gg).max(1e-300) && det.is_finite()) {
         return None;
     }
     let a = (fy * gg - gy * fg) / det;
@@ -61,7 +61,7 @@ impl Form {
 
     /// The maximum of the fitted curve over d > 0, when it has one (β > 0).
     pub fn peak(self, alpha: f64, beta: f64) -> Option<(f64, f64)> {
-        if !(beta > 0.0) {
+        if beta.is_nan() || beta <= 0.0 {
             return None;
         }
         let d = match self {
@@ -205,7 +205,7 @@ impl Op for Trend {
         let ys: Vec<f64> =
             paths.iter().map(|p| artifact::metric(&artifact::read_metrics(p)?, metric)).collect::<Result<_, _>>()?;
         let log = args.bool("log_x")?;
-        if log && xs.iter().any(|&x| !(x > 0.0)) {
+        if log && xs.iter().any(|&x| x.is_nan() || x <= 0.0) {
             return Err(OpError::invalid("x", "must be positive with `log_x: true`"));
         }
         let u: Vec<f64> = xs.iter().map(|&x| if log { x.log10() } else { x }).collect();

@@ -375,7 +375,7 @@ impl Op for GoldReward {
         let opts = nnops::session_options(ctx);
         let standardize = |raw: Vec<f64>| -> Result<(Vec<f64>, (f64, f64)), OpError> {
             let (m, sd) = markov::mean_std(&raw);
-            if !(sd > 0.0) {
+            if sd.is_nan() || sd <= 0.0 {
                 return Err(OpError::Data(
                     "a random network gives every sampled sequence the same score; use another `seed` or more `samples`"
                         .into(),

@@ -88,7 +88,7 @@ impl Op for Lines {
         let paths = args.artifacts("values")?;
         let xs: Vec<f64> = args.floats("x")?;
         let log_x = args.bool("log_x")?;
-        if log_x && xs.iter().any(|&x| !(x > 0.0)) {
+        if log_x && xs.iter().any(|&x| x.is_nan() || x <= 0.0) {
             return Err(OpError::invalid("x", "must be positive for `log_x: true`"));
         }
         let series: Vec<f64> = args.floats("series")?;
@@ -134,17 +134,20 @@ impl Op for Lines {
 
 const PALETTE: [&str; 6] = ["#4878a8", "#e8743b", "#19a979", "#945ecf", "#ed4a7b", "#13a4b4"];
 
+/// Points (x, y, ± error) of a line.
+pub type Points = Vec<(f64, f64, Option<f64>)>;
+
 /// One line of a chart: points (x, y, ± error), drawn solid or dashed, in the palette
 /// colour of its index or of `color`.
 pub struct Line {
     pub label: String,
-    pub points: Vec<(f64, f64, Option<f64>)>,
+    pub points: Points,
     pub dashed: bool,
     pub color: Option<usize>,
 }
 
-impl From<(String, Vec<(f64, f64, Option<f64>)>)> for Line {
-    fn from((label, points): (String, Vec<(f64, f64, Option<f64>)>)) -> Line {
+impl From<(String, Points)> for Line {
+    fn from((label, points): (String, Points)) -> Line {
         Line { label, points, dashed: false, color: None }
     }
 }
@@ -164,7 +167,7 @@ pub fn lines_svg_scaled(
     log_x: bool,
 ) -> String {
     let tx = |x: f64| if log_x { x.log10() } else { x };
-    let scaled: Vec<(&str, Vec<(f64, f64, Option<f64>)>)> =
+    let scaled: Vec<(&str, Points)> =
         lines.iter().map(|l| (l.label.as_str(), l.points.iter().map(|&(x, y, e)| (tx(x), y, e)).collect())).collect();
     // The legend gets the room its longest label needs.
     let longest = lines.iter().map(|l| l.label.chars().count()).max().unwrap_or(0) as f64;
@@ -457,25 +460,6 @@ fn fmt_tick(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn svg_has_one_bar_per_value_and_escapes_labels() {
-        let svg = bar_svg("T", "acc", &[("a<b".into(), 0.5, Some(0.1)), ("c".into(), 0.9, None)], Some(0.1));
-        assert_eq!(svg.matches("<rect x=").count(), 2);
-        assert!(svg.contains("a&lt;b"));
-        assert!(svg.contains("stroke-dasharray"));
-        assert_eq!(nice_ceiling(0.93), 1.0);
-        assert_eq!(nice_ceiling(3.1), 5.0);
-        assert_eq!(
-            (fmt_tick(5.0), fmt_tick(0.25), fmt_tick(0.3333), fmt_tick(0.8)),
-            ("5".into(), "0.25".into(), "0.333".into(), "0.8".into())
-        );
-    }
-}
-
 /// Curves (e.g. gold and proxy reward against d = √KL), one colour per group of curves.
 pub struct Curves;
 
@@ -486,6 +470,8 @@ impl Op for Curves {
             .opt("labels", Type::list(Type::Str), Value::List(vec![]), "one legend label per group")
             .opt("series", Type::list(Type::Float), Value::List(vec![]), "instead of `labels`: the value that names each group, e.g. `sizes`")
             .opt("series_name", Type::Str, Value::Str(String::new()), "legend text after each `series` value, e.g. `pairs`")
+            .opt("panels", Type::list(Type::Float), Value::List(vec![]), "small multiples: the value that names each panel, e.g. `widths` (the groups of `curves` are split into that many panels, in order: `[[c[w, n, s] for s in seeds] for w in widths for n in sizes]`); one chart when empty")
+            .opt("panel_name", Type::Str, Value::Str(String::new()), "text after each `panels` value in the panel titles, e.g. `hidden units`")
             .opt("x", Type::Str, Value::Str("d".into()), "the column on the x axis")
             .opt("y", Type::list(Type::Str), Value::List(vec![Value::Str("gold".into()), Value::Str("proxy".into())]), "the columns drawn, each as a line per group")
             .opt("title", Type::Str, Value::Str(String::new()), "chart title")
@@ -512,29 +498,92 @@ impl Op for Curves {
                 ),
             ));
         }
-        let groups: Vec<&[std::path::PathBuf]> = all.chunks(all.len() / labels.len()).collect();
+        let panels = args.floats("panels")?;
+        let n_panels = panels.len().max(1);
+        if all.len() % (labels.len() * n_panels) != 0 {
+            return Err(OpError::invalid(
+                "panels",
+                format!(
+                    "has {} values, but {} curves do not split into that many panels of {} groups",
+                    panels.len(),
+                    all.len(),
+                    labels.len()
+                ),
+            ));
+        }
         let (xc, ys) = (args.str("x")?, args.strs("y")?);
         if ys.is_empty() {
             return Err(OpError::invalid("y", "is empty; name at least one column"));
-        }
-        let mut lines = Vec::new();
-        for (gi, (group, label)) in groups.iter().zip(&labels).enumerate() {
-            let curves = group.iter().map(|d| Curve::read(d)).collect::<Result<Vec<_>, _>>()?;
-            let mean = curve::mean(&curves, "curves")?;
-            let x = mean.column(xc, "x")?;
-            for (j, yc) in ys.iter().enumerate() {
-                let y = mean.column(yc, "y")?;
-                let points = x.iter().zip(&y).map(|(&a, &b)| (a, b, None)).collect();
-                let label = if ys.len() > 1 { format!("{label}, {yc}") } else { label.clone() };
-                lines.push(Line { label, points, dashed: j > 0, color: Some(gi) });
-            }
         }
         let xlabel = match args.str("xlabel")? {
             "" => xc,
             l => l,
         };
-        let svg = lines_svg(args.str("title")?, xlabel, args.str("ylabel")?, &lines, None);
+        let title = args.str("title")?;
+        let mut svgs = Vec::new();
+        for (pi, panel) in all.chunks(all.len() / n_panels).enumerate() {
+            let mut lines = Vec::new();
+            for (gi, (group, label)) in panel.chunks(panel.len() / labels.len()).zip(&labels).enumerate() {
+                let curves = group.iter().map(|d| Curve::read(d)).collect::<Result<Vec<_>, _>>()?;
+                let mean = curve::mean(&curves, "curves")?;
+                let x = mean.column(xc, "x")?;
+                for (j, yc) in ys.iter().enumerate() {
+                    let y = mean.column(yc, "y")?;
+                    let points = x.iter().zip(&y).map(|(&a, &b)| (a, b, None)).collect();
+                    let label = if ys.len() > 1 { format!("{label}, {yc}") } else { label.clone() };
+                    lines.push(Line { label, points, dashed: j > 0, color: Some(gi) });
+                }
+            }
+            let title = match panels.get(pi) {
+                Some(v) => format!("{title} ({} {})", fmt_tick(*v), args.str("panel_name")?).replace(" )", ")"),
+                None => title.to_string(),
+            };
+            svgs.push(lines_svg(&title, xlabel, args.str("ylabel")?, &lines, None));
+        }
+        let svg = if svgs.len() == 1 { svgs.remove(0) } else { side_by_side(&svgs) };
         std::fs::write(ctx.out.join("figure.svg"), svg)?;
         Ok(())
+    }
+}
+
+/// Charts placed left to right in one SVG.
+fn side_by_side(svgs: &[String]) -> String {
+    let size = |s: &str, attr: &str| -> f64 {
+        s.split_once(&format!(" {attr}=\""))
+            .and_then(|(_, rest)| rest.split('"').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let total: f64 = svgs.iter().map(|s| size(s, "width")).sum();
+    let height = svgs.iter().map(|s| size(s, "height")).fold(0.0, f64::max);
+    let mut out = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{total}" height="{height}" viewBox="0 0 {total} {height}">"#
+    );
+    let mut x = 0.0;
+    for s in svgs {
+        let inner = s.trim_end().replacen("<svg ", &format!(r#"<svg x="{x}" y="0" "#), 1);
+        out.push_str(&inner);
+        x += size(s, "width");
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_has_one_bar_per_value_and_escapes_labels() {
+        let svg = bar_svg("T", "acc", &[("a<b".into(), 0.5, Some(0.1)), ("c".into(), 0.9, None)], Some(0.1));
+        assert_eq!(svg.matches("<rect x=").count(), 2);
+        assert!(svg.contains("a&lt;b"));
+        assert!(svg.contains("stroke-dasharray"));
+        assert_eq!(nice_ceiling(0.93), 1.0);
+        assert_eq!(nice_ceiling(3.1), 5.0);
+        assert_eq!(
+            (fmt_tick(5.0), fmt_tick(0.25), fmt_tick(0.3333), fmt_tick(0.8)),
+            ("5".into(), "0.25".into(), "0.333".into(), "0.8".into())
+        );
     }
 }

@@ -486,35 +486,6 @@ impl Op for Match {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accuracy_matches_hand_computation() {
-        // Two rows of 4 logits; scored over logits 1..3.
-        let logits = [0.0, 2.0, 1.0, 9.0, 5.0, 0.0, 3.0, 0.0];
-        let (correct, ce) = accuracy(&logits, 4, &[1, 1], &(1..3));
-        // Row 0: argmax over [2, 1] is logit 1 (right); row 1: over [0, 3] is 2 (wrong).
-        assert_eq!(correct, 1);
-        let ce0 = (2f64.exp() + 1f64.exp()).ln() - 2.0;
-        let ce1 = (1f64 + 3f64.exp()).ln() - 0.0;
-        assert!((ce - (ce0 + ce1) / 2.0).abs() < 1e-6);
-    }
-
-    #[test]
-    fn summary_matches_hand_computation() {
-        // xs = 1, 2, 3, 4: mean 2.5, sample variance 5/3, t(3) = 3.182.
-        let m = summarise(&[1.0, 2.0, 3.0, 4.0]);
-        let f = |k: &str| m[k].as_f64().unwrap();
-        assert_eq!(f("mean"), 2.5);
-        assert!((f("std") - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
-        assert!((f("ci95") - 3.182 * (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-12);
-        assert_eq!((f("min"), f("max")), (1.0, 4.0));
-        assert_eq!(summarise(&[7.0])["std"].as_f64(), Some(0.0));
-    }
-}
-
 /// How often a reward model agrees with labelled comparisons.
 pub struct Preferences;
 
@@ -585,5 +556,34 @@ impl Op for Preferences {
         m.insert("loss".into(), json!(loss));
         m.insert("n".into(), json!(rb.len()));
         artifact::write_metrics(ctx.out, &m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accuracy_matches_hand_computation() {
+        // Two rows of 4 logits; scored over logits 1..3.
+        let logits = [0.0, 2.0, 1.0, 9.0, 5.0, 0.0, 3.0, 0.0];
+        let (correct, ce) = accuracy(&logits, 4, &[1, 1], &(1..3));
+        // Row 0: argmax over [2, 1] is logit 1 (right); row 1: over [0, 3] is 2 (wrong).
+        assert_eq!(correct, 1);
+        let ce0 = (2f64.exp() + 1f64.exp()).ln() - 2.0;
+        let ce1 = (1f64 + 3f64.exp()).ln() - 0.0;
+        assert!((ce - (ce0 + ce1) / 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn summary_matches_hand_computation() {
+        // xs = 1, 2, 3, 4: mean 2.5, sample variance 5/3, t(3) = 3.182.
+        let m = summarise(&[1.0, 2.0, 3.0, 4.0]);
+        let f = |k: &str| m[k].as_f64().unwrap();
+        assert_eq!(f("mean"), 2.5);
+        assert!((f("std") - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert!((f("ci95") - 3.182 * (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-12);
+        assert_eq!((f("min"), f("max")), (1.0, 4.0));
+        assert_eq!(summarise(&[7.0])["std"].as_f64(), Some(0.0));
     }
 }
