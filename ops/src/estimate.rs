@@ -367,9 +367,7 @@ impl Op for BestOfN {
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let policy = Markov::from_arg(args, "policy")?;
-        let mut gold = SeqReward::load(ctx, args, "gold", &policy)?;
-        let mut proxy = SeqReward::load(ctx, args, "proxy", &policy)?;
+        let (policy, mut gold, mut proxy) = policy_gold_proxy(ctx, args)?;
         let pool = args.int_at_least("pool", 2)?;
         let pools = args.int_at_least("pools", 1)?;
         let points = args.int_at_least("points", 2)?;
@@ -422,6 +420,15 @@ impl Op for BestOfN {
     }
 }
 
+/// The `policy`, `gold` and `proxy` arguments: a tabular policy and two reward models over
+/// its one-hot features.
+fn policy_gold_proxy(ctx: &RunCtx, args: &Args) -> Result<(Markov, SeqReward, SeqReward), OpError> {
+    let policy = Markov::from_arg(args, "policy")?;
+    let gold = SeqReward::load(ctx, args, "gold", &policy)?;
+    let proxy = SeqReward::load(ctx, args, "proxy", &policy)?;
+    Ok((policy, gold, proxy))
+}
+
 /// A curve's summary: where gold peaks, and the last proxy score.
 fn write_curve(dir: &Path, c: &Curve, extra: serde_json::Value) -> Result<(), OpError> {
     let gold = c.column("gold", "curve")?;
@@ -461,9 +468,7 @@ impl Op for Rewards {
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let policy = Markov::from_arg(args, "policy")?;
-        let mut gold = SeqReward::load(ctx, args, "gold", &policy)?;
-        let mut proxy = SeqReward::load(ctx, args, "proxy", &policy)?;
+        let (policy, mut gold, mut proxy) = policy_gold_proxy(ctx, args)?;
         let samples = args.int_at_least("samples", 2)?;
         if samples > 1 << 24 {
             return Err(OpError::invalid("samples", format!("is {samples}; at most 2^24")));

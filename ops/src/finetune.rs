@@ -10,7 +10,6 @@ use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Valu
 use lab_nn::lm::{LmObjective, Ranked};
 use lab_nn::reward::{self, Pairs};
 use lab_nn::train::Objective;
-use lab_nn::train::StepInfo;
 
 pub fn register(r: &mut Registry) {
     r.add(Supervised);
@@ -345,28 +344,10 @@ fn reward_mlp(ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
     let (vb, vw) = split(&val_idx);
     let pairs = Pairs { better: &tb, worse: &tw, width: f };
     let val = Pairs { better: &vb, worse: &vw, width: f };
-    let mut on_step = |s: StepInfo| {
-        if s.step.is_multiple_of(20) || s.step == s.total {
-            (ctx.progress)(Progress {
-                done: s.step as u64,
-                total: s.total as u64,
-                message: format!("loss {:.4}", s.loss),
-            });
-        }
-        ctx.check_cancel().is_ok()
-    };
-    let report = match reward::train_mlp(&mut model, &pairs, (!val_idx.is_empty()).then_some(&val), &cfg, &mut on_step)
-    {
-        Ok(r) => r,
-        Err(_) if ctx.check_cancel().is_err() => return Err(OpError::Cancelled),
-        Err(lab_nn::NnError::NonFinite { step, value }) => {
-            return Err(OpError::Numeric(format!(
-                "the training loss became {value} at step {step}; lower `lr` (now {})",
-                cfg.lr
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let mut on_step = lmops::progress(ctx, 20);
+    let val = (!val_idx.is_empty()).then_some(&val);
+    let report = reward::train_mlp(&mut model, &pairs, val, &cfg, &mut on_step)
+        .map_err(|e| lmops::training_error(ctx, e, cfg.lr))?;
     model.save(ctx.out)?;
     lmops::write_log(ctx.out, &report)?;
     if !val_idx.is_empty() {

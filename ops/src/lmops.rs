@@ -219,8 +219,19 @@ pub fn train_and_save(
 ) -> Result<(), OpError> {
     let (cfg, trainable, val_fraction) = train_config(ctx, args)?;
     let (rows, val) = split_val(rows, val_fraction, cfg.seed);
-    let mut on_step = |s: StepInfo| {
-        if s.step.is_multiple_of(5) || s.step == s.total {
+    let mut on_step = progress(ctx, 5);
+    let val_ref = (!val.is_empty()).then_some(&val[..]);
+    let report = lm::train_lm(&mut model, &objective, &rows, &ranked, val_ref, trainable, &cfg, &mut on_step)
+        .map_err(|e| training_error(ctx, e, cfg.lr))?;
+    model.save(ctx.out)?;
+    write_log(ctx.out, &report)
+}
+
+/// Shows the training loss every `every` steps; tells the loop to stop once the user
+/// cancels.
+pub fn progress<'a>(ctx: &'a RunCtx<'a>, every: usize) -> impl FnMut(StepInfo) -> bool + 'a {
+    move |s: StepInfo| {
+        if s.step.is_multiple_of(every) || s.step == s.total {
             (ctx.progress)(Progress {
                 done: s.step as u64,
                 total: s.total as u64,
@@ -228,22 +239,19 @@ pub fn train_and_save(
             });
         }
         ctx.check_cancel().is_ok()
-    };
-    let val_ref = (!val.is_empty()).then_some(&val[..]);
-    let report = match lm::train_lm(&mut model, &objective, &rows, &ranked, val_ref, trainable, &cfg, &mut on_step) {
-        Ok(r) => r,
-        Err(_) if ctx.check_cancel().is_err() => return Err(OpError::Cancelled),
-        Err(lab_nn::NnError::NonFinite { step, value }) => {
-            return Err(OpError::Numeric(format!(
-                "the training loss became {value} at step {step}; lower `lr` (now {}) or clip gradients harder",
-                cfg.lr
-            )));
-        }
-        Err(lab_nn::NnError::BadModel(m)) => return Err(OpError::Data(m)),
-        Err(e) => return Err(e.into()),
-    };
-    model.save(ctx.out)?;
-    write_log(ctx.out, &report)
+    }
+}
+
+/// A training failure in the user's terms: cancelled, a loss that blew up, bad data.
+pub fn training_error(ctx: &RunCtx, e: lab_nn::NnError, lr: f64) -> OpError {
+    match e {
+        _ if ctx.check_cancel().is_err() => OpError::Cancelled,
+        lab_nn::NnError::NonFinite { step, value } => OpError::Numeric(format!(
+            "the training loss became {value} at step {step}; lower `lr` (now {lr}) or clip gradients harder"
+        )),
+        lab_nn::NnError::BadModel(m) => OpError::Data(m),
+        e => e.into(),
+    }
 }
 
 pub fn write_log(dir: &Path, r: &TrainReport) -> Result<(), OpError> {
