@@ -68,11 +68,29 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
-    /// Show the ONNX Runtime in use, execution providers, threads and the cache location
+    /// Show the ONNX Runtime in use, execution providers, threads, the cache location and the Slurm cluster
     Doctor {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Compute planned actions on a cluster node (what a Slurm job of `--executor slurm` runs)
+    #[command(hide = true)]
+    SlurmWorker {
+        /// Action files the driver wrote (`<cache>/slurm/specs/KEY.json`)
+        #[arg(required = true)]
+        specs: Vec<PathBuf>,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+}
+
+/// Where the steps of a run are computed.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// Threads of this process
+    Local,
+    /// Jobs on a Slurm cluster (settings: `[slurm]` in labrun.toml)
+    Slurm,
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,6 +161,9 @@ pub struct RunArgs {
     /// Where reports go (default: results/<pipeline name>)
     #[arg(long, value_name = "DIR")]
     pub results: Option<PathBuf>,
+    /// Where steps run (default: `[run] executor` of labrun.toml, else local)
+    #[arg(long, value_enum)]
+    pub executor: Option<ExecutorKind>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -151,7 +172,8 @@ pub enum GraphFormat {
     Mermaid,
 }
 
-const SUBCOMMANDS: &[&str] = &["run", "check", "plan", "graph", "why", "fmt", "ops", "cache", "doctor", "help"];
+const SUBCOMMANDS: &[&str] =
+    &["run", "check", "plan", "graph", "why", "fmt", "ops", "cache", "doctor", "slurm-worker", "help"];
 
 /// `labrun FILE …` means `labrun run FILE …`.
 pub fn normalise_args(mut args: Vec<OsString>) -> Vec<OsString> {

@@ -25,6 +25,13 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         }
         Command::Cache { action, cache } => crate::maintain::cache(action, cache.cache.as_deref()),
         Command::Doctor { cache } => crate::maintain::doctor(cache.cache.as_deref()),
+        Command::SlurmWorker { specs, cache } => {
+            let cache = match crate::run::open_cache(cache.cache.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            ExitCode::from(lab_engine::slurm::worker(&cache, &registry, &specs) as u8)
+        }
     }
 }
 
@@ -251,6 +258,10 @@ fn ops(name: Option<&str>, registry: &Registry) -> ExitCode {
                 };
                 println!("  {}: {}{}\n      {}", p.name, p.ty, default, p.doc);
             }
+            println!(
+                "\non a cluster (`--executor slurm`), one step asks for: {}\n      override per call: `resources: {{cpus: 4, mem: \"8G\", gpus: 1, time: \"2h\"}}`",
+                sig.resources.describe()
+            );
             ExitCode::SUCCESS
         }
     }

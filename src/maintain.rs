@@ -230,11 +230,26 @@ pub fn doctor(cache_arg: Option<&Path>) -> ExitCode {
                     " (cuda: not available; install `onnxruntime-gpu` for `--device cuda`)"
                 }
             );
+            slurm_doctor();
             ExitCode::SUCCESS
         }
         Err(e) => {
             println!("onnxruntime missing: {e}");
+            slurm_doctor();
             ExitCode::from(2)
         }
+    }
+}
+
+/// Whether `--executor slurm` can work from here.
+fn slurm_doctor() {
+    match lab_engine::slurm::describe_cluster() {
+        Ok((version, partitions)) => {
+            println!("slurm       {version}: sbatch reachable, {} partition(s)", partitions.len());
+            for p in partitions {
+                println!("  partition {p}");
+            }
+        }
+        Err(e) => println!("slurm       not usable: {e} (only `--executor slurm` needs it)"),
     }
 }

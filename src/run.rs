@@ -1,10 +1,10 @@
 //! `labrun run`: progress display, events, summary, reports.
 
-use crate::cli::RunArgs;
+use crate::cli::{ExecutorKind, RunArgs};
 use crate::commands::{USER_ERROR, color, compiled, print_diags, width};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lab_cache::Cache;
-use lab_engine::execute::{Event, RunOptions, RunReport};
+use lab_engine::execute::{Event, Executor, RunOptions, RunReport};
 use lab_engine::{Diag, Plan};
 
 use lab_ops::{Blame, Registry};
@@ -92,9 +92,22 @@ impl Display {
                 Event::Skipped { node, because } => {
                     json!({"event": "skipped", "step": plan.nodes[*node].name, "because": because.map(|b| plan.nodes[b].name.clone())})
                 }
+                Event::Retry { node, reason } => {
+                    json!({"event": "retry", "step": plan.nodes[*node].name, "reason": reason})
+                }
             };
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
+            return;
+        }
+        if let Event::Retry { node, reason } = e {
+            let line = format!("labrun: step `{}`: {reason}", plan.nodes[*node].name);
+            match &self.multi {
+                Some(m) => {
+                    let _ = m.println(line);
+                }
+                None => eprintln!("{line}"),
+            }
             return;
         }
         let (Some(multi), Some(overall)) = (&self.multi, &self.overall) else { return };
@@ -126,6 +139,7 @@ impl Display {
                 }
                 overall.inc(1);
             }
+            Event::Retry { .. } => {}
         }
     }
 
@@ -169,15 +183,33 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let config = match crate::config::load(&args.file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("labrun: {e}");
+            return ExitCode::from(USER_ERROR);
+        }
+    };
+    let executor = match args.executor {
+        Some(ExecutorKind::Slurm) => Executor::Slurm(config.slurm.clone()),
+        Some(ExecutorKind::Local) => Executor::Local,
+        None if config.executor.as_deref() == Some("slurm") => Executor::Slurm(config.slurm.clone()),
+        None => Executor::Local,
+    };
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
+        let slurm = matches!(executor, Executor::Slurm(_));
         let _ = ctrlc::set_handler(move || {
             if cancel.swap(true, Ordering::SeqCst) {
                 eprintln!("\nlabrun: stopping now");
                 std::process::exit(130);
             }
-            eprintln!("\nlabrun: stopping after the running steps (Ctrl-C again to stop at once)");
+            if slurm {
+                eprintln!("\nlabrun: cancelling the Slurm jobs this run submitted");
+            } else {
+                eprintln!("\nlabrun: stopping after the running steps (Ctrl-C again to stop at once)");
+            }
         });
     }
     let display = Display::new(args.json, plan.nodes.len());
@@ -193,6 +225,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         cancel: &cancel,
         on_event: &on_event,
         pipeline: &name,
+        executor: &executor,
     };
     let report = lab_engine::execute::run(&plan, &cache, registry, &opts);
     display.finish();

@@ -387,9 +387,23 @@ impl<'a, 'r> Checker<'a, 'r> {
                 }
                 // Extra positional or unknown named args were reported by bind_args; still
                 // check their values for errors of their own.
+                let resources = resources_arg(&sig, call);
                 for a in &call.args {
                     if !bound.iter().any(|(_, b)| b.is_some_and(|b| std::ptr::eq(b, a))) {
-                        self.expr(&a.value, scope);
+                        let (t, _) = self.expr(&a.value, scope);
+                        if resources.is_some_and(|r| std::ptr::eq(r, a)) && !Type::Record.accepts(&t) {
+                            self.diags.push(
+                                Diag::new(
+                                    "lab::type_mismatch",
+                                    format!("`resources` takes a record, not {}", an(&t)),
+                                )
+                                .at(a.value.span, format!("this is {}", an(&t)))
+                                .help(format!(
+                                    "write e.g. `resources: {{cpus: 4, mem: \"8G\", time: \"2h\"}}`; the fields are {}",
+                                    lab_ops::Resources::FIELDS
+                                )),
+                            );
+                        }
                     }
                 }
                 (sig.output.clone(), false)
@@ -579,6 +593,17 @@ fn type_mismatch(sig: &Signature, spec: &ParamSpec, value: &Expr, actual: &Type)
     d
 }
 
+/// The argument, accepted by every op, that overrides its cluster resources.
+pub(crate) const RESOURCES: &str = "resources";
+
+/// The `resources:` argument of a call, if it has one.
+pub(crate) fn resources_arg<'c>(sig: &Signature, call: &'c Call) -> Option<&'c Arg> {
+    if sig.param(RESOURCES).is_some() {
+        return None;
+    }
+    call.args.iter().find(|a| a.name.as_ref().is_some_and(|n| n.name == RESOURCES))
+}
+
 /// Matches a call's arguments to a signature's parameters: positional ones in order,
 /// then named ones. Reports extra, unknown, repeated and missing arguments.
 pub(crate) fn bind_args<'c>(
@@ -606,6 +631,8 @@ pub(crate) fn bind_args<'c>(
                 bound[next_positional].1 = Some(a);
                 next_positional += 1;
             }
+            // The reserved argument every op takes (unless it has a parameter of that name).
+            Some(n) if n.name == RESOURCES && sig.param(RESOURCES).is_none() => {}
             Some(n) => match bound.iter().position(|(p, _)| p.name == n.name) {
                 None => {
                     let names = sig.params.iter().map(|p| p.name);

@@ -3,8 +3,9 @@
 //! steps finish, and is never cached.
 
 use crate::plan::{ArgVal, Node, Plan};
+pub use lab_ops::Args;
 use lab_cache::{ActionResult, ArtifactId, Cache, Key};
-use lab_ops::{ArgIn, Args, Blame, OpError, Progress, Registry, RunCtx};
+use lab_ops::{ArgIn, Blame, OpError, Progress, Registry, RunCtx};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,12 @@ pub enum Event {
         node: usize,
         because: Option<usize>,
     },
+    /// A cluster job of the step ended without a result (cancelled, timed out, preempted,
+    /// its node failed) and the step was submitted again.
+    Retry {
+        node: usize,
+        reason: String,
+    },
 }
 
 pub struct RunOptions<'a> {
@@ -59,6 +66,18 @@ pub struct RunOptions<'a> {
     pub on_event: &'a (dyn Fn(&Event) + Sync),
     /// The pipeline's name, recorded with each result (not part of any key).
     pub pipeline: &'a str,
+    /// Where steps run: this process, or jobs on a Slurm cluster.
+    pub executor: &'a Executor,
+}
+
+/// Where the steps of a run are computed.
+#[derive(Debug, Clone, Default)]
+pub enum Executor {
+    /// Threads of this process.
+    #[default]
+    Local,
+    /// Jobs on a Slurm cluster, meeting in the (shared) cache.
+    Slurm(crate::slurm::SlurmConfig),
 }
 
 /// The outcome of a run.
@@ -180,7 +199,9 @@ pub fn computed_by(r: &ActionResult) -> Option<String> {
     r.meta.get("pipeline").and_then(|p| p.as_str()).map(str::to_string)
 }
 
-enum Done {
+/// How one action ended.
+#[derive(Debug, Clone)]
+pub enum Done {
     /// `by_other`: the pipeline that computed it while this run waited for the lock.
     Ok {
         id: ArtifactId,
@@ -190,8 +211,61 @@ enum Done {
     Err(String, Blame),
 }
 
-/// Runs every node of `plan` that the cache lacks.
+/// One step to compute: what an executor needs to run it here or elsewhere.
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub node: usize,
+    pub step: String,
+    pub op: std::sync::Arc<lab_ops::Signature>,
+    pub key: Key,
+    pub preimage: serde_json::Value,
+    pub args: Args,
+    pub forced: bool,
+    pub resources: lab_ops::Resources,
+}
+
+/// Runs every node of `plan` that the cache lacks, with the executor `opts` names.
 pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -> RunReport {
+    match opts.executor {
+        Executor::Local => {
+            let jobs = opts.jobs.max(1);
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().expect("thread pool");
+            let (tx, rx) = std::sync::mpsc::channel::<(usize, Done)>();
+            pool.in_place_scope(|scope| {
+                let mut start = |a: Action| {
+                    let tx = tx.clone();
+                    scope.spawn(move |_| {
+                        let done = execute(&a, cache, registry, opts);
+                        let _ = tx.send((a.node, done));
+                    });
+                };
+                let mut wait = || rx.recv().ok();
+                schedule(plan, cache, opts, jobs, &mut start, &mut wait)
+            })
+        }
+        Executor::Slurm(cfg) => {
+            // `start` only queues: the scheduler starts every ready step before it waits, so
+            // the driver sees them together and can put small ones into one job.
+            let driver = std::cell::RefCell::new(crate::slurm::Driver::new(cfg.clone(), cache, opts));
+            let mut start = |a: Action| driver.borrow_mut().enqueue(a);
+            let mut wait = || driver.borrow_mut().next_done();
+            schedule(plan, cache, opts, usize::MAX, &mut start, &mut wait)
+        }
+    }
+}
+
+/// The scheduler shared by every executor: keys from input artifact ids, cache lookups,
+/// `start` for what must be computed (at most `capacity` at once), `wait` for the next
+/// action to end. A failure skips what depends on it and, unless `keep_going`, starts
+/// nothing new.
+fn schedule(
+    plan: &Plan,
+    cache: &Cache,
+    opts: &RunOptions,
+    capacity: usize,
+    start: &mut dyn FnMut(Action),
+    wait: &mut dyn FnMut() -> Option<(usize, Done)>,
+) -> RunReport {
     let n = plan.nodes.len();
     let mut report = RunReport {
         outputs: vec![None; n],
@@ -214,83 +288,81 @@ pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -
     let mut blocked: BTreeSet<usize> = BTreeSet::new();
     let mut stop = false;
     let mut running = 0usize;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(opts.jobs.max(1)).build().expect("thread pool");
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, Done)>();
-
-    pool.in_place_scope(|scope| {
-        loop {
-            if opts.cancel.load(Ordering::Relaxed) {
-                stop = true;
-                report.cancelled = true;
+    loop {
+        if opts.cancel.load(Ordering::Relaxed) {
+            stop = true;
+            report.cancelled = true;
+        }
+        while !stop && running < capacity {
+            let Some(i) = ready.pop_front() else { break };
+            let node = &plan.nodes[i];
+            let (bytes, shown) = preimage(plan, node, &report.outputs).expect("inputs are done");
+            let key = Key::of(&bytes);
+            report.keys[i] = Some(key);
+            report.preimages[i] = Some(shown.clone());
+            if !opts.force.contains(&i)
+                && let Some(r) = cache.lookup(&key)
+            {
+                report.outputs[i] = r.outputs.first().copied();
+                report.computed_by[i] = computed_by(&r);
+                report.cached.push(i);
+                (opts.on_event)(&Event::Cached { node: i });
+                release(i, &dependents, &mut remaining, &mut ready, &rank);
+                continue;
             }
-            while !stop && running < opts.jobs.max(1) {
-                let Some(i) = ready.pop_front() else { break };
-                let node = &plan.nodes[i];
-                let (bytes, shown) = preimage(plan, node, &report.outputs).expect("inputs are done");
-                let key = Key::of(&bytes);
-                report.keys[i] = Some(key);
-                report.preimages[i] = Some(shown.clone());
-                if !opts.force.contains(&i)
-                    && let Some(r) = cache.lookup(&key)
-                {
-                    report.outputs[i] = r.outputs.first().copied();
-                    report.computed_by[i] = computed_by(&r);
-                    report.cached.push(i);
-                    (opts.on_event)(&Event::Cached { node: i });
-                    release(i, &dependents, &mut remaining, &mut ready, &rank);
-                    continue;
+            running += 1;
+            (opts.on_event)(&Event::Started { node: i });
+            start(Action {
+                node: i,
+                step: node.name.clone(),
+                op: std::sync::Arc::clone(&node.op),
+                key,
+                preimage: shown,
+                args: to_args(node, cache, &report.outputs),
+                forced: opts.force.contains(&i),
+                resources: node.resources,
+            });
+        }
+        if running == 0 {
+            break;
+        }
+        let Some((i, done)) = wait() else { break };
+        running -= 1;
+        match done {
+            Done::Ok { id, secs, by_other } => {
+                report.outputs[i] = Some(id);
+                match &by_other {
+                    Some(by) => {
+                        report.cached.push(i);
+                        report.computed_by[i] = by.clone();
+                    }
+                    None => report.executed.push(i),
                 }
-                running += 1;
-                (opts.on_event)(&Event::Started { node: i });
-                let args = to_args(node, cache, &report.outputs);
-                let tx = tx.clone();
-                let forced = opts.force.contains(&i);
-                scope.spawn(move |_| {
-                    let done = execute(node, key, shown, args, forced, cache, registry, opts);
-                    let _ = tx.send((i, done));
-                });
+                (opts.on_event)(&Event::Finished { node: i, secs, by_other: by_other.is_some() });
+                release(i, &dependents, &mut remaining, &mut ready, &rank);
             }
-            if running == 0 {
-                break;
-            }
-            let Ok((i, done)) = rx.recv() else { break };
-            running -= 1;
-            match done {
-                Done::Ok { id, secs, by_other } => {
-                    report.outputs[i] = Some(id);
-                    match &by_other {
-                        Some(by) => {
-                            report.cached.push(i);
-                            report.computed_by[i] = by.clone();
-                        }
-                        None => report.executed.push(i),
-                    }
-                    (opts.on_event)(&Event::Finished { node: i, secs, by_other: by_other.is_some() });
-                    release(i, &dependents, &mut remaining, &mut ready, &rank);
+            Done::Err(error, blame) => {
+                if error == "cancelled" {
+                    report.cancelled = true;
                 }
-                Done::Err(error, blame) => {
-                    if error == "cancelled" {
-                        report.cancelled = true;
+                (opts.on_event)(&Event::Failed { node: i, error: error.clone(), blame });
+                report.failed.push((i, error, blame));
+                // Everything downstream of a failure is skipped.
+                let mut stack = dependents[i].clone();
+                while let Some(d) = stack.pop() {
+                    if blocked.insert(d) {
+                        report.skipped.push(d);
+                        (opts.on_event)(&Event::Skipped { node: d, because: Some(i) });
+                        stack.extend(dependents[d].iter().copied());
                     }
-                    (opts.on_event)(&Event::Failed { node: i, error: error.clone(), blame });
-                    report.failed.push((i, error, blame));
-                    // Everything downstream of a failure is skipped.
-                    let mut stack = dependents[i].clone();
-                    while let Some(d) = stack.pop() {
-                        if blocked.insert(d) {
-                            report.skipped.push(d);
-                            (opts.on_event)(&Event::Skipped { node: d, because: Some(i) });
-                            stack.extend(dependents[d].iter().copied());
-                        }
-                    }
-                    ready.retain(|r| !blocked.contains(r));
-                    if !opts.keep_going {
-                        stop = true;
-                    }
+                }
+                ready.retain(|r| !blocked.contains(r));
+                if !opts.keep_going {
+                    stop = true;
                 }
             }
         }
-    });
+    }
     // What never started because the run stopped.
     for &i in &plan.order {
         if report.outputs[i].is_none() && !blocked.contains(&i) && !report.failed.iter().any(|(f, _, _)| *f == i) {
@@ -324,17 +396,11 @@ fn release(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn execute(
-    node: &Node,
-    key: Key,
-    shown: serde_json::Value,
-    args: Args,
-    forced: bool,
-    cache: &Cache,
-    registry: &Registry,
-    opts: &RunOptions,
-) -> Done {
+/// Computes one action in this process: takes the key's lock, looks again (another process
+/// may have computed it meanwhile), runs the op into a temporary directory, and commits the
+/// artifact, then the action result.
+pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions) -> Done {
+    let (key, forced) = (a.key, a.forced);
     let started = Instant::now();
     let _lock = match cache.lock(&key) {
         Ok(l) => l,
@@ -347,14 +413,14 @@ fn execute(
     {
         return Done::Ok { id, secs: started.elapsed().as_secs_f64(), by_other: Some(computed_by(&r)) };
     }
-    let Some((_, op)) = registry.get(node.op.kind, node.op.method) else {
-        return Done::Err(format!("op `{}` is not registered", node.op.name()), Blame::Internal);
+    let Some((_, op)) = registry.get(a.op.kind, a.op.method) else {
+        return Done::Err(format!("op `{}` is not registered", a.op.name()), Blame::Internal);
     };
     let tmp = match cache.tmp_dir() {
         Ok(t) => t,
         Err(e) => return Done::Err(e.to_string(), Blame::Environment),
     };
-    let progress = |p: Progress| (opts.on_event)(&Event::Progress { node: node.id, progress: p });
+    let progress = |p: Progress| (opts.on_event)(&Event::Progress { node: a.node, progress: p });
     let ctx = RunCtx {
         out: tmp.path(),
         threads: opts.threads,
@@ -362,7 +428,7 @@ fn execute(
         progress: &progress,
         cancel: opts.cancel,
     };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run(&ctx, &args)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run(&ctx, &a.args)));
     match result {
         Ok(Ok(())) => {}
         Ok(Err(OpError::Cancelled)) => return Done::Err("cancelled".into(), Blame::User),
@@ -373,7 +439,7 @@ fn execute(
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            return Done::Err(format!("internal error in `{}`: {msg}", node.op.name()), Blame::Internal);
+            return Done::Err(format!("internal error in `{}`: {msg}", a.op.name()), Blame::Internal);
         }
     }
     let secs = started.elapsed().as_secs_f64();
@@ -387,7 +453,10 @@ fn execute(
     meta.insert("device".into(), json!(opts.device.to_string()));
     meta.insert("pid".into(), json!(std::process::id()));
     meta.insert("pipeline".into(), json!(opts.pipeline));
-    meta.insert("step".into(), json!(node.name));
+    meta.insert("step".into(), json!(a.step));
+    if let Ok(job) = std::env::var("SLURM_JOB_ID") {
+        meta.insert("slurm_job".into(), json!(job));
+    }
     if let Some(h) = host() {
         meta.insert("host".into(), json!(h));
     }
@@ -398,7 +467,7 @@ fn execute(
         "finished_unix".into(),
         json!(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)),
     );
-    let result = ActionResult { outputs: vec![id], meta, preimage: shown };
+    let result = ActionResult { outputs: vec![id], meta, preimage: a.preimage.clone() };
     if let Err(e) = cache.commit_action(&key, &result) {
         return Done::Err(format!("cannot record the result: {e}"), Blame::Environment);
     }

@@ -22,6 +22,7 @@ mod lower;
 mod plan;
 mod prune;
 pub mod report;
+pub mod slurm;
 mod source;
 
 pub use diagnostic::{CODES, Diag, render, suggest};

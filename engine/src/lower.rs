@@ -413,6 +413,23 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 }
                 deps.sort_unstable();
                 deps.dedup();
+                let resources = match crate::check::resources_arg(&sig, call) {
+                    None => sig.resources,
+                    Some(a) => match self.eval(&a.value, env, "", false)? {
+                        ArgVal::Value(Value::Record(fields)) => match sig.resources.with(&fields) {
+                            Ok(r) => r,
+                            Err(msg) => {
+                                self.diags.push(
+                                    Diag::new("lab::bad_resources", msg)
+                                        .at(a.value.span, "these resources")
+                                        .help(format!("`labrun ops {}` shows what the op asks for by default", sig.name())),
+                                );
+                                return None;
+                            }
+                        },
+                        _ => return None,
+                    },
+                };
                 let mut key = sig.name().into_bytes();
                 key.extend_from_slice(&sig.version.to_le_bytes());
                 for (k, v) in &args {
@@ -429,7 +446,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                     return Some(ArgVal::Node(id));
                 }
                 let id = self.nodes.len();
-                self.nodes.push(Node { id, name, aliases: Vec::new(), op: sig, args, span: e.span, deps });
+                self.nodes.push(Node { id, name, aliases: Vec::new(), op: sig, args, span: e.span, deps, resources });
                 self.dedupe.insert(key, id);
                 Some(ArgVal::Node(id))
             }

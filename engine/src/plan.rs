@@ -40,6 +40,9 @@ pub struct Node {
     /// The call in the source.
     pub span: Span,
     pub deps: Vec<usize>,
+    /// What the step needs on a cluster: the op's declaration, or the call's `resources:`.
+    /// Not part of the cache key.
+    pub resources: lab_ops::Resources,
 }
 
 /// A row of a report: a label and what it shows.

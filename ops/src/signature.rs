@@ -13,6 +13,110 @@ pub struct Signature {
     pub doc: &'static str,
     pub params: Vec<ParamSpec>,
     pub output: Type,
+    /// What one step of this op needs when a cluster runs it (`--executor slurm`).
+    pub resources: Resources,
+}
+
+/// The machine share a step needs on a cluster: CPUs, memory, GPUs and the time it is
+/// expected to take at the op's default scale. A `.lab` file overrides them per call with
+/// the reserved argument `resources: {cpus: 4, mem: "8G", gpus: 1, time: "2h"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Resources {
+    pub cpus: u32,
+    pub mem_mb: u64,
+    pub gpus: u32,
+    /// Expected wall time; the job's time limit is a multiple of it.
+    pub minutes: u64,
+}
+
+impl Default for Resources {
+    /// A small step: one CPU, 1 GiB, no GPU, a minute.
+    fn default() -> Self {
+        Resources { cpus: 1, mem_mb: 1024, gpus: 0, minutes: 1 }
+    }
+}
+
+impl Resources {
+    /// The fields a `resources:` record may set, for messages.
+    pub const FIELDS: &'static str = "`cpus` (≥ 1), `mem` (e.g. \"4G\", \"512M\"), `gpus` (≥ 0), `time` (e.g. \"90m\", \"2h\", \"1:30:00\")";
+
+    /// These resources with the fields of a `resources:` record overriding them.
+    pub fn with(mut self, record: &std::collections::BTreeMap<String, Value>) -> Result<Resources, String> {
+        for (k, v) in record {
+            match (k.as_str(), v) {
+                ("cpus", Value::Int(n)) if (1..=4096).contains(n) => self.cpus = *n as u32,
+                ("gpus", Value::Int(n)) if (0..=64).contains(n) => self.gpus = *n as u32,
+                ("mem", Value::Int(n)) if *n >= 1 => self.mem_mb = *n as u64,
+                ("mem", Value::Str(s)) => self.mem_mb = parse_mem(s)?,
+                ("time", Value::Int(n)) if *n >= 1 => self.minutes = *n as u64,
+                ("time", Value::Str(s)) => self.minutes = parse_minutes(s)?,
+                ("cpus" | "gpus" | "mem" | "time", v) => {
+                    return Err(format!("`{k}: {v}` is out of range; the fields are {}", Self::FIELDS));
+                }
+                _ => return Err(format!("`{k}` is not a resource; the fields are {}", Self::FIELDS)),
+            }
+        }
+        Ok(self)
+    }
+
+    /// `1 CPU, 1 GiB, no GPU, 1 min`
+    pub fn describe(&self) -> String {
+        let mem = if self.mem_mb.is_multiple_of(1024) {
+            format!("{} GiB", self.mem_mb / 1024)
+        } else {
+            format!("{} MiB", self.mem_mb)
+        };
+        let gpus = match self.gpus {
+            0 => "no GPU".to_string(),
+            1 => "1 GPU".to_string(),
+            n => format!("{n} GPUs"),
+        };
+        let cpus = if self.cpus == 1 { "1 CPU".to_string() } else { format!("{} CPUs", self.cpus) };
+        format!("{cpus}, {mem}, {gpus}, {} min", self.minutes)
+    }
+}
+
+/// `"4G"`, `"512M"`, `"2048"` (MiB) → MiB.
+fn parse_mem(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'G' | 'g')) => (&t[..i], 1024.0),
+        Some((i, 'M' | 'm')) => (&t[..i], 1.0),
+        Some((i, 'T' | 't')) => (&t[..i], 1024.0 * 1024.0),
+        _ => (t, 1.0),
+    };
+    match num.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x * mult < 1e9 => Ok((x * mult).ceil() as u64),
+        _ => Err(format!("`mem: \"{s}\"` is not a memory size; write e.g. \"4G\" or \"512M\"")),
+    }
+}
+
+/// `"90m"`, `"2h"`, `"45s"`, `"1:30:00"`, `"30:00"` → minutes (rounded up).
+fn parse_minutes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = || format!("`time: \"{s}\"` is not a duration; write e.g. \"90m\", \"2h\" or \"1:30:00\"");
+    let secs: f64 = if t.contains(':') {
+        let parts: Vec<f64> = t.split(':').map(|p| p.parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+        match parts.as_slice() {
+            [m, s] => m * 60.0 + s,
+            [h, m, s] => h * 3600.0 + m * 60.0 + s,
+            _ => return Err(bad()),
+        }
+    } else {
+        let (num, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+        let x: f64 = num.trim().parse().map_err(|_| bad())?;
+        x * match unit {
+            "s" => 1.0,
+            "" | "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            _ => return Err(bad()),
+        }
+    };
+    if !(secs > 0.0 && secs < 1e9) {
+        return Err(bad());
+    }
+    Ok((secs / 60.0).ceil() as u64)
 }
 
 /// One parameter. Parameters of artifact type (or lists of them) are the op's inputs:
@@ -28,7 +132,19 @@ pub struct ParamSpec {
 
 impl Signature {
     pub fn new(kind: &'static str, method: &'static str, version: u32, output: Type, doc: &'static str) -> Self {
-        Signature { kind, method, version, doc, params: Vec::new(), output }
+        // What a step of each kind typically needs; ops that need more or less say so.
+        let resources = match kind {
+            "finetune" => Resources { cpus: 2, mem_mb: 4096, gpus: 0, minutes: 30 },
+            "generate" | "probe" | "estimate" | "score" => Resources { cpus: 1, mem_mb: 2048, gpus: 0, minutes: 5 },
+            _ => Resources::default(),
+        };
+        Signature { kind, method, version, doc, params: Vec::new(), output, resources }
+    }
+
+    /// Declares what one step needs on a cluster (the default is [`Resources::default`]).
+    pub fn needs(mut self, cpus: u32, mem_gib: u64, minutes: u64) -> Self {
+        self.resources = Resources { cpus, mem_mb: mem_gib * 1024, gpus: 0, minutes };
+        self
     }
 
     /// Adds a required parameter.
@@ -69,3 +185,34 @@ impl Signature {
 /// The op kinds the language knows.
 pub const KINDS: &[&str] =
     &["generate", "filter", "finetune", "probe", "estimate", "score", "model", "data", "fit", "report"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn rec(fields: &[(&str, Value)]) -> BTreeMap<String, Value> {
+        fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    #[test]
+    fn resource_records_override_fields_and_reject_nonsense() {
+        let r = Resources::default()
+            .with(&rec(&[
+                ("cpus", Value::Int(4)),
+                ("mem", Value::Str("1.5G".into())),
+                ("gpus", Value::Int(1)),
+                ("time", Value::Str("1:30:00".into())),
+            ]))
+            .unwrap();
+        assert_eq!(r, Resources { cpus: 4, mem_mb: 1536, gpus: 1, minutes: 90 });
+        assert_eq!(r.describe(), "4 CPUs, 1536 MiB, 1 GPU, 90 min");
+        let t = |s: &str| Resources::default().with(&rec(&[("time", Value::Str(s.into()))])).map(|r| r.minutes);
+        assert_eq!((t("2h"), t("45s"), t("30:00"), t("90")), (Ok(120), Ok(1), Ok(30), Ok(90)));
+        assert!(t("soon").unwrap_err().contains("not a duration"));
+        let e = Resources::default().with(&rec(&[("cpu", Value::Int(2))])).unwrap_err();
+        assert!(e.contains("`cpu` is not a resource"), "{e}");
+        assert!(Resources::default().with(&rec(&[("cpus", Value::Int(0))])).unwrap_err().contains("out of range"));
+        assert!(Resources::default().with(&rec(&[("mem", Value::Str("lots".into()))])).is_err());
+    }
+}
