@@ -35,6 +35,7 @@ fn main() {
         cancel: &cancel,
         on_event: &quiet,
         pipeline: "many",
+        executor: &lab_engine::execute::Executor::Local,
     };
 
     let t = Instant::now();

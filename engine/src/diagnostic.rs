@@ -22,6 +22,7 @@ pub const CODES: &[&str] = &[
     "lab::type_mismatch",
     "lab::not_constant",
     "lab::bad_range",
+    "lab::bad_resources",
     "lab::bad_index",
     "lab::division_by_zero",
     "lab::overflow",

@@ -3,8 +3,8 @@
 //! steps finish, and is never cached.
 
 use crate::plan::{ArgVal, Node, Plan};
-pub use lab_ops::Args;
 use lab_cache::{ActionResult, ArtifactId, Cache, Key};
+pub use lab_ops::Args;
 use lab_ops::{ArgIn, Blame, OpError, Progress, Registry, RunCtx};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

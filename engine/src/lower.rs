@@ -420,9 +420,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                             Ok(r) => r,
                             Err(msg) => {
                                 self.diags.push(
-                                    Diag::new("lab::bad_resources", msg)
-                                        .at(a.value.span, "these resources")
-                                        .help(format!("`labrun ops {}` shows what the op asks for by default", sig.name())),
+                                    Diag::new("lab::bad_resources", msg).at(a.value.span, "these resources").help(
+                                        format!("`labrun ops {}` shows what the op asks for by default", sig.name()),
+                                    ),
                                 );
                                 return None;
                             }

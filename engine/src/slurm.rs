@@ -10,8 +10,9 @@
 //! (the job's stdout and stderr) and `submitted.log` (one line per submitted job).
 //!
 //! Ready steps with the same resource request are grouped into one job while their
-//! expected times add up to at most `batch_minutes`: a sweep of a thousand tiny steps
-//! becomes a few jobs, not a thousand.
+//! expected times (each op declares one, a call may override it) add up to at most
+//! `batch_minutes`: a sweep of a thousand tiny steps becomes two jobs, not a thousand, and
+//! long steps get a job each.
 
 use crate::execute::{Action, Done, Event, Executor, RunOptions, execute};
 use lab_cache::{ArtifactId, Cache, Key};
@@ -33,7 +34,7 @@ pub struct SlurmConfig {
     /// `--account` of every job.
     pub account: Option<String>,
     /// `--time` of every job (e.g. `"02:00:00"`); by default three times the expected
-    /// time of the job's steps plus five minutes.
+    /// time of the job's steps plus ten minutes.
     pub time_limit: Option<String>,
     /// More `sbatch` options, e.g. `["--qos=short", "--constraint=a100"]`.
     pub sbatch_args: Vec<String>,
@@ -305,19 +306,19 @@ impl<'a> Driver<'a> {
         while !self.queue.is_empty() && self.inflight.len() < self.cfg.max_jobs.max(1) {
             let first = self.queue.pop_front().expect("not empty");
             let request = |r: &Resources| (r.cpus, r.mem_mb, r.gpus);
-            let mut minutes = first.resources.minutes;
+            let mut seconds = first.resources.seconds;
             let mut batch = vec![first];
             let mut i = 0;
             while i < self.queue.len() && batch.len() < self.cfg.max_batch.max(1) {
                 let r = &self.queue[i].resources;
-                if request(r) == request(&batch[0].resources) && minutes + r.minutes <= self.cfg.batch_minutes {
-                    minutes += r.minutes;
+                if request(r) == request(&batch[0].resources) && seconds + r.seconds <= 60 * self.cfg.batch_minutes {
+                    seconds += r.seconds;
                     batch.push(self.queue.remove(i).expect("in range"));
                 } else {
                     i += 1;
                 }
             }
-            self.submit(batch, minutes);
+            self.submit(batch, seconds);
         }
     }
 
@@ -349,7 +350,7 @@ impl<'a> Driver<'a> {
         }
     }
 
-    fn submit(&mut self, batch: Vec<Action>, minutes: u64) {
+    fn submit(&mut self, batch: Vec<Action>, seconds: u64) {
         let fail = |d: &mut Self, batch: Vec<Action>, msg: String| {
             for a in batch {
                 d.done.push_back((a.node, Done::Err(msg.clone(), Blame::Environment)));
@@ -390,7 +391,7 @@ impl<'a> Driver<'a> {
             specs.push(path);
         }
         let r = batch[0].resources;
-        let time = self.cfg.time_limit.clone().unwrap_or_else(|| slurm_time(minutes * 3 + 5));
+        let time = self.cfg.time_limit.clone().unwrap_or_else(|| slurm_time((seconds * 3).div_ceil(60) + 10));
         let name = match batch.len() {
             1 => format!("labrun:{}:{}", self.opts.pipeline, batch[0].step),
             n => format!("labrun:{}:{}+{}", self.opts.pipeline, batch[0].step, n - 1),
@@ -424,7 +425,9 @@ impl<'a> Driver<'a> {
                 return fail(
                     self,
                     batch,
-                    format!("cannot run `sbatch`: {e}; is Slurm installed here? `labrun doctor` shows what labrun finds"),
+                    format!(
+                        "cannot run `sbatch`: {e}; is Slurm installed here? `labrun doctor` shows what labrun finds"
+                    ),
                 );
             }
         };
@@ -566,8 +569,11 @@ impl<'a> Driver<'a> {
             *t
         };
         if killed && tries <= self.cfg.retries {
-            let reason =
-                format!("Slurm job {id} {how}; submitting it again (attempt {} of {})", tries + 1, self.cfg.retries + 1);
+            let reason = format!(
+                "Slurm job {id} {how}; submitting it again (attempt {} of {})",
+                tries + 1,
+                self.cfg.retries + 1
+            );
             (self.opts.on_event)(&Event::Retry { node: a.node, reason });
             dirs.clear(&a.key, &self.nonce, id);
             self.adopted.remove(&a.node);
@@ -627,7 +633,11 @@ fn log_tail(path: &Path, lines: usize) -> String {
         Ok(t) => {
             let all: Vec<&str> = t.lines().collect();
             let tail = &all[all.len().saturating_sub(lines)..];
-            if tail.is_empty() { "  (empty)".into() } else { tail.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n") }
+            if tail.is_empty() {
+                "  (empty)".into()
+            } else {
+                tail.iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+            }
         }
         Err(e) => format!("  (no log at {}: {e})", path.display()),
     }
@@ -686,7 +696,9 @@ pub fn worker(cache: &Cache, registry: &Registry, specs: &[PathBuf]) -> i32 {
         let started = Instant::now();
         let outcome = run_spec(&spec, cache, registry, &dirs, &cancel);
         match &outcome {
-            o if o.ok => println!("labrun: {} ({}) done in {:.2}s", spec.step, spec.op, started.elapsed().as_secs_f64()),
+            o if o.ok => {
+                println!("labrun: {} ({}) done in {:.2}s", spec.step, spec.op, started.elapsed().as_secs_f64())
+            }
             o => {
                 code = 1;
                 println!("labrun: {} ({}) failed: {}", spec.step, spec.op, o.error.as_deref().unwrap_or(""));
@@ -716,7 +728,10 @@ fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel
         return fail(format!("`{}` is not an op name", spec.op), Blame::Internal);
     };
     let Some((sig, _)) = registry.get(kind, method) else {
-        return fail(format!("this labrun has no op `{}`; use the same labrun on the nodes as on the driver", spec.op), Blame::Environment);
+        return fail(
+            format!("this labrun has no op `{}`; use the same labrun on the nodes as on the driver", spec.op),
+            Blame::Environment,
+        );
     };
     if sig.version != spec.version {
         return fail(
@@ -812,7 +827,13 @@ pub fn describe_cluster() -> Result<(String, Vec<String>), String> {
             (f.len() == 7).then(|| {
                 format!(
                     "{} ({}; {} nodes, {} CPUs and {} MB each, time limit {}, GPUs {})",
-                    f[0], f[1], f[2], f[3], f[4], f[5], if f[6] == "(null)" { "none" } else { f[6] }
+                    f[0],
+                    f[1],
+                    f[2],
+                    f[3],
+                    f[4],
+                    f[5],
+                    if f[6] == "(null)" { "none" } else { f[6] }
                 )
             })
         })

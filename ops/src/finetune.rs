@@ -22,7 +22,8 @@ pub fn register(r: &mut Registry) {
 }
 
 fn common(sig: Signature) -> Signature {
-    sig.needs(1, 2, 5).opt("epochs", Type::Int, Value::Int(5), "passes over the data")
+    sig.needs(1, 2, 60)
+        .opt("epochs", Type::Int, Value::Int(5), "passes over the data")
         .opt("lr", Type::Float, Value::Float(3e-4), "Adam learning rate")
         .opt("batch", Type::Int, Value::Int(64), "rows per step")
         .opt("seed", Type::Int, Value::Int(0), "shuffle seed")
@@ -387,7 +388,7 @@ impl Op for Rl {
         .opt("min_kl", Type::Float, Value::Float(0.05), "the first checkpoint's KL")
         .opt("checkpoints", Type::Int, Value::Int(16), "checkpoints, log-spaced in KL from `min_kl` to `max_kl` (π₀ is kept too)")
         .opt("seed", Type::Int, Value::Int(0), "sampling seed")
-        .needs(1, 1, 5)
+        .needs(1, 1, 60)
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

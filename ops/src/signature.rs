@@ -25,20 +25,21 @@ pub struct Resources {
     pub cpus: u32,
     pub mem_mb: u64,
     pub gpus: u32,
-    /// Expected wall time; the job's time limit is a multiple of it.
-    pub minutes: u64,
+    /// Expected wall time in seconds; a job's time limit is a multiple of its steps' sum.
+    pub seconds: u64,
 }
 
 impl Default for Resources {
-    /// A small step: one CPU, 1 GiB, no GPU, a minute.
+    /// A small step: one CPU, 1 GiB, no GPU, a second.
     fn default() -> Self {
-        Resources { cpus: 1, mem_mb: 1024, gpus: 0, minutes: 1 }
+        Resources { cpus: 1, mem_mb: 1024, gpus: 0, seconds: 1 }
     }
 }
 
 impl Resources {
     /// The fields a `resources:` record may set, for messages.
-    pub const FIELDS: &'static str = "`cpus` (≥ 1), `mem` (e.g. \"4G\", \"512M\"), `gpus` (≥ 0), `time` (e.g. \"90m\", \"2h\", \"1:30:00\")";
+    pub const FIELDS: &'static str =
+        "`cpus` (≥ 1), `mem` (e.g. \"4G\", \"512M\"), `gpus` (≥ 0), `time` (e.g. \"90m\", \"2h\", \"1:30:00\")";
 
     /// These resources with the fields of a `resources:` record overriding them.
     pub fn with(mut self, record: &std::collections::BTreeMap<String, Value>) -> Result<Resources, String> {
@@ -48,8 +49,8 @@ impl Resources {
                 ("gpus", Value::Int(n)) if (0..=64).contains(n) => self.gpus = *n as u32,
                 ("mem", Value::Int(n)) if *n >= 1 => self.mem_mb = *n as u64,
                 ("mem", Value::Str(s)) => self.mem_mb = parse_mem(s)?,
-                ("time", Value::Int(n)) if *n >= 1 => self.minutes = *n as u64,
-                ("time", Value::Str(s)) => self.minutes = parse_minutes(s)?,
+                ("time", Value::Int(n)) if *n >= 1 => self.seconds = 60 * *n as u64,
+                ("time", Value::Str(s)) => self.seconds = parse_seconds(s)?,
                 ("cpus" | "gpus" | "mem" | "time", v) => {
                     return Err(format!("`{k}: {v}` is out of range; the fields are {}", Self::FIELDS));
                 }
@@ -72,7 +73,12 @@ impl Resources {
             n => format!("{n} GPUs"),
         };
         let cpus = if self.cpus == 1 { "1 CPU".to_string() } else { format!("{} CPUs", self.cpus) };
-        format!("{cpus}, {mem}, {gpus}, {} min", self.minutes)
+        let time = match self.seconds {
+            s if s < 120 => format!("{s} s"),
+            s if s < 7200 => format!("{} min", s.div_ceil(60)),
+            s => format!("{:.1} h", s as f64 / 3600.0),
+        };
+        format!("{cpus}, {mem}, {gpus}, about {time}")
     }
 }
 
@@ -91,8 +97,8 @@ fn parse_mem(s: &str) -> Result<u64, String> {
     }
 }
 
-/// `"90m"`, `"2h"`, `"45s"`, `"1:30:00"`, `"30:00"` → minutes (rounded up).
-fn parse_minutes(s: &str) -> Result<u64, String> {
+/// `"90m"`, `"2h"`, `"45s"`, `"1:30:00"`, `"30:00"`, `"90"` (minutes) → seconds (rounded up).
+fn parse_seconds(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let bad = || format!("`time: \"{s}\"` is not a duration; write e.g. \"90m\", \"2h\" or \"1:30:00\"");
     let secs: f64 = if t.contains(':') {
@@ -116,7 +122,7 @@ fn parse_minutes(s: &str) -> Result<u64, String> {
     if !(secs > 0.0 && secs < 1e9) {
         return Err(bad());
     }
-    Ok((secs / 60.0).ceil() as u64)
+    Ok(secs.ceil() as u64)
 }
 
 /// One parameter. Parameters of artifact type (or lists of them) are the op's inputs:
@@ -134,16 +140,16 @@ impl Signature {
     pub fn new(kind: &'static str, method: &'static str, version: u32, output: Type, doc: &'static str) -> Self {
         // What a step of each kind typically needs; ops that need more or less say so.
         let resources = match kind {
-            "finetune" => Resources { cpus: 2, mem_mb: 4096, gpus: 0, minutes: 30 },
-            "generate" | "probe" | "estimate" | "score" => Resources { cpus: 1, mem_mb: 2048, gpus: 0, minutes: 5 },
+            "finetune" => Resources { cpus: 2, mem_mb: 4096, gpus: 0, seconds: 600 },
+            "generate" | "probe" | "estimate" | "score" => Resources { cpus: 1, mem_mb: 2048, gpus: 0, seconds: 10 },
             _ => Resources::default(),
         };
         Signature { kind, method, version, doc, params: Vec::new(), output, resources }
     }
 
     /// Declares what one step needs on a cluster (the default is [`Resources::default`]).
-    pub fn needs(mut self, cpus: u32, mem_gib: u64, minutes: u64) -> Self {
-        self.resources = Resources { cpus, mem_mb: mem_gib * 1024, gpus: 0, minutes };
+    pub fn needs(mut self, cpus: u32, mem_gib: u64, seconds: u64) -> Self {
+        self.resources = Resources { cpus, mem_mb: mem_gib * 1024, gpus: 0, seconds };
         self
     }
 
@@ -205,10 +211,10 @@ mod tests {
                 ("time", Value::Str("1:30:00".into())),
             ]))
             .unwrap();
-        assert_eq!(r, Resources { cpus: 4, mem_mb: 1536, gpus: 1, minutes: 90 });
-        assert_eq!(r.describe(), "4 CPUs, 1536 MiB, 1 GPU, 90 min");
-        let t = |s: &str| Resources::default().with(&rec(&[("time", Value::Str(s.into()))])).map(|r| r.minutes);
-        assert_eq!((t("2h"), t("45s"), t("30:00"), t("90")), (Ok(120), Ok(1), Ok(30), Ok(90)));
+        assert_eq!(r, Resources { cpus: 4, mem_mb: 1536, gpus: 1, seconds: 5400 });
+        assert_eq!(r.describe(), "4 CPUs, 1536 MiB, 1 GPU, about 90 min");
+        let t = |s: &str| Resources::default().with(&rec(&[("time", Value::Str(s.into()))])).map(|r| r.seconds);
+        assert_eq!((t("2h"), t("45s"), t("30:00"), t("90")), (Ok(7200), Ok(45), Ok(1800), Ok(5400)));
         assert!(t("soon").unwrap_err().contains("not a duration"));
         let e = Resources::default().with(&rec(&[("cpu", Value::Int(2))])).unwrap_err();
         assert!(e.contains("`cpu` is not a resource"), "{e}");
