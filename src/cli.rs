@@ -119,6 +119,9 @@ pub struct SetArgs {
     /// Override a param: `--set seed=3` (repeatable)
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<Override>,
+    /// Allow imports anywhere under this folder (default: the folder of the file run)
+    #[arg(long, value_name = "DIR")]
+    pub import_root: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone, Default)]

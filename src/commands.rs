@@ -1,5 +1,5 @@
 use crate::cli::{Cli, Command, GraphFormat};
-use lab_engine::{Compiled, Diag, Plan, Sources, compile, render};
+use lab_engine::{Compiled, Diag, Plan, Sources, render};
 use lab_ops::{Registry, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -12,16 +12,14 @@ pub const USER_ERROR: u8 = 1;
 pub fn dispatch(cli: Cli) -> ExitCode {
     let registry = lab_ops::registry();
     match cli.command {
-        Command::Check { files, set } => check(&files, &set.set, &registry),
-        Command::Plan { file, targets, set, cache } => {
-            plan(&file, &targets, &set.set, cache.cache.as_deref(), &registry)
-        }
-        Command::Graph { file, format, set } => graph(&file, format, &set.set, &registry),
+        Command::Check { files, set } => check(&files, &set, &registry),
+        Command::Plan { file, targets, set, cache } => plan(&file, &targets, &set, cache.cache.as_deref(), &registry),
+        Command::Graph { file, format, set } => graph(&file, format, &set, &registry),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Ops { name } => ops(name.as_deref(), &registry),
         Command::Run(args) => crate::run::run(args, &registry),
         Command::Why { file, step, set, cache } => {
-            crate::maintain::why(&file, &step, &set.set, cache.cache.as_deref(), &registry)
+            crate::maintain::why(&file, &step, &set, cache.cache.as_deref(), &registry)
         }
         Command::Cache { action, cache } => crate::maintain::cache(action, cache.cache.as_deref()),
         Command::Doctor { cache } => crate::maintain::doctor(cache.cache.as_deref()),
@@ -52,8 +50,9 @@ pub fn print_diags(diags: &[Diag], sources: &Sources) {
 }
 
 /// Compiles or prints the diagnostics and returns the exit code.
-pub fn compiled(file: &Path, set: &[lab_engine::Override], registry: &Registry) -> Result<(Sources, Plan), ExitCode> {
-    let Compiled { sources, plan, diags } = compile(file, set, registry);
+pub fn compiled(file: &Path, set: &crate::cli::SetArgs, registry: &Registry) -> Result<(Sources, Plan), ExitCode> {
+    let Compiled { sources, plan, diags } =
+        lab_engine::compile_in(file, set.import_root.as_deref(), &set.set, registry);
     if !diags.is_empty() {
         print_diags(&diags, &sources);
         return Err(ExitCode::from(USER_ERROR));
@@ -64,7 +63,7 @@ pub fn compiled(file: &Path, set: &[lab_engine::Override], registry: &Registry) 
     }
 }
 
-fn check(files: &[PathBuf], set: &[lab_engine::Override], registry: &Registry) -> ExitCode {
+fn check(files: &[PathBuf], set: &crate::cli::SetArgs, registry: &Registry) -> ExitCode {
     let mut ok = true;
     for f in files {
         match compiled(f, set, registry) {
@@ -91,7 +90,7 @@ pub fn key_args(plan: &Plan, node: &lab_engine::Node) -> String {
 fn plan(
     file: &Path,
     targets: &[String],
-    set: &[lab_engine::Override],
+    set: &crate::cli::SetArgs,
     cache: Option<&Path>,
     registry: &Registry,
 ) -> ExitCode {
@@ -147,7 +146,7 @@ pub fn plan_text(plan: &Plan, status: &[Option<bool>], from: &[Option<String>]) 
     s
 }
 
-fn graph(file: &Path, format: GraphFormat, set: &[lab_engine::Override], registry: &Registry) -> ExitCode {
+fn graph(file: &Path, format: GraphFormat, set: &crate::cli::SetArgs, registry: &Registry) -> ExitCode {
     match compiled(file, set, registry) {
         Ok((_, plan)) => {
             print!(

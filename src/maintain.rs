@@ -3,13 +3,18 @@
 use crate::cli::CacheAction;
 use crate::commands::{USER_ERROR, compiled};
 use crate::run::{cache_dir, open_cache, pipeline_id};
-use lab_engine::Override;
 use lab_ops::Registry;
 use serde_json::Value as Json;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn why(file: &Path, step: &str, set: &[Override], cache_arg: Option<&Path>, registry: &Registry) -> ExitCode {
+pub fn why(
+    file: &Path,
+    step: &str,
+    set: &crate::cli::SetArgs,
+    cache_arg: Option<&Path>,
+    registry: &Registry,
+) -> ExitCode {
     let (sources, plan) = match compiled(file, set, registry) {
         Ok(x) => x,
         Err(c) => return c,

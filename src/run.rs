@@ -152,7 +152,7 @@ impl Display {
 
 pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     let started = Instant::now();
-    let (sources, plan) = match compiled(&args.file, &args.set.set, registry) {
+    let (sources, plan) = match compiled(&args.file, &args.set, registry) {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -100,3 +100,117 @@ fn usage_mistakes_exit_1_and_help_exits_0() {
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("labrun FILE"), "{}", r.stdout);
 }
+
+/// `cmds` on `name` exit 1 with `expect` on stderr and no internal error.
+fn rejects_with(cmds: &[&str], name: &str, bytes: &[u8], expect: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), bytes).unwrap();
+    let mut last = String::new();
+    for cmd in cmds {
+        let r = labrun(dir.path(), &[cmd, name]);
+        assert_eq!(r.code, 1, "{cmd} {name}: exit {}\n{}", r.code, &r.stderr[..r.stderr.len().min(2000)]);
+        assert!(
+            r.stderr.contains(expect),
+            "{cmd} {name}: stderr lacks {expect:?}:\n{}",
+            &r.stderr[..r.stderr.len().min(3000)]
+        );
+        assert!(!r.stderr.contains("internal error"), "{}", r.stderr);
+        last = r.stderr;
+    }
+    last
+}
+
+#[test]
+fn a_flat_sum_of_thousands_of_terms_is_refused_not_a_stack_overflow() {
+    let s = format!("x = {}\ny = generate.noise(shape: [4], count: x)\n", vec!["1"; 20_000].join(" + "));
+    rejects("flat.lab", s.as_bytes(), "this expression has 19999 operators; labrun takes up to 200");
+    // Operators nested in brackets count too.
+    let mut e = "1".to_string();
+    for _ in 0..120 {
+        e = format!("({e} + 1)");
+    }
+    rejects("nested.lab", format!("x = {e}\n").as_bytes(), "nests more than 200 levels");
+}
+
+#[test]
+fn an_error_past_column_65535_is_drawn_clipped() {
+    let s = format!("y = generate.noise(shape: [4], count: 10){}z = undefined_thing\n", " ".repeat(70_000));
+    let err = rejects_with(&["check", "plan"], "wide.lab", s.as_bytes(), "not defined (column 70046)");
+    assert!(err.contains("unknown name `undefined_thing`") && err.lines().all(|l| l.chars().count() < 400), "{err}");
+}
+
+#[test]
+fn a_megabyte_long_unknown_name_is_reported_at_once() {
+    let s = format!("y = generate.noise(shape: [4], count: 10)\nz = score.stats({})\n", "a".repeat(1 << 20));
+    let err = rejects_with(&["check", "plan"], "long.lab", s.as_bytes(), "characters left out");
+    assert!(err.len() < 10_000, "{} bytes of diagnostics", err.len());
+}
+
+#[test]
+fn a_hundred_thousand_errors_show_the_first_fifty_and_a_count() {
+    let mut s = String::from("y = generate.noise(shape: [4], count: 10)\n");
+    for i in 0..100_000 {
+        s.push_str(&format!("z{i} = score.stats(undefined_{i})\n"));
+    }
+    let err = rejects_with(
+        &["check"],
+        "many.lab",
+        s.as_bytes(),
+        "… and 99950 more errors not shown (99950 × lab::unknown_name)",
+    );
+    assert_eq!(err.matches("× unknown name").count(), 50);
+    assert!(err.contains("labrun: 100000 errors"));
+}
+
+#[test]
+fn list_products_are_refused_before_they_are_built() {
+    let s = b"param n = 100000\nxs = [i * j for i in 0..n for j in 0..n]\ny = generate.noise(shape: [4], count: 10)\n";
+    rejects_with(&["check", "plan"], "product.lab", s, "this list has more than 1000000 elements");
+    let s = b"for i in 0..100000, j in 0..100000 {\n  x[i, j] = generate.noise(shape: [4], count: 10, seed: i)\n}\n";
+    rejects_with(&["check", "plan"], "sweep.lab", s, "sweeps create more than 1000000 steps");
+}
+
+#[test]
+fn control_and_invisible_characters_are_shown_by_name() {
+    let s = "y = generate.noise(shape: [4], count: \"a\u{7}b\u{200b}c\")\n";
+    let err = rejects_with(&["check"], "ctl.lab", s.as_bytes(), "takes an Int, not a Str");
+    assert!(err.contains("\"a\\u{7}b<U+200B>c\""), "{err}");
+    assert!(!err.contains('\u{7}') && !err.contains('\u{200b}'), "{err}");
+}
+
+#[test]
+fn imports_stay_inside_the_project_and_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(project.join("sub")).unwrap();
+    std::fs::write(dir.path().join("outside.lab"), "secret = data.digits()\n").unwrap();
+    let noise = "y = generate.noise(shape: [4], count: 10)\n";
+    for (name, import, expect) in [
+        ("passwd.lab", "/etc/passwd", "`/etc/passwd` is not a `.lab` file"),
+        ("zero.lab", "/dev/zero", "`/dev/zero` is not a `.lab` file"),
+        ("up.lab", "../outside.lab", "`../outside.lab` is outside the project folder"),
+    ] {
+        std::fs::write(project.join(name), format!("import \"{import}\"\n{noise}")).unwrap();
+        let r = labrun(&project, &["check", name]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains(expect) && r.stderr.contains("lab::bad_import"), "{}", r.stderr);
+        assert!(!r.stderr.contains("root:") && !r.stderr.contains("secret"), "{}", r.stderr);
+    }
+    // A link inside the project to a file outside it is outside too; a link to a device
+    // named like a `.lab` file is not read.
+    std::os::unix::fs::symlink(dir.path().join("outside.lab"), project.join("link.lab")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", project.join("dev.lab")).unwrap();
+    std::fs::write(project.join("links.lab"), format!("import \"link.lab\"\nimport \"dev.lab\"\n{noise}")).unwrap();
+    let r = labrun(&project, &["check", "links.lab"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("`link.lab` is outside") && r.stderr.contains("`dev.lab` is outside"), "{}", r.stderr);
+    let r = labrun(&project, &["check", "--import-root", "/", "dev.lab"]);
+    assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+    // Files in subfolders are inside; `--import-root` widens the project.
+    std::fs::write(project.join("sub/ok.lab"), "helper = data.digits()\n").unwrap();
+    std::fs::write(project.join("in.lab"), format!("import \"sub/ok.lab\"\n{noise}")).unwrap();
+    assert_eq!(labrun(&project, &["check", "in.lab"]).code, 0);
+    let wide = dir.path().to_str().unwrap();
+    let r = labrun(&project, &["check", "--import-root", wide, "up.lab"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}

@@ -278,10 +278,7 @@ fn labrun_toml_configures_the_executor_and_retries_run_out() {
     assert!(Command::new("scancel").arg(job.to_string()).status().unwrap().success());
     let (code, err) = finish(child, Duration::from_secs(120));
     assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains(&format!("Slurm job {job} ended CANCELLED")) && err.contains("no retries are left"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("Slurm job {job} ended CANCELLED")) && err.contains("no retries are left"), "{err}");
     assert!(err.contains("the job's log ends"), "{err}");
     // A typo in the file is an error that names it.
     std::fs::write(dir.path().join("labrun.toml"), "[slurm]\npartitoin = \"gpu\"\n").unwrap();

@@ -440,14 +440,19 @@ impl<'a, 'r> Checker<'a, 'r> {
             return self.index_value(e, &name.name, t.clone(), true, index, &index_types);
         }
         let Some(def) = self.program.defs.get(&name.name).cloned() else {
-            let candidates: Vec<&str> =
-                scope.iter().map(|(n, _)| n.as_str()).chain(self.program.defs.keys().map(String::as_str)).collect();
+            // Past the errors that are drawn, a suggestion would only cost time.
+            let hint = if self.diags.len() < crate::diagnostic::MAX_RENDERED {
+                let candidates =
+                    scope.iter().map(|(n, _)| n.as_str()).chain(self.program.defs.keys().map(String::as_str));
+                suggest(&name.name, candidates)
+            } else {
+                None
+            };
             self.diags.push(
                 Diag::new("lab::unknown_name", format!("unknown name `{}`", name.name))
                     .at(name.span, "not defined")
                     .maybe_help(
-                        suggest(&name.name, candidates)
-                            .or_else(|| Some("define it as a step (`name = …`) or a param (`param name = …`)".into())),
+                        hint.or_else(|| Some("define it as a step (`name = …`) or a param (`param name = …`)".into())),
                     ),
             );
             return (Type::Any, false);

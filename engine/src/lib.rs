@@ -64,9 +64,15 @@ fn sort(diags: &mut [Diag]) {
     diags.sort_by_key(|d| d.primary.as_ref().map_or((u32::MAX, u32::MAX), |(s, _)| (s.file, s.start)));
 }
 
-/// Loads, checks and lowers the program rooted at `path`.
+/// Loads, checks and lowers the program rooted at `path`; its imports must lie in its folder.
 pub fn compile(path: &Path, overrides: &[Override], registry: &Registry) -> Compiled {
-    let (loaded, mut diags) = load::load(path);
+    compile_in(path, None, overrides, registry)
+}
+
+/// [`compile`], with imports allowed anywhere under `import_root` (default: the folder of
+/// `path`).
+pub fn compile_in(path: &Path, import_root: Option<&Path>, overrides: &[Override], registry: &Registry) -> Compiled {
+    let (loaded, mut diags) = load::load(path, import_root);
     if !diags.is_empty() {
         return Compiled { sources: loaded.sources, plan: None, diags };
     }

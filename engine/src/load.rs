@@ -17,7 +17,14 @@ pub struct Loaded {
 
 /// Reads and parses `root` and everything it imports. Syntax errors of every file are
 /// collected; a file that cannot be read is reported at the `import` that named it.
-pub fn load(root: &Path) -> (Loaded, Vec<Diag>) {
+/// Imports must be `.lab` files inside `project` (by default the root file's folder).
+pub fn load(root: &Path, project: Option<&Path>) -> (Loaded, Vec<Diag>) {
+    let project = project
+        .map(Path::to_path_buf)
+        .or_else(|| {
+            root.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".").to_path_buf() } else { p.to_path_buf() })
+        })
+        .and_then(|p| p.canonicalize().ok());
     let mut sources = Sources::default();
     let mut files = Vec::new();
     let mut diags = Vec::new();
@@ -54,8 +61,14 @@ pub fn load(root: &Path) -> (Loaded, Vec<Diag>) {
                 for item in &file.items {
                     if let Item::Import(i) = item {
                         let target = dir.join(&i.path.value);
-                        let shown = display_path(&target);
-                        queue.push((target, shown, Some(i.path.span)));
+                        match confined(&target, &i.path.value, project.as_deref()) {
+                            Ok(()) => {
+                                let shown = display_path(&target);
+                                queue.push((target, shown, Some(i.path.span)));
+                            }
+                            Err((msg, help)) => diags
+                                .push(Diag::new("lab::bad_import", msg).at(i.path.span, "imported here").help(help)),
+                        }
                     }
                 }
                 files.push((id, file));
@@ -82,24 +95,56 @@ pub fn load(root: &Path) -> (Loaded, Vec<Diag>) {
     (Loaded { sources, files }, diags)
 }
 
+/// Whether an import may be read: a `.lab` file, inside the project. Nothing of a refused
+/// file is read, so its content never appears in a message.
+fn confined(target: &Path, written: &str, project: Option<&Path>) -> Result<(), (String, String)> {
+    if target.extension().is_none_or(|e| e != "lab") {
+        return Err((
+            format!("`{written}` is not a `.lab` file"),
+            "`import` brings in the steps and params of another `.lab` file; data files go to ops such as `data.jsonl`"
+                .into(),
+        ));
+    }
+    let (Some(project), Ok(canon)) = (project, target.canonicalize()) else {
+        // A missing file is reported when it is read.
+        return Ok(());
+    };
+    if !canon.starts_with(project) {
+        return Err((
+            format!("`{written}` is outside the project folder {}", project.display()),
+            "imports stay inside the folder of the file labrun runs; to allow more, name a wider root with `--import-root DIR`".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn display_path(p: &Path) -> String {
     let s = p.display().to_string();
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
 }
 
 fn read_text(path: &Path) -> Result<String, String> {
+    use std::io::Read;
     let meta = std::fs::metadata(path).map_err(|e| e.kind().to_string())?;
     if meta.is_dir() {
         return Err("it is a directory".into());
     }
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "it is {} MiB; labrun reads `.lab` files up to {} MiB",
-            meta.len() >> 20,
-            MAX_FILE_BYTES >> 20
-        ));
+    if !meta.is_file() {
+        return Err("it is not a regular file (a device, a pipe or a socket)".into());
     }
-    let bytes = std::fs::read(path).map_err(|e| e.kind().to_string())?;
+    let too_big =
+        |n: u64| format!("it is {} MiB; labrun reads `.lab` files up to {} MiB", n >> 20, MAX_FILE_BYTES >> 20);
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    // Read with a bound: the file may grow while it is read.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.kind().to_string())?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let text = String::from_utf8_lossy(&e.as_bytes()[..at]);

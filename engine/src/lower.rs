@@ -480,6 +480,15 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         out: &mut Vec<ArgVal>,
     ) -> Option<()> {
         let Some((first, rest)) = clauses.split_first() else {
+            // Refused before it grows: a product of ranges can ask for billions of values.
+            if out.len() >= MAX_INSTANCES {
+                self.diags.push(
+                    Diag::new("lab::too_large", format!("this list has more than {MAX_INSTANCES} elements"))
+                        .at(body.span, "while building this list")
+                        .help("loop over fewer values"),
+                );
+                return None;
+            }
             let v = self.eval(body, env, &format!("{owner}/{}", out.len()), false)?;
             out.push(v);
             return Some(());

@@ -8,6 +8,7 @@
 //! The crate knows nothing of ops, types or the engine: the checker lives in `lab-engine`.
 
 mod ast;
+mod depth;
 mod error;
 mod format;
 mod lexer;
@@ -15,6 +16,7 @@ mod parse;
 mod span;
 
 pub use ast::*;
+pub use depth::MAX_DEPTH;
 pub use error::ParseError;
 pub use format::format;
 pub use parse::{MAX_NESTING, parse};

@@ -33,6 +33,14 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 /// Parses one file. `file` is stored in every span. On failure, returns every error found
 /// (a syntax error stops the parse, so usually one; literal errors can add more).
 pub fn parse(src: &str, file: u32) -> Result<File, Vec<ParseError>> {
+    let f = parse_tree(src, file)?;
+    match crate::depth::too_deep(&f) {
+        Some(e) => Err(vec![e]),
+        None => Ok(f),
+    }
+}
+
+fn parse_tree(src: &str, file: u32) -> Result<File, Vec<ParseError>> {
     let scan = lexer::scan(src, MAX_NESTING);
     if let Some(at) = scan.too_deep {
         return Err(vec![
@@ -311,6 +319,22 @@ impl Builder<'_> {
         let prefixes = p.clone().into_inner().filter(|q| q.as_rule() == Rule::neg).count();
         if prefixes > MAX_PREFIX {
             self.errors.push(ParseError::new(span, "too many `-` signs in a row", "here"));
+            return Expr { kind: ExprKind::Int { value: 0, text: "0".into() }, span };
+        }
+        // A chain of operators nests one level per operator: refuse it before building it.
+        let operators = p.clone().into_inner().filter(|q| q.as_rule() != Rule::neg).count() / 2;
+        if operators > crate::depth::MAX_DEPTH {
+            self.errors.push(
+                ParseError::new(
+                    span,
+                    format!(
+                        "this expression has {operators} operators; labrun takes up to {}",
+                        crate::depth::MAX_DEPTH
+                    ),
+                    "too long",
+                )
+                .with_help("split it: give parts of it their own params or steps"),
+            );
             return Expr { kind: ExprKind::Int { value: 0, text: "0".into() }, span };
         }
         let (file, base) = (self.file, self.base);
