@@ -206,7 +206,11 @@ fn bind<'a>(d: &'a Diag, sources: &Sources) -> Bound<'a> {
         }
     }
     let first = spans.iter().map(|s| f.line_of(s.0)).min().unwrap_or(primary_line).saturating_sub(1);
-    let last = (spans.iter().map(|s| f.line_of(s.1)).max().unwrap_or(primary_line) + 1).min(f.line_starts().len() - 1);
+    // The empty "line" after a final line break is not one.
+    let lines = f.line_starts().len() - usize::from(f.text.ends_with('\n'));
+    let last = (spans.iter().map(|s| f.line_of(s.1)).max().unwrap_or(primary_line) + 1)
+        .min(lines.saturating_sub(1))
+        .max(first);
     // Each line of the excerpt: shown text, and where the file's offsets land in it.
     let mut text = String::new();
     let mut mapped: Vec<(usize, usize)> = Vec::new(); // (file offset, excerpt offset) of label bounds

@@ -24,7 +24,8 @@ pub fn load(root: &Path, project: Option<&Path>) -> (Loaded, Vec<Diag>) {
         .or_else(|| {
             root.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".").to_path_buf() } else { p.to_path_buf() })
         })
-        .and_then(|p| p.canonicalize().ok());
+        // As the user wrote it (for messages) and as it is (for comparisons).
+        .and_then(|p| p.canonicalize().ok().map(|c| (p, c)));
     let mut sources = Sources::default();
     let mut files = Vec::new();
     let mut diags = Vec::new();
@@ -61,7 +62,7 @@ pub fn load(root: &Path, project: Option<&Path>) -> (Loaded, Vec<Diag>) {
                 for item in &file.items {
                     if let Item::Import(i) = item {
                         let target = dir.join(&i.path.value);
-                        match confined(&target, &i.path.value, project.as_deref()) {
+                        match confined(&target, &i.path.value, project.as_ref()) {
                             Ok(()) => {
                                 let shown = display_path(&target);
                                 queue.push((target, shown, Some(i.path.span)));
@@ -97,7 +98,7 @@ pub fn load(root: &Path, project: Option<&Path>) -> (Loaded, Vec<Diag>) {
 
 /// Whether an import may be read: a `.lab` file, inside the project. Nothing of a refused
 /// file is read, so its content never appears in a message.
-fn confined(target: &Path, written: &str, project: Option<&Path>) -> Result<(), (String, String)> {
+fn confined(target: &Path, written: &str, project: Option<&(PathBuf, PathBuf)>) -> Result<(), (String, String)> {
     if target.extension().is_none_or(|e| e != "lab") {
         return Err((
             format!("`{written}` is not a `.lab` file"),
@@ -105,13 +106,13 @@ fn confined(target: &Path, written: &str, project: Option<&Path>) -> Result<(), 
                 .into(),
         ));
     }
-    let (Some(project), Ok(canon)) = (project, target.canonicalize()) else {
+    let (Some((shown, project)), Ok(canon)) = (project, target.canonicalize()) else {
         // A missing file is reported when it is read.
         return Ok(());
     };
     if !canon.starts_with(project) {
         return Err((
-            format!("`{written}` is outside the project folder {}", project.display()),
+            format!("`{written}` is outside the project folder `{}`", display_path(shown)),
             "imports stay inside the folder of the file labrun runs; to allow more, name a wider root with `--import-root DIR`".into(),
         ));
     }
