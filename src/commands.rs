@@ -257,6 +257,12 @@ fn ops(name: Option<&str>, registry: &Registry) -> ExitCode {
                 };
                 println!("  {}: {}{}\n      {}", p.name, p.ty, default, p.doc);
             }
+            if !sig.checks.is_empty() {
+                println!("\nrules (`labrun check` enforces them where the values are known):");
+                for c in &sig.checks {
+                    println!("  {}", c.describe());
+                }
+            }
             println!(
                 "\non a cluster (`--executor slurm`), one step asks for: {}\n      override per call: `resources: {{cpus: 4, mem: \"8G\", gpus: 1, time: \"2h\"}}`",
                 sig.resources.describe()

@@ -24,6 +24,7 @@ pub const CODES: &[&str] = &[
     "lab::not_constant",
     "lab::bad_range",
     "lab::bad_resources",
+    "lab::bad_value",
     "lab::bad_index",
     "lab::division_by_zero",
     "lab::overflow",

@@ -5,6 +5,7 @@ use crate::Diag;
 use crate::check::{Def, Program, bind_args};
 use crate::diagnostic::suggest;
 use crate::plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
+use crate::report::fmt_num;
 use lab_grammar::{BinOp, Binding, Expr, ExprKind, ReportEntry, Span, TableItem};
 use lab_ops::{Registry, Type, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -374,7 +375,11 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 let bound = bind_args(&sig, call, e.span, &mut scratch);
                 let mut args = BTreeMap::new();
                 let mut deps = Vec::new();
+                let mut spans: BTreeMap<&'static str, Span> = BTreeMap::new();
                 for (spec, arg) in bound {
+                    if let Some(a) = arg {
+                        spans.insert(spec.name, a.value.span);
+                    }
                     let v = match arg {
                         Some(a) => {
                             let child =
@@ -413,6 +418,8 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 }
                 deps.sort_unstable();
                 deps.dedup();
+                self.check_args(&sig, &args, &spans, e.span);
+                let facts = self.facts_of(&sig, &args);
                 let resources = match crate::check::resources_arg(&sig, call) {
                     None => sig.resources,
                     Some(a) => match self.eval(&a.value, env, "", false)? {
@@ -446,7 +453,17 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                     return Some(ArgVal::Node(id));
                 }
                 let id = self.nodes.len();
-                self.nodes.push(Node { id, name, aliases: Vec::new(), op: sig, args, span: e.span, deps, resources });
+                self.nodes.push(Node {
+                    id,
+                    name,
+                    aliases: Vec::new(),
+                    op: sig,
+                    args,
+                    span: e.span,
+                    deps,
+                    resources,
+                    facts,
+                });
                 self.dedupe.insert(key, id);
                 Some(ArgVal::Node(id))
             }
@@ -469,6 +486,190 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 None
             }
         }
+    }
+
+    /// The facts a call's output carries, from its signature's declarations.
+    fn facts_of(&self, sig: &lab_ops::Signature, args: &BTreeMap<String, ArgVal>) -> BTreeMap<&'static str, i64> {
+        let mut facts = BTreeMap::new();
+        let input = |name: &str| match args.get(name) {
+            Some(ArgVal::Node(n)) => Some(&self.nodes[*n].facts),
+            _ => None,
+        };
+        for y in &sig.yields {
+            match y {
+                lab_ops::Yield::Const(f, v) => {
+                    facts.insert(*f, *v);
+                }
+                lab_ops::Yield::Arg(f, p) => {
+                    if let Some(ArgVal::Value(Value::Int(v))) = args.get(*p) {
+                        facts.insert(*f, *v);
+                    }
+                }
+                lab_ops::Yield::Product(f, p) => {
+                    if let Some(ArgVal::Value(Value::List(xs))) = args.get(*p) {
+                        let prod = xs.iter().try_fold(1i64, |acc, x| x.as_i64().and_then(|v| acc.checked_mul(v)));
+                        if let Some(v) = prod {
+                            facts.insert(*f, v);
+                        }
+                    }
+                }
+                lab_ops::Yield::From(f, i, of) => {
+                    if let Some(v) = input(i).and_then(|fs| fs.get(of)) {
+                        facts.insert(*f, *v);
+                    }
+                }
+                lab_ops::Yield::All(i) => {
+                    if let Some(fs) = input(i) {
+                        facts.extend(fs.iter().map(|(k, v)| (*k, *v)));
+                    }
+                }
+            }
+        }
+        facts
+    }
+
+    /// Checks the rules of a call's signature wherever the values are known now; every
+    /// broken rule is reported, each at its argument.
+    fn check_args(
+        &mut self,
+        sig: &lab_ops::Signature,
+        args: &BTreeMap<String, ArgVal>,
+        spans: &BTreeMap<&'static str, Span>,
+        call: Span,
+    ) {
+        use lab_ops::Check;
+        let span = |p: &str| spans.get(p).copied().unwrap_or(call);
+        let value = |p: &str| match args.get(p) {
+            Some(ArgVal::Value(v)) => Some(v),
+            _ => None,
+        };
+        let len = |p: &str| match args.get(p) {
+            Some(ArgVal::Value(Value::List(xs))) => Some(xs.len()),
+            Some(ArgVal::List(xs)) => Some(xs.len()),
+            _ => None,
+        };
+        let facts = |p: &str| match args.get(p) {
+            Some(ArgVal::Node(n)) => {
+                Some((&self.nodes[*n].facts, self.nodes[*n].name.clone(), self.nodes[*n].op.name()))
+            }
+            _ => None,
+        };
+        let doc = |p: &str| sig.param(p).map_or(String::new(), |s| format!("`{p}`: {}", s.doc));
+        let mut found: Vec<Diag> = Vec::new();
+        let bad = |p: &str, msg: String, help: String| Diag::new("lab::bad_value", msg).at(span(p), "here").help(help);
+        for c in &sig.checks {
+            match c {
+                Check::Min { param, min, strict } | Check::Max { param, max: min, strict } => {
+                    let is_min = matches!(c, Check::Min { .. });
+                    let nums: Vec<f64> = match value(param) {
+                        Some(Value::List(xs)) => xs.iter().filter_map(Value::as_f64).collect(),
+                        Some(v) => v.as_f64().into_iter().collect(),
+                        None => Vec::new(),
+                    };
+                    let broken = nums.iter().find(|&&x| match (is_min, *strict) {
+                        (true, true) => x <= *min,
+                        (true, false) => x < *min,
+                        (false, true) => x >= *min,
+                        (false, false) => x > *min,
+                    });
+                    if let Some(x) = broken {
+                        let cmp = match (is_min, *strict) {
+                            (true, true) => ">",
+                            (true, false) => "≥",
+                            (false, true) => "<",
+                            (false, false) => "≤",
+                        };
+                        let each = if matches!(value(param), Some(Value::List(_))) { " (each)" } else { "" };
+                        found.push(bad(
+                            param,
+                            format!(
+                                "`{param}` of `{}` must be {cmp} {}{each}, but it is {}",
+                                sig.name(),
+                                fmt_num(*min),
+                                fmt_num(*x)
+                            ),
+                            doc(param),
+                        ));
+                    }
+                }
+                Check::OneOf { param, options } => {
+                    if let Some(Value::Str(v)) = value(param)
+                        && !options.contains(&v.as_str())
+                    {
+                        let list = options.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ");
+                        let hint = crate::suggest(v, options.iter().copied());
+                        found.push(bad(
+                            param,
+                            format!("`{param}` of `{}` is `{v}`; it takes {list}", sig.name()),
+                            hint.unwrap_or_else(|| doc(param)),
+                        ));
+                    }
+                }
+                Check::NonEmpty { param } => {
+                    if len(param) == Some(0) {
+                        found.push(bad(param, format!("`{param}` of `{}` is empty", sig.name()), doc(param)));
+                    }
+                }
+                Check::Less { low, high } => {
+                    if let (Some(a), Some(b)) =
+                        (value(low).and_then(Value::as_f64), value(high).and_then(Value::as_f64))
+                        && a >= b
+                    {
+                        found.push(bad(
+                            high,
+                            format!(
+                                "`{low}` ({}) must be less than `{high}` ({}) in `{}`",
+                                fmt_num(a),
+                                fmt_num(b),
+                                sig.name()
+                            ),
+                            format!("swap them, or widen the interval: {}", doc(high)),
+                        ));
+                    }
+                }
+                Check::SameLength { a, b, b_optional } => {
+                    if let (Some(la), Some(lb)) = (len(a), len(b))
+                        && la != lb
+                        && !(*b_optional && lb == 0)
+                    {
+                        found.push(bad(
+                            b,
+                            format!("`{b}` has {lb} entries but `{a}` has {la}, in `{}`", sig.name()),
+                            format!("give one entry of `{b}` per entry of `{a}`"),
+                        ));
+                    }
+                }
+                Check::Within { param, input, fact } => {
+                    if let (Some(Value::Range { start, end }), Some((fs, name, op))) = (value(param), facts(input))
+                        && let Some(&n) = fs.get(fact)
+                        && (*end > n || *start < 0)
+                    {
+                        found.push(bad(
+                            param,
+                            format!("`{param}` is {start}..{end}, but `{name}` ({op}) has {n} {fact}"),
+                            format!("valid ranges lie within 0..{n}"),
+                        ));
+                    }
+                }
+                Check::Agree { a, b } => {
+                    if let (Some((fa, na, oa)), Some((fb, nb, ob))) = (facts(a.0), facts(b.0))
+                        && let (Some(&x), Some(&y)) = (fa.get(a.1), fb.get(b.1))
+                        && x != y
+                    {
+                        found.push(
+                            Diag::new(
+                                "lab::bad_value",
+                                format!("`{}` of `{}` has {} {x}, but `{}` has {} {y}", a.0, sig.name(), a.1, b.0, b.1),
+                            )
+                            .at(span(a.0), format!("`{na}` ({oa}): {} {x}", a.1))
+                            .also(span(b.0), format!("`{nb}` ({ob}): {} {y}", b.1))
+                            .help(format!("pass {} whose {} matches the {} of {}", a.0, a.1, b.1, b.0)),
+                        );
+                    }
+                }
+            }
+        }
+        self.diags.extend(found);
     }
 
     fn comprehend(
@@ -581,12 +782,32 @@ impl<'a, 'r> Lowerer<'a, 'r> {
 
     fn reports(&mut self) -> Vec<ReportPlan> {
         let mut out = Vec::new();
+        // Figures are files named after their labels, all in one folder.
+        let mut files: HashMap<String, (String, Span)> = HashMap::new();
         for r in self.program.reports.clone() {
             let mut plan = ReportPlan { title: r.title.value.clone(), tables: Vec::new(), rows: Vec::new() };
             for entry in &r.entries {
                 match entry {
                     ReportEntry::Row(row) => {
                         if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true) {
+                            if let ArgVal::Node(n) = &v
+                                && self.nodes[*n].op.output == Type::Figure
+                            {
+                                let file = format!("{}.svg", crate::report::sanitize(&row.label));
+                                if let Some((first, at)) = files.get(&file) {
+                                    self.diags.push(
+                                        Diag::new(
+                                            "lab::duplicate",
+                                            format!("figures `{first}` and `{}` would both be written to `{file}`", row.label),
+                                        )
+                                        .at(row.label_span, "this figure")
+                                        .also(*at, "the other")
+                                        .help("figure files are named after their labels, with characters other than letters, digits, `-` and `_` as `_`: rename one"),
+                                    );
+                                } else {
+                                    files.insert(file, (row.label.clone(), row.label_span));
+                                }
+                            }
                             plan.rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
                         }
                     }

@@ -43,6 +43,9 @@ pub struct Node {
     /// What the step needs on a cluster: the op's declaration, or the call's `resources:`.
     /// Not part of the cache key.
     pub resources: lab_ops::Resources,
+    /// What is known of the output before the run (a model's `inputs` and `outputs`, a
+    /// dataset's `width`), from the op's signature.
+    pub facts: std::collections::BTreeMap<&'static str, i64>,
 }
 
 /// A row of a report: a label and what it shows.

@@ -75,7 +75,7 @@ fn md_samples(label: &str, records: &[Json], out: &mut String) {
     out.push('\n');
 }
 
-fn fmt_num(x: f64) -> String {
+pub(crate) fn fmt_num(x: f64) -> String {
     if x == x.trunc() && x.abs() < 1e9 {
         format!("{x:.0}")
     } else if x.abs() >= 100.0 {
@@ -190,7 +190,7 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
     r
 }
 
-fn sanitize(s: &str) -> String {
+pub(crate) fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
 }
 

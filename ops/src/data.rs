@@ -2,7 +2,7 @@
 
 use crate::artifact::Dataset;
 use crate::text::{self, TextData};
-use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value, Yield};
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -128,6 +128,10 @@ impl Op for Digits {
             .opt("split", Type::Str, Value::Str("train".into()), "`train`, `test` or `all`")
             .opt("test_fraction", Type::Float, Value::Float(0.2), "share of images held out as `test`")
             .opt("split_seed", Type::Int, Value::Int(0), "seed of the shuffle that makes the split")
+            .one_of("split", &["train", "test", "all"])
+            .check(Check::Min { param: "test_fraction", min: 0.0, strict: true })
+            .check(Check::Max { param: "test_fraction", max: 1.0, strict: true })
+            .yields(Yield::Const("width", 64))
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

@@ -364,6 +364,9 @@ impl Op for BestOfN {
         .opt("pools", Type::Int, Value::Int(4), "independent pools averaged")
         .opt("points", Type::Int, Value::Int(25), "values of n, log-spaced from 1 to N")
         .opt("seed", Type::Int, Value::Int(0), "sampling seed")
+        .at_least("pool", 2.0)
+        .at_least("pools", 1.0)
+        .at_least("points", 2.0)
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

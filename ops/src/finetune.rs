@@ -6,7 +6,7 @@ use crate::lmops::{self, training_params};
 use crate::markov::{self, Checkpoint, Markov, SeqReward};
 use crate::nnops;
 use crate::text::TextData;
-use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value};
+use crate::{Args, Check, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value, Yield};
 use lab_nn::lm::{LmObjective, Ranked};
 use lab_nn::reward::{self, Pairs};
 use lab_nn::train::Objective;
@@ -27,6 +27,12 @@ fn common(sig: Signature) -> Signature {
         .opt("lr", Type::Float, Value::Float(3e-4), "Adam learning rate")
         .opt("batch", Type::Int, Value::Int(64), "rows per step")
         .opt("seed", Type::Int, Value::Int(0), "shuffle seed")
+        .at_least("epochs", 1.0)
+        .positive("lr")
+        .at_least("batch", 1.0)
+        .check(Check::Within { param: "logits", input: "model", fact: "outputs" })
+        .check(Check::Agree { a: ("data", "width"), b: ("model", "inputs") })
+        .yields(Yield::All("model"))
 }
 
 /// Loads `model` and `data`, trains a copy of the model on the logits in `logits` with
@@ -389,6 +395,13 @@ impl Op for Rl {
         .opt("checkpoints", Type::Int, Value::Int(16), "checkpoints, log-spaced in KL from `min_kl` to `max_kl` (π₀ is kept too)")
         .opt("seed", Type::Int, Value::Int(0), "sampling seed")
         .needs(1, 1, 60)
+        .at_least("steps", 1.0)
+        .at_least("batch", 2.0)
+        .positive("lr")
+        .positive("min_kl")
+        .at_least("checkpoints", 1.0)
+        .check(Check::Less { low: "min_kl", high: "max_kl" })
+        .yields(Yield::All("policy"))
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

@@ -6,7 +6,7 @@
 use crate::artifact::{self, Metrics};
 use crate::curve;
 use crate::report::lines_svg;
-use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use serde_json::json;
 
 pub fn register(r: &mut Registry) {
@@ -95,6 +95,7 @@ impl Op for Form {
             .opt("x", Type::Str, Value::Str("d".into()), "the column of d = √KL")
             .opt("y", Type::Str, Value::Str("gold".into()), "the column fitted")
             .opt("title", Type::Str, Value::Str(String::new()), "title of the figure")
+            .non_empty("curves")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -190,6 +191,7 @@ impl Op for Trend {
         .req("x", Type::list(Type::Float), "the quantity, one per result")
         .req("metric", Type::Str, "the metric of each result, e.g. `alpha`")
         .opt("log_x", Type::Bool, Value::Bool(true), "regress on log10(x)")
+        .check(Check::SameLength { a: "values", b: "x", b_optional: false })
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

@@ -4,7 +4,7 @@ use crate::artifact::Dataset;
 use crate::lmops;
 use crate::markov::{self, Markov, SeqReward};
 use crate::text::{self, TextData};
-use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value};
+use crate::{Args, Check, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value, Yield};
 use lab_nn::decode::{self, Sampling};
 use ndarray::Array2;
 use rand::seq::IndexedRandom;
@@ -32,6 +32,11 @@ impl Op for Noise {
             .opt("low", Type::Float, Value::Float(-1.0), "lower bound")
             .opt("high", Type::Float, Value::Float(1.0), "upper bound")
             .opt("seed", Type::Int, Value::Int(0), "random seed")
+            .non_empty("shape")
+            .at_least("shape", 1.0)
+            .at_least("count", 1.0)
+            .check(Check::Less { low: "low", high: "high" })
+            .yields(Yield::Product("width", "shape"))
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

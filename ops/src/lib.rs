@@ -43,6 +43,6 @@ pub fn runtime_version() -> Option<String> {
 
 pub use op::{ArgIn, Args, Blame, Op, OpError, Progress, RunCtx};
 pub use registry::{Registry, registry};
-pub use signature::{KINDS, ParamSpec, Resources, Signature};
+pub use signature::{Check, KINDS, ParamSpec, Resources, Signature, Yield};
 pub use types::Type;
 pub use value::Value;

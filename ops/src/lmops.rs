@@ -4,7 +4,7 @@
 
 use crate::nnops::session_options;
 use crate::text::TextData;
-use crate::{Args, OpError, Progress, RunCtx, Signature, Type, Value};
+use crate::{Args, Check, OpError, Progress, RunCtx, Signature, Type, Value, Yield};
 use lab_nn::decode::Decoder;
 use lab_nn::gpt::{Gpt, Trainable};
 use lab_nn::lm::{self, LmObjective, Ranked, Row};
@@ -151,6 +151,18 @@ pub fn training_params(sig: Signature, steps: i64, lr: f64, batch: i64) -> Signa
         .opt("patience", Type::Int, Value::Int(0), "with validation: stop after this many evaluations without improvement, keeping the best weights (0: never)")
         .opt("eval_every", Type::Int, Value::Int(50), "steps between validation evaluations")
         .opt("seed", Type::Int, Value::Int(0), "shuffle seed")
+        .at_least("steps", 1.0)
+        .positive("lr")
+        .at_least("warmup", 0.0)
+        .at_least("batch", 1.0)
+        .at_least("weight_decay", 0.0)
+        .at_least("clip", 0.0)
+        .check(Check::Min { param: "val_fraction", min: 0.0, strict: false })
+        .check(Check::Max { param: "val_fraction", max: 1.0, strict: true })
+        .at_least("patience", 0.0)
+        .at_least("eval_every", 1.0)
+        .one_of("train", &["all", "body", "embeddings", "head"])
+        .yields(Yield::All("model"))
 }
 
 /// Reads [`training_params`].

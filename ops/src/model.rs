@@ -3,7 +3,7 @@
 use crate::artifact::Dataset;
 use crate::markov::{self, Markov};
 use crate::nnops;
-use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value, Yield};
 use lab_nn::gpt::{Gpt, GptSpec};
 use lab_nn::mlp::{Mlp, MlpInit, MlpSpec};
 use lab_nn::tokenizer::Tokenizer;
@@ -41,6 +41,12 @@ impl Op for GptOp {
         .opt("value_head", Type::Bool, Value::Bool(false), "add a scalar head (reward and value models)")
         .opt("init", Type::Str, Value::Str("gpt2".into()), "`gpt2` (N(0, 0.02), scaled residual projections) or `pytorch` (embeddings N(0, 1), linear layers U(±1/√fan_in))")
         .opt("seed", Type::Int, Value::Int(0), "initialisation seed; equal seeds give equal weights")
+        .one_of("tokenizer", &["char", "byte"])
+        .at_least("width", 1.0)
+        .at_least("heads", 1.0)
+        .at_least("layers", 1.0)
+        .at_least("context", 1.0)
+        .one_of("init", &["gpt2", "pytorch"])
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -181,6 +187,14 @@ impl Op for MlpOp {
         .opt("bias_std", Type::Float, Value::Float(0.0), "biases ~ N(0, bias_std²); 0 gives zero biases")
         .opt("positive_readout", Type::Bool, Value::Bool(false), "make the last layer's weights positive")
         .opt("seed", Type::Int, Value::Int(0), "initialisation seed; equal seeds give equal weights")
+        .at_least("inputs", 1.0)
+        .at_least("hidden", 1.0)
+        .at_least("outputs", 1.0)
+        .one_of("activation", &["relu", "tanh", "gelu", "sigmoid"])
+        .one_of("init", &["lecun", "he"])
+        .between("bias_std", 0.0, 1e6)
+        .yields(Yield::Arg("inputs", "inputs"))
+        .yields(Yield::Arg("outputs", "outputs"))
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -269,6 +283,9 @@ impl Op for Logits {
         .req("model", Type::Model, "the model to run")
         .req("inputs", Type::Dataset, "input rows")
         .opt("keep", Type::Range, Value::Range { start: 0, end: 0 }, "which logits to keep; `0..0` keeps all")
+        .check(Check::Within { param: "keep", input: "model", fact: "outputs" })
+        .check(Check::Agree { a: ("inputs", "width"), b: ("model", "inputs") })
+        .yields(Yield::From("width", "inputs", "width"))
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -303,6 +320,9 @@ impl Op for MarkovOp {
         .opt("vocab", Type::Int, Value::Int(16), "vocabulary size")
         .opt("logit_std", Type::Float, Value::Float(0.7), "spread of the logits (0: uniform sequences)")
         .opt("seed", Type::Int, Value::Int(0), "seed of the logits")
+        .at_least("length", 1.0)
+        .at_least("vocab", 2.0)
+        .at_least("logit_std", 0.0)
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -348,6 +368,9 @@ impl Op for GoldReward {
         .opt("correlation", Type::Float, Value::Float(0.9), "correlation of the attribute with quality, in [−1, 1]")
         .opt("samples", Type::Int, Value::Int(8192), "policy samples the standardisation uses")
         .opt("seed", Type::Int, Value::Int(0), "seed of the two networks and of the samples")
+        .at_least("hidden", 1.0)
+        .between("correlation", -1.0, 1.0)
+        .at_least("samples", 2.0)
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

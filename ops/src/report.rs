@@ -2,7 +2,7 @@
 
 use crate::artifact::{self, Metrics};
 use crate::curve::{self, Curve};
-use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use std::fmt::Write;
 
 pub fn register(r: &mut Registry) {
@@ -20,6 +20,8 @@ impl Op for Loss {
         Signature::new("report", "loss", 2, Type::Figure, "an SVG chart of the training loss of each model against the step (averaged over windows of `smooth` steps), with the validation loss where it was measured")
             .req("models", Type::list(Type::Model), "models trained by a `finetune.*` language-model op")
             .req("labels", Type::list(Type::Str), "one legend label per model")
+            .non_empty("models")
+            .check(Check::SameLength { a: "models", b: "labels", b_optional: false })
             .opt("smooth", Type::Int, Value::Int(10), "steps per plotted point")
             .opt("title", Type::Str, Value::Str("Training loss".into()), "chart title")
     }
@@ -82,6 +84,10 @@ impl Op for Lines {
             .opt("ylabel", Type::Str, Value::Str(String::new()), "y-axis label")
             .opt("reference", Type::Float, Value::Float(f64::MIN), "draw a dashed horizontal line at this value (e.g. chance)")
             .opt("log_x", Type::Bool, Value::Bool(false), "a logarithmic x axis (x values must be positive)")
+            .non_empty("values")
+            .non_empty("x")
+            .check(Check::SameLength { a: "values", b: "series", b_optional: false })
+            .check(Check::SameLength { a: "series", b: "labels", b_optional: true })
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -326,6 +332,8 @@ impl Op for Bar {
             .opt("title", Type::Str, Value::Str(String::new()), "chart title")
             .opt("ylabel", Type::Str, Value::Str(String::new()), "y-axis label")
             .opt("reference", Type::Float, Value::Float(f64::MIN), "draw a dashed horizontal line at this value (e.g. chance)")
+            .non_empty("values")
+            .check(Check::SameLength { a: "values", b: "labels", b_optional: false })
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

@@ -3,7 +3,7 @@
 use crate::artifact::{self, Dataset, Metrics};
 use crate::lmops;
 use crate::text::TextData;
-use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use serde_json::json;
 
 pub fn register(r: &mut Registry) {
@@ -177,12 +177,9 @@ impl Op for Accuracy {
         )
         .req("model", Type::Model, "the classifier")
         .req("data", Type::Dataset, "inputs `x` with labels `y`")
-        .opt(
-            "logits",
-            Type::Range,
-            Value::Range { start: 0, end: 10 },
-            "the logits that compete in the argmax",
-        )
+        .opt("logits", Type::Range, Value::Range { start: 0, end: 10 }, "the logits that compete in the argmax")
+        .check(Check::Within { param: "logits", input: "model", fact: "outputs" })
+        .check(Check::Agree { a: ("data", "width"), b: ("model", "inputs") })
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -240,6 +237,7 @@ impl Op for Summary {
         Signature::new("score", "summary", 1, Type::Metrics, "mean, sample standard deviation, 95% confidence half-width (Student t), min and max of one metric over a list of results")
             .req("values", Type::list(Type::Metrics), "results to summarise, e.g. `[acc[s] for s in seeds]`")
             .opt("metric", Type::Str, Value::Str("accuracy".into()), "which metric of each result")
+            .non_empty("values")
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {

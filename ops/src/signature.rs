@@ -15,6 +15,73 @@ pub struct Signature {
     pub output: Type,
     /// What one step of this op needs when a cluster runs it (`--executor slurm`).
     pub resources: Resources,
+    /// What its arguments must satisfy, checked by `labrun check` wherever the values are
+    /// known before the run.
+    pub checks: Vec<Check>,
+    /// Facts about its output that later checks read (a model's input width, a dataset's).
+    pub yields: Vec<Yield>,
+}
+
+/// A rule an op's arguments must follow, declared in its signature and checked before the
+/// run (and again by the op, for values only known then).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// A number (or every number of a list) at least `min`; more than `min` when `strict`.
+    Min { param: &'static str, min: f64, strict: bool },
+    /// A number (or every number of a list) at most `max`; less than `max` when `strict`.
+    Max { param: &'static str, max: f64, strict: bool },
+    /// A string among `options`.
+    OneOf { param: &'static str, options: &'static [&'static str] },
+    /// A list with at least one element.
+    NonEmpty { param: &'static str },
+    /// `low < high`.
+    Less { low: &'static str, high: &'static str },
+    /// Two lists of the same length (`b` may be empty when `b_optional`).
+    SameLength { a: &'static str, b: &'static str, b_optional: bool },
+    /// A range argument that must lie within `0..fact` of an input (`logits` within the
+    /// model's `outputs`).
+    Within { param: &'static str, input: &'static str, fact: &'static str },
+    /// Two inputs whose facts must agree (the data's `width`, the model's `inputs`).
+    Agree { a: (&'static str, &'static str), b: (&'static str, &'static str) },
+}
+
+/// A fact about an op's output, for later [`Check::Within`] and [`Check::Agree`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Yield {
+    /// `fact` is this number.
+    Const(&'static str, i64),
+    /// `fact` is the integer argument `param`.
+    Arg(&'static str, &'static str),
+    /// `fact` is the product of the integer list argument `param`.
+    Product(&'static str, &'static str),
+    /// `fact` is the fact `of` of the input `input`.
+    From(&'static str, &'static str, &'static str),
+    /// Every fact of the input `input` (a trained copy of a model is the same shape).
+    All(&'static str),
+}
+
+impl Check {
+    /// The rule in words, for `labrun ops`.
+    pub fn describe(&self) -> String {
+        let num = |x: f64| if x == x.trunc() { format!("{x:.0}") } else { x.to_string() };
+        match self {
+            Check::Min { param, min, strict } => format!("`{param}` {} {}", if *strict { ">" } else { "≥" }, num(*min)),
+            Check::Max { param, max, strict } => format!("`{param}` {} {}", if *strict { "<" } else { "≤" }, num(*max)),
+            Check::OneOf { param, options } => {
+                format!(
+                    "`{param}` is one of {}",
+                    options.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ")
+                )
+            }
+            Check::NonEmpty { param } => format!("`{param}` is not empty"),
+            Check::Less { low, high } => format!("`{low}` < `{high}`"),
+            Check::SameLength { a, b, b_optional } => {
+                format!("`{b}` has one entry per `{a}`{}", if *b_optional { " (or none)" } else { "" })
+            }
+            Check::Within { param, input, fact } => format!("`{param}` lies within the {fact} of `{input}`"),
+            Check::Agree { a, b } => format!("the {} of `{}` equals the {} of `{}`", a.1, a.0, b.1, b.0),
+        }
+    }
 }
 
 /// The machine share a step needs on a cluster: CPUs, memory, GPUs and the time it is
@@ -144,7 +211,54 @@ impl Signature {
             "generate" | "probe" | "estimate" | "score" => Resources { cpus: 1, mem_mb: 2048, gpus: 0, seconds: 10 },
             _ => Resources::default(),
         };
-        Signature { kind, method, version, doc, params: Vec::new(), output, resources }
+        Signature {
+            kind,
+            method,
+            version,
+            doc,
+            params: Vec::new(),
+            output,
+            resources,
+            checks: Vec::new(),
+            yields: Vec::new(),
+        }
+    }
+
+    /// Adds a rule the arguments must follow.
+    pub fn check(mut self, c: Check) -> Self {
+        self.checks.push(c);
+        self
+    }
+
+    /// `param` > 0 (each element of a list).
+    pub fn positive(self, param: &'static str) -> Self {
+        self.check(Check::Min { param, min: 0.0, strict: true })
+    }
+
+    /// `param` ≥ `min` (each element of a list).
+    pub fn at_least(self, param: &'static str, min: f64) -> Self {
+        self.check(Check::Min { param, min, strict: false })
+    }
+
+    /// `min ≤ param ≤ max`.
+    pub fn between(self, param: &'static str, min: f64, max: f64) -> Self {
+        self.check(Check::Min { param, min, strict: false }).check(Check::Max { param, max, strict: false })
+    }
+
+    /// `param` is one of `options`.
+    pub fn one_of(self, param: &'static str, options: &'static [&'static str]) -> Self {
+        self.check(Check::OneOf { param, options })
+    }
+
+    /// `param` is not an empty list.
+    pub fn non_empty(self, param: &'static str) -> Self {
+        self.check(Check::NonEmpty { param })
+    }
+
+    /// Declares a fact about the output.
+    pub fn yields(mut self, y: Yield) -> Self {
+        self.yields.push(y);
+        self
     }
 
     /// Declares what one step needs on a cluster (the default is [`Resources::default`]).
