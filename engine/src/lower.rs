@@ -475,11 +475,25 @@ impl<'a, 'r> Lowerer<'a, 'r> {
     fn resolve_path(&mut self, p: &str, span: Span) -> Option<(String, String)> {
         let base = self.dirs.get(span.file as usize).cloned().unwrap_or_default();
         let path = base.join(p);
-        match std::fs::read(&path) {
-            Ok(bytes) => Some((path.display().to_string(), blake3::hash(&bytes).to_hex().to_string())),
+        // A regular file, hashed as a stream: a device or a pipe is refused, and a large data
+        // file is never held in memory.
+        let hashed = std::fs::metadata(&path).and_then(|m| {
+            if m.is_dir() {
+                return Err(std::io::Error::other("it is a directory"));
+            }
+            if !m.is_file() {
+                return Err(std::io::Error::other("it is not a regular file (a device, a pipe or a socket)"));
+            }
+            let mut h = blake3::Hasher::new();
+            std::io::copy(&mut std::fs::File::open(&path)?, &mut h)?;
+            Ok(h.finalize().to_hex().to_string())
+        });
+        match hashed {
+            Ok(hash) => Some((path.display().to_string(), hash)),
             Err(e) => {
+                let why = if e.kind() == std::io::ErrorKind::Other { e.to_string() } else { e.kind().to_string() };
                 self.diags.push(
-                    Diag::new("lab::io", format!("cannot read `{p}`: {}", e.kind()))
+                    Diag::new("lab::io", format!("cannot read `{p}`: {why}"))
                         .at(span, format!("looked for {}", path.display()))
                         .help("paths are relative to the `.lab` file that names them"),
                 );
