@@ -68,6 +68,16 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// List recent runs (`labrun log`), or show one (`labrun log 12`)
+    Log {
+        /// A run's number, as `labrun log` lists it
+        run: Option<i64>,
+        /// How many runs to list
+        #[arg(short = 'n', long, default_value_t = 20)]
+        count: usize,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
     /// Show the ONNX Runtime in use, execution providers, threads, the cache location and the Slurm cluster
     Doctor {
         #[command(flatten)]
@@ -105,6 +115,9 @@ pub enum CacheAction {
     Gc {
         #[arg(long)]
         dry_run: bool,
+        /// Keep only what the last N runs used (of any pipeline; `labrun log` lists them), and what is pinned
+        #[arg(long, value_name = "N")]
+        keep_runs: Option<usize>,
     },
     /// Remove one artifact (by a prefix of its id)
     Rm { id: String },
@@ -176,7 +189,7 @@ pub enum GraphFormat {
 }
 
 const SUBCOMMANDS: &[&str] =
-    &["run", "check", "plan", "graph", "why", "fmt", "ops", "cache", "doctor", "slurm-worker", "help"];
+    &["run", "check", "plan", "graph", "why", "fmt", "ops", "cache", "log", "doctor", "slurm-worker", "help"];
 
 /// `labrun FILE …` means `labrun run FILE …`.
 pub fn normalise_args(mut args: Vec<OsString>) -> Vec<OsString> {

@@ -23,6 +23,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         }
         Command::Cache { action, cache } => crate::maintain::cache(action, cache.cache.as_deref()),
         Command::Doctor { cache } => crate::maintain::doctor(cache.cache.as_deref()),
+        Command::Log { run, count, cache } => crate::maintain::log(run, count, cache.cache.as_deref()),
         Command::SlurmWorker { specs, cache } => {
             let cache = match crate::run::open_cache(cache.cache.as_deref()) {
                 Ok(c) => c,

@@ -170,15 +170,31 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        CacheAction::Gc { dry_run } => match cache.gc(dry_run) {
-            Ok((removed, freed)) => {
-                let verb = if dry_run { "would remove" } else { "removed" };
-                println!("{verb} {} artifacts, {}", removed.len(), human(freed));
-            }
+        CacheAction::Gc { dry_run, keep_runs } => match keep_runs
+            .map(|n| {
+                lab_cache::index::RunIndex::open(cache.root()).and_then(|(ix, note)| {
+                    if let Some(n) = note {
+                        eprintln!("labrun: {n}");
+                    }
+                    ix.used_by_last(n)
+                })
+            })
+            .transpose()
+        {
             Err(e) => {
-                eprintln!("labrun: {e}");
+                eprintln!("labrun: cannot read the run index: {e}");
                 return ExitCode::from(2);
             }
+            Ok(keep) => match cache.gc_keeping(dry_run, keep.as_ref()) {
+                Ok((removed, freed)) => {
+                    let verb = if dry_run { "would remove" } else { "removed" };
+                    println!("{verb} {} artifacts, {}", removed.len(), human(freed));
+                }
+                Err(e) => {
+                    eprintln!("labrun: {e}");
+                    return ExitCode::from(2);
+                }
+            },
         },
         CacheAction::Rm { id } => match cache.find(&id) {
             Ok(e) => {
@@ -256,5 +272,124 @@ fn slurm_doctor() {
             }
         }
         Err(e) => println!("slurm       not usable: {e} (only `--executor slurm` needs it)"),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix time.
+fn utc(unix: f64) -> String {
+    let secs = unix.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// `labrun log`: the latest runs, or one run with its steps.
+pub fn log(run: Option<i64>, count: usize, cache_arg: Option<&Path>) -> ExitCode {
+    let cache = match crate::run::open_cache(cache_arg) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (ix, note) = match lab_cache::index::RunIndex::open(cache.root()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("labrun: cannot read the run index: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(n) = note {
+        eprintln!("labrun: {n}");
+    }
+    let exit = |c: Option<i64>| c.map_or("?".to_string(), |c| c.to_string());
+    match run {
+        None => match ix.recent(count) {
+            Ok(runs) if runs.is_empty() => {
+                println!("no runs recorded in {} yet", cache.root().display());
+                ExitCode::SUCCESS
+            }
+            Ok(runs) => {
+                println!(
+                    "{:>5}  {:19}  {:24} {:>6} {:>8} {:>7} {:>6} {:>8}  {:>4}  {:8} host",
+                    "run",
+                    "started (UTC)",
+                    "pipeline",
+                    "steps",
+                    "executed",
+                    "cached",
+                    "failed",
+                    "time",
+                    "exit",
+                    "executor"
+                );
+                for r in runs {
+                    println!(
+                        "{:>5}  {:19}  {:24} {:>6} {:>8} {:>7} {:>6} {:>7.1}s  {:>4}  {:8} {}",
+                        r.id,
+                        utc(r.started_unix),
+                        r.pipeline.chars().take(24).collect::<String>(),
+                        r.steps,
+                        r.executed,
+                        r.cached,
+                        r.failed,
+                        r.seconds,
+                        exit(r.exit_code),
+                        r.executor,
+                        r.host
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("labrun: cannot read the run index: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Some(id) => match ix.run(id) {
+            Ok(Some((r, steps))) => {
+                println!("run {}: {} ({})", r.id, r.pipeline, r.file);
+                println!(
+                    "started {} UTC on {}, {} executor, {:.1} s, exit {}",
+                    utc(r.started_unix),
+                    if r.host.is_empty() { "?" } else { &r.host },
+                    r.executor,
+                    r.seconds,
+                    exit(r.exit_code)
+                );
+                println!("params {}", r.params);
+                if r.overrides != "[]" {
+                    println!("--set {}", r.overrides);
+                }
+                println!(
+                    "{} steps: {} executed, {} cached, {} failed, {} skipped\n",
+                    r.steps, r.executed, r.cached, r.failed, r.skipped
+                );
+                println!("{:40} {:24} {:9} {:>9}  artifact", "step", "op", "status", "seconds");
+                for s in steps {
+                    let secs = s.seconds.map_or(String::new(), |x| format!("{x:.2}"));
+                    let art = s.artifact.map_or(String::new(), |a| a.to_string()[..12].to_string());
+                    println!("{:40} {:24} {:9} {:>9}  {art}", s.step, s.op, s.status, secs);
+                    if let Some(e) = s.error {
+                        println!("    {}", e.lines().next().unwrap_or(""));
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                eprintln!("labrun: no run {id} in the index; `labrun log` lists the runs");
+                ExitCode::from(USER_ERROR)
+            }
+            Err(e) => {
+                eprintln!("labrun: cannot read the run index: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }

@@ -183,6 +183,19 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // Opened before the run: a missing index is rebuilt from earlier runs' records only.
+    let index = match lab_cache::index::RunIndex::open(cache.root()) {
+        Ok((ix, note)) => {
+            if let Some(n) = note {
+                eprintln!("labrun: {n}");
+            }
+            Some(ix)
+        }
+        Err(e) => {
+            eprintln!("labrun: warning: cannot open the run index ({e}); this run will not be in `labrun log`");
+            None
+        }
+    };
     let config = match crate::config::load(&args.file) {
         Ok(c) => c,
         Err(e) => {
@@ -213,7 +226,16 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         });
     }
     let display = Display::new(args.json, plan.nodes.len());
-    let on_event = |e: &Event| display.event(&plan, e);
+    // How long each step took, for the run index.
+    let seconds: Mutex<BTreeMap<usize, f64>> = Mutex::new(BTreeMap::new());
+    let on_event = |e: &Event| {
+        if let Event::Finished { node, secs, .. } = e {
+            seconds.lock().unwrap_or_else(|p| p.into_inner()).insert(*node, *secs);
+        }
+        display.event(&plan, e)
+    };
+    let started_unix =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let name = stem(&args.file);
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let opts = RunOptions {
@@ -230,7 +252,41 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     let report = lab_engine::execute::run(&plan, &cache, registry, &opts);
     display.finish();
     record(&cache, &args.file, &plan, &report);
+    let code = finish(&args, &plan, &report, &cache, &sources, &name, started);
+    let seconds = seconds.into_inner().unwrap_or_else(|p| p.into_inner());
+    let executor = match executor {
+        Executor::Local => "local",
+        Executor::Slurm(_) => "slurm",
+    };
+    let run = IndexedRun {
+        file: &args.file,
+        name: &name,
+        plan: &plan,
+        report: &report,
+        seconds: &seconds,
+        started_unix,
+        elapsed: started.elapsed().as_secs_f64(),
+        executor,
+        overrides: &args.set.set,
+        code,
+    };
+    if let Some(ix) = &index {
+        index_run(ix, &run);
+    }
+    ExitCode::from(code)
+}
 
+/// Reports a finished run: failures at their lines, the summary, the results files.
+/// Returns the exit code.
+fn finish(
+    args: &RunArgs,
+    plan: &Plan,
+    report: &RunReport,
+    cache: &Cache,
+    sources: &lab_engine::Sources,
+    name: &str,
+    started: Instant,
+) -> u8 {
     // Failures, each at its step's line.
     let diags: Vec<Diag> = report
         .failed
@@ -253,11 +309,11 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         })
         .collect();
     if !diags.is_empty() {
-        let text = lab_engine::render(&diags, &sources, color(), width());
+        let text = lab_engine::render(&diags, sources, color(), width());
         eprint!("{text}");
     }
     let reused = report.cached.iter().filter(|&&i| report.computed_by[i].as_ref().is_some_and(|p| *p != name)).count();
-    let summary = summary_line(&report, plan.nodes.len(), reused, started.elapsed().as_secs_f64());
+    let summary = summary_line(report, plan.nodes.len(), reused, started.elapsed().as_secs_f64());
     if args.json {
         println!(
             "{}",
@@ -269,25 +325,25 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         eprintln!("{summary}");
     }
     if report.cancelled {
-        return ExitCode::from(130);
+        return 130;
     }
     if let Some((_, _, blame)) = report.failed.first() {
         let env = report.failed.iter().any(|(_, _, b)| *b == Blame::Environment);
-        return ExitCode::from(if env || *blame == Blame::Environment { 2 } else { USER_ERROR });
+        return if env || *blame == Blame::Environment { 2 } else { USER_ERROR };
     }
-    if full && !plan.reports.is_empty() {
-        let rendered = lab_engine::report::render(&plan, &report.outputs, &cache);
-        let dir = args.results.clone().unwrap_or_else(|| PathBuf::from("results").join(&name));
-        if let Err(e) = lab_engine::report::write(&dir, &rendered, &name) {
+    if args.targets.is_empty() && !plan.reports.is_empty() {
+        let rendered = lab_engine::report::render(plan, &report.outputs, cache);
+        let dir = args.results.clone().unwrap_or_else(|| PathBuf::from("results").join(name));
+        if let Err(e) = lab_engine::report::write(&dir, &rendered, name) {
             eprintln!("labrun: cannot write results to {}: {e}", dir.display());
-            return ExitCode::from(2);
+            return 2;
         }
         if !args.json {
             print!("{}", rendered.markdown);
             println!("results written to {}", dir.display());
         }
     }
-    ExitCode::SUCCESS
+    0
 }
 
 fn summary_line(r: &RunReport, total: usize, reused: usize, secs: f64) -> String {
@@ -318,4 +374,70 @@ fn record(cache: &Cache, file: &Path, plan: &Plan, report: &RunReport) {
         }
     }
     let _ = cache.record_run(&id, &rec);
+}
+
+/// What the run index records of a run.
+struct IndexedRun<'a> {
+    file: &'a Path,
+    name: &'a str,
+    plan: &'a Plan,
+    report: &'a RunReport,
+    seconds: &'a BTreeMap<usize, f64>,
+    started_unix: f64,
+    elapsed: f64,
+    executor: &'static str,
+    overrides: &'a [lab_engine::Override],
+    code: u8,
+}
+
+/// Adds the run to the cache's run index (`labrun log`); a failure is a warning.
+fn index_run(ix: &lab_cache::index::RunIndex, r: &IndexedRun) {
+    use lab_cache::index::{RunSummary, StepRow};
+    let status = |i: usize| {
+        if r.report.executed.contains(&i) {
+            "executed"
+        } else if r.report.cached.contains(&i) {
+            "cached"
+        } else if r.report.failed.iter().any(|(f, _, _)| *f == i) {
+            "failed"
+        } else {
+            "skipped"
+        }
+    };
+    let steps: Vec<StepRow> = r
+        .plan
+        .nodes
+        .iter()
+        .map(|n| StepRow {
+            step: n.name.clone(),
+            op: n.op.name(),
+            key: r.report.keys[n.id].map(|k| k.to_string()),
+            artifact: r.report.outputs[n.id],
+            status: status(n.id).into(),
+            seconds: r.seconds.get(&n.id).copied(),
+            error: r.report.failed.iter().find(|(f, _, _)| *f == n.id).map(|(_, e, _)| e.clone()),
+        })
+        .collect();
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    let overrides: Vec<String> = r.overrides.iter().map(|o| format!("{}={}", o.name, o.value)).collect();
+    let summary = RunSummary {
+        id: 0,
+        started_unix: r.started_unix,
+        seconds: r.elapsed,
+        pipeline: r.name.to_string(),
+        file: r.file.canonicalize().unwrap_or_else(|_| r.file.to_path_buf()).display().to_string(),
+        host,
+        executor: r.executor.into(),
+        exit_code: Some(r.code as i64),
+        params: serde_json::to_string(&r.plan.params).unwrap_or_else(|_| "{}".into()),
+        overrides: serde_json::to_string(&overrides).unwrap_or_else(|_| "[]".into()),
+        steps: r.plan.nodes.len() as i64,
+        executed: r.report.executed.len() as i64,
+        cached: r.report.cached.len() as i64,
+        failed: r.report.failed.len() as i64,
+        skipped: r.report.skipped.len() as i64,
+    };
+    if let Err(e) = ix.record(&summary, &steps) {
+        eprintln!("labrun: warning: cannot add this run to the run index: {e}");
+    }
 }

@@ -7,11 +7,13 @@
 //!   artifact itself, a plain directory.
 //!
 //! Layout under the root: `artifacts/ab/abcd…/`, `actions/ab/abcd….json`, `locks/`,
-//! `tmp/`, `quarantine/`, `runs/` (what each pipeline's latest run used) and `pins/`.
+//! `tmp/`, `quarantine/`, `runs/` (what each pipeline's latest run used), `pins/`, and
+//! `runs.sqlite`, the index of every run ([`index`]).
 //! Every write goes to `tmp/`, is fsynced and renamed into place; an action result is
 //! written only after all its outputs exist; failures write nothing.
 
 mod hash;
+pub mod index;
 mod store;
 
 pub use hash::{ArtifactId, Key, hash_dir};

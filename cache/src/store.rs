@@ -284,9 +284,21 @@ impl Cache {
     /// Removes artifacts that neither the latest run of any pipeline used nor a pin keeps,
     /// and the action results that point at removed artifacts. Returns what was (or, with
     /// `dry_run`, would be) removed, and the bytes freed.
+    /// Removes what no pipeline's latest run used and nothing pins.
     pub fn gc(&self, dry_run: bool) -> Result<(Vec<ArtifactId>, u64), CacheError> {
-        let mut keep: BTreeSet<ArtifactId> = BTreeSet::new();
-        for e in fs::read_dir(self.root.join("runs")).into_iter().flatten().flatten() {
+        self.gc_keeping(dry_run, None)
+    }
+
+    /// Removes what nothing pins and `keep` lacks; without `keep`, what no pipeline's
+    /// latest run used. (`keep` is e.g. what the last N runs of the run index used.)
+    pub fn gc_keeping(
+        &self,
+        dry_run: bool,
+        keep: Option<&BTreeSet<ArtifactId>>,
+    ) -> Result<(Vec<ArtifactId>, u64), CacheError> {
+        let mut keep: BTreeSet<ArtifactId> = keep.cloned().unwrap_or_default();
+        let records = if keep.is_empty() { fs::read_dir(self.root.join("runs")).ok() } else { None };
+        for e in records.into_iter().flatten().flatten() {
             if let Some(r) = fs::read_to_string(e.path()).ok().and_then(|t| serde_json::from_str::<RunRecord>(&t).ok())
             {
                 keep.extend(r.steps.values().filter_map(|(_, _, a)| *a));
