@@ -366,6 +366,21 @@ fn summary_line(r: &RunReport, total: usize, reused: usize, secs: f64) -> String
 /// Remembers what this run used, merged into the previous record, for `gc` and `why`.
 fn record(cache: &Cache, file: &Path, plan: &Plan, report: &RunReport) {
     let id = pipeline_id(file);
+    // A rerun that used exactly what the record already holds changes nothing: a digest
+    // of its steps, kept beside the record, saves reading and rewriting it.
+    let mut h = lab_cache::Key::of(file.display().to_string().as_bytes()).0.to_vec();
+    for n in &plan.nodes {
+        if let Some(key) = report.keys[n.id] {
+            h.extend_from_slice(n.name.as_bytes());
+            h.extend_from_slice(&key.0);
+            h.extend_from_slice(&report.outputs[n.id].map_or([0; 32], |a| a.0));
+        }
+    }
+    let digest = lab_cache::Key::of(&h).to_string();
+    let digest_path = cache.root().join("runs").join(format!("{id}.digest"));
+    if cache.last_run_exists(&id) && std::fs::read_to_string(&digest_path).is_ok_and(|d| d == digest) {
+        return;
+    }
     let mut rec = cache.last_run(&id).unwrap_or_default();
     rec.pipeline = file.display().to_string();
     for n in &plan.nodes {
@@ -373,7 +388,9 @@ fn record(cache: &Cache, file: &Path, plan: &Plan, report: &RunReport) {
             rec.steps.insert(n.name.clone(), (key, pre.clone(), report.outputs[n.id]));
         }
     }
-    let _ = cache.record_run(&id, &rec);
+    if cache.record_run(&id, &rec).is_ok() {
+        let _ = std::fs::write(&digest_path, digest);
+    }
 }
 
 /// What the run index records of a run.

@@ -67,8 +67,13 @@ CREATE TABLE IF NOT EXISTS runs (
   executed INTEGER NOT NULL,
   cached INTEGER NOT NULL,
   failed INTEGER NOT NULL,
-  skipped INTEGER NOT NULL
+  skipped INTEGER NOT NULL,
+  -- The run whose rows in `steps` describe this run's steps: itself, or an earlier run of
+  -- the same pipeline whose steps did exactly the same (a no-op rerun adds no rows).
+  steps_of INTEGER NOT NULL,
+  steps_digest TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS runs_digest ON runs(pipeline, file, steps_digest);
 CREATE TABLE IF NOT EXISTS steps (
   run INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
   step TEXT NOT NULL,
@@ -188,12 +193,30 @@ impl RunIndex {
         Ok(n)
     }
 
-    /// Adds a run and its steps (one transaction); returns the run's id.
+    /// Adds a run and its steps (one transaction); returns the run's id. Steps that did
+    /// exactly what an earlier run of the same pipeline's did are stored once.
     pub fn record(&self, run: &RunSummary, steps: &[StepRow]) -> Result<i64, String> {
+        let mut h = blake3::Hasher::new();
+        for s in steps {
+            let art = s.artifact.map(|a| a.to_string());
+            for field in [Some(&s.step), Some(&s.op), s.key.as_ref(), art.as_ref(), Some(&s.status), s.error.as_ref()] {
+                h.update(field.map_or("\u{0}", |f| f.as_str()).as_bytes());
+                h.update(b"\x1f");
+            }
+        }
+        let digest = h.finalize().to_hex().to_string();
         let tx = self.conn.unchecked_transaction().map_err(sql)?;
+        let same: Option<i64> = tx
+            .query_row(
+                "SELECT steps_of FROM runs WHERE pipeline = ?1 AND file = ?2 AND steps_digest = ?3 ORDER BY id DESC LIMIT 1",
+                params![run.pipeline, run.file, digest],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sql)?;
         tx.execute(
-            "INSERT INTO runs (started_unix, seconds, pipeline, file, host, executor, exit_code, params, overrides, steps, executed, cached, failed, skipped)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            "INSERT INTO runs (started_unix, seconds, pipeline, file, host, executor, exit_code, params, overrides, steps, executed, cached, failed, skipped, steps_of, steps_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 run.started_unix,
                 run.seconds,
@@ -208,11 +231,18 @@ impl RunIndex {
                 run.executed,
                 run.cached,
                 run.failed,
-                run.skipped
+                run.skipped,
+                same.unwrap_or(0),
+                digest
             ],
         )
         .map_err(sql)?;
         let id = tx.last_insert_rowid();
+        if same.is_some() {
+            tx.commit().map_err(sql)?;
+            return Ok(id);
+        }
+        tx.execute("UPDATE runs SET steps_of = ?1 WHERE id = ?1", [id]).map_err(sql)?;
         {
             let mut st = tx
                 .prepare("INSERT INTO steps (run, step, op, key, artifact, status, seconds, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
@@ -275,7 +305,9 @@ impl RunIndex {
         let Some(run) = run else { return Ok(None) };
         let mut st = self
             .conn
-            .prepare("SELECT step, op, key, artifact, status, seconds, error FROM steps WHERE run = ?1 ORDER BY rowid")
+            .prepare(
+                "SELECT step, op, key, artifact, status, seconds, error FROM steps WHERE run = (SELECT steps_of FROM runs WHERE id = ?1) ORDER BY rowid",
+            )
             .map_err(sql)?;
         let steps = st
             .query_map([id], |r| {
@@ -300,7 +332,7 @@ impl RunIndex {
     pub fn used_by_last(&self, n: usize) -> Result<BTreeSet<ArtifactId>, String> {
         let mut st = self
             .conn
-            .prepare("SELECT artifact FROM steps WHERE artifact IS NOT NULL AND run IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?1)")
+            .prepare("SELECT artifact FROM steps WHERE artifact IS NOT NULL AND run IN (SELECT steps_of FROM runs ORDER BY id DESC LIMIT ?1)")
             .map_err(sql)?;
         let rows = st.query_map([n as i64], |r| r.get::<_, String>(0)).map_err(sql)?;
         Ok(rows.filter_map(|a| a.ok()?.parse().ok()).collect())
@@ -362,6 +394,11 @@ mod tests {
         assert_eq!(ix.used_by_last(1).unwrap(), [ArtifactId([2; 32])].into_iter().collect());
         assert_eq!(ix.used_by_last(2).unwrap().len(), 2);
         assert!(ix.run(999).unwrap().is_none());
+        // The same steps again: a new run, sharing the earlier one's rows.
+        let c = ix.record(&run("a", 0), &[step(1)]).unwrap();
+        let rows: i64 = ix.conn.query_row("SELECT COUNT(*) FROM steps", [], |r| r.get(0)).unwrap();
+        assert_eq!((rows, ix.run(c).unwrap().unwrap().1), (2, vec![step(1)]));
+        assert_eq!(ix.used_by_last(1).unwrap(), [ArtifactId([1; 32])].into_iter().collect());
     }
 
     #[test]

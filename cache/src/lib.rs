@@ -17,4 +17,4 @@ pub mod index;
 mod store;
 
 pub use hash::{ArtifactId, Key, hash_dir};
-pub use store::{ActionResult, Cache, CacheError, Entry, LockGuard, RunRecord, VerifyReport};
+pub use store::{ActionResult, Cache, CacheError, Entry, Hit, LockGuard, RunRecord, VerifyReport};

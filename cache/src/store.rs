@@ -30,6 +30,14 @@ pub struct ActionResult {
     pub preimage: serde_json::Value,
 }
 
+/// A cache hit as the scheduler needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub outputs: Vec<ArtifactId>,
+    /// The pipeline that computed it.
+    pub pipeline: Option<String>,
+}
+
 /// What one run of a pipeline used: kept by GC, compared by `labrun why`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct RunRecord {
@@ -119,6 +127,27 @@ impl Cache {
         r.outputs.iter().all(|o| self.artifact_path(o).is_dir()).then_some(r)
     }
 
+    /// [`Cache::lookup`] for the scheduler: only the outputs and the pipeline that computed
+    /// them, parsed without building the rest (the preimage, the metadata).
+    pub fn hit(&self, key: &Key) -> Option<Hit> {
+        #[derive(Deserialize)]
+        struct View {
+            outputs: Vec<ArtifactId>,
+            #[serde(default)]
+            meta: MetaView,
+        }
+        #[derive(Deserialize, Default)]
+        struct MetaView {
+            pipeline: Option<String>,
+        }
+        let bytes = fs::read(self.action_path(key)).ok()?;
+        let v: View = serde_json::from_slice(&bytes).ok()?;
+        v.outputs
+            .iter()
+            .all(|o| self.artifact_path(o).is_dir())
+            .then_some(Hit { outputs: v.outputs, pipeline: v.meta.pipeline })
+    }
+
     /// Waits for and takes the lock of `key`, so that one process computes it.
     pub fn lock(&self, key: &Key) -> Result<LockGuard, CacheError> {
         let p = self.root.join("locks").join(format!("{key}.lock"));
@@ -185,6 +214,11 @@ impl Cache {
     pub fn record_run(&self, pipeline_id: &str, record: &RunRecord) -> Result<(), CacheError> {
         let path = self.root.join("runs").join(format!("{pipeline_id}.json"));
         self.write_atomic(&path, &serde_json::to_vec_pretty(record).expect("serialisable"))
+    }
+
+    /// Whether a pipeline has a run record.
+    pub fn last_run_exists(&self, pipeline_id: &str) -> bool {
+        self.root.join("runs").join(format!("{pipeline_id}.json")).is_file()
     }
 
     /// The previous run of a pipeline, if any.

@@ -301,10 +301,10 @@ fn schedule(
             report.keys[i] = Some(key);
             report.preimages[i] = Some(shown.clone());
             if !opts.force.contains(&i)
-                && let Some(r) = cache.lookup(&key)
+                && let Some(r) = cache.hit(&key)
             {
                 report.outputs[i] = r.outputs.first().copied();
-                report.computed_by[i] = computed_by(&r);
+                report.computed_by[i] = r.pipeline;
                 report.cached.push(i);
                 (opts.on_event)(&Event::Cached { node: i });
                 release(i, &dependents, &mut remaining, &mut ready, &rank);
