@@ -378,7 +378,16 @@ fn record(cache: &Cache, file: &Path, plan: &Plan, report: &RunReport) {
     }
     let digest = lab_cache::Key::of(&h).to_string();
     let digest_path = cache.root().join("runs").join(format!("{id}.digest"));
-    if cache.last_run_exists(&id) && std::fs::read_to_string(&digest_path).is_ok_and(|d| d == digest) {
+    // The digest names the record file it describes (size and modification time), so a
+    // record another run rewrote since, or a digest left by a killed run, never matches.
+    let stamp = || {
+        let m = std::fs::metadata(cache.root().join("runs").join(format!("{id}.json"))).ok()?;
+        let t = m.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos();
+        Some(format!("{digest} {} {t}", m.len()))
+    };
+    if let Some(now) = stamp()
+        && std::fs::read_to_string(&digest_path).is_ok_and(|d| d == now)
+    {
         return;
     }
     let mut rec = cache.last_run(&id).unwrap_or_default();
@@ -388,8 +397,10 @@ fn record(cache: &Cache, file: &Path, plan: &Plan, report: &RunReport) {
             rec.steps.insert(n.name.clone(), (key, pre.clone(), report.outputs[n.id]));
         }
     }
-    if cache.record_run(&id, &rec).is_ok() {
-        let _ = std::fs::write(&digest_path, digest);
+    if cache.record_run(&id, &rec).is_ok()
+        && let Some(now) = stamp()
+    {
+        let _ = std::fs::write(&digest_path, now);
     }
 }
 

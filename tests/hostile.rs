@@ -123,7 +123,7 @@ fn rejects_with(cmds: &[&str], name: &str, bytes: &[u8], expect: &str) -> String
 #[test]
 fn a_flat_sum_of_thousands_of_terms_is_refused_not_a_stack_overflow() {
     let s = format!("x = {}\ny = generate.noise(shape: [4], count: x)\n", vec!["1"; 20_000].join(" + "));
-    rejects("flat.lab", s.as_bytes(), "this expression has 19999 operators; labrun takes up to 200");
+    rejects("flat.lab", s.as_bytes(), "this expression has 19999 operators; labrun takes up to 150");
     // Operators nested in brackets count too.
     let mut e = "1".to_string();
     for _ in 0..120 {

@@ -286,3 +286,33 @@ fn labrun_toml_configures_the_executor_and_retries_run_out() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("unknown field `partitoin`") && r.stderr.contains("labrun.toml"), "{}", r.stderr);
 }
+
+/// After a failure (without `--keep-going`), what the driver still held back for a free
+/// slot is never submitted.
+#[test]
+fn a_failure_stops_what_is_not_yet_submitted() {
+    if !cluster() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::write(dir.path().join("bad.jsonl"), "{\"text\": \"fine\"}\nnot json\n").unwrap();
+    // Different memory requests: one job each; one job in flight at a time.
+    let mut lab = String::from("broken = data.jsonl(path: \"bad.jsonl\")\n");
+    for i in 1..=3 {
+        lab.push_str(&format!(
+            "n{i} = generate.noise(shape: [4], count: 10, seed: {i}, resources: {{mem: \"{}M\"}})\n",
+            100 + i
+        ));
+    }
+    std::fs::write(dir.path().join("stop.lab"), lab).unwrap();
+    std::fs::write(dir.path().join("labrun.toml"), "[run]\nexecutor = \"slurm\"\n[slurm]\nmax_jobs = 1\n").unwrap();
+    let r = labrun(dir.path(), &["run", "stop.lab", "--cache", cache.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("step `broken` (data.jsonl) failed") && r.stderr.contains("1 failed, 3 skipped"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(submitted(&cache).len(), 1, "{:?}", submitted(&cache));
+}

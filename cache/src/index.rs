@@ -51,6 +51,14 @@ pub struct RunIndex {
     conn: Connection,
 }
 
+/// Why the index would not open.
+enum Open {
+    /// Not a database, or a damaged one: moved aside and rebuilt.
+    Corrupt(String),
+    /// Anything else (locked, busy, no space): reported, the file left alone.
+    Other(String),
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -103,7 +111,9 @@ impl RunIndex {
                 let n = ix.rebuild(root)?;
                 Ok((ix, (n > 0).then(|| format!("the run index was missing; rebuilt {n} runs from the cache"))))
             }
-            Err(e) => {
+            // Busy, locked, a full disk: the index is fine, it just cannot be used now.
+            Err(Open::Other(e)) => Err(e),
+            Err(Open::Corrupt(e)) => {
                 // Keep the broken file for inspection; start again from the cache's records.
                 let aside = aside_name(&path);
                 for suffix in ["", "-wal", "-shm"] {
@@ -112,7 +122,9 @@ impl RunIndex {
                         let _ = std::fs::rename(&from, format!("{}{suffix}", aside.display()));
                     }
                 }
-                let ix = Self::connect(&path)?;
+                let ix = Self::connect(&path).map_err(|e| match e {
+                    Open::Corrupt(e) | Open::Other(e) => e,
+                })?;
                 let n = ix.rebuild(root)?;
                 Ok((
                     ix,
@@ -125,15 +137,21 @@ impl RunIndex {
         }
     }
 
-    fn connect(path: &Path) -> Result<RunIndex, String> {
-        let conn = Connection::open(path).map_err(sql)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
-        conn.execute_batch(SCHEMA).map_err(sql)?;
-        let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(sql)?;
+    fn connect(path: &Path) -> Result<RunIndex, Open> {
+        let classify = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                Open::Corrupt(e.to_string())
+            }
+            _ => Open::Other(e.to_string()),
+        };
+        let conn = Connection::open(path).map_err(classify)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(classify)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(classify)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(classify)?;
+        conn.execute_batch(SCHEMA).map_err(classify)?;
+        let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(classify)?;
         if ok != "ok" {
-            return Err(format!("integrity check: {ok}"));
+            return Err(Open::Corrupt(format!("integrity check: {ok}")));
         }
         Ok(RunIndex { conn })
     }
@@ -205,7 +223,17 @@ impl RunIndex {
             }
         }
         let digest = h.finalize().to_hex().to_string();
-        let tx = self.conn.unchecked_transaction().map_err(sql)?;
+        // Take the write lock first: a deferred transaction that reads, then writes, fails at
+        // once (without waiting) when another run committed in between.
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
+        let result = self.insert(run, steps, &digest);
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.conn.execute_batch(end).map_err(sql)?;
+        result
+    }
+
+    fn insert(&self, run: &RunSummary, steps: &[StepRow], digest: &str) -> Result<i64, String> {
+        let tx = &self.conn;
         let same: Option<i64> = tx
             .query_row(
                 "SELECT steps_of FROM runs WHERE pipeline = ?1 AND file = ?2 AND steps_digest = ?3 ORDER BY id DESC LIMIT 1",
@@ -239,7 +267,6 @@ impl RunIndex {
         .map_err(sql)?;
         let id = tx.last_insert_rowid();
         if same.is_some() {
-            tx.commit().map_err(sql)?;
             return Ok(id);
         }
         tx.execute("UPDATE runs SET steps_of = ?1 WHERE id = ?1", [id]).map_err(sql)?;
@@ -261,7 +288,6 @@ impl RunIndex {
                 .map_err(sql)?;
             }
         }
-        tx.commit().map_err(sql)?;
         Ok(id)
     }
 

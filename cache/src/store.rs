@@ -216,11 +216,6 @@ impl Cache {
         self.write_atomic(&path, &serde_json::to_vec_pretty(record).expect("serialisable"))
     }
 
-    /// Whether a pipeline has a run record.
-    pub fn last_run_exists(&self, pipeline_id: &str) -> bool {
-        self.root.join("runs").join(format!("{pipeline_id}.json")).is_file()
-    }
-
     /// The previous run of a pipeline, if any.
     pub fn last_run(&self, pipeline_id: &str) -> Option<RunRecord> {
         let text = fs::read_to_string(self.root.join("runs").join(format!("{pipeline_id}.json"))).ok()?;

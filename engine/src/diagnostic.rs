@@ -225,9 +225,15 @@ fn bind<'a>(d: &'a Diag, sources: &Sources) -> Bound<'a> {
         let inside: Vec<usize> = bounds.iter().copied().filter(|&b| b >= start && b <= end).collect();
         let (mut ws, mut we) = (start, end);
         if body.chars().count() > MAX_LINE {
-            let lo = inside.first().copied().unwrap_or(start);
-            // A label longer than a line is shown by its start.
-            let hi = inside.last().copied().unwrap_or(start).max(lo).min(lo + MAX_LINE);
+            // The window shows the primary label when it is on this line, else the others;
+            // a label longer than a line is shown by its start.
+            let (ps, pe) = (clamp(span.start), clamp(span.end));
+            let (lo, hi) = if (start..=end).contains(&ps) {
+                (ps, pe.max(ps))
+            } else {
+                (inside.first().copied().unwrap_or(start), inside.last().copied().unwrap_or(start))
+            };
+            let hi = hi.max(lo).min(lo + MAX_LINE);
             let margin = MAX_LINE / 2;
             ws = body
                 .char_indices()

@@ -209,6 +209,9 @@ pub enum Done {
         by_other: Option<Option<String>>,
     },
     Err(String, Blame),
+    /// Never started: the run stopped (a failure without `--keep-going`) while it waited
+    /// for a slot.
+    NotStarted,
 }
 
 /// One step to compute: what an executor needs to run it here or elsewhere.
@@ -240,7 +243,7 @@ pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -
                     });
                 };
                 let mut wait = || rx.recv().ok();
-                schedule(plan, cache, opts, jobs, &mut start, &mut wait)
+                schedule(plan, cache, opts, jobs, &mut start, &mut wait, &mut || {})
             })
         }
         Executor::Slurm(cfg) => {
@@ -249,14 +252,15 @@ pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -
             let driver = std::cell::RefCell::new(crate::slurm::Driver::new(cfg.clone(), cache, opts));
             let mut start = |a: Action| driver.borrow_mut().enqueue(a);
             let mut wait = || driver.borrow_mut().next_done();
-            schedule(plan, cache, opts, usize::MAX, &mut start, &mut wait)
+            let mut halt = || driver.borrow_mut().halt();
+            schedule(plan, cache, opts, usize::MAX, &mut start, &mut wait, &mut halt)
         }
     }
 }
 
 /// The scheduler shared by every executor: keys from input artifact ids, cache lookups,
 /// `start` for what must be computed (at most `capacity` at once), `wait` for the next
-/// action to end. A failure skips what depends on it and, unless `keep_going`, starts
+/// action to end, `halt` to drop what an executor has not started yet. A failure skips what depends on it and, unless `keep_going`, starts
 /// nothing new.
 fn schedule(
     plan: &Plan,
@@ -265,6 +269,7 @@ fn schedule(
     capacity: usize,
     start: &mut dyn FnMut(Action),
     wait: &mut dyn FnMut() -> Option<(usize, Done)>,
+    halt: &mut dyn FnMut(),
 ) -> RunReport {
     let n = plan.nodes.len();
     let mut report = RunReport {
@@ -359,13 +364,24 @@ fn schedule(
                 ready.retain(|r| !blocked.contains(r));
                 if !opts.keep_going {
                     stop = true;
+                    // What an executor holds back for a free slot never starts.
+                    halt();
                 }
+            }
+            Done::NotStarted => {
+                report.skipped.push(i);
+                (opts.on_event)(&Event::Skipped { node: i, because: None });
             }
         }
     }
     // What never started because the run stopped.
+    let skipped: BTreeSet<usize> = report.skipped.iter().copied().collect();
     for &i in &plan.order {
-        if report.outputs[i].is_none() && !blocked.contains(&i) && !report.failed.iter().any(|(f, _, _)| *f == i) {
+        if report.outputs[i].is_none()
+            && !blocked.contains(&i)
+            && !skipped.contains(&i)
+            && !report.failed.iter().any(|(f, _, _)| *f == i)
+        {
             report.skipped.push(i);
             (opts.on_event)(&Event::Skipped { node: i, because: None });
         }

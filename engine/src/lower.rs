@@ -804,8 +804,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 match entry {
                     ReportEntry::Row(row) => {
                         if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true) {
+                            // Figures, and fits (which draw one): both become `LABEL.svg`.
                             if let ArgVal::Node(n) = &v
-                                && self.nodes[*n].op.output == Type::Figure
+                                && matches!(self.nodes[*n].op.output, Type::Figure | Type::Fit)
                             {
                                 let file = format!("{}.svg", crate::report::sanitize(&row.label));
                                 if let Some((first, at)) = files.get(&file) {

@@ -156,9 +156,14 @@ impl Dirs {
     fn log(&self, job: u64) -> PathBuf {
         self.root.join("logs").join(format!("{job}.log"))
     }
-    /// Forgets an action's files once the driver has the outcome of its job.
-    fn clear(&self, k: &Key, nonce: &str, job: u64) {
-        for p in [self.spec(k, nonce), self.result(k, &job.to_string()), self.progress(k)] {
+    /// Forgets an action's files once the driver has the outcome of its job. A driver
+    /// that adopted the job (`own` false) leaves them to the one that submitted it.
+    fn clear(&self, k: &Key, nonce: &str, job: u64, own: bool) {
+        let _ = std::fs::remove_file(self.spec(k, nonce));
+        if !own {
+            return;
+        }
+        for p in [self.result(k, &job.to_string()), self.progress(k)] {
             let _ = std::fs::remove_file(p);
         }
         // The job file, unless a newer job (another driver's) has replaced it.
@@ -193,6 +198,8 @@ pub struct Driver<'a> {
     attempts: HashMap<usize, usize>,
     /// Actions whose job another driver submitted: their results are not this run's work.
     adopted: std::collections::HashSet<usize>,
+    /// The jobs this driver submitted (the only ones Ctrl-C cancels).
+    own_jobs: std::collections::HashSet<u64>,
     progress_seen: HashMap<usize, std::time::SystemTime>,
     cancelled: bool,
     poll_failures: usize,
@@ -218,6 +225,23 @@ const ACTIVE: &[&str] = &[
     "RESV_DEL_HOLD",
 ];
 
+/// Pending reasons that never clear by themselves: the request exceeds what the cluster or
+/// the account allows.
+const NEVER: &[&str] = &[
+    "PartitionTimeLimit",
+    "PartitionNodeLimit",
+    "PartitionConfig",
+    "BadConstraints",
+    "InvalidQOS",
+    "InvalidAccount",
+    "AccountNotAllowed",
+    "QOSMaxWallDurationPerJobLimit",
+    "QOSMaxCpuPerJobLimit",
+    "QOSMaxMemoryPerJob",
+    "QOSMaxGRESPerJob",
+    "DependencyNeverSatisfied",
+];
+
 impl<'a> Driver<'a> {
     pub fn new(cfg: SlurmConfig, cache: &'a Cache, opts: &'a RunOptions<'a>) -> Driver<'a> {
         let exe = cfg.labrun.clone().or_else(|| std::env::current_exe().ok()).unwrap_or_else(|| "labrun".into());
@@ -234,6 +258,7 @@ impl<'a> Driver<'a> {
             done: VecDeque::new(),
             attempts: HashMap::new(),
             adopted: Default::default(),
+            own_jobs: Default::default(),
             progress_seen: HashMap::new(),
             cancelled: false,
             poll_failures: 0,
@@ -311,7 +336,9 @@ impl<'a> Driver<'a> {
             let mut i = 0;
             while i < self.queue.len() && batch.len() < self.cfg.max_batch.max(1) {
                 let r = &self.queue[i].resources;
-                if request(r) == request(&batch[0].resources) && seconds + r.seconds <= 60 * self.cfg.batch_minutes {
+                if request(r) == request(&batch[0].resources)
+                    && seconds.saturating_add(r.seconds) <= self.cfg.batch_minutes.saturating_mul(60)
+                {
                     seconds += r.seconds;
                     batch.push(self.queue.remove(i).expect("in range"));
                 } else {
@@ -391,7 +418,11 @@ impl<'a> Driver<'a> {
             specs.push(path);
         }
         let r = batch[0].resources;
-        let time = self.cfg.time_limit.clone().unwrap_or_else(|| slurm_time((seconds * 3).div_ceil(60) + 10));
+        let time = self
+            .cfg
+            .time_limit
+            .clone()
+            .unwrap_or_else(|| slurm_time(seconds.saturating_mul(3).div_ceil(60).saturating_add(10)));
         let name = match batch.len() {
             1 => format!("labrun:{}:{}", self.opts.pipeline, batch[0].step),
             n => format!("labrun:{}:{}+{}", self.opts.pipeline, batch[0].step, n - 1),
@@ -454,6 +485,7 @@ impl<'a> Driver<'a> {
             let _ = f.write_all(line.as_bytes());
         }
         self.wait = Duration::from_millis(100);
+        self.own_jobs.insert(id);
         self.inflight.insert(id, Job { actions: batch });
     }
 
@@ -485,6 +517,21 @@ impl<'a> Driver<'a> {
         };
         for id in ids {
             let (state, reason) = states.get(&id).cloned().unwrap_or_else(|| ("GONE".into(), String::new()));
+            if state == "PENDING" && NEVER.iter().any(|r| reason.starts_with(r)) && self.own_jobs.contains(&id) {
+                // Slurm would keep it pending for ever: cancel it and say why.
+                let _ = Command::new("scancel").arg(id.to_string()).output();
+                let job = self.inflight.remove(&id).expect("in flight");
+                for a in job.actions {
+                    let msg = format!(
+                        "Slurm will never start job {id}: it is pending for `{reason}`; change the step's `resources:` (or the partition in labrun.toml) to fit what the cluster allows"
+                    );
+                    if let Ok(d) = &self.dirs {
+                        d.clear(&a.key, &self.nonce, id, true);
+                    }
+                    self.done.push_back((a.node, Done::Err(msg, Blame::User)));
+                }
+                continue;
+            }
             if ACTIVE.contains(&state.as_str()) {
                 if state == "RUNNING" {
                     self.stream_progress(id);
@@ -531,7 +578,7 @@ impl<'a> Driver<'a> {
             .ok()
             .and_then(|t| serde_json::from_str::<Outcome>(&t).ok());
         if let Some(o) = outcome {
-            dirs.clear(&a.key, &self.nonce, id);
+            dirs.clear(&a.key, &self.nonce, id, !adopted);
             let by_other = if adopted { Some(None) } else { o.by_other.then_some(o.computed_by) };
             let done = match (o.ok, o.id) {
                 (true, Some(id)) => Done::Ok { id, secs: o.secs, by_other },
@@ -552,7 +599,7 @@ impl<'a> Driver<'a> {
         {
             let secs = r.meta.get("seconds").and_then(|s| s.as_f64()).unwrap_or(0.0);
             let ours = !adopted && r.meta.get("slurm_job").and_then(|j| j.as_str()) == Some(&id.to_string());
-            dirs.clear(&a.key, &self.nonce, id);
+            dirs.clear(&a.key, &self.nonce, id, !adopted);
             let by_other = (!ours).then(|| crate::execute::computed_by(&r));
             self.done.push_back((a.node, Done::Ok { id: out, secs, by_other }));
             return;
@@ -575,7 +622,7 @@ impl<'a> Driver<'a> {
                 self.cfg.retries + 1
             );
             (self.opts.on_event)(&Event::Retry { node: a.node, reason });
-            dirs.clear(&a.key, &self.nonce, id);
+            dirs.clear(&a.key, &self.nonce, id, !adopted);
             self.adopted.remove(&a.node);
             self.queue.push_back(a);
             return;
@@ -589,15 +636,24 @@ impl<'a> Driver<'a> {
         } else {
             format!("Slurm job {id} {how} without a result from labrun; the job's log ends:\n{tail}")
         };
-        dirs.clear(&a.key, &self.nonce, id);
+        dirs.clear(&a.key, &self.nonce, id, !adopted);
         self.done.push_back((a.node, Done::Err(msg, Blame::Environment)));
+    }
+
+    /// The run stopped: what is queued is never submitted.
+    pub fn halt(&mut self) {
+        for a in self.queue.drain(..) {
+            self.done.push_back((a.node, Done::NotStarted));
+        }
     }
 
     /// Ctrl-C: cancels every job this driver submitted or adopted; what is queued never
     /// starts.
     fn cancel_all(&mut self) {
         self.cancelled = true;
-        let ids: Vec<String> = self.inflight.keys().map(|i| i.to_string()).collect();
+        // Jobs adopted from another driver may be that driver's to finish: left running.
+        let ids: Vec<String> =
+            self.inflight.keys().filter(|i| self.own_jobs.contains(i)).map(|i| i.to_string()).collect();
         if !ids.is_empty() {
             let _ = Command::new("scancel").args(&ids).output();
         }
@@ -605,7 +661,7 @@ impl<'a> Driver<'a> {
         for (id, job) in jobs {
             for a in job.actions {
                 if let Ok(d) = &self.dirs {
-                    d.clear(&a.key, &self.nonce, id);
+                    d.clear(&a.key, &self.nonce, id, self.own_jobs.contains(&id));
                 }
                 self.done.push_back((a.node, Done::Err("cancelled".into(), Blame::User)));
             }
@@ -800,6 +856,7 @@ fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel
             blame: None,
         },
         Done::Err(e, b) => fail(e, b),
+        Done::NotStarted => fail("the step was not started".into(), Blame::Internal),
     }
 }
 

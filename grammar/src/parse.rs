@@ -19,6 +19,9 @@ const KEYWORDS: &[&str] = &["import", "param", "for", "in", "report", "table", "
 /// Brackets may nest this deep; deeper input is rejected before pest sees it, so hostile
 /// files cannot exhaust the stack.
 pub const MAX_NESTING: usize = 128;
+/// Operators in one expression: a chain nests one level per operator, so this stays well
+/// below [`crate::MAX_DEPTH`].
+const MAX_OPERATORS: usize = 150;
 /// Prefix operators (`- - - x`) allowed in a row, for the same reason.
 const MAX_PREFIX: usize = 64;
 
@@ -323,14 +326,11 @@ impl Builder<'_> {
         }
         // A chain of operators nests one level per operator: refuse it before building it.
         let operators = p.clone().into_inner().filter(|q| q.as_rule() != Rule::neg).count() / 2;
-        if operators > crate::depth::MAX_DEPTH {
+        if operators > MAX_OPERATORS {
             self.errors.push(
                 ParseError::new(
                     span,
-                    format!(
-                        "this expression has {operators} operators; labrun takes up to {}",
-                        crate::depth::MAX_DEPTH
-                    ),
+                    format!("this expression has {operators} operators; labrun takes up to {MAX_OPERATORS}"),
                     "too long",
                 )
                 .with_help("split it: give parts of it their own params or steps"),

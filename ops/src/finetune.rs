@@ -473,10 +473,8 @@ impl Op for Rl {
                 break;
             }
         }
-        if policy.checkpoints.last().is_some_and(|c| c.kl < kl) {
-            let step = log.len();
-            policy.checkpoints.push(Checkpoint { step, kl, bias: to_f32(&bias) });
-        }
+        // A run that stops short of `max_kl` keeps only the levels it reached, so that the
+        // checkpoints of several seeds line up level by level.
         policy.bias = to_f32(&bias);
         policy.save(ctx.out)?;
         let doc = serde_json::json!({"reached_max_kl": kl >= max_kl, "steps": log});

@@ -114,9 +114,9 @@ impl Resources {
             match (k.as_str(), v) {
                 ("cpus", Value::Int(n)) if (1..=4096).contains(n) => self.cpus = *n as u32,
                 ("gpus", Value::Int(n)) if (0..=64).contains(n) => self.gpus = *n as u32,
-                ("mem", Value::Int(n)) if *n >= 1 => self.mem_mb = *n as u64,
+                ("mem", Value::Int(n)) if (1..=1 << 40).contains(n) => self.mem_mb = *n as u64,
                 ("mem", Value::Str(s)) => self.mem_mb = parse_mem(s)?,
-                ("time", Value::Int(n)) if *n >= 1 => self.seconds = 60 * *n as u64,
+                ("time", Value::Int(n)) if (1..=10_000_000).contains(n) => self.seconds = 60 * *n as u64,
                 ("time", Value::Str(s)) => self.seconds = parse_seconds(s)?,
                 ("cpus" | "gpus" | "mem" | "time", v) => {
                     return Err(format!("`{k}: {v}` is out of range; the fields are {}", Self::FIELDS));
