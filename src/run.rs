@@ -393,8 +393,12 @@ fn record(cache: &Cache, file: &Path, plan: &Plan, report: &RunReport) {
     let mut rec = cache.last_run(&id).unwrap_or_default();
     rec.pipeline = file.display().to_string();
     for n in &plan.nodes {
-        if let (Some(key), Some(pre)) = (report.keys[n.id], &report.preimages[n.id]) {
-            rec.steps.insert(n.name.clone(), (key, pre.clone(), report.outputs[n.id]));
+        // The readable preimage, rebuilt from the outputs (the run built it only for the
+        // steps it ran).
+        if let (Some(key), Some((_, pre))) =
+            (report.keys[n.id], lab_engine::execute::preimage(plan, n, &report.outputs))
+        {
+            rec.steps.insert(n.name.clone(), (key, pre, report.outputs[n.id]));
         }
     }
     if cache.record_run(&id, &rec).is_ok()

@@ -86,7 +86,6 @@ pub struct RunReport {
     /// Each node's output, when it has one.
     pub outputs: Vec<Option<ArtifactId>>,
     pub keys: Vec<Option<Key>>,
-    pub preimages: Vec<Option<serde_json::Value>>,
     pub executed: Vec<usize>,
     pub cached: Vec<usize>,
     /// For cached nodes: the pipeline that computed the result, as recorded with it.
@@ -98,6 +97,22 @@ pub struct RunReport {
 
 /// The canonical key preimage of a node whose inputs are known, and its readable form.
 pub fn preimage(plan: &Plan, node: &Node, outputs: &[Option<ArtifactId>]) -> Option<(Vec<u8>, serde_json::Value)> {
+    let (bytes, shown) = preimage_parts(plan, node, outputs, true)?;
+    Some((bytes, shown.expect("asked for")))
+}
+
+/// The canonical key preimage alone: what a cache lookup needs (the readable form is
+/// built only for steps that run, or for records that change).
+pub fn key_bytes(plan: &Plan, node: &Node, outputs: &[Option<ArtifactId>]) -> Option<Vec<u8>> {
+    preimage_parts(plan, node, outputs, false).map(|(b, _)| b)
+}
+
+fn preimage_parts(
+    plan: &Plan,
+    node: &Node,
+    outputs: &[Option<ArtifactId>],
+    readable: bool,
+) -> Option<(Vec<u8>, Option<serde_json::Value>)> {
     let mut bytes = Vec::new();
     let name = node.op.name();
     bytes.extend_from_slice(&(name.len() as u64).to_le_bytes());
@@ -105,6 +120,7 @@ pub fn preimage(plan: &Plan, node: &Node, outputs: &[Option<ArtifactId>]) -> Opt
     bytes.extend_from_slice(&node.op.version.to_le_bytes());
     let mut params = serde_json::Map::new();
     let mut inputs = serde_json::Map::new();
+    let mut ids = Vec::new();
     for (k, v) in &node.args {
         bytes.extend_from_slice(&(k.len() as u64).to_le_bytes());
         bytes.extend_from_slice(k.as_bytes());
@@ -112,23 +128,33 @@ pub fn preimage(plan: &Plan, node: &Node, outputs: &[Option<ArtifactId>]) -> Opt
             ArgVal::Value(v) => {
                 bytes.push(0);
                 v.encode(&mut bytes);
-                params.insert(k.clone(), json!(v.to_string()));
+                if readable {
+                    params.insert(k.clone(), json!(v.to_string()));
+                }
             }
             other => {
                 bytes.push(1);
-                let mut ids = Vec::new();
+                ids.clear();
                 collect_ids(other, outputs, &mut ids)?;
                 bytes.extend_from_slice(&(ids.len() as u64).to_le_bytes());
-                let mut shown = Vec::new();
-                for (n, id) in &ids {
+                for (_, id) in &ids {
                     bytes.extend_from_slice(&id.0);
-                    shown.push(json!({"step": plan.nodes[*n].name, "artifact": id.to_string()}));
                 }
-                inputs.insert(k.clone(), if matches!(other, ArgVal::Node(_)) { shown.remove(0) } else { json!(shown) });
+                if readable {
+                    let mut shown: Vec<serde_json::Value> = ids
+                        .iter()
+                        .map(|(n, id)| json!({"step": plan.nodes[*n].name, "artifact": id.to_string()}))
+                        .collect();
+                    inputs.insert(
+                        k.clone(),
+                        if matches!(other, ArgVal::Node(_)) { shown.remove(0) } else { json!(shown) },
+                    );
+                }
             }
         }
     }
-    Some((bytes, json!({"op": name, "version": node.op.version, "params": params, "inputs": inputs})))
+    let shown = readable.then(|| json!({"op": name, "version": node.op.version, "params": params, "inputs": inputs}));
+    Some((bytes, shown))
 }
 
 fn collect_ids(a: &ArgVal, outputs: &[Option<ArtifactId>], out: &mut Vec<(usize, ArtifactId)>) -> Option<()> {
@@ -272,13 +298,8 @@ fn schedule(
     halt: &mut dyn FnMut(),
 ) -> RunReport {
     let n = plan.nodes.len();
-    let mut report = RunReport {
-        outputs: vec![None; n],
-        keys: vec![None; n],
-        preimages: vec![None; n],
-        computed_by: vec![None; n],
-        ..Default::default()
-    };
+    let mut report =
+        RunReport { outputs: vec![None; n], keys: vec![None; n], computed_by: vec![None; n], ..Default::default() };
     (opts.on_event)(&Event::Start { total: n });
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut remaining: Vec<usize> = vec![0; n];
@@ -301,10 +322,8 @@ fn schedule(
         while !stop && running < capacity {
             let Some(i) = ready.pop_front() else { break };
             let node = &plan.nodes[i];
-            let (bytes, shown) = preimage(plan, node, &report.outputs).expect("inputs are done");
-            let key = Key::of(&bytes);
+            let key = Key::of(&key_bytes(plan, node, &report.outputs).expect("inputs are done"));
             report.keys[i] = Some(key);
-            report.preimages[i] = Some(shown.clone());
             if !opts.force.contains(&i)
                 && let Some(r) = cache.hit(&key)
             {
@@ -317,6 +336,7 @@ fn schedule(
             }
             running += 1;
             (opts.on_event)(&Event::Started { node: i });
+            let (_, shown) = preimage(plan, node, &report.outputs).expect("inputs are done");
             start(Action {
                 node: i,
                 step: node.name.clone(),
