@@ -196,9 +196,8 @@ pub struct Driver<'a> {
     inflight: BTreeMap<u64, Job>,
     done: VecDeque<(usize, Done)>,
     attempts: HashMap<usize, usize>,
-    /// Actions whose job another driver submitted: their results are not this run's work.
-    adopted: std::collections::HashSet<usize>,
-    /// The jobs this driver submitted (the only ones Ctrl-C cancels).
+    /// The jobs this driver submitted (the only ones Ctrl-C cancels). The others in flight
+    /// were adopted from another driver: their results are not this run's work.
     own_jobs: std::collections::HashSet<u64>,
     progress_seen: HashMap<usize, std::time::SystemTime>,
     cancelled: bool,
@@ -257,7 +256,6 @@ impl<'a> Driver<'a> {
             inflight: BTreeMap::new(),
             done: VecDeque::new(),
             attempts: HashMap::new(),
-            adopted: Default::default(),
             own_jobs: Default::default(),
             progress_seen: HashMap::new(),
             cancelled: false,
@@ -372,7 +370,6 @@ impl<'a> Driver<'a> {
         take.sort_by_key(|&(_, i)| std::cmp::Reverse(i));
         for (id, i) in take {
             let a = self.queue.remove(i).expect("in range");
-            self.adopted.insert(a.node);
             self.inflight.entry(id).or_insert_with(|| Job { actions: Vec::new() }).actions.push(a);
         }
     }
@@ -573,7 +570,7 @@ impl<'a> Driver<'a> {
     /// The outcome of an action whose job `id` ended in `state`.
     fn collect(&mut self, id: u64, state: &str, reason: &str, a: Action) {
         let dirs = Dirs { root: self.dirs().root.clone() };
-        let adopted = self.adopted.contains(&a.node);
+        let adopted = !self.own_jobs.contains(&id);
         let outcome = std::fs::read_to_string(dirs.result(&a.key, &id.to_string()))
             .ok()
             .and_then(|t| serde_json::from_str::<Outcome>(&t).ok());
@@ -623,7 +620,6 @@ impl<'a> Driver<'a> {
             );
             (self.opts.on_event)(&Event::Retry { node: a.node, reason });
             dirs.clear(&a.key, &self.nonce, id, !adopted);
-            self.adopted.remove(&a.node);
             self.queue.push_back(a);
             return;
         }
@@ -647,8 +643,8 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Ctrl-C: cancels every job this driver submitted or adopted; what is queued never
-    /// starts.
+    /// Ctrl-C: cancels every job this driver submitted (adopted ones are left to their
+    /// driver) and stops waiting for them; what is queued never starts.
     fn cancel_all(&mut self) {
         self.cancelled = true;
         // Jobs adopted from another driver may be that driver's to finish: left running.

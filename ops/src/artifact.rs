@@ -24,6 +24,19 @@ impl Dataset {
         self.x.nrows()
     }
 
+    /// A comparison dataset's rows `idx` (each the preferred features, then the other's),
+    /// split into the preferred halves and the other halves, row-major.
+    pub fn comparison_halves(&self, idx: impl ExactSizeIterator<Item = usize>) -> (Vec<f32>, Vec<f32>) {
+        let f = self.x.ncols() / 2;
+        let (mut better, mut worse) = (Vec::with_capacity(idx.len() * f), Vec::with_capacity(idx.len() * f));
+        for i in idx {
+            let row = self.x.row(i);
+            better.extend(row.iter().take(f));
+            worse.extend(row.iter().skip(f).take(f));
+        }
+        (better, worse)
+    }
+
     /// Keeps the rows at `idx`, in that order.
     pub fn select(&self, idx: &[usize]) -> Dataset {
         Dataset {

@@ -338,17 +338,8 @@ fn reward_mlp(ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         return Err(OpError::invalid("train", "must be `all` for an MLP reward model"));
     }
     let (train_idx, val_idx) = lmops::split_val((0..d.rows()).collect(), val_fraction, cfg.seed);
-    let split = |idx: &[usize]| {
-        let (mut better, mut worse) = (Vec::with_capacity(idx.len() * f), Vec::with_capacity(idx.len() * f));
-        for &i in idx {
-            let row = d.x.row(i);
-            better.extend(row.iter().take(f));
-            worse.extend(row.iter().skip(f));
-        }
-        (better, worse)
-    };
-    let (tb, tw) = split(&train_idx);
-    let (vb, vw) = split(&val_idx);
+    let (tb, tw) = d.comparison_halves(train_idx.iter().copied());
+    let (vb, vw) = d.comparison_halves(val_idx.iter().copied());
     let pairs = Pairs { better: &tb, worse: &tw, width: f };
     let val = Pairs { better: &vb, worse: &vw, width: f };
     let mut on_step = lmops::progress(ctx, 20);

@@ -83,9 +83,15 @@ impl Seqs {
 
     /// One-hot (position, token) features, `[n, length · vocab]`.
     pub fn one_hot(&self, vocab: usize) -> Vec<f32> {
+        self.one_hot_rows(0..self.len(), vocab)
+    }
+
+    /// One-hot features of the sequences `rows`.
+    pub fn one_hot_rows(&self, rows: std::ops::Range<usize>, vocab: usize) -> Vec<f32> {
         let w = self.length * vocab;
-        let mut x = vec![0f32; self.len() * w];
-        for (i, &tok) in self.tokens.iter().enumerate() {
+        let mut x = vec![0f32; rows.len() * w];
+        let tokens = &self.tokens[rows.start * self.length..rows.end * self.length];
+        for (i, &tok) in tokens.iter().enumerate() {
             let (r, t) = (i / self.length, i % self.length);
             x[r * w + t * vocab + tok as usize] = 1.0;
         }
@@ -348,9 +354,7 @@ impl SeqReward {
         const CHUNK: usize = 4096;
         for start in (0..seqs.len()).step_by(CHUNK) {
             let end = (start + CHUNK).min(seqs.len());
-            let part =
-                Seqs { length: seqs.length, tokens: seqs.tokens[start * seqs.length..end * seqs.length].to_vec() };
-            let (y, k) = self.inference.predict_x(&part.one_hot(self.vocab), w)?;
+            let (y, k) = self.inference.predict_x(&seqs.one_hot_rows(start..end, self.vocab), w)?;
             if k != 1 {
                 return Err(OpError::Data(format!("the reward model gave {k} scores per sequence; it must give one")));
             }

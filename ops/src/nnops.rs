@@ -61,8 +61,7 @@ impl Inference {
             check_width(inputs, d, arg)?;
         }
         let x = d.x.as_standard_layout();
-        let x = x.as_slice().expect("standard layout");
-        Ok(lab_nn::exec::predict_rows(&mut self.session, &self.input, &self.output, d.x.ncols(), x)?)
+        self.predict_x(x.as_slice().expect("standard layout"), d.x.ncols())
     }
 }
 

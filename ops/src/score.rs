@@ -514,11 +514,7 @@ impl Op for Preferences {
             ));
         }
         let f = w / 2;
-        let (mut better, mut worse) = (Vec::with_capacity(d.rows() * f), Vec::with_capacity(d.rows() * f));
-        for row in d.x.rows() {
-            better.extend(row.iter().take(f));
-            worse.extend(row.iter().skip(f));
-        }
+        let (better, worse) = d.comparison_halves(0..d.rows());
         let (rb, k) = model.predict_x(&better, f)?;
         let (rw, _) = model.predict_x(&worse, f)?;
         if k != 1 {
