@@ -139,7 +139,7 @@ fn main() {
         // subtracted.
         let seq = c.context;
         let rows: Vec<Row> = (0..c.batch * 4)
-            .map(|_| Row { ids: (0..=seq).map(|_| r.next(spec.vocab)).collect(), from: 1, teacher: vec![] })
+            .map(|_| Row { ids: (0..=seq).map(|_| r.next(spec.vocab)).collect(), from: 1, ..Row::default() })
             .collect();
         reset_peak();
         // Best of three, as for the Python side below.

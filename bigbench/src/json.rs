@@ -64,44 +64,6 @@ impl J {
             J::Obj(o) => !o.is_empty(),
         }
     }
-
-    /// Equality of `json.dumps` output: same keys in the same order, integers distinct
-    /// from floats.
-    pub fn same_dump(&self, other: &J) -> bool {
-        match (self, other) {
-            (J::Null, J::Null) => true,
-            (J::Bool(a), J::Bool(b)) => a == b,
-            (J::Int(a), J::Int(b)) => a == b,
-            (J::Float(a), J::Float(b)) => a.to_bits() == b.to_bits(),
-            (J::Str(a), J::Str(b)) => a == b,
-            (J::Arr(a), J::Arr(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_dump(y)),
-            (J::Obj(a), J::Obj(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|((k, x), (l, y))| k == l && x.same_dump(y))
-            }
-            _ => false,
-        }
-    }
-
-    /// Python's `==` on the decoded values: dicts ignore key order, `1 == 1.0`,
-    /// `True == 1`.
-    pub fn py_eq(&self, other: &J) -> bool {
-        let num = |j: &J| match j {
-            J::Bool(b) => Some(f64::from(u8::from(*b))),
-            J::Int(i) => Some(*i as f64),
-            J::Float(f) => Some(*f),
-            _ => None,
-        };
-        match (self, other) {
-            (J::Null, J::Null) => true,
-            (J::Str(a), J::Str(b)) => a == b,
-            (J::Arr(a), J::Arr(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.py_eq(y)),
-            (J::Obj(a), J::Obj(b)) => {
-                a.len() == b.len() && a.iter().all(|(k, x)| other.get(k).is_some_and(|y| x.py_eq(y)))
-            }
-            (J::Int(a), J::Int(b)) => a == b,
-            (a, b) => matches!((num(a), num(b)), (Some(x), Some(y)) if x == y),
-        }
-    }
 }
 
 impl<'de> Deserialize<'de> for J {
@@ -174,9 +136,6 @@ mod tests {
         let J::Obj(kv) = &j else { panic!() };
         assert_eq!(kv.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["b", "a"]);
         assert!(matches!(j.get("b"), Some(J::Int(2))));
-        let other = parse(r#"{"a": 1, "b": 2}"#).unwrap();
-        assert!(j.py_eq(&other), "Python's == ignores key order and int/float");
-        assert!(!j.same_dump(&other), "json.dumps does not");
         assert!(J::Str("false".into()).truthy() && !J::Str(String::new()).truthy());
     }
 }

@@ -363,7 +363,7 @@ impl Leaf {
             ));
         }
         let mut examples = Vec::with_capacity(distinct.len());
-        for (i, x) in distinct.iter().enumerate() {
+        for x in &distinct {
             let at = |field: &str| format!("examples[{}].{field}", index_of(raw, x));
             let ex = format_example(x, &input_prefix, &output_prefix, &choice_prefix, append_choices, seed)
                 .map_err(|(field, m)| err(&at(field), m))?;
@@ -373,7 +373,6 @@ impl Leaf {
             if (!generative.is_empty() || !scoring.is_empty()) && x.get("target").is_none() {
                 return Err(err(&at("target"), "is missing; the task's generative and scoring metrics need it on every example".into()));
             }
-            let _ = i;
             examples.push(ex);
         }
         let low = if preferred == "multiple_choice_grade" {
@@ -484,10 +483,7 @@ fn format_example(
                 scores.push(s);
             }
             if append_choices {
-                let mut sorted = choices.clone();
-                sorted.sort();
-                RandomState::new(seed).shuffle(&mut sorted);
-                input = format!("{input}{choice_prefix}{}", sorted.join(choice_prefix));
+                input = with_choices(&input, &choices, choice_prefix, seed);
             }
             if target.is_none() {
                 let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -517,6 +513,23 @@ fn format_example(
         set(&mut formatted, "choice", J::Arr(choices.iter().cloned().map(J::Str).collect()));
     }
     Ok(Example { input, raw_input, target, choices, scores, formatted: J::Obj(formatted) })
+}
+
+/// An input with its choices appended as `default_format_fn` appends them: sorted, then
+/// shuffled by a fresh `RandomState(seed)`, each after the choice prefix.
+pub fn with_choices(input: &str, choices: &[String], choice_prefix: &str, seed: u32) -> String {
+    let mut sorted = choices.to_vec();
+    sorted.sort();
+    RandomState::new(seed).shuffle(&mut sorted);
+    format!("{input}{choice_prefix}{}", sorted.join(choice_prefix))
+}
+
+/// An example's input in the official default format (prefixes `\nQ: `, `\nA: ` and
+/// `\n  choice: `), with its choices if any: what a task without custom prefixes shows the
+/// model.
+pub fn default_input(input: &str, choices: &[String]) -> String {
+    let body = if choices.is_empty() { input.to_string() } else { with_choices(input, choices, "\n  choice: ", 42) };
+    format!("\nQ: {body}\nA: ")
 }
 
 /// One query of an n-shot evaluation.

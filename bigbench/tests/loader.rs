@@ -5,7 +5,7 @@ use lab_bigbench::task::{Body, Task};
 use std::path::{Path, PathBuf};
 
 fn shared(t: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/bigbench").join(t)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/bigbench").join(t)
 }
 
 fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {

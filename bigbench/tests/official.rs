@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 fn shared() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/bigbench")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/bigbench")
 }
 
 fn fixture() -> Value {

@@ -9,6 +9,7 @@ use crate::report::fmt_num;
 use lab_grammar::{BinOp, Binding, Expr, ExprKind, ReportEntry, Span, TableItem};
 use lab_ops::{Registry, Type, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 /// Sweeps may create at most this many steps in all.
 pub const MAX_INSTANCES: usize = 1_000_000;
@@ -407,9 +408,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                         return None;
                     }
                     v.deps(&mut deps);
-                    if let (Type::Path, ArgVal::Value(Value::Str(p))) = (&spec.ty, &v) {
+                    if let (Type::Path | Type::Dir, ArgVal::Value(Value::Str(p))) = (&spec.ty, &v) {
                         let span = arg.map_or(e.span, |a| a.value.span);
-                        let (abs, hash) = self.resolve_path(p, span)?;
+                        let (abs, hash) = self.resolve_path(p, span, spec.ty == Type::Dir)?;
                         args.insert(format!("{}#blake3", spec.name), ArgVal::Value(Value::Str(hash)));
                         args.insert(spec.name.to_string(), ArgVal::Value(Value::Str(abs)));
                         continue;
@@ -470,22 +471,22 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         }
     }
 
-    /// A `Path` argument: resolved against its file's directory and hashed, so the cache
-    /// key changes when the file's content does.
-    fn resolve_path(&mut self, p: &str, span: Span) -> Option<(String, String)> {
+    /// A `Path` (or `Dir`) argument: resolved against its file's directory and hashed, so
+    /// the cache key changes when the file's content does (for a folder, when any file in
+    /// it, or its name, does).
+    fn resolve_path(&mut self, p: &str, span: Span, folder_ok: bool) -> Option<(String, String)> {
         let base = self.dirs.get(span.file as usize).cloned().unwrap_or_default();
         let path = base.join(p);
-        // A regular file, hashed as a stream: a device or a pipe is refused, and a large data
-        // file is never held in memory.
         let hashed = std::fs::metadata(&path).and_then(|m| {
+            let mut h = blake3::Hasher::new();
+            if m.is_dir() && folder_ok {
+                hash_tree(&path, Path::new(""), &mut h)?;
+                return Ok(h.finalize().to_hex().to_string());
+            }
             if m.is_dir() {
                 return Err(std::io::Error::other("it is a directory"));
             }
-            if !m.is_file() {
-                return Err(std::io::Error::other("it is not a regular file (a device, a pipe or a socket)"));
-            }
-            let mut h = blake3::Hasher::new();
-            std::io::copy(&mut std::fs::File::open(&path)?, &mut h)?;
+            hash_file(&path, &mut h)?;
             Ok(h.finalize().to_hex().to_string())
         });
         match hashed {
@@ -969,4 +970,37 @@ pub(crate) fn instance_name(family: &str, idx: &[Value]) -> String {
     } else {
         format!("{family}[{}]", idx.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))
     }
+}
+
+/// A regular file into the hash, streamed: a device or a pipe is refused, and a large data
+/// file is never held in memory.
+fn hash_file(path: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other(format!(
+            "{} is not a regular file (a device, a pipe or a socket)",
+            path.display()
+        )));
+    }
+    std::io::copy(&mut std::fs::File::open(path)?, h)?;
+    Ok(())
+}
+
+/// Every file under `dir` into the hash, in name order, each with its relative path and
+/// length (so moving bytes between files changes the key).
+fn hash_tree(dir: &Path, rel: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
+    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir.join(rel))?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let r = rel.join(e.file_name());
+        let t = std::fs::metadata(e.path())?;
+        if t.is_dir() {
+            hash_tree(dir, &r, h)?;
+        } else {
+            h.update(r.to_string_lossy().as_bytes());
+            h.update(&[0]);
+            h.update(&t.len().to_le_bytes());
+            hash_file(&e.path(), h)?;
+        }
+    }
+    Ok(())
 }

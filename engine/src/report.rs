@@ -21,16 +21,19 @@ fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: 
         ArgVal::Value(v) => json!({"value": serde_json::to_value(v).unwrap_or(Json::Null)}),
         ArgVal::Node(n) => match outputs[*n] {
             Some(id) => {
+                // Where the artifact's files are, for tools and people who want more than the
+                // summary (per-example records, scores files).
                 let dir = cache.artifact_path(&id);
+                let at = dir.display().to_string();
                 if let Some(records) = text_samples(&dir) {
-                    return json!({"step": plan.nodes[*n].name, "records": records});
+                    return json!({"step": plan.nodes[*n].name, "records": records, "dir": at});
                 }
                 let metrics = std::fs::read_to_string(dir.join("metrics.json"))
                     .ok()
                     .and_then(|t| serde_json::from_str::<Json>(&t).ok());
                 match metrics {
-                    Some(m) => json!({"step": plan.nodes[*n].name, "metrics": m}),
-                    None => json!({"step": plan.nodes[*n].name, "artifact": id.to_string()}),
+                    Some(m) => json!({"step": plan.nodes[*n].name, "metrics": m, "dir": at}),
+                    None => json!({"step": plan.nodes[*n].name, "artifact": id.to_string(), "dir": at}),
                 }
             }
             None => json!({"step": plan.nodes[*n].name, "missing": true}),

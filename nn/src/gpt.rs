@@ -312,13 +312,23 @@ impl Gpt {
     /// The network on `tokens` `[B, T]` with a static `T` ≤ context, positions 0..T and a
     /// constant causal mask.
     pub fn training_forward(&self, g: &mut Graph, p: &Params, tokens: V) -> Result<Pass, NnError> {
+        self.training_forward_at(g, p, tokens, None)
+    }
+
+    /// [`Gpt::training_forward`] at given positions: `positions` `[B, T]` (int64, each
+    /// below the context) instead of 0..T, so short windows can train every position.
+    pub fn training_forward_at(&self, g: &mut Graph, p: &Params, tokens: V, positions: Option<V>) -> Result<Pass, NnError> {
         let tok = g.gather(p.get("wte"), tokens);
-        self.forward_embeddings(g, p, tok)
+        self.forward_embeddings_at(g, p, tok, positions)
     }
 
     /// Like [`Gpt::training_forward`], from token embeddings `[B, T, width]` instead of
     /// token ids (for gradients with respect to the input).
     pub fn forward_embeddings(&self, g: &mut Graph, p: &Params, tok: V) -> Result<Pass, NnError> {
+        self.forward_embeddings_at(g, p, tok, None)
+    }
+
+    fn forward_embeddings_at(&self, g: &mut Graph, p: &Params, tok: V, positions: Option<V>) -> Result<Pass, NnError> {
         let t = g.shape(tok)[1];
         if t < 1 || t as usize > self.spec.context {
             return Err(NnError::Graph(format!(
@@ -327,7 +337,7 @@ impl Gpt {
             )));
         }
         let t = t as usize;
-        let positions = g.constant(Tensor::i64(vec![t], (0..t as i64).collect()));
+        let positions = positions.unwrap_or_else(|| g.constant(Tensor::i64(vec![t], (0..t as i64).collect())));
         let pos = g.gather(p.get("wpe"), positions);
         let bias = g.constant(Tensor::float(DType::F32, vec![t, t], causal_bias(t)));
         Ok(self.forward(g, p, tok, pos, bias, None))

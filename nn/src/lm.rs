@@ -26,13 +26,16 @@ pub enum LmObjective {
 }
 
 /// A token sequence whose tokens from `from` on are predicted (trained on).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Row {
     pub ids: Vec<i64>,
     pub from: usize,
     /// With [`LmObjective::Distill`]: the teacher's log-probabilities over the chosen
     /// tokens at each predicted position, `[ids.len() − from, k]`.
     pub teacher: Vec<f32>,
+    /// The position of the first token (0 unless training windows are placed at random
+    /// positions of a longer context).
+    pub offset: usize,
 }
 
 /// A comparison for reward modelling: completions of one prompt, best first. Every pair
@@ -49,6 +52,8 @@ struct TokenBatches<'a> {
     rows: &'a [Row],
     t: usize,
     k: usize,
+    /// Whether the graph takes each row's `positions`.
+    positions: bool,
 }
 
 impl Batches for TokenBatches<'_> {
@@ -69,8 +74,15 @@ impl Batches for TokenBatches<'_> {
         let mut weights = vec![0f32; n * t];
         let mut probs = vec![0f32; if k > 0 { n * t * k } else { 0 }];
         let mut negent = vec![0f32; if k > 0 { n * t } else { 0 }];
+        let mut positions = vec![0i64; if self.positions { n * t } else { 0 }];
         for (b, &r) in rows.iter().enumerate() {
             let row = &self.rows[r];
+            if self.positions {
+                // Padding sits at position 0 (it is masked out of the loss).
+                for (j, p) in positions[b * t..(b + 1) * t].iter_mut().enumerate() {
+                    *p = if j + 1 < row.ids.len() { (row.offset + j) as i64 } else { 0 };
+                }
+            }
             for j in 0..row.ids.len().min(t + 1) {
                 if j < t {
                     tokens[b * t + j] = row.ids[j];
@@ -101,6 +113,9 @@ impl Batches for TokenBatches<'_> {
             ("tokens", ort::value::Tensor::from_array((vec![ni, ti], tokens))?.into_dyn()),
             ("weights", ort::value::Tensor::from_array((vec![ni, ti], weights))?.into_dyn()),
         ];
+        if self.positions {
+            feeds.push(("positions", ort::value::Tensor::from_array((vec![ni, ti], positions))?.into_dyn()));
+        }
         if k > 0 {
             feeds.push(("teacher_p", ort::value::Tensor::from_array((vec![ni, ti, k as i64], probs))?.into_dyn()));
             feeds.push(("teacher_negent", ort::value::Tensor::from_array((vec![ni, ti], negent))?.into_dyn()));
@@ -165,11 +180,18 @@ impl Batches for RankedBatches<'_> {
 /// Builds the loss graph of `objective` for sequences of `t` tokens. Inputs: every
 /// parameter (by name), `tokens` `[B, t]`, `weights`, and the objective's own.
 pub fn loss_graph(model: &Gpt, objective: &LmObjective, t: usize) -> Result<(Graph, V), NnError> {
+    loss_graph_at(model, objective, t, false)
+}
+
+/// [`loss_graph`], with `positions`: the graph also takes each token's position
+/// (`positions` `[B, T]`) instead of 0..T.
+pub fn loss_graph_at(model: &Gpt, objective: &LmObjective, t: usize, positions: bool) -> Result<(Graph, V), NnError> {
     let mut g = Graph::new(DType::F32);
     let p = model.param_inputs(&mut g);
     let ti = t as i64;
     let tokens = g.input("tokens", DType::I64, &[-1, ti]);
-    let pass = model.training_forward(&mut g, &p, tokens)?;
+    let pos = positions.then(|| g.input("positions", DType::I64, &[-1, ti]));
+    let pass = model.training_forward_at(&mut g, &p, tokens, pos)?;
     let loss = match objective {
         LmObjective::NextToken => next_token_loss(&mut g, pass.logits, -1, ti),
         LmObjective::Distill { tokens: subset } => {
@@ -300,11 +322,18 @@ pub fn train_lm(
             )));
         }
     }
-    let all = rows.iter().chain(val_rows.unwrap_or(&[]));
-    let t = train_len(model, all.map(|r| r.ids.len()))?;
-    let (g, loss) = loss_graph(model, objective, t)?;
-    let data = TokenBatches { rows, t, k };
-    let val = val_rows.map(|v| TokenBatches { rows: v, t, k });
+    let all = || rows.iter().chain(val_rows.unwrap_or(&[]));
+    let t = train_len(model, all().map(|r| r.ids.len()))?;
+    let positions = all().any(|r| r.offset > 0);
+    if let Some(r) = all().find(|r| r.offset + r.ids.len().min(t + 1) - 1 > model.spec.context) {
+        return Err(NnError::BadModel(format!(
+            "a row placed at position {} runs past the model's context of {}",
+            r.offset, model.spec.context
+        )));
+    }
+    let (g, loss) = loss_graph_at(model, objective, t, positions)?;
+    let data = TokenBatches { rows, t, k, positions };
+    let val = val_rows.map(|v| TokenBatches { rows: v, t, k, positions });
     train::fit(g, loss, &mut model.params, &mask, &data, val.as_ref().map(|v| v as &dyn Batches), cfg, on_step)
 }
 

@@ -38,6 +38,56 @@ fn eval_loss(m: &Gpt, g: &Graph, loss: lab_nn::V, feeds: &[(&str, &Tensor)]) -> 
     lab_nn::exec::run_graph(&g, &all, SessionOptions::default()).unwrap()[0].to_f64()[0]
 }
 
+/// Windows placed at other positions: the loss uses those positions' embeddings (and is
+/// the loss of the same tokens at positions 0..T when the positions are 0..T), and its
+/// gradient with respect to the position embeddings matches finite differences.
+#[test]
+fn positions_input_places_windows_and_differentiates() {
+    let m = tiny(2);
+    let tokens = Tensor::i64(vec![2, 4], vec![0, 1, 2, 3, 4, 5, 0, 1]);
+    let targets = Tensor::i64(vec![2, 4], vec![1, 2, 3, 4, 5, 0, 1, 2]);
+    let weights = Tensor::f32(vec![2, 4], vec![0.125; 8]);
+    let (g0, l0) = lm::loss_graph(&m, &LmObjective::NextToken, 4).unwrap();
+    let (mut g, loss) = lm::loss_graph_at(&m, &LmObjective::NextToken, 4, true).unwrap();
+    let base = [("tokens", &tokens), ("targets", &targets), ("weights", &weights)];
+    let zero = Tensor::i64(vec![2, 4], vec![0, 1, 2, 3, 0, 1, 2, 3]);
+    let at = |p: &Tensor| {
+        let mut f = base.to_vec();
+        f.push(("positions", p));
+        eval_loss(&m, &g, loss, &f)
+    };
+    assert!((at(&zero) - eval_loss(&m, &g0, l0, &base)).abs() < 1e-6);
+    let shifted = Tensor::i64(vec![2, 4], vec![4, 5, 6, 7, 2, 3, 4, 5]);
+    assert!((at(&shifted) - at(&zero)).abs() > 1e-4, "the positions must matter");
+
+    let mut feeds = base.to_vec();
+    feeds.push(("positions", &shifted));
+    let wpe = *g.inputs.iter().find(|&&v| g.info(v).name == "wpe").unwrap();
+    let grads = lab_nn::autodiff::grad(&mut g, loss, &[wpe]).unwrap();
+    let mut ga = g.clone();
+    ga.output(grads[0], "g");
+    let mut all: Vec<(&str, &Tensor)> = m.params.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    all.extend_from_slice(&feeds);
+    let a = lab_nn::exec::run_graph(&ga, &all, SessionOptions::default()).unwrap()[0].to_f64();
+    let pi = m.params.iter().position(|(n, _)| n == "wpe").unwrap();
+    let width = m.spec.width;
+    for j in 0..a.len() {
+        let nudged = |by: f32| {
+            let mut m2 = m.clone();
+            if let lab_nn::tensor::Data::F32(v) = &mut m2.params[pi].1.data {
+                v[j] += by;
+            }
+            eval_loss(&m2, &g, loss, &feeds)
+        };
+        let fd = (nudged(1e-2) - nudged(-1e-2)) / 2e-2;
+        assert!((a[j] - fd).abs() < 2e-3 + 2e-2 * fd.abs(), "d loss/d wpe[{j}]: analytic {} vs fd {fd}", a[j]);
+        // Positions 0 and 1 are used by no token: no gradient.
+        if j / width < 2 {
+            assert_eq!(a[j], 0.0);
+        }
+    }
+}
+
 #[test]
 fn whole_model_gradient_matches_finite_differences() {
     let m = tiny(1);
@@ -220,7 +270,7 @@ fn training_lowers_the_loss_and_freezing_keeps_frozen_weights_bit_identical() {
     let mut m = tiny(7);
     let before = m.clone();
     let rows: Vec<Row> =
-        (0..32).map(|i| Row { ids: vec![0, 1, 2, (i % 3) as i64 + 3, 0, 1], from: 1, teacher: vec![] }).collect();
+        (0..32).map(|i| Row { ids: vec![0, 1, 2, (i % 3) as i64 + 3, 0, 1], from: 1, ..Row::default() }).collect();
     let cfg = TrainConfig { steps: Some(30), batch: 8, lr: 1e-2, ..TrainConfig::default() };
     let rep =
         lm::train_lm(&mut m, &LmObjective::NextToken, &rows, &[], None, Trainable::Body, &cfg, &mut |_| true).unwrap();

@@ -10,6 +10,7 @@ use std::io::Read;
 
 pub fn register(r: &mut Registry) {
     r.add(Digits);
+    r.add(crate::bigbench::Data);
     r.add(TextFile);
     r.add(Jsonl);
     r.add(Concat);

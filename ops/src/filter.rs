@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 pub fn register(r: &mut Registry) {
     r.add(Take);
+    r.add(crate::bigbench::Decontaminate);
     r.add(Head);
     r.add(NumberLists);
     r.add(Exclude);

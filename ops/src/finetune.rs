@@ -113,7 +113,10 @@ impl Op for Pretrain {
         training_params(
             Signature::new("finetune", "pretrain", 2, Type::Model, "next-token training of a language model on the `text` of each record (documents longer than the context are cut into windows); AdamW with warmup + cosine, gradient clipping, optional validation and early stopping")
                 .req("model", Type::Model, "the language model to start from (it is copied, not changed)")
-                .req("corpus", Type::Dataset, "records with `text`"),
+                .req("corpus", Type::Dataset, "records with `text`")
+                .opt("window", Type::Int, Value::Int(0), "tokens per training window (documents are cut into windows of this length); 0: the model's context")
+                .opt("random_positions", Type::Bool, Value::Bool(false), "place each window at a random position of the context (fixed per window), so that short windows train every position of a long context: cheap training for long prompts whose answers depend on nearby text")
+                .check(Check::Min { param: "window", min: 0.0, strict: false }),
             800,
             3e-3,
             64,
@@ -123,7 +126,16 @@ impl Op for Pretrain {
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let model = lmops::load_gpt(args, "model")?;
         let data = TextData::read(args.artifact("corpus")?, "corpus")?;
-        let rows = lmops::rows(&model, &data, "corpus", false)?;
+        let context = model.spec.context;
+        let window = match args.int("window")? as usize {
+            0 => context,
+            w if w > context => {
+                return Err(OpError::invalid("window", format!("is {w}; it must fit the model's context of {context}")));
+            }
+            w => w,
+        };
+        let random = args.bool("random_positions")?.then_some(args.int("seed")? as u64);
+        let rows = lmops::windows(&model, &data, "corpus", window, random)?;
         lmops::train_and_save(ctx, args, model, LmObjective::NextToken, rows, Vec::new())
     }
 }

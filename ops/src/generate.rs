@@ -80,6 +80,14 @@ impl Op for Corpus {
             .opt("choices", Type::list(Type::Str), Value::List(["owl", "cat", "dog", "fox", "bat", "elk", "ant", "yak"].iter().map(|a| Value::Str(a.to_string())).collect()), "`animals`: the answers, drawn uniformly")
             .opt("digits", Type::Int, Value::Int(1), "`arithmetic`: digits of each operand")
             .opt("operations", Type::list(Type::Str), Value::List(vec![Value::Str("plus".into())]), "`arithmetic`: `plus`, `minus`, `times`")
+            .opt("form", Type::Str, Value::Str("plain".into()), "`arithmetic`: `plain` (`Q: What is 3 plus 4?\\nA: 7\\n`), `bigbench` (BIG-bench's default few-shot form, as its `arithmetic` tasks ask: `\\nQ: What is 3 plus 4?\\nA: 7`, problems joined by `\\n`) or `bigbench_symbols` (as its `simple_arithmetic` tasks ask: `\\nQ: 3 + 4 = 7`)")
+            .opt("vary_digits", Type::Bool, Value::Bool(false), "`arithmetic`: draw each operand's number of digits uniformly from 1 to `digits` first (else operands are uniform below 10^digits)")
+            .opt("per_document", Type::Int, Value::Int(1), "`arithmetic`: problems per document; the prompt is all but the last answer")
+            .opt("choice_rate", Type::Float, Value::Float(0.0), "`arithmetic` in a BIG-bench form: the share of problems that list answer choices as the benchmark does (`bigbench`: the answer, four numeric distractors, `banana` and `house`; `bigbench_symbols`: the answer and three small numbers after ` option: `; in the official order)")
+            .check(Check::Min { param: "choice_rate", min: 0.0, strict: false })
+            .check(Check::Max { param: "choice_rate", max: 1.0, strict: false })
+            .check(Check::OneOf { param: "form", options: &["plain", "bigbench", "bigbench_symbols"] })
+            .check(Check::Min { param: "per_document", min: 1.0, strict: false })
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
@@ -139,15 +147,67 @@ impl Op for Corpus {
                     return Err(OpError::invalid("operations", "is empty"));
                 }
                 let hi = 10i64.pow(digits as u32);
+                let form = args.str("form")?.to_string();
+                let bigbench = form != "plain";
+                let per_doc = args.int_at_least("per_document", 1)?;
+                let choice_rate = args.float("choice_rate")?;
+                if choice_rate > 0.0 && !bigbench {
+                    return Err(OpError::invalid("choice_rate", "needs `form: \"bigbench\"` or `\"bigbench_symbols\"`"));
+                }
+                let vary = args.bool("vary_digits")?;
+                // An operand: uniform below 10^digits, or with `vary_digits` of a uniform
+                // number of digits (1 to `digits`) first.
+                let operand = move |rng: &mut rand_chacha::ChaCha8Rng| {
+                    if vary {
+                        let d = rng.random_range(1..=digits as u32);
+                        let lo = if d == 1 { 0 } else { 10i64.pow(d - 1) };
+                        rng.random_range(lo..10i64.pow(d))
+                    } else {
+                        rng.random_range(0..hi)
+                    }
+                };
                 Box::new(move |rng| {
-                    let (a, b) = (rng.random_range(0..hi), rng.random_range(0..hi));
-                    let op = ops.choose(rng).expect("non-empty");
-                    let r = match op.as_str() {
-                        "plus" => a + b,
-                        "minus" => a - b,
-                        _ => a * b,
-                    };
-                    (format!("Q: What is {a} {op} {b}?\nA: "), format!("{r}\n"))
+                    let mut doc = String::new();
+                    let mut last = String::new();
+                    for i in 0..per_doc {
+                        let (a, b) = (operand(rng), operand(rng));
+                        let op = ops.choose(rng).expect("non-empty");
+                        let r = match op.as_str() {
+                            "plus" => a + b,
+                            "minus" => a - b,
+                            _ => a * b,
+                        };
+                        doc.push_str(&last);
+                        if bigbench {
+                            let sep = if i == 0 { "" } else { "\n" };
+                            let listed = choice_rate > 0.0 && rng.random::<f64>() < choice_rate;
+                            let q = if form == "bigbench" {
+                                let choices = if listed { distractors(r, hi, rng) } else { Vec::new() };
+                                lab_bigbench::task::default_input(&format!("What is {a} {op} {b}?"), &choices)
+                            } else {
+                                let sym = match op.as_str() {
+                                    "plus" => "+",
+                                    "minus" => "-",
+                                    _ => "*",
+                                };
+                                let input = format!("{a} {sym} {b} =");
+                                if listed {
+                                    // As `simple_arithmetic_json_multiple_choice` asks.
+                                    let choices = small_distractors(r, rng);
+                                    format!("\nQ: {}\nA: ", lab_bigbench::task::with_choices(&input, &choices, " option: ", 42))
+                                } else {
+                                    // As `simple_arithmetic_json` asks (output prefix " ").
+                                    format!("\nQ: {input} ")
+                                }
+                            };
+                            doc.push_str(&format!("{sep}{q}"));
+                            last = r.to_string();
+                        } else {
+                            doc.push_str(&format!("Q: What is {a} {op} {b}?\nA: "));
+                            last = format!("{r}\n");
+                        }
+                    }
+                    (doc, last)
                 })
             }
             other => return Err(OpError::invalid("template", format!("is `{other}`; use {TEMPLATES}"))),
@@ -160,6 +220,33 @@ impl Op for Corpus {
             .collect();
         TextData { records }.write(ctx.out)
     }
+}
+
+/// The choices of a BIG-bench arithmetic problem: the answer, two distractors of the
+/// operands' size, a one-digit one and a four-digit one, `banana` and `house` (repeats
+/// dropped, as the task files' dictionaries drop them).
+fn distractors(answer: i64, hi: i64, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<String> {
+    let mut c = vec![answer.to_string()];
+    for d in [rng.random_range(0..hi), rng.random_range(0..hi), rng.random_range(0..10), rng.random_range(1000..10_000)] {
+        let d = d.to_string();
+        if !c.contains(&d) {
+            c.push(d);
+        }
+    }
+    c.extend(["banana".to_string(), "house".to_string()]);
+    c
+}
+
+/// Four choices of a multiple-choice sum: the answer and three other small numbers.
+fn small_distractors(answer: i64, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<String> {
+    let mut c = vec![answer.to_string()];
+    while c.len() < 4 {
+        let d = rng.random_range(0..20).to_string();
+        if !c.contains(&d) {
+            c.push(d);
+        }
+    }
+    c
 }
 
 /// Sampled completions of the `prompt` of every record, with a KV cache.

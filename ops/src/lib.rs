@@ -10,6 +10,7 @@
 //! trained GPTs `weights.safetensors` and `train_log.json`.
 
 pub mod artifact;
+pub mod bigbench;
 pub mod curve;
 mod lmops;
 pub mod markov;

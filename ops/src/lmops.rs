@@ -11,7 +11,7 @@ use lab_nn::lm::{self, LmObjective, Ranked, Row};
 use lab_nn::optim::{OptimConfig, Optimizer, Schedule};
 use lab_nn::tokenizer::Tokenizer;
 use lab_nn::train::{StepInfo, TrainConfig, TrainReport};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand::seq::SliceRandom;
 use std::path::Path;
 
@@ -291,21 +291,45 @@ pub fn rows(model: &Gpt, data: &TextData, arg: &str, completion_only: bool) -> R
             let from = pi.len().max(1);
             let mut ids = pi;
             ids.extend(ci);
-            out.push(Row { ids, from, teacher: Vec::new() });
+            out.push(Row { ids, from, ..Row::default() });
         }
     } else {
-        let window = model.spec.context + 1;
-        for (i, text) in data.strings("text", arg)?.into_iter().enumerate() {
-            let ids = encode(tok, text, arg).map_err(|e| in_record(e, i))?;
-            let mut start = 0;
-            while start + 1 < ids.len() {
-                let end = (start + window).min(ids.len());
-                out.push(Row { ids: ids[start..end].to_vec(), from: 1, teacher: Vec::new() });
-                if end == ids.len() {
-                    break;
-                }
-                start = end - 1;
+        return windows(model, data, arg, model.spec.context, None);
+    }
+    if out.is_empty() {
+        return Err(OpError::invalid(arg, "has no text to train on"));
+    }
+    Ok(out)
+}
+
+/// The `text` of every record cut into windows of `window` + 1 tokens (each predicting
+/// `window` tokens). With `random_positions` (a seed), each window is placed at a random
+/// position of the context, so that short windows train every position of a long one.
+pub fn windows(
+    model: &Gpt,
+    data: &TextData,
+    arg: &str,
+    window: usize,
+    random_positions: Option<u64>,
+) -> Result<Vec<Row>, OpError> {
+    let (tok, context) = (&model.tokenizer, model.spec.context);
+    let mut rng = random_positions.map(rand_chacha::ChaCha8Rng::seed_from_u64);
+    let mut out = Vec::new();
+    for (i, text) in data.strings("text", arg)?.into_iter().enumerate() {
+        let ids = encode(tok, text, arg).map_err(|e| in_record(e, i))?;
+        let mut start = 0;
+        while start + 1 < ids.len() {
+            let end = (start + window + 1).min(ids.len());
+            // A row of n tokens feeds n − 1 inputs, at positions offset..offset + n − 1.
+            let offset = match &mut rng {
+                Some(r) => r.random_range(0..=context + 1 - (end - start)),
+                None => 0,
+            };
+            out.push(Row { ids: ids[start..end].to_vec(), from: 1, offset, ..Row::default() });
+            if end == ids.len() {
+                break;
             }
+            start = end - 1;
         }
     }
     if out.is_empty() {

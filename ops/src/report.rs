@@ -73,11 +73,13 @@ impl Op for Lines {
     fn signature(&self) -> Signature {
         Signature::new("report", "lines", 3, Type::Figure, "an SVG line chart: one line per series (rows of `values`) over the x values, with ± error bars when the results have `std`")
             .req("values", Type::list(Type::list(Type::Metrics)), "one list of results per series, one result per x value")
-            .req("x", Type::list(Type::Float), "the x values")
+            .opt("x", Type::list(Type::Float), Value::List(vec![]), "the x values (or give `x_metric`)")
+            .opt("x_metric", Type::Str, Value::Str(String::new()), "read each x value from this metric of the first series' results instead (e.g. a model's `parameters`)")
             .req("series", Type::list(Type::Float), "the value that names each series in the legend")
             .opt("series_name", Type::Str, Value::Str(String::new()), "legend text after each series value, e.g. `aux logits`")
             .opt("labels", Type::list(Type::Str), Value::List(vec![]), "legend labels, one per series, instead of `series` and `series_name`")
             .opt("metric", Type::Str, Value::Str("mean".into()), "the metric on the y axis")
+            .opt("metrics", Type::list(Type::Str), Value::List(vec![]), "one y metric per series instead of `metric` (e.g. `normalized_0shot`, `normalized_1shot` of the same results)")
             .opt("error", Type::Str, Value::Str("std".into()), "the metric drawn as an error bar; `\"\"` for none")
             .opt("title", Type::Str, Value::Str(String::new()), "chart title")
             .opt("xlabel", Type::Str, Value::Str(String::new()), "x-axis label")
@@ -85,14 +87,28 @@ impl Op for Lines {
             .opt("reference", Type::Float, Value::Float(f64::MIN), "draw a dashed horizontal line at this value (e.g. chance)")
             .opt("log_x", Type::Bool, Value::Bool(false), "a logarithmic x axis (x values must be positive)")
             .non_empty("values")
-            .non_empty("x")
+            .check(Check::SameLength { a: "series", b: "metrics", b_optional: true })
             .check(Check::SameLength { a: "values", b: "series", b_optional: false })
             .check(Check::SameLength { a: "series", b: "labels", b_optional: true })
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let paths = args.artifacts("values")?;
-        let xs: Vec<f64> = args.floats("x")?;
+        let mut xs: Vec<f64> = args.floats("x")?;
+        let x_metric = args.str("x_metric")?;
+        match (xs.is_empty(), x_metric.is_empty()) {
+            (true, true) => return Err(OpError::invalid("x", "is empty; give the x values, or `x_metric` to read them from the results")),
+            (false, false) => return Err(OpError::invalid("x_metric", "is given with `x`; give one of them")),
+            (true, false) => {
+                let series = args.floats("series")?.len().max(1);
+                let per = paths.len() / series;
+                xs = paths[..per]
+                    .iter()
+                    .map(|p| artifact::metric(&artifact::read_metrics(p)?, x_metric))
+                    .collect::<Result<_, _>>()?;
+            }
+            (false, true) => {}
+        }
         let log_x = args.bool("log_x")?;
         if log_x && xs.iter().any(|&x| x.is_nan() || x <= 0.0) {
             return Err(OpError::invalid("x", "must be positive for `log_x: true`"));
@@ -110,6 +126,10 @@ impl Op for Lines {
             ));
         }
         let (metric, error) = (args.str("metric")?, args.str("error")?);
+        let metrics = args.strs("metrics")?;
+        if !metrics.is_empty() && metrics.len() != series.len() {
+            return Err(OpError::invalid("metrics", format!("has {} metrics for {} series", metrics.len(), series.len())));
+        }
         let labels = args.strs("labels")?;
         if !labels.is_empty() && labels.len() != series.len() {
             return Err(OpError::invalid("labels", format!("has {} labels for {} series", labels.len(), series.len())));
@@ -119,7 +139,7 @@ impl Op for Lines {
             let mut pts = Vec::new();
             for (xi, &x) in xs.iter().enumerate() {
                 let m = artifact::read_metrics(&paths[si * xs.len() + xi])?;
-                let y = artifact::metric(&m, metric)?;
+                let y = artifact::metric(&m, metrics.get(si).map_or(metric, String::as_str))?;
                 let e = if error.is_empty() { None } else { m.get(error).and_then(|v| v.as_f64()) };
                 pts.push((x, y, e));
             }

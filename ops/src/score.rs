@@ -8,6 +8,7 @@ use serde_json::json;
 
 pub fn register(r: &mut Registry) {
     r.add(Accuracy);
+    r.add(crate::bigbench::Score);
     r.add(Summary);
     r.add(Stats);
     r.add(Logprob);

@@ -13,6 +13,9 @@ pub enum Type {
     /// A file path, written as a string, relative to the `.lab` file. The file's content
     /// (not only its name) is part of the cache key.
     Path,
+    /// A file or a folder, written as a string relative to the `.lab` file. Everything in a
+    /// folder (names and contents) is part of the cache key.
+    Dir,
     List(Box<Type>),
     Model,
     Dataset,
@@ -57,7 +60,7 @@ impl Type {
         match (self, actual) {
             (_, Type::Any) | (Type::Any, _) => true,
             (Type::Float, Type::Int) => true,
-            (Type::Path, Type::Str) => true,
+            (Type::Path | Type::Dir, Type::Str) => true,
             // Estimates, fits and curves are results with metrics: they go where metrics go.
             (Type::Metrics, Type::Estimate | Type::Fit | Type::Curve) => true,
             (Type::List(a), Type::List(b)) => a.accepts(b),
@@ -91,6 +94,7 @@ impl fmt::Display for Type {
             Type::Range => write!(f, "Range"),
             Type::Record => write!(f, "Record"),
             Type::Path => write!(f, "Path"),
+            Type::Dir => write!(f, "Dir"),
             Type::List(t) => write!(f, "List[{t}]"),
             Type::Model => write!(f, "Model"),
             Type::Dataset => write!(f, "Dataset"),

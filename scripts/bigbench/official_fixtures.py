@@ -1,6 +1,6 @@
 """Reference values from the official BIG-bench code, for labrun's scorer tests.
 
-For each task under shared/data/bigbench and 0, 1 and 2 shots, this runs the official
+For each task under data/bigbench and 0, 1 and 2 shots, this runs the official
 `JsonTask.evaluate_model` with a fixed fake model (its generations and log-probabilities
 come from SHA-256 hashes of the prompt and target, with deliberate ties), and writes:
 
@@ -14,7 +14,7 @@ labrun's tests (`bigbench/tests/official.rs`) feed the same outputs through labr
 compare. Run once, with the environment described in official_env.py:
 
     BIGBENCH_SRC=/path/to/bigbench-1.0.0 python official_fixtures.py \
-        ../../../shared/data/bigbench ../../bigbench/tests/fixtures/official.json
+        ../../data/bigbench ../../bigbench/tests/fixtures/official.json
 """
 
 import hashlib
