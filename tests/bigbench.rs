@@ -121,11 +121,11 @@ fn scores_real_models_with_the_official_prompts_and_metrics() {
     assert_eq!(shots, [0, 2]);
     assert!(scores[0]["scores"]["bleu"].is_number());
 
-    // An imported decoder (GPT-2's interface, a BPE tokenizer) is scored the same way:
-    // the official 1-shot prompts, a log-probability for every choice.
+    // An imported decoder (GPT-2's interface, a BPE tokenizer, 64 positions) is scored the
+    // same way: the official prompts, a log-probability for every choice.
     let dir_i = artifact(&results, 0, "imported GPT-2");
-    let rows = jsonl(&dir_i.join("records/simple_arithmetic_json_multiple_choice_1shot.jsonl"));
-    let want: Vec<&str> = c["runs"].as_array().unwrap().iter().find(|r| r["shots"] == 1).unwrap()["prompts"]
+    let rows = jsonl(&dir_i.join("records/simple_arithmetic_json_multiple_choice_0shot.jsonl"));
+    let want: Vec<&str> = c["runs"].as_array().unwrap().iter().find(|r| r["shots"] == 0).unwrap()["prompts"]
         .as_array()
         .unwrap()
         .iter()
@@ -166,24 +166,24 @@ fn training_text_holding_evaluated_questions_is_refused_and_filtered() {
 #[test]
 fn the_bigbench_pipeline_runs_at_a_tiny_scale() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run_lab(
-        dir.path(),
-        "pipelines/bigbench.lab",
-        &["steps=4", "batch=2", "max_examples=4", "widths=[8, 16, 24]", "count=300"],
-    );
+    let r = run_lab(dir.path(), "pipelines/bigbench.lab", &["steps=4", "batch=2", "widths=[8, 16, 24]", "count=300"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let out = dir.path().join("results/bigbench");
     let results = read_json(&out.join("results.json"));
     let mut params = Vec::new();
     for label in ["small", "medium", "large"] {
-        let m = &table_row(&results, 1, label)["metrics"];
+        let m = &table_row(&results, 0, label)["metrics"];
+        let c = &table_row(&results, 2, label)["metrics"];
         for k in 0..3 {
             assert!(m[format!("normalized_{k}shot")].is_number(), "{label}: {m}");
-            assert!(m[format!("brier_{k}shot")].is_number(), "{label}: {m}");
+            assert!(c[format!("brier_{k}shot")].is_number(), "{label}: {c}");
+            assert!(c[format!("multiple_choice_grade_{k}shot")].is_number(), "{label}: {c}");
         }
         params.push(m["parameters"].as_u64().unwrap());
     }
     assert!(params.windows(2).all(|p| p[1] > p[0]), "{params:?}");
+    let trend = &table_row(&results, 4, "Brier score, 0-shot")["metrics"];
+    assert!(trend["slope"].is_number() && trend["decreasing"].is_number(), "{trend}");
     for fig in ["scores", "brier", "loss"] {
         assert!(out.join(format!("{fig}.svg")).is_file(), "{fig}");
     }

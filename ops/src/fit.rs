@@ -185,18 +185,28 @@ impl Op for Trend {
             "trend",
             1,
             Type::Fit,
-            "least-squares line through one metric of several results against a quantity (e.g. `alpha` of each proxy's fit against its number of comparisons): y = intercept + slope·log10(x), or against x itself; reports `slope`, `intercept`, `r2`, and `increasing` (1 when every step up in x raises y)",
+            "least-squares line through one metric of several results against a quantity (e.g. `alpha` of each proxy's fit against its number of comparisons): y = intercept + slope·log10(x), or against x itself; reports `slope`, `intercept`, `r2`, `increasing` (1 when every step up in x raises y) and `decreasing` (1 when every step up lowers it)",
         )
         .req("values", Type::list(Type::Metrics), "the results (fits, scores), one per x")
-        .req("x", Type::list(Type::Float), "the quantity, one per result")
+        .opt("x", Type::list(Type::Float), Value::List(vec![]), "the quantity, one per result (or give `x_metric`)")
         .req("metric", Type::Str, "the metric of each result, e.g. `alpha`")
+        .opt("x_metric", Type::Str, Value::Str(String::new()), "read each x from this metric of its result instead (e.g. a model's `parameters`)")
         .opt("log_x", Type::Bool, Value::Bool(true), "regress on log10(x)")
-        .check(Check::SameLength { a: "values", b: "x", b_optional: false })
+        .check(Check::SameLength { a: "values", b: "x", b_optional: true })
     }
 
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let paths = args.artifacts("values")?;
-        let xs = args.floats("x")?;
+        let mut xs = args.floats("x")?;
+        let x_metric = args.str("x_metric")?;
+        match (xs.is_empty(), x_metric.is_empty()) {
+            (true, true) => return Err(OpError::invalid("x", "is empty; give one x per result, or `x_metric`")),
+            (false, false) => return Err(OpError::invalid("x_metric", "is given with `x`; give one of them")),
+            (true, false) => {
+                xs = paths.iter().map(|p| artifact::metric(&artifact::read_metrics(p)?, x_metric)).collect::<Result<_, _>>()?;
+            }
+            (false, true) => {}
+        }
         if paths.len() != xs.len() || xs.len() < 2 {
             return Err(OpError::invalid(
                 "x",
@@ -220,6 +230,7 @@ impl Op for Trend {
         let mut order: Vec<usize> = (0..xs.len()).collect();
         order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
         let increasing = order.windows(2).all(|w| xs[w[0]] == xs[w[1]] || ys[w[1]] > ys[w[0]]);
+        let decreasing = order.windows(2).all(|w| xs[w[0]] == xs[w[1]] || ys[w[1]] < ys[w[0]]);
         let mut m = Metrics::new();
         m.insert("slope".into(), json!(slope));
         m.insert("intercept".into(), json!(intercept));
@@ -227,6 +238,7 @@ impl Op for Trend {
             m.insert("r2".into(), json!(r2));
         }
         m.insert("increasing".into(), json!(if increasing { 1 } else { 0 }));
+        m.insert("decreasing".into(), json!(if decreasing { 1 } else { 0 }));
         let doc = json!({"metric": metric, "log_x": log, "slope": slope, "intercept": intercept, "r2": r2.is_finite().then_some(r2), "points": xs.iter().zip(&ys).map(|(a, b)| [*a, *b]).collect::<Vec<_>>()});
         std::fs::write(ctx.out.join("fit.json"), serde_json::to_string_pretty(&doc).expect("json"))?;
         artifact::write_metrics(ctx.out, &m)

@@ -118,6 +118,8 @@ impl Args {
     pub fn artifacts(&self, name: &str) -> Result<&[PathBuf], OpError> {
         match self.map.get(name) {
             Some(ArgIn::Artifacts(p)) => Ok(p),
+            // An optional list left at its default `[]`.
+            Some(ArgIn::Value(Value::List(v))) if v.is_empty() => Ok(&[]),
             _ => Err(OpError::internal(format!("argument `{name}` is not a list of artifacts"))),
         }
     }
