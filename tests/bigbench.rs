@@ -41,7 +41,13 @@ fn scores_real_models_with_the_official_prompts_and_metrics() {
     let results = read_json(&dir.path().join("results/scoring/results.json"));
     let official = read_json(&root().join("bigbench/tests/fixtures/official.json"));
     let case = |task: &str| {
-        official["cases"].as_array().unwrap().iter().find(|c| c["task"] == task && c["max_examples"].is_null()).unwrap().clone()
+        official["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["task"] == task && c["max_examples"].is_null())
+            .unwrap()
+            .clone()
     };
 
     // The composite task: three subtasks, each at 0, 1 and 2 shots, then the aggregates.
@@ -72,7 +78,11 @@ fn scores_real_models_with_the_official_prompts_and_metrics() {
         assert_eq!(e["subtask"], "simple_arithmetic_json_subtasks");
         assert_eq!(e["shots"], shots as u64);
         assert_eq!(e["preferred"], "normalized_aggregate_score");
-        let subs: Vec<f64> = entries[..9].iter().filter(|s| s["shots"] == shots as u64).map(|s| s["normalized"].as_f64().unwrap()).collect();
+        let subs: Vec<f64> = entries[..9]
+            .iter()
+            .filter(|s| s["shots"] == shots as u64)
+            .map(|s| s["normalized"].as_f64().unwrap())
+            .collect();
         let mean = subs.iter().sum::<f64>() / 3.0;
         assert!((e["normalized"].as_f64().unwrap() - mean).abs() < 1e-9, "the aggregate is the mean over subtasks");
     }
@@ -87,7 +97,8 @@ fn scores_real_models_with_the_official_prompts_and_metrics() {
     let task: Value = read_json(&root().join("data/bigbench/simple_arithmetic_json_multiple_choice/task.json"));
     for run in c["runs"].as_array().unwrap() {
         let shots = run["shots"].as_u64().unwrap();
-        let rows = jsonl(&dir_m.join("records").join(format!("simple_arithmetic_json_multiple_choice_{shots}shot.jsonl")));
+        let rows =
+            jsonl(&dir_m.join("records").join(format!("simple_arithmetic_json_multiple_choice_{shots}shot.jsonl")));
         let prompts: Vec<&str> = rows.iter().map(|r| r["prompt"].as_str().unwrap()).collect();
         let want: Vec<&str> = run["prompts"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
         assert_eq!(prompts, want);
@@ -109,7 +120,9 @@ fn scores_real_models_with_the_official_prompts_and_metrics() {
         let scores = read_json(&dir_m.join("scores.json"));
         let e = scores.as_array().unwrap().iter().find(|e| e["shots"] == shots).unwrap();
         assert!((e["scores"]["multiple_choice_grade"].as_f64().unwrap() - grade / rows.len() as f64).abs() < 1e-12);
-        assert!((e["scores"]["calibration_multiple_choice_brier_score"].as_f64().unwrap() - brier / pairs).abs() < 1e-9);
+        assert!(
+            (e["scores"]["calibration_multiple_choice_brier_score"].as_f64().unwrap() - brier / pairs).abs() < 1e-9
+        );
         assert_eq!(e["low"].as_f64().unwrap(), 0.25, "random guessing among four choices");
         assert!(e["scores"]["expected_calibration_error"].is_number());
     }

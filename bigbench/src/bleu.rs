@@ -114,8 +114,7 @@ fn compute(correct: &[usize; ORDER], total: &[usize; ORDER], sys_len: usize, ref
 /// `bleu_fn(targets, responses)`.
 pub fn bleu_fn(targets: &[&[String]], responses: &[String]) -> f64 {
     let max_refs = targets.iter().map(|t| t.len()).max().unwrap_or(0);
-    let streams: Vec<Vec<String>> = (0..max_refs)
-        .map(|k| targets.iter().map(|t| t.get(k).unwrap_or(&t[0]).clone()).collect())
-        .collect();
+    let streams: Vec<Vec<String>> =
+        (0..max_refs).map(|k| targets.iter().map(|t| t.get(k).unwrap_or(&t[0]).clone()).collect()).collect();
     corpus_bleu(responses, &streams)
 }

@@ -37,7 +37,15 @@ pub struct ScoreData {
 impl ScoreData {
     fn new(subtask: &str, shots: usize, preferred: &str, scores: Scores, low: f64, high: f64) -> ScoreData {
         let normalized = 100.0 * (scores.get(preferred).copied().unwrap_or(f64::NAN) - low) / (high - low);
-        ScoreData { subtask: subtask.to_string(), shots, preferred: preferred.to_string(), scores, low, high, normalized }
+        ScoreData {
+            subtask: subtask.to_string(),
+            shots,
+            preferred: preferred.to_string(),
+            scores,
+            low,
+            high,
+            normalized,
+        }
     }
 }
 
@@ -67,7 +75,8 @@ pub fn evaluate(task: &Task, s: &Settings, model: &mut dyn Model) -> Result<(Vec
         let mut leaf_scores = Vec::new();
         for &shots in s.shots {
             let queries = leaf.queries(shots, per_leaf, s.seed).map_err(|e| format!("{name}: {e}"))?;
-            let (sc, rows) = score_queries(leaf, &queries, s.max_length, model).map_err(|e| format!("{name}, {shots}-shot: {e}"))?;
+            let (sc, rows) =
+                score_queries(leaf, &queries, s.max_length, model).map_err(|e| format!("{name}, {shots}-shot: {e}"))?;
             leaf_scores.push(ScoreData::new(name, shots, &leaf.preferred, sc, leaf.low, leaf.high));
             records.push(Records { subtask: name.to_string(), shots, rows });
         }
@@ -117,17 +126,26 @@ pub fn score_queries(
         let qs: Vec<Choice> = examples
             .iter()
             .enumerate()
-            .map(|(i, e)| Choice { choices: &e.choices, scores: &e.scores, log_prob: &ranked[i], absolute: &absolute[i] })
+            .map(|(i, e)| Choice {
+                choices: &e.choices,
+                scores: &e.scores,
+                log_prob: &ranked[i],
+                absolute: &absolute[i],
+            })
             .collect();
         scores.extend(metrics::multiple_choice(&leaf.multiple_choice, &qs)?);
         let grades = metrics::grades(&qs);
         let briers = metrics::briers(&qs);
         for (i, r) in rows.iter_mut().enumerate() {
-            let lp: Map<String, Value> = examples[i].choices.iter().cloned().zip(absolute[i].iter().map(|v| json!(v))).collect();
+            let lp: Map<String, Value> =
+                examples[i].choices.iter().cloned().zip(absolute[i].iter().map(|v| json!(v))).collect();
             r.insert("logprobs".into(), Value::Object(lp));
             r.insert("choice".into(), json!(examples[i].choices[metrics::argmax(&ranked[i])]));
             r.insert("multiple_choice_grade".into(), json!(grades[i]));
-            r.insert("calibration_multiple_choice_brier_score".into(), json!(briers[i] / examples[i].choices.len() as f64));
+            r.insert(
+                "calibration_multiple_choice_brier_score".into(),
+                json!(briers[i] / examples[i].choices.len() as f64),
+            );
         }
     }
     if !leaf.generative.is_empty() {
@@ -199,10 +217,8 @@ pub fn aggregate(task_name: &str, scores: Vec<ScoreData>) -> Vec<ScoreData> {
         let mut all: Vec<&String> = group.iter().flat_map(|s| s.scores.keys()).collect();
         all.sort();
         all.dedup();
-        let mut dict: Scores = all
-            .iter()
-            .map(|m| ((*m).clone(), mean(group.iter().filter_map(|s| s.scores.get(*m).copied()))))
-            .collect();
+        let mut dict: Scores =
+            all.iter().map(|m| ((*m).clone(), mean(group.iter().filter_map(|s| s.scores.get(*m).copied())))).collect();
         dict.insert(
             "normalized_aggregate_score".into(),
             100.0 * mean(group.iter().map(|s| (s.scores[&s.preferred] - s.low) / (s.high - s.low))),

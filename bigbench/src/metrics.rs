@@ -117,7 +117,11 @@ pub fn np_sum(a: &[f64]) -> f64 {
 pub fn logsumexp(x: &[f64]) -> f64 {
     let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if !max.is_finite() {
-        return if x.is_empty() { f64::NEG_INFINITY } else { np_sum(&x.iter().map(|v| v.exp()).collect::<Vec<_>>()).ln() };
+        return if x.is_empty() {
+            f64::NEG_INFINITY
+        } else {
+            np_sum(&x.iter().map(|v| v.exp()).collect::<Vec<_>>()).ln()
+        };
     }
     let m = x.iter().filter(|&&v| v == max).count() as f64;
     let e: Vec<f64> = x.iter().map(|&v| if v == max { 0.0 } else { (v - max).exp() }).collect();
@@ -193,7 +197,8 @@ pub fn multiple_choice(names: &[String], qs: &[Choice]) -> Result<Scores, String
                 qs.iter().map(|q| q.scores.iter().zip(q.absolute).map(|(s, l)| s * l).sum::<f64>()).sum::<f64>() / n
             }
             "weighted_probabilities" => {
-                qs.iter().map(|q| q.scores.iter().zip(q.absolute).map(|(s, l)| s * l.exp()).sum::<f64>()).sum::<f64>() / n
+                qs.iter().map(|q| q.scores.iter().zip(q.absolute).map(|(s, l)| s * l.exp()).sum::<f64>()).sum::<f64>()
+                    / n
             }
             "macro_f1" => macro_f1(qs)?,
             other => return Err(format!("`{other}` is not a multiple-choice metric")),
@@ -329,7 +334,11 @@ pub fn sequence_f1_one(target: &str, response: &str) -> f64 {
 }
 
 /// The generative metrics the task lists, with per-query values where a metric has them.
-pub fn generative(names: &[String], targets: &[&[String]], responses: &[String]) -> Result<(Scores, BTreeMap<String, Vec<f64>>), String> {
+pub fn generative(
+    names: &[String],
+    targets: &[&[String]],
+    responses: &[String],
+) -> Result<(Scores, BTreeMap<String, Vec<f64>>), String> {
     let n = targets.len() as f64;
     let mut out = Scores::new();
     let mut per = BTreeMap::new();

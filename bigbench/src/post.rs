@@ -46,7 +46,10 @@ mod tests {
     #[test]
     fn official_examples() {
         // The docstring's examples.
-        assert_eq!(postprocess("The apple is on the ground. What is", None, Some("."), None), "The apple is on the ground.");
+        assert_eq!(
+            postprocess("The apple is on the ground. What is", None, Some("."), None),
+            "The apple is on the ground."
+        );
         let re = compile(r"\d+").unwrap();
         assert_eq!(postprocess("= 42. 7*7 = 49. 7*8 =", None, None, Some(&re)), "42");
         // A stop string at the very start is not cut (the official `index > 0`).

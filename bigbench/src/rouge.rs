@@ -20,7 +20,8 @@ const SAMPLES: usize = 1000;
 /// rouge_score's tokenizer.
 fn tokenize(text: &str) -> Vec<String> {
     let lower = text.to_lowercase();
-    let spaced: String = lower.chars().map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { ' ' }).collect();
+    let spaced: String =
+        lower.chars().map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() { c } else { ' ' }).collect();
     spaced.split(' ').filter(|t| !t.is_empty()).map(str::to_string).collect()
 }
 
@@ -166,9 +167,5 @@ pub fn rouge_fn(targets: &[&[String]], responses: &[String]) -> Vec<(String, f64
             b.push(ts[bi].as_str());
         }
     }
-    TYPES
-        .iter()
-        .enumerate()
-        .map(|(k, name)| (name.to_string(), t5_rouge(&best[k], responses, &mut rng)[k]))
-        .collect()
+    TYPES.iter().enumerate().map(|(k, name)| (name.to_string(), t5_rouge(&best[k], responses, &mut rng)[k])).collect()
 }

@@ -141,7 +141,8 @@ impl Task {
                 ));
             }
         }
-        let name = string(&j, "name", file)?.ok_or_else(|| err(Some("name"), "is missing: a task must have a name".into()))?;
+        let name =
+            string(&j, "name", file)?.ok_or_else(|| err(Some("name"), "is missing: a task must have a name".into()))?;
         // The official code replaces non-ASCII characters of names with `?`.
         let name: String = name.chars().map(|c| if c.is_ascii() { c } else { '?' }).collect();
         let name = match parent {
@@ -166,7 +167,9 @@ impl Task {
             if subtasks.is_empty() {
                 return Err(err(
                     Some("examples"),
-                    format!("is missing, and no subfolder holds a task.json: task `{name}` must have examples or subtasks"),
+                    format!(
+                        "is missing, and no subfolder holds a task.json: task `{name}` must have examples or subtasks"
+                    ),
                 ));
             }
             let mut tasks = Vec::new();
@@ -257,7 +260,10 @@ fn check_strings(j: &J, key: &str, file: &Path, or_string: bool) -> Result<Vec<S
     match j.get(key) {
         None => Ok(Vec::new()),
         Some(J::Str(s)) if or_string => Ok(vec![s.clone()]),
-        Some(J::Arr(a)) => a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| bad(&format!("a list holding {}", x.kind())))).collect(),
+        Some(J::Arr(a)) => a
+            .iter()
+            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| bad(&format!("a list holding {}", x.kind()))))
+            .collect(),
         Some(other) => Err(bad(other.kind())),
     }
 }
@@ -286,15 +292,21 @@ impl Leaf {
                 ));
             }
             if !metrics::ALL.contains(&m.as_str()) {
-                return Err(err("metrics", format!("lists `{m}`, which is not a BIG-bench metric (they are: {})", metrics::ALL.join(", "))));
+                return Err(err(
+                    "metrics",
+                    format!("lists `{m}`, which is not a BIG-bench metric (they are: {})", metrics::ALL.join(", ")),
+                ));
             }
         }
-        let pick = |set: &[&str]| -> Vec<String> { metric_list.iter().filter(|m| set.contains(&m.as_str())).cloned().collect() };
+        let pick = |set: &[&str]| -> Vec<String> {
+            metric_list.iter().filter(|m| set.contains(&m.as_str())).cloned().collect()
+        };
         let generative = pick(metrics::GENERATIVE);
         let scoring = pick(metrics::SCORING);
         let mut multiple_choice = pick(metrics::MULTIPLE_CHOICE);
         if multiple_choice.iter().any(|m| m == "multiple_choice_grade") {
-            multiple_choice.retain(|m| m != "calibration_multiple_choice_brier_score" && m != "expected_calibration_error");
+            multiple_choice
+                .retain(|m| m != "calibration_multiple_choice_brier_score" && m != "expected_calibration_error");
             multiple_choice.push("calibration_multiple_choice_brier_score".into());
             multiple_choice.push("expected_calibration_error".into());
         }
@@ -305,14 +317,25 @@ impl Leaf {
         let Some(&(_, lo, hi)) = SCORE_RANGES.iter().find(|(m, _, _)| *m == preferred) else {
             return Err(err(
                 "preferred_score",
-                format!("is `{preferred}`, which has no official score range (it must be one of: {})", SCORE_RANGES.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")),
+                format!(
+                    "is `{preferred}`, which has no official score range (it must be one of: {})",
+                    SCORE_RANGES.iter().map(|r| r.0).collect::<Vec<_>>().join(", ")
+                ),
             ));
         };
         let produced = metrics::produced(&generative, &scoring, &multiple_choice);
         if !produced.iter().any(|m| *m == preferred) {
-            return Err(err("preferred_score", format!("is `{preferred}`, but the task's metrics do not produce it (they give: {})", produced.join(", "))));
+            return Err(err(
+                "preferred_score",
+                format!(
+                    "is `{preferred}`, but the task's metrics do not produce it (they give: {})",
+                    produced.join(", ")
+                ),
+            ));
         }
-        let prefix = |key: &str, default: &str| -> Result<String, TaskError> { Ok(string(j, key, file)?.unwrap_or_else(|| default.to_string())) };
+        let prefix = |key: &str, default: &str| -> Result<String, TaskError> {
+            Ok(string(j, key, file)?.unwrap_or_else(|| default.to_string()))
+        };
         let input_prefix = prefix("example_input_prefix", "\nQ: ")?;
         let output_prefix = prefix("example_output_prefix", "\nA: ")?;
         let choice_prefix = prefix("choice_prefix", "\n  choice: ")?;
@@ -322,12 +345,16 @@ impl Leaf {
         let append_choices = match j.get("append_choices_to_input") {
             None => true,
             Some(v @ (J::Bool(_) | J::Str(_))) => v.truthy(),
-            Some(other) => return Err(err("append_choices_to_input", format!("must be a boolean, not {}", other.kind()))),
+            Some(other) => {
+                return Err(err("append_choices_to_input", format!("must be a boolean, not {}", other.kind())));
+            }
         };
         let absolute_normalization = match j.get("absolute_normalization") {
             None => false,
             Some(J::Bool(b)) => *b,
-            Some(other) => return Err(err("absolute_normalization", format!("must be a boolean, not {}", other.kind()))),
+            Some(other) => {
+                return Err(err("absolute_normalization", format!("must be a boolean, not {}", other.kind())));
+            }
         };
         let output_regex = string(j, "output_regex", file)?;
         let stop_string = string(j, "stop_string", file)?;
@@ -340,7 +367,10 @@ impl Leaf {
         };
 
         let Some(J::Arr(raw)) = j.get("examples") else {
-            return Err(err("examples", format!("must be a list of examples, not {}", j.get("examples").map_or("missing", J::kind))));
+            return Err(err(
+                "examples",
+                format!("must be a list of examples, not {}", j.get("examples").map_or("missing", J::kind)),
+            ));
         };
         if raw.is_empty() {
             return Err(err("examples", "is empty: a task needs examples".into()));
@@ -359,7 +389,11 @@ impl Leaf {
         if distinct.len() < max_shots + 1 {
             return Err(err(
                 "examples",
-                format!("has {} distinct examples, too few for {max_shots}-shot prompts (which need {})", distinct.len(), max_shots + 1),
+                format!(
+                    "has {} distinct examples, too few for {max_shots}-shot prompts (which need {})",
+                    distinct.len(),
+                    max_shots + 1
+                ),
             ));
         }
         let mut examples = Vec::with_capacity(distinct.len());
@@ -368,20 +402,30 @@ impl Leaf {
             let ex = format_example(x, &input_prefix, &output_prefix, &choice_prefix, append_choices, seed)
                 .map_err(|(field, m)| err(&at(field), m))?;
             if !multiple_choice.is_empty() && ex.choices.is_empty() {
-                return Err(err(&at("target_scores"), "is missing; the task's multiple-choice metrics need it on every example".into()));
+                return Err(err(
+                    &at("target_scores"),
+                    "is missing; the task's multiple-choice metrics need it on every example".into(),
+                ));
             }
             if (!generative.is_empty() || !scoring.is_empty()) && x.get("target").is_none() {
-                return Err(err(&at("target"), "is missing; the task's generative and scoring metrics need it on every example".into()));
+                return Err(err(
+                    &at("target"),
+                    "is missing; the task's generative and scoring metrics need it on every example".into(),
+                ));
             }
             examples.push(ex);
         }
         let low = if preferred == "multiple_choice_grade" {
-            examples.iter().map(|e| e.scores.iter().sum::<f64>() / e.scores.len() as f64).sum::<f64>() / examples.len() as f64
+            examples.iter().map(|e| e.scores.iter().sum::<f64>() / e.scores.len() as f64).sum::<f64>()
+                / examples.len() as f64
         } else {
             lo
         };
         if hi <= low {
-            return Err(err("preferred_score", format!("its high end {hi} must be above its low end {low} (random guessing already scores that)")));
+            return Err(err(
+                "preferred_score",
+                format!("its high end {hi} must be above its low end {low} (random guessing already scores that)"),
+            ));
         }
         Ok(Leaf {
             metrics: metric_list,
@@ -452,7 +496,11 @@ fn format_example(
         if !EXAMPLE_FIELDS.contains(&k.as_str()) && !IGNORED_EXAMPLE_FIELDS.contains(&k.as_str()) {
             return Err((
                 "input",
-                format!("the example has a field `{k}`, which BIG-bench examples do not have (they have: {}; ignored: {})", EXAMPLE_FIELDS.join(", "), IGNORED_EXAMPLE_FIELDS.join(", ")),
+                format!(
+                    "the example has a field `{k}`, which BIG-bench examples do not have (they have: {}; ignored: {})",
+                    EXAMPLE_FIELDS.join(", "),
+                    IGNORED_EXAMPLE_FIELDS.join(", ")
+                ),
             ));
         }
     }
@@ -466,7 +514,11 @@ fn format_example(
         Some(J::Str(s)) => Some(vec![s.clone()]),
         Some(J::Arr(a)) if !a.is_empty() => Some(
             a.iter()
-                .map(|t| t.as_str().map(str::to_string).ok_or_else(|| ("target", format!("must list strings, not {}", t.kind()))))
+                .map(|t| {
+                    t.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| ("target", format!("must list strings, not {}", t.kind())))
+                })
                 .collect::<Result<_, _>>()?,
         ),
         Some(J::Arr(_)) => return Err(("target", "is an empty list; give at least one target".into())),
@@ -478,7 +530,9 @@ fn format_example(
         None => {}
         Some(J::Obj(kv)) if !kv.is_empty() => {
             for (k, v) in kv {
-                let s = v.as_f64().ok_or_else(|| ("target_scores", format!("the score of `{k}` must be a number, not {}", v.kind())))?;
+                let s = v.as_f64().ok_or_else(|| {
+                    ("target_scores", format!("the score of `{k}` must be a number, not {}", v.kind()))
+                })?;
                 choices.push(k.clone());
                 scores.push(s);
             }
@@ -489,14 +543,19 @@ fn format_example(
                 let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let min = scores.iter().copied().fold(f64::INFINITY, f64::min);
                 if (scores.len() == 1 && max == 0.0) || (scores.len() > 1 && max <= min) {
-                    return Err(("target_scores", "gives no choice a higher score than the others: no choice is correct".into()));
+                    return Err((
+                        "target_scores",
+                        "gives no choice a higher score than the others: no choice is correct".into(),
+                    ));
                 }
                 let first = scores.iter().position(|&s| s == max).expect("max is a score");
                 target = Some(vec![choices[first].clone()]);
             }
         }
         Some(J::Obj(_)) => return Err(("target_scores", "is empty; list the choices and their scores".into())),
-        Some(other) => return Err(("target_scores", format!("must be an object of choices and scores, not {}", other.kind()))),
+        Some(other) => {
+            return Err(("target_scores", format!("must be an object of choices and scores, not {}", other.kind())));
+        }
     }
     let Some(target) = target else {
         return Err(("target", "is missing; an example needs a `target` or `target_scores`".into()));

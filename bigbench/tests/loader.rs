@@ -39,10 +39,17 @@ fn shared_tasks_load_with_the_official_defaults() {
     assert_eq!(name, "2_digit_subtraction");
     assert_eq!(leaf.examples.len(), 1000);
     assert_eq!(leaf.preferred, "exact_str_match");
-    assert_eq!(leaf.multiple_choice, ["multiple_choice_grade", "calibration_multiple_choice_brier_score", "expected_calibration_error"]);
+    assert_eq!(
+        leaf.multiple_choice,
+        ["multiple_choice_grade", "calibration_multiple_choice_brier_score", "expected_calibration_error"]
+    );
     assert_eq!((leaf.low, leaf.high), (0.0, 1.0));
     assert_eq!(leaf.separator, "\n");
-    assert!(leaf.examples[0].input.starts_with("\nQ: What is 61 minus 49?\n  choice: "), "{:?}", leaf.examples[0].input);
+    assert!(
+        leaf.examples[0].input.starts_with("\nQ: What is 61 minus 49?\n  choice: "),
+        "{:?}",
+        leaf.examples[0].input
+    );
     assert!(leaf.examples[0].input.ends_with("\nA: "));
 
     // The multiple-choice task's low end is the random-guess score.
@@ -57,7 +64,11 @@ fn shared_tasks_load_with_the_official_defaults() {
     let names: Vec<&str> = t.leaves().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,
-        ["simple_arithmetic_json_subtasks:one_digit", "simple_arithmetic_json_subtasks:three_digit", "simple_arithmetic_json_subtasks:two_digit"]
+        [
+            "simple_arithmetic_json_subtasks:one_digit",
+            "simple_arithmetic_json_subtasks:three_digit",
+            "simple_arithmetic_json_subtasks:two_digit"
+        ]
     );
     assert_eq!(t.per_leaf_max(Some(7)).unwrap(), Some(2));
     assert!(t.per_leaf_max(Some(2)).unwrap_err().contains("at least the number of subtasks"));
@@ -92,23 +103,90 @@ fn duplicates_are_dropped_and_python_truthiness_is_kept() {
 fn mistakes_name_the_file_and_the_field() {
     let cases: &[(&str, &str)] = &[
         (r#"{"name": "t"}"#, "field `canary`"),
-        (&task(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": []"#), "field `examples`: is empty"),
-        (&task(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": "x""#), "field `examples`"),
-        (&task(&format!(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "colour": 1, {OK_EX}"#)), "field `colour`: is not a field"),
-        (&task(&format!(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "task_prefix": 3, {OK_EX}"#)), "field `task_prefix`: must be a string"),
-        (&task(&format!(r#""metrics": ["exact_match"], "preferred_score": "exact_str_match", {OK_EX}"#)), "field `metrics`: lists `exact_match`"),
+        (
+            &task(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": []"#),
+            "field `examples`: is empty",
+        ),
+        (
+            &task(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": "x""#),
+            "field `examples`",
+        ),
+        (
+            &task(&format!(
+                r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "colour": 1, {OK_EX}"#
+            )),
+            "field `colour`: is not a field",
+        ),
+        (
+            &task(&format!(
+                r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "task_prefix": 3, {OK_EX}"#
+            )),
+            "field `task_prefix`: must be a string",
+        ),
+        (
+            &task(&format!(r#""metrics": ["exact_match"], "preferred_score": "exact_str_match", {OK_EX}"#)),
+            "field `metrics`: lists `exact_match`",
+        ),
         (&task(&format!(r#""metrics": ["bleurt"], "preferred_score": "bleurt", {OK_EX}"#)), "BLEURT-20"),
-        (&task(&format!(r#""metrics": ["rouge"], "preferred_score": "rouge", {OK_EX}"#)), "`rouge1`, `rouge2` or `rougeLsum`"),
+        (
+            &task(&format!(r#""metrics": ["rouge"], "preferred_score": "rouge", {OK_EX}"#)),
+            "`rouge1`, `rouge2` or `rougeLsum`",
+        ),
         (&task(&format!(r#""metrics": ["bleu"], "preferred_score": "exact_str_match", {OK_EX}"#)), "do not produce it"),
-        (&task(&format!(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "output_regex": "(a)(b)", {OK_EX}"#)), "field `output_regex`"),
-        (&task(&format!(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "append_choices_to_input": 1, {OK_EX}"#)), "field `append_choices_to_input`"),
-        (&task(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": [{"input": "a", "target": "b"}, {"input": "a", "target": "b"}]"#), "too few for 2-shot"),
-        (&task(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": [{"input": 1, "target": "b"}, {"input": "x", "target": "b"}, {"input": "y", "target": "b"}]"#), "field `examples[0].input`: must be a string"),
-        (&task(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": [{"input": "a", "target": [1]}, {"input": "x", "target": "b"}, {"input": "y", "target": "b"}]"#), "field `examples[0].target`"),
-        (&task(r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": [{"input": "a", "target": "b"}, {"input": "x", "target": "b", "hint": "h"}, {"input": "y", "target": "b"}]"#), "`hint`"),
-        (&task(r#""metrics": ["multiple_choice_grade"], "preferred_score": "multiple_choice_grade", "examples": [{"input": "a", "target": "b"}, {"input": "x", "target": "b"}, {"input": "y", "target": "b"}]"#), "field `examples[0].target_scores`: is missing"),
-        (&task(r#""metrics": ["multiple_choice_grade"], "preferred_score": "multiple_choice_grade", "examples": [{"input": "a", "target_scores": {"p": 0, "q": 0}}, {"input": "x", "target_scores": {"p": 1, "q": 0}}, {"input": "y", "target_scores": {"p": 1, "q": 0}}]"#), "no choice is correct"),
-        (&task(r#""metrics": ["multiple_choice_grade"], "preferred_score": "multiple_choice_grade", "examples": [{"input": "a", "target_scores": {"p": "1"}}, {"input": "x", "target_scores": {"p": 1}}, {"input": "y", "target_scores": {"p": 1}}]"#), "must be a number"),
+        (
+            &task(&format!(
+                r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "output_regex": "(a)(b)", {OK_EX}"#
+            )),
+            "field `output_regex`",
+        ),
+        (
+            &task(&format!(
+                r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "append_choices_to_input": 1, {OK_EX}"#
+            )),
+            "field `append_choices_to_input`",
+        ),
+        (
+            &task(
+                r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": [{"input": "a", "target": "b"}, {"input": "a", "target": "b"}]"#,
+            ),
+            "too few for 2-shot",
+        ),
+        (
+            &task(
+                r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": [{"input": 1, "target": "b"}, {"input": "x", "target": "b"}, {"input": "y", "target": "b"}]"#,
+            ),
+            "field `examples[0].input`: must be a string",
+        ),
+        (
+            &task(
+                r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": [{"input": "a", "target": [1]}, {"input": "x", "target": "b"}, {"input": "y", "target": "b"}]"#,
+            ),
+            "field `examples[0].target`",
+        ),
+        (
+            &task(
+                r#""metrics": ["exact_str_match"], "preferred_score": "exact_str_match", "examples": [{"input": "a", "target": "b"}, {"input": "x", "target": "b", "hint": "h"}, {"input": "y", "target": "b"}]"#,
+            ),
+            "`hint`",
+        ),
+        (
+            &task(
+                r#""metrics": ["multiple_choice_grade"], "preferred_score": "multiple_choice_grade", "examples": [{"input": "a", "target": "b"}, {"input": "x", "target": "b"}, {"input": "y", "target": "b"}]"#,
+            ),
+            "field `examples[0].target_scores`: is missing",
+        ),
+        (
+            &task(
+                r#""metrics": ["multiple_choice_grade"], "preferred_score": "multiple_choice_grade", "examples": [{"input": "a", "target_scores": {"p": 0, "q": 0}}, {"input": "x", "target_scores": {"p": 1, "q": 0}}, {"input": "y", "target_scores": {"p": 1, "q": 0}}]"#,
+            ),
+            "no choice is correct",
+        ),
+        (
+            &task(
+                r#""metrics": ["multiple_choice_grade"], "preferred_score": "multiple_choice_grade", "examples": [{"input": "a", "target_scores": {"p": "1"}}, {"input": "x", "target_scores": {"p": 1}}, {"input": "y", "target_scores": {"p": 1}}]"#,
+            ),
+            "must be a number",
+        ),
         ("{not json", "not valid JSON"),
     ];
     for (text, want) in cases {
@@ -124,7 +202,13 @@ fn a_folder_without_examples_or_subtasks_is_an_error() {
     let e = Task::load(&p, 0, 42).unwrap_err().to_string();
     assert!(e.contains("must have examples or subtasks"), "{e}");
     // A subtask's own mistakes name the subtask's file.
-    write(dir.path(), "sub/task.json", &format!("{{{HEAD}, \"metrics\": [\"exact_str_match\"], \"preferred_score\": \"exact_str_match\", \"examples\": [{{\"input\": \"a\"}}]}}"));
+    write(
+        dir.path(),
+        "sub/task.json",
+        &format!(
+            "{{{HEAD}, \"metrics\": [\"exact_str_match\"], \"preferred_score\": \"exact_str_match\", \"examples\": [{{\"input\": \"a\"}}]}}"
+        ),
+    );
     let e = Task::load(dir.path(), 0, 42).unwrap_err().to_string();
     assert!(e.contains("sub/task.json") && e.contains("examples[0].target"), "{e}");
 }

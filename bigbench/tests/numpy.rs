@@ -7,14 +7,21 @@ use serde_json::Value;
 
 #[test]
 fn every_draw_matches_numpy() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/numpy_random_state.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/numpy_random_state.json"))
+        .unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
-    let ints = |v: &Value| -> Vec<usize> { v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect() };
+    let ints =
+        |v: &Value| -> Vec<usize> { v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect() };
     let mut draws = 0;
     for c in v["cases"].as_array().unwrap() {
         let mut r = RandomState::new(c["seed"].as_u64().unwrap() as u32);
         for n in [1, 2, 3, 7, 10, 100, 1000] {
-            assert_eq!(r.permutation(n), ints(&c["permutations"][n.to_string()]), "seed {}, permutation({n})", c["seed"]);
+            assert_eq!(
+                r.permutation(n),
+                ints(&c["permutations"][n.to_string()]),
+                "seed {}, permutation({n})",
+                c["seed"]
+            );
             draws += n;
         }
         for n in [1usize, 2, 3, 5, 7, 100, 1000, (1 << 31) + 5] {

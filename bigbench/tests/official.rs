@@ -17,7 +17,8 @@ fn shared() -> PathBuf {
 }
 
 fn fixture() -> Value {
-    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/official.json")).unwrap();
+    let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/official.json"))
+        .unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
@@ -29,12 +30,19 @@ struct Recorded {
 
 impl Recorded {
     fn new(case: &Value) -> Recorded {
-        let raw = case["raw"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
+        let raw = case["raw"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
         let lp = case["log_probs"]
             .as_object()
             .unwrap()
             .iter()
-            .map(|(p, m)| (p.clone(), m.as_object().unwrap().iter().map(|(t, v)| (t.clone(), v.as_f64().unwrap())).collect()))
+            .map(|(p, m)| {
+                (p.clone(), m.as_object().unwrap().iter().map(|(t, v)| (t.clone(), v.as_f64().unwrap())).collect())
+            })
             .collect();
         Recorded { raw, lp }
     }
@@ -76,7 +84,8 @@ fn prompts_are_the_official_ones_character_for_character() {
         for run in runs {
             let sub = run["subtask"].as_str().unwrap();
             let shots = run["shots"].as_u64().unwrap() as usize;
-            let (_, leaf) = leaves.iter().find(|(n, _)| *n == sub).unwrap_or_else(|| panic!("{name}: no subtask {sub}"));
+            let (_, leaf) =
+                leaves.iter().find(|(n, _)| *n == sub).unwrap_or_else(|| panic!("{name}: no subtask {sub}"));
             let got: Vec<String> = leaf.queries(shots, per_leaf, 42).unwrap().into_iter().map(|q| q.prompt).collect();
             let want: Vec<&str> = run["prompts"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
             assert_eq!(got, want, "{sub}, {shots} shots");
@@ -106,7 +115,13 @@ fn scores_and_aggregates_are_the_official_ones() {
             wkeys.sort();
             assert_eq!(keys, wkeys, "{name} {} {}", g.subtask, g.shots);
             for (k, v) in ws {
-                assert!(close(g.scores[k], v.as_f64().unwrap()), "{name} {} {}-shot {k}: {} vs official {v}", g.subtask, g.shots, g.scores[k]);
+                assert!(
+                    close(g.scores[k], v.as_f64().unwrap()),
+                    "{name} {} {}-shot {k}: {} vs official {v}",
+                    g.subtask,
+                    g.shots,
+                    g.scores[k]
+                );
                 compared += 1;
             }
         }
@@ -140,8 +155,7 @@ fn every_metric_matches_the_official_functions() {
                 .collect();
             let want = run["every_metric"].as_object().unwrap();
             let mut got = metrics::Scores::new();
-            let mut gen_names: Vec<String> =
-                metrics::GENERATIVE.iter().map(|s| s.to_string()).collect();
+            let mut gen_names: Vec<String> = metrics::GENERATIVE.iter().map(|s| s.to_string()).collect();
             if targets.iter().any(|t| t.len() != 1) {
                 gen_names.retain(|m| m != "numeric_match_with_0_1_relative_error");
             }
@@ -164,7 +178,12 @@ fn every_metric_matches_the_official_functions() {
                         .enumerate()
                         .map(|(i, q)| {
                             let e = &leaf.examples[q.example];
-                            Choice { choices: &e.choices, scores: &e.scores, log_prob: &ranked[i], absolute: &absolute[i] }
+                            Choice {
+                                choices: &e.choices,
+                                scores: &e.scores,
+                                log_prob: &ranked[i],
+                                absolute: &absolute[i],
+                            }
                         })
                         .collect();
                     match metrics::multiple_choice(&[m.to_string()], &cs) {
@@ -182,14 +201,34 @@ fn every_metric_matches_the_official_functions() {
                 assert!(close(*v, w), "{sub} {shots}-shot {k}: labrun {v}, official {w}");
                 seen.insert(k.clone());
             }
-            assert_eq!(got.len() + want.keys().filter(|k| k.ends_with(":error")).count(), want.len(), "{sub}: {:?}", want.keys());
+            assert_eq!(
+                got.len() + want.keys().filter(|k| k.ends_with(":error")).count(),
+                want.len(),
+                "{sub}: {:?}",
+                want.keys()
+            );
         }
     }
-    for m in ["bleu", "rouge1", "rouge2", "rougeLsum", "sequence_f1", "exact_str_match", "case_insensitive_str_match", "numeric_match_with_0_1_relative_error", "log_likelihood", "multiple_choice_grade", "calibration_multiple_choice_brier_score", "expected_calibration_error", "macro_f1", "weighted_log_probabilities", "weighted_probabilities"] {
+    for m in [
+        "bleu",
+        "rouge1",
+        "rouge2",
+        "rougeLsum",
+        "sequence_f1",
+        "exact_str_match",
+        "case_insensitive_str_match",
+        "numeric_match_with_0_1_relative_error",
+        "log_likelihood",
+        "multiple_choice_grade",
+        "calibration_multiple_choice_brier_score",
+        "expected_calibration_error",
+        "macro_f1",
+        "weighted_log_probabilities",
+        "weighted_probabilities",
+    ] {
         assert!(seen.contains(m), "never compared {m}");
     }
 }
-
 
 #[test]
 fn ties_break_as_the_official_argmax() {

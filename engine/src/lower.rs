@@ -976,10 +976,7 @@ pub(crate) fn instance_name(family: &str, idx: &[Value]) -> String {
 /// file is never held in memory.
 fn hash_file(path: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
     if !std::fs::metadata(path)?.is_file() {
-        return Err(std::io::Error::other(format!(
-            "{} is not a regular file (a device, a pipe or a socket)",
-            path.display()
-        )));
+        return Err(std::io::Error::other("it is not a regular file (a device, a pipe or a socket)"));
     }
     std::io::copy(&mut std::fs::File::open(path)?, h)?;
     Ok(())
@@ -999,7 +996,7 @@ fn hash_tree(dir: &Path, rel: &Path, h: &mut blake3::Hasher) -> std::io::Result<
             h.update(r.to_string_lossy().as_bytes());
             h.update(&[0]);
             h.update(&t.len().to_le_bytes());
-            hash_file(&e.path(), h)?;
+            hash_file(&e.path(), h).map_err(|err| std::io::Error::other(format!("{}: {err}", r.display())))?;
         }
     }
     Ok(())

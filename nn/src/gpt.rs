@@ -317,7 +317,13 @@ impl Gpt {
 
     /// [`Gpt::training_forward`] at given positions: `positions` `[B, T]` (int64, each
     /// below the context) instead of 0..T, so short windows can train every position.
-    pub fn training_forward_at(&self, g: &mut Graph, p: &Params, tokens: V, positions: Option<V>) -> Result<Pass, NnError> {
+    pub fn training_forward_at(
+        &self,
+        g: &mut Graph,
+        p: &Params,
+        tokens: V,
+        positions: Option<V>,
+    ) -> Result<Pass, NnError> {
         let tok = g.gather(p.get("wte"), tokens);
         self.forward_embeddings_at(g, p, tok, positions)
     }

@@ -46,7 +46,11 @@ impl Op for Data {
         std::fs::copy(root.join("task.json"), dest.join("task.json"))?;
         if let lab_bigbench::task::Body::Composite(subs) = &task.body {
             for s in subs {
-                let dir = s.file.parent().and_then(Path::file_name).ok_or_else(|| OpError::internal("a subtask file has no folder"))?;
+                let dir = s
+                    .file
+                    .parent()
+                    .and_then(Path::file_name)
+                    .ok_or_else(|| OpError::internal("a subtask file has no folder"))?;
                 std::fs::create_dir_all(dest.join(dir))?;
                 std::fs::copy(&s.file, dest.join(dir).join("task.json"))?;
             }
@@ -103,7 +107,8 @@ impl Contamination {
             let after = text[m.end()..].chars().next();
             let starts_word = word(key.chars().next());
             let ends_word = word(key.chars().next_back());
-            if !(starts_word && word(before)) && !(ends_word && word(after)) {
+            let glued = (starts_word && word(before)) || (ends_word && word(after));
+            if !glued {
                 return Some(key);
             }
         }
@@ -229,7 +234,10 @@ impl Model for Adapter<'_> {
         let mut sampling = self.sampling.clone();
         sampling.stop = stop.filter(|s| !s.is_empty()).map(|s| vec![s.to_string()]).unwrap_or_default();
         if let Some(longest) = ids.iter().map(Vec::len).max() {
-            self.fits(longest + sampling.max_new_tokens - 1, &format!("a prompt plus {} generated tokens", sampling.max_new_tokens))?;
+            self.fits(
+                longest + sampling.max_new_tokens - 1,
+                &format!("a prompt plus {} generated tokens", sampling.max_new_tokens),
+            )?;
         }
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(self.batch) {
@@ -252,7 +260,8 @@ impl Model for Adapter<'_> {
 
 /// File-name form of a subtask name.
 fn file_stem(subtask: &str, shots: usize) -> String {
-    let s: String = subtask.chars().map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
+    let s: String =
+        subtask.chars().map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
     format!("{s}_{shots}shot")
 }
 
@@ -289,14 +298,14 @@ impl Op for Score {
     fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
         let shots: Vec<usize> = args.ints("shots")?.into_iter().map(|s| s as usize).collect();
         let max_shots = shots.iter().copied().max().unwrap_or(0);
-        let seed = u32::try_from(args.int("seed")?).map_err(|_| OpError::invalid("seed", "must be between 0 and 2³² − 1"))?;
+        let seed =
+            u32::try_from(args.int("seed")?).map_err(|_| OpError::invalid("seed", "must be between 0 and 2³² − 1"))?;
         let dir = args.artifact("task")?.join(TASK_DIR);
         if !dir.join("task.json").is_file() {
             return Err(OpError::invalid("task", "is not a BIG-bench task; make one with `data.bigbench(path: ...)`"));
         }
-        let task = Task::load(&dir, max_shots, seed).map_err(|e| {
-            OpError::invalid("shots", format!("cannot be used with task: {}", e.message))
-        })?;
+        let task = Task::load(&dir, max_shots, seed)
+            .map_err(|e| OpError::invalid("shots", format!("cannot be used with task: {}", e.message)))?;
         let max_examples = match args.int("max_examples")? {
             0 => None,
             m => Some(m as usize),
@@ -329,14 +338,16 @@ impl Op for Score {
             calls: 0,
             label: format!("{}: {} shot counts", task.name, shots.len()),
         };
-        let (scores, records) = eval::evaluate(&task, &settings, &mut adapter).map_err(|e| match ctx.check_cancel() {
-            Err(c) => c,
-            Ok(()) => OpError::invalid("model", format!("cannot be scored on {}: {e}", task.name)),
-        })?;
+        let (scores, records) =
+            eval::evaluate(&task, &settings, &mut adapter).map_err(|e| match ctx.check_cancel() {
+                Err(c) => c,
+                Ok(()) => OpError::invalid("model", format!("cannot be scored on {}: {e}", task.name)),
+            })?;
         let rec_dir = ctx.out.join("records");
         std::fs::create_dir_all(&rec_dir)?;
         for r in &records {
-            TextData { records: r.rows.clone() }.write_file(&rec_dir.join(format!("{}.jsonl", file_stem(&r.subtask, r.shots))))?;
+            TextData { records: r.rows.clone() }
+                .write_file(&rec_dir.join(format!("{}.jsonl", file_stem(&r.subtask, r.shots))))?;
         }
         std::fs::write(ctx.out.join("scores.json"), serde_json::to_string_pretty(&scores).expect("json"))?;
         let mut m = summary(&task.name, &scores);
@@ -380,7 +391,8 @@ fn check_held_out(task: &Task, s: &Settings, train: &[PathBuf]) -> Result<(), Op
     for (i, p) in train.iter().enumerate() {
         let data = TextData::read(p, "train")?;
         let texts = data.strings("text", "train")?;
-        let hits: Vec<(usize, &str)> = texts.iter().enumerate().filter_map(|(r, t)| c.find(t).map(|k| (r, k))).collect();
+        let hits: Vec<(usize, &str)> =
+            texts.iter().enumerate().filter_map(|(r, t)| c.find(t).map(|k| (r, k))).collect();
         if let Some((r, k)) = hits.first() {
             return Err(OpError::invalid(
                 "train",

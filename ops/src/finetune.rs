@@ -130,7 +130,10 @@ impl Op for Pretrain {
         let window = match args.int("window")? as usize {
             0 => context,
             w if w > context => {
-                return Err(OpError::invalid("window", format!("is {w}; it must fit the model's context of {context}")));
+                return Err(OpError::invalid(
+                    "window",
+                    format!("is {w}; it must fit the model's context of {context}"),
+                ));
             }
             w => w,
         };

@@ -203,7 +203,10 @@ impl Op for Trend {
             (true, true) => return Err(OpError::invalid("x", "is empty; give one x per result, or `x_metric`")),
             (false, false) => return Err(OpError::invalid("x_metric", "is given with `x`; give one of them")),
             (true, false) => {
-                xs = paths.iter().map(|p| artifact::metric(&artifact::read_metrics(p)?, x_metric)).collect::<Result<_, _>>()?;
+                xs = paths
+                    .iter()
+                    .map(|p| artifact::metric(&artifact::read_metrics(p)?, x_metric))
+                    .collect::<Result<_, _>>()?;
             }
             (false, true) => {}
         }

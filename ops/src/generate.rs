@@ -152,7 +152,10 @@ impl Op for Corpus {
                 let per_doc = args.int_at_least("per_document", 1)?;
                 let choice_rate = args.float("choice_rate")?;
                 if choice_rate > 0.0 && !bigbench {
-                    return Err(OpError::invalid("choice_rate", "needs `form: \"bigbench\"` or `\"bigbench_symbols\"`"));
+                    return Err(OpError::invalid(
+                        "choice_rate",
+                        "needs `form: \"bigbench\"` or `\"bigbench_symbols\"`",
+                    ));
                 }
                 let vary = args.bool("vary_digits")?;
                 // An operand: uniform below 10^digits, or with `vary_digits` of a uniform
@@ -194,7 +197,10 @@ impl Op for Corpus {
                                 if listed {
                                     // As `simple_arithmetic_json_multiple_choice` asks.
                                     let choices = small_distractors(r, rng);
-                                    format!("\nQ: {}\nA: ", lab_bigbench::task::with_choices(&input, &choices, " option: ", 42))
+                                    format!(
+                                        "\nQ: {}\nA: ",
+                                        lab_bigbench::task::with_choices(&input, &choices, " option: ", 42)
+                                    )
                                 } else {
                                     // As `simple_arithmetic_json` asks (output prefix " ").
                                     format!("\nQ: {input} ")
@@ -227,7 +233,8 @@ impl Op for Corpus {
 /// dropped, as the task files' dictionaries drop them).
 fn distractors(answer: i64, hi: i64, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<String> {
     let mut c = vec![answer.to_string()];
-    for d in [rng.random_range(0..hi), rng.random_range(0..hi), rng.random_range(0..10), rng.random_range(1000..10_000)] {
+    for d in [rng.random_range(0..hi), rng.random_range(0..hi), rng.random_range(0..10), rng.random_range(1000..10_000)]
+    {
         let d = d.to_string();
         if !c.contains(&d) {
             c.push(d);

@@ -11,8 +11,8 @@ use lab_nn::lm::{self, LmObjective, Ranked, Row};
 use lab_nn::optim::{OptimConfig, Optimizer, Schedule};
 use lab_nn::tokenizer::Tokenizer;
 use lab_nn::train::{StepInfo, TrainConfig, TrainReport};
-use rand::{Rng, SeedableRng};
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use std::path::Path;
 
 /// A language model ready to run.

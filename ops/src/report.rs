@@ -97,7 +97,12 @@ impl Op for Lines {
         let mut xs: Vec<f64> = args.floats("x")?;
         let x_metric = args.str("x_metric")?;
         match (xs.is_empty(), x_metric.is_empty()) {
-            (true, true) => return Err(OpError::invalid("x", "is empty; give the x values, or `x_metric` to read them from the results")),
+            (true, true) => {
+                return Err(OpError::invalid(
+                    "x",
+                    "is empty; give the x values, or `x_metric` to read them from the results",
+                ));
+            }
             (false, false) => return Err(OpError::invalid("x_metric", "is given with `x`; give one of them")),
             (true, false) => {
                 let series = args.floats("series")?.len().max(1);
@@ -128,7 +133,10 @@ impl Op for Lines {
         let (metric, error) = (args.str("metric")?, args.str("error")?);
         let metrics = args.strs("metrics")?;
         if !metrics.is_empty() && metrics.len() != series.len() {
-            return Err(OpError::invalid("metrics", format!("has {} metrics for {} series", metrics.len(), series.len())));
+            return Err(OpError::invalid(
+                "metrics",
+                format!("has {} metrics for {} series", metrics.len(), series.len()),
+            ));
         }
         let labels = args.strs("labels")?;
         if !labels.is_empty() && labels.len() != series.len() {
