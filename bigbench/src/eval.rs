@@ -115,13 +115,7 @@ pub fn score_queries(
         let choices: Vec<&[String]> = examples.iter().map(|e| e.choices.as_slice()).collect();
         let absolute = model.log_probs(&prompts, &choices)?;
         check_shape(&absolute, &choices, "choice")?;
-        let normalized: Vec<Vec<f64>> = absolute
-            .iter()
-            .map(|x| {
-                let z = metrics::logsumexp(x);
-                x.iter().map(|v| v - z).collect()
-            })
-            .collect();
+        let normalized: Vec<Vec<f64>> = absolute.iter().map(|x| metrics::normalize(x)).collect();
         let ranked = if leaf.absolute_normalization { &absolute } else { &normalized };
         let qs: Vec<Choice> = examples
             .iter()

@@ -22,21 +22,9 @@ pub const MULTIPLE_CHOICE: &[&str] = &[
     "macro_f1",
 ];
 /// Every metric a task may list (BLEURT excepted: it needs a downloaded model).
-pub const ALL: &[&str] = &[
-    "bleu",
-    "exact_str_match",
-    "case_insensitive_str_match",
-    "sequence_f1",
-    "numeric_match_with_0_1_relative_error",
-    "rouge",
-    "log_likelihood",
-    "multiple_choice_grade",
-    "calibration_multiple_choice_brier_score",
-    "expected_calibration_error",
-    "weighted_log_probabilities",
-    "weighted_probabilities",
-    "macro_f1",
-];
+pub fn all() -> Vec<&'static str> {
+    GENERATIVE.iter().chain(SCORING).chain(MULTIPLE_CHOICE).copied().collect()
+}
 
 /// The official score ranges: (metric, low, high).
 pub const SCORE_RANGES: &[(&str, f64, f64)] = &[
@@ -154,6 +142,12 @@ fn first_max(x: &[f64]) -> usize {
         }
     }
     best
+}
+
+/// Log-probabilities normalised among the choices (`x − logsumexp(x)`).
+pub fn normalize(x: &[f64]) -> Vec<f64> {
+    let z = logsumexp(x);
+    x.iter().map(|v| v - z).collect()
 }
 
 /// The choice the model picks in each query, and the score it earns.

@@ -291,10 +291,10 @@ impl Leaf {
                     "lists `bleurt`, which needs the BLEURT-20 checkpoint; labrun downloads no weights, so it cannot score this task".into(),
                 ));
             }
-            if !metrics::ALL.contains(&m.as_str()) {
+            if !metrics::all().contains(&m.as_str()) {
                 return Err(err(
                     "metrics",
-                    format!("lists `{m}`, which is not a BIG-bench metric (they are: {})", metrics::ALL.join(", ")),
+                    format!("lists `{m}`, which is not a BIG-bench metric (they are: {})", metrics::all().join(", ")),
                 ));
             }
         }
@@ -379,9 +379,9 @@ impl Leaf {
         let mut seen = std::collections::HashSet::new();
         let mut distinct = Vec::new();
         for x in raw {
-            let mut key = String::new();
-            dump(x, &mut key);
-            if seen.insert(key) {
+            let mut k = String::new();
+            key(x, Equality::Dump, &mut k);
+            if seen.insert(k) {
                 distinct.push(x);
             }
         }
@@ -448,36 +448,6 @@ impl Leaf {
 
 fn index_of(all: &[J], x: &J) -> usize {
     all.iter().position(|y| std::ptr::eq(y, x)).unwrap_or(0)
-}
-
-/// An injective text form of a value, keeping key order and int/float apart (duplicates
-/// are examples with equal forms).
-fn dump(j: &J, out: &mut String) {
-    match j {
-        J::Null => out.push('n'),
-        J::Bool(b) => out.push(if *b { 't' } else { 'f' }),
-        J::Int(i) => out.push_str(&format!("i{i}")),
-        J::Float(f) => out.push_str(&format!("d{:x}", f.to_bits())),
-        J::Str(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
-        J::Arr(a) => {
-            out.push('[');
-            a.iter().for_each(|x| {
-                dump(x, out);
-                out.push(',');
-            });
-            out.push(']');
-        }
-        J::Obj(kv) => {
-            out.push('{');
-            for (k, v) in kv {
-                out.push_str(&serde_json::to_string(k).unwrap_or_default());
-                out.push(':');
-                dump(v, out);
-                out.push(',');
-            }
-            out.push('}');
-        }
-    }
 }
 
 /// `default_format_fn`. Errors carry the field at fault.
@@ -628,7 +598,7 @@ impl Leaf {
             .iter()
             .map(|e| {
                 let mut k = String::new();
-                py_key(&e.formatted, &mut k);
+                key(&e.formatted, Equality::Python, &mut k);
                 let next = groups.len();
                 *groups.entry(k).or_insert(next)
             })
@@ -656,31 +626,46 @@ impl Leaf {
     }
 }
 
-/// A text form equal for values Python's `==` finds equal: dicts by sorted key, numbers
-/// (and booleans) by value.
-fn py_key(j: &J, out: &mut String) {
+/// How two values are compared.
+#[derive(Clone, Copy, PartialEq)]
+enum Equality {
+    /// As their `json.dumps` text: keys in order, integers apart from floats (duplicate
+    /// examples).
+    Dump,
+    /// As Python's `==`: dicts by sorted key, numbers and booleans by value.
+    Python,
+}
+
+/// A text form of a value, equal for values equal under `eq`.
+fn key(j: &J, eq: Equality, out: &mut String) {
+    let py = eq == Equality::Python;
     match j {
         J::Null => out.push('n'),
-        J::Bool(b) => out.push_str(&format!("#{}", f64::from(u8::from(*b)))),
-        J::Int(i) => out.push_str(&format!("#{}", *i as f64)),
-        J::Float(f) => out.push_str(&format!("#{f}")),
+        J::Bool(b) if py => out.push_str(&format!("#{}", f64::from(u8::from(*b)))),
+        J::Bool(b) => out.push(if *b { 't' } else { 'f' }),
+        J::Int(i) if py => out.push_str(&format!("#{}", *i as f64)),
+        J::Int(i) => out.push_str(&format!("i{i}")),
+        J::Float(f) if py => out.push_str(&format!("#{f}")),
+        J::Float(f) => out.push_str(&format!("d{:x}", f.to_bits())),
         J::Str(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
         J::Arr(a) => {
             out.push('[');
-            a.iter().for_each(|x| {
-                py_key(x, out);
+            for x in a {
+                key(x, eq, out);
                 out.push(',');
-            });
+            }
             out.push(']');
         }
         J::Obj(kv) => {
             let mut kv: Vec<&(String, J)> = kv.iter().collect();
-            kv.sort_by(|a, b| a.0.cmp(&b.0));
+            if py {
+                kv.sort_by(|a, b| a.0.cmp(&b.0));
+            }
             out.push('{');
             for (k, v) in kv {
                 out.push_str(&serde_json::to_string(k).unwrap_or_default());
                 out.push(':');
-                py_key(v, out);
+                key(v, eq, out);
                 out.push(',');
             }
             out.push('}');

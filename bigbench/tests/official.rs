@@ -164,13 +164,7 @@ fn every_metric_matches_the_official_functions() {
             if qs.iter().all(|q| !leaf.examples[q.example].choices.is_empty()) {
                 let choices: Vec<&[String]> = qs.iter().map(|q| leaf.examples[q.example].choices.as_slice()).collect();
                 let absolute = model.log_probs(&prompts, &choices).unwrap();
-                let norm: Vec<Vec<f64>> = absolute
-                    .iter()
-                    .map(|a| {
-                        let z = metrics::logsumexp(a);
-                        a.iter().map(|v| v - z).collect()
-                    })
-                    .collect();
+                let norm: Vec<Vec<f64>> = absolute.iter().map(|a| metrics::normalize(a)).collect();
                 let ranked = if leaf.absolute_normalization { &absolute } else { &norm };
                 for m in metrics::MULTIPLE_CHOICE {
                     let cs: Vec<Choice> = qs
