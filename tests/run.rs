@@ -107,18 +107,6 @@ fn why_explains_a_miss() {
     );
 }
 
-/// Removes every `dir` field (an artifact's folder in one cache).
-fn strip_dirs(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.remove("dir");
-            m.values_mut().for_each(strip_dirs);
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip_dirs),
-        _ => {}
-    }
-}
-
 #[test]
 fn killed_runs_resume_without_recomputing_or_corrupting() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,12 +118,7 @@ fn killed_runs_resume_without_recomputing_or_corrupting() {
     let (r, _) = run_json(&ref_dir, &ref_cache, &file, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Results name their artifacts' folders, which differ between caches: compare the rest.
-    let results = |p: &Path| -> String {
-        let text = std::fs::read_to_string(p).unwrap();
-        let mut v: Value = serde_json::from_str(&text).unwrap();
-        strip_dirs(&mut v);
-        v.to_string()
-    };
+    let results = |p: &Path| common::results_without_dirs(p);
     let reference = results(&ref_dir.join("results/chains/results.json"));
 
     let cache = dir.path().join("cache");

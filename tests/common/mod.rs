@@ -38,3 +38,22 @@ pub fn table_row<'a>(results: &'a serde_json::Value, table: usize, label: &str) 
     let rows = results["reports"][0]["tables"][table]["rows"].as_array().expect("a table");
     rows.iter().find(|r| r["label"] == label).unwrap_or_else(|| panic!("no row `{label}` in {rows:?}"))
 }
+
+/// A run's `results.json` without the `dir` fields (each artifact's folder, which differs
+/// between caches), for comparing runs made in different caches.
+pub fn results_without_dirs(path: &Path) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("dir");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut v = serde_json::from_str(&text).unwrap();
+    strip(&mut v);
+    v
+}
