@@ -118,7 +118,7 @@ fn killed_runs_resume_without_recomputing_or_corrupting() {
     let (r, _) = run_json(&ref_dir, &ref_cache, &file, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Results name their artifacts' folders, which differ between caches: compare the rest.
-    let results = |p: &Path| common::results_without_dirs(p);
+    let results = common::results_without_dirs;
     let reference = results(&ref_dir.join("results/chains/results.json"));
 
     let cache = dir.path().join("cache");

@@ -6,7 +6,7 @@
 
 use crate::metrics::{self, Choice, Scores};
 use crate::post;
-use crate::task::{Leaf, Query, Task};
+use crate::task::{Body, Leaf, Query, Task};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -82,7 +82,7 @@ pub fn evaluate(task: &Task, s: &Settings, model: &mut dyn Model) -> Result<(Vec
         }
         scores.extend(aggregate(name, leaf_scores));
     }
-    if task.leaves().len() > 1 || task.leaves().first().is_some_and(|(n, _)| *n != task.name) {
+    if matches!(task.body, Body::Composite(_)) {
         scores = aggregate(&task.name, scores);
     }
     Ok((scores, records))

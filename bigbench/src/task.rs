@@ -375,14 +375,14 @@ impl Leaf {
         if raw.is_empty() {
             return Err(err("examples", "is empty: a task needs examples".into()));
         }
-        // Duplicates: equal `json.dumps` text, the first kept.
+        // Duplicates: equal `json.dumps` text, the first kept (with its place in the file).
         let mut seen = std::collections::HashSet::new();
         let mut distinct = Vec::new();
-        for x in raw {
+        for (i, x) in raw.iter().enumerate() {
             let mut k = String::new();
             key(x, Equality::Dump, &mut k);
             if seen.insert(k) {
-                distinct.push(x);
+                distinct.push((i, x));
             }
         }
         let duplicates = raw.len() - distinct.len();
@@ -397,8 +397,8 @@ impl Leaf {
             ));
         }
         let mut examples = Vec::with_capacity(distinct.len());
-        for x in &distinct {
-            let at = |field: &str| format!("examples[{}].{field}", index_of(raw, x));
+        for &(i, x) in &distinct {
+            let at = |field: &str| format!("examples[{i}].{field}");
             let ex = format_example(x, &input_prefix, &output_prefix, &choice_prefix, append_choices, seed)
                 .map_err(|(field, m)| err(&at(field), m))?;
             if !multiple_choice.is_empty() && ex.choices.is_empty() {
@@ -444,10 +444,6 @@ impl Leaf {
             duplicates,
         })
     }
-}
-
-fn index_of(all: &[J], x: &J) -> usize {
-    all.iter().position(|y| std::ptr::eq(y, x)).unwrap_or(0)
 }
 
 /// `default_format_fn`. Errors carry the field at fault.

@@ -281,20 +281,18 @@ pub fn write_log(dir: &Path, r: &TrainReport) -> Result<(), OpError> {
 /// trained on everything after its first token (documents longer than the context are cut
 /// into windows).
 pub fn rows(model: &Gpt, data: &TextData, arg: &str, completion_only: bool) -> Result<Vec<Row>, OpError> {
-    let tok = &model.tokenizer;
-    let mut out = Vec::new();
-    if completion_only {
-        for (pi, ci) in encoded_pairs(tok, data, arg)? {
-            if ci.is_empty() {
-                continue;
-            }
-            let from = pi.len().max(1);
-            let mut ids = pi;
-            ids.extend(ci);
-            out.push(Row { ids, from, ..Row::default() });
-        }
-    } else {
+    if !completion_only {
         return windows(model, data, arg, model.spec.context, None);
+    }
+    let mut out = Vec::new();
+    for (pi, ci) in encoded_pairs(&model.tokenizer, data, arg)? {
+        if ci.is_empty() {
+            continue;
+        }
+        let from = pi.len().max(1);
+        let mut ids = pi;
+        ids.extend(ci);
+        out.push(Row { ids, from, ..Row::default() });
     }
     if out.is_empty() {
         return Err(OpError::invalid(arg, "has no text to train on"));
