@@ -184,6 +184,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         Err(code) => return code,
     };
     // Opened before the run: a missing index is rebuilt from earlier runs' records only.
+    let t = lab_engine::timing::phase("open index");
     let index = match lab_cache::index::RunIndex::open(cache.root()) {
         Ok((ix, note)) => {
             if let Some(n) = note {
@@ -196,6 +197,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
             None
         }
     };
+    drop(t);
     let config = match crate::config::load(&args.file) {
         Ok(c) => c,
         Err(e) => {
@@ -249,10 +251,16 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         pipeline: &name,
         executor: &executor,
     };
+    let t = lab_engine::timing::phase("schedule");
     let report = lab_engine::execute::run(&plan, &cache, registry, &opts);
+    drop(t);
     display.finish();
+    let t = lab_engine::timing::phase("record");
     record(&cache, &args.file, &plan, &report);
+    drop(t);
+    let t = lab_engine::timing::phase("finish");
     let code = finish(&args, &plan, &report, &cache, &sources, &name, started);
+    drop(t);
     let seconds = seconds.into_inner().unwrap_or_else(|p| p.into_inner());
     let executor = match executor {
         Executor::Local => "local",
@@ -271,8 +279,10 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         code,
     };
     if let Some(ix) = &index {
+        let _t = lab_engine::timing::phase("index");
         index_run(ix, &run);
     }
+    eprint!("{}", lab_engine::timing::summary());
     ExitCode::from(code)
 }
 
@@ -425,17 +435,18 @@ struct IndexedRun<'a> {
 /// Adds the run to the cache's run index (`labrun log`); a failure is a warning.
 fn index_run(ix: &lab_cache::index::RunIndex, r: &IndexedRun) {
     use lab_cache::index::{RunSummary, StepRow};
-    let status = |i: usize| {
-        if r.report.executed.contains(&i) {
-            "executed"
-        } else if r.report.cached.contains(&i) {
-            "cached"
-        } else if r.report.failed.iter().any(|(f, _, _)| *f == i) {
-            "failed"
-        } else {
-            "skipped"
-        }
-    };
+    let mut status = vec!["skipped"; r.plan.nodes.len()];
+    for &i in &r.report.executed {
+        status[i] = "executed";
+    }
+    for &i in &r.report.cached {
+        status[i] = "cached";
+    }
+    let mut errors: BTreeMap<usize, &String> = BTreeMap::new();
+    for (i, e, _) in &r.report.failed {
+        status[*i] = "failed";
+        errors.entry(*i).or_insert(e);
+    }
     let steps: Vec<StepRow> = r
         .plan
         .nodes
@@ -445,9 +456,9 @@ fn index_run(ix: &lab_cache::index::RunIndex, r: &IndexedRun) {
             op: n.op.name(),
             key: r.report.keys[n.id].map(|k| k.to_string()),
             artifact: r.report.outputs[n.id],
-            status: status(n.id).into(),
+            status: status[n.id].into(),
             seconds: r.seconds.get(&n.id).copied(),
-            error: r.report.failed.iter().find(|(f, _, _)| *f == n.id).map(|(_, e, _)| e.clone()),
+            error: errors.get(&n.id).map(|e| e.to_string()),
         })
         .collect();
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();

@@ -14,10 +14,13 @@ macro_rules! hex_id {
     ($t:ty) => {
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for b in &self.0 {
-                    write!(f, "{b:02x}")?;
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
+                let mut out = [0u8; 64];
+                for (i, b) in self.0.iter().enumerate() {
+                    out[2 * i] = DIGITS[(b >> 4) as usize];
+                    out[2 * i + 1] = DIGITS[(b & 15) as usize];
                 }
-                Ok(())
+                f.write_str(std::str::from_utf8(&out).expect("hex digits"))
             }
         }
 

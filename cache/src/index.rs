@@ -214,11 +214,11 @@ impl RunIndex {
     pub fn record(&self, run: &RunSummary, steps: &[StepRow]) -> Result<i64, String> {
         let mut h = blake3::Hasher::new();
         for s in steps {
-            let art = s.artifact.map(|a| a.to_string());
-            for field in [Some(&s.step), Some(&s.op), s.key.as_ref(), art.as_ref(), Some(&s.status), s.error.as_ref()] {
+            for field in [Some(&s.step), Some(&s.op), s.key.as_ref(), Some(&s.status), s.error.as_ref()] {
                 h.update(field.map_or("\u{0}", |f| f.as_str()).as_bytes());
                 h.update(b"\x1f");
             }
+            h.update(s.artifact.as_ref().map_or(&[0; 32], |a| &a.0));
         }
         let digest = h.finalize().to_hex().to_string();
         // Take the write lock first: a deferred transaction that reads, then writes, fails at

@@ -6,7 +6,8 @@
 //! - an **artifact id** (the blake3 Merkle hash of a directory's contents) maps to the
 //!   artifact itself, a plain directory.
 //!
-//! Layout under the root: `artifacts/ab/abcd…/`, `actions/ab/abcd….json`, `locks/`,
+//! Layout under the root: `artifacts/ab/abcd…/`, `actions/ab/abcd….json`, `actions.idx`
+//! (every action's outputs in one file, read once per run: [`journal`]), `locks/`,
 //! `tmp/`, `quarantine/`, `runs/` (what each pipeline's latest run used), `pins/`, and
 //! `runs.sqlite`, the index of every run ([`index`]).
 //! Every write goes to `tmp/`, is fsynced and renamed into place; an action result is
@@ -14,6 +15,7 @@
 
 mod hash;
 pub mod index;
+mod journal;
 mod store;
 
 pub use hash::{ArtifactId, Key, hash_dir};

@@ -1,3 +1,4 @@
+use crate::journal::{Indexed, Journal};
 use crate::{ArtifactId, Key, hash_dir};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,6 +74,8 @@ pub struct LockGuard {
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Every action key with its outputs, read once ([`crate::journal`]).
+    journal: std::sync::Arc<Journal>,
 }
 
 fn fsync_dir(dir: &Path) {
@@ -102,7 +105,7 @@ impl Cache {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(io(&p))?;
         }
-        Ok(Cache { root: root.to_path_buf() })
+        Ok(Cache { root: root.to_path_buf(), journal: std::sync::Arc::new(Journal::new(root)) })
     }
 
     pub fn root(&self) -> &Path {
@@ -128,8 +131,12 @@ impl Cache {
     }
 
     /// [`Cache::lookup`] for the scheduler: only the outputs and the pipeline that computed
-    /// them, parsed without building the rest (the preimage, the metadata).
+    /// them, from the action index; a key the index lacks is read from its JSON result
+    /// (and added to the index).
     pub fn hit(&self, key: &Key) -> Option<Hit> {
+        if let Some(e) = self.journal.get(key) {
+            return Some(Hit { outputs: e.outputs.clone(), pipeline: e.pipeline.clone() });
+        }
         #[derive(Deserialize)]
         struct View {
             outputs: Vec<ArtifactId>,
@@ -142,10 +149,18 @@ impl Cache {
         }
         let bytes = fs::read(self.action_path(key)).ok()?;
         let v: View = serde_json::from_slice(&bytes).ok()?;
-        v.outputs
-            .iter()
-            .all(|o| self.artifact_path(o).is_dir())
-            .then_some(Hit { outputs: v.outputs, pipeline: v.meta.pipeline })
+        if !v.outputs.iter().all(|o| self.artifact_path(o).is_dir()) {
+            return None;
+        }
+        let hit = Hit { outputs: v.outputs, pipeline: v.meta.pipeline };
+        self.journal.add(key, &Indexed { outputs: hit.outputs.clone(), pipeline: hit.pipeline.clone() });
+        Some(hit)
+    }
+
+    /// Writes out what the action index holds in memory (it also does when the cache is
+    /// dropped).
+    pub fn flush_index(&self) {
+        self.journal.flush();
     }
 
     /// Waits for and takes the lock of `key`, so that one process computes it.
@@ -189,7 +204,10 @@ impl Cache {
     pub fn commit_action(&self, key: &Key, result: &ActionResult) -> Result<(), CacheError> {
         let path = self.action_path(key);
         let text = serde_json::to_vec_pretty(result).expect("serialisable");
-        self.write_atomic(&path, &text)
+        self.write_atomic(&path, &text)?;
+        let pipeline = result.meta.get("pipeline").and_then(|p| p.as_str()).map(str::to_string);
+        self.journal.add(key, &Indexed { outputs: result.outputs.clone(), pipeline });
+        Ok(())
     }
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
@@ -291,16 +309,18 @@ impl Cache {
                 bad.insert(id);
             }
         }
+        // Results naming a corrupt artifact, or one that is gone (deleted by hand).
         for (path, r) in self.all_actions() {
             let drop = match r {
                 None => true,
-                Some(r) => r.outputs.iter().any(|o| bad.contains(o)),
+                Some(r) => r.outputs.iter().any(|o| bad.contains(o) || !self.artifact_path(o).is_dir()),
             };
             if drop {
                 fs::remove_file(&path).map_err(io(&path))?;
                 report.dropped_actions += 1;
             }
         }
+        self.journal.clear();
         Ok(report)
     }
 
@@ -358,6 +378,9 @@ impl Cache {
                     let _ = fs::remove_file(&path);
                 }
             }
+            if !removed.is_empty() {
+                self.journal.clear();
+            }
             // Leftovers of killed runs.
             for e in fs::read_dir(self.root.join("tmp")).into_iter().flatten().flatten() {
                 let _ = if e.path().is_dir() { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
@@ -375,6 +398,7 @@ impl Cache {
                 let _ = fs::remove_file(&path);
             }
         }
+        self.journal.clear();
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use lab_cache::{ActionResult, ArtifactId, Cache, Key};
 pub use lab_ops::Args;
 use lab_ops::{ArgIn, Blame, OpError, Progress, Registry, RunCtx};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -309,8 +309,12 @@ fn schedule(
             dependents[d].push(node.id);
         }
     }
-    let rank: BTreeMap<usize, usize> = plan.order.iter().enumerate().map(|(r, &i)| (i, r)).collect();
-    let mut ready: VecDeque<usize> = plan.order.iter().copied().filter(|&i| remaining[i] == 0).collect();
+    let mut ready = Ready::new(plan);
+    for &i in &plan.order {
+        if remaining[i] == 0 {
+            ready.push(i);
+        }
+    }
     let mut blocked: BTreeSet<usize> = BTreeSet::new();
     let mut stop = false;
     let mut running = 0usize;
@@ -320,7 +324,7 @@ fn schedule(
             report.cancelled = true;
         }
         while !stop && running < capacity {
-            let Some(i) = ready.pop_front() else { break };
+            let Some(i) = ready.pop() else { break };
             let node = &plan.nodes[i];
             let key = Key::of(&key_bytes(plan, node, &report.outputs).expect("inputs are done"));
             report.keys[i] = Some(key);
@@ -331,7 +335,7 @@ fn schedule(
                 report.computed_by[i] = r.pipeline;
                 report.cached.push(i);
                 (opts.on_event)(&Event::Cached { node: i });
-                release(i, &dependents, &mut remaining, &mut ready, &rank);
+                release(i, &dependents, &mut remaining, &mut ready);
                 continue;
             }
             running += 1;
@@ -364,7 +368,7 @@ fn schedule(
                     None => report.executed.push(i),
                 }
                 (opts.on_event)(&Event::Finished { node: i, secs, by_other: by_other.is_some() });
-                release(i, &dependents, &mut remaining, &mut ready, &rank);
+                release(i, &dependents, &mut remaining, &mut ready);
             }
             Done::Err(error, blame) => {
                 if error == "cancelled" {
@@ -381,7 +385,7 @@ fn schedule(
                         stack.extend(dependents[d].iter().copied());
                     }
                 }
-                ready.retain(|r| !blocked.contains(r));
+                ready.drop_if(|r| blocked.contains(&r));
                 if !opts.keep_going {
                     stop = true;
                     // What an executor holds back for a free slot never starts.
@@ -415,20 +419,43 @@ fn host() -> Option<&'static str> {
     HOST.get_or_init(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string())).as_deref()
 }
 
-fn release(
-    i: usize,
-    dependents: &[Vec<usize>],
-    remaining: &mut [usize],
-    ready: &mut VecDeque<usize>,
-    rank: &BTreeMap<usize, usize>,
-) {
+fn release(i: usize, dependents: &[Vec<usize>], remaining: &mut [usize], ready: &mut Ready) {
     for &d in &dependents[i] {
         remaining[d] -= 1;
         if remaining[d] == 0 {
-            // Keep the ready queue in plan order, so runs read like the file.
-            let pos = ready.iter().position(|r| rank[r] > rank[&d]).unwrap_or(ready.len());
-            ready.insert(pos, d);
+            ready.push(d);
         }
+    }
+}
+
+/// The steps whose inputs are done, taken in plan order so that runs read like the file.
+struct Ready<'a> {
+    order: &'a [usize],
+    /// Each node's position in `order`.
+    rank: Vec<usize>,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<usize>>,
+}
+
+impl<'a> Ready<'a> {
+    fn new(plan: &'a Plan) -> Ready<'a> {
+        let mut rank = vec![0; plan.nodes.len()];
+        for (r, &i) in plan.order.iter().enumerate() {
+            rank[i] = r;
+        }
+        Ready { order: &plan.order, rank, heap: Default::default() }
+    }
+
+    fn push(&mut self, node: usize) {
+        self.heap.push(std::cmp::Reverse(self.rank[node]));
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        self.heap.pop().map(|std::cmp::Reverse(r)| self.order[r])
+    }
+
+    fn drop_if(&mut self, f: impl Fn(usize) -> bool) {
+        let order = self.order;
+        self.heap.retain(|std::cmp::Reverse(r)| !f(order[*r]));
     }
 }
 
@@ -448,6 +475,22 @@ pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions
         && let Some(&id) = r.outputs.first()
     {
         return Done::Ok { id, secs: started.elapsed().as_secs_f64(), by_other: Some(computed_by(&r)) };
+    }
+    // The action index is trusted for cached steps; an input deleted behind labrun's back
+    // is caught here, before the op reads it.
+    let missing = a.args.map.values().find_map(|v| match v {
+        ArgIn::Artifact(p) => (!p.is_dir()).then_some(p),
+        ArgIn::Artifacts(ps) => ps.iter().find(|p| !p.is_dir()),
+        ArgIn::Value(_) => None,
+    });
+    if let Some(p) = missing {
+        return Done::Err(
+            format!(
+                "an input artifact is missing from the cache ({}); run `labrun cache verify` to forget results whose artifacts are gone, then run again",
+                p.display()
+            ),
+            Blame::Environment,
+        );
     }
     let Some((_, op)) = registry.get(a.op.kind, a.op.method) else {
         return Done::Err(format!("op `{}` is not registered", a.op.name()), Blame::Internal);

@@ -24,6 +24,7 @@ mod prune;
 pub mod report;
 pub mod slurm;
 mod source;
+pub mod timing;
 
 pub use diagnostic::{CODES, Diag, render, suggest};
 pub use plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
@@ -72,7 +73,10 @@ pub fn compile(path: &Path, overrides: &[Override], registry: &Registry) -> Comp
 /// [`compile`], with imports allowed anywhere under `import_root` (default: the folder of
 /// `path`).
 pub fn compile_in(path: &Path, import_root: Option<&Path>, overrides: &[Override], registry: &Registry) -> Compiled {
+    let t = timing::phase("load");
     let (loaded, mut diags) = load::load(path, import_root);
+    drop(t);
+    let t = timing::phase("check");
     if !diags.is_empty() {
         return Compiled { sources: loaded.sources, plan: None, diags };
     }
@@ -105,6 +109,8 @@ pub fn compile_in(path: &Path, import_root: Option<&Path>, overrides: &[Override
         sort(&mut diags);
         return Compiled { sources, plan: None, diags };
     }
+    drop(t);
+    let _t = timing::phase("lower");
     let types = checker.types.clone();
     let dirs = sources.files.iter().map(|f| f.path.parent().map(Path::to_path_buf).unwrap_or_default()).collect();
     let (plan, mut lower_diags) = lower::Lowerer::new(&program, registry, &types, parsed, dirs).lower();
