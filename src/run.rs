@@ -283,6 +283,10 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         index_run(ix, &run);
     }
     eprint!("{}", lab_engine::timing::summary());
+    // The process ends next: freeing a plan of thousands of steps piece by piece would only
+    // delay the exit. (The cache is dropped: that writes its index.)
+    drop(cache);
+    std::mem::forget((plan, report, sources));
     ExitCode::from(code)
 }
 
@@ -321,6 +325,11 @@ fn finish(
     if !diags.is_empty() {
         let text = lab_engine::render(&diags, sources, color(), width());
         eprint!("{text}");
+    }
+    if let Some(e) = &report.not_recorded {
+        eprintln!(
+            "labrun: warning: the last results of this run could not be recorded in the cache ({e}); those steps run again next time"
+        );
     }
     let reused = report.cached.iter().filter(|&&i| report.computed_by[i].as_ref().is_some_and(|p| *p != name)).count();
     let summary = summary_line(report, plan.nodes.len(), reused, started.elapsed().as_secs_f64());

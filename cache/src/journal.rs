@@ -34,7 +34,9 @@ pub struct Indexed {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    map: OnceLock<HashMap<Key, Indexed>>,
+    /// The file's bytes and, per key, where its latest record's payload starts: entries
+    /// are decoded only when looked up.
+    map: OnceLock<(Vec<u8>, HashMap<Key, u32>)>,
     /// Encoded records not yet written.
     pending: Mutex<Vec<u8>>,
     pending_count: Mutex<usize>,
@@ -57,18 +59,18 @@ fn encode(key: &Key, e: &Indexed, out: &mut Vec<u8>) {
     out.extend_from_slice(&blake3::hash(&payload).as_bytes()[..8]);
 }
 
-/// Decodes records from `bytes` (after the magic) into `map`; returns how many bytes
-/// were whole, valid records.
-fn decode(bytes: &[u8], map: &mut HashMap<Key, Indexed>) -> usize {
-    let mut at = 0;
+/// Indexes the records of `bytes[from..]` into `map` (payload offsets); returns where the
+/// whole, valid records end.
+fn decode(bytes: &[u8], from: usize, map: &mut HashMap<Key, u32>) -> usize {
+    let mut at = from;
     while let Some(len) = bytes.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize) {
         let Some(payload) = bytes.get(at + 4..at + 4 + len) else { break };
         let Some(check) = bytes.get(at + 4 + len..at + 12 + len) else { break };
-        if check != &blake3::hash(payload).as_bytes()[..8] {
+        if check != &blake3::hash(payload).as_bytes()[..8] || parse_payload(payload).is_none() {
             break;
         }
-        let Some((key, outputs, pipeline)) = parse_payload(payload) else { break };
-        map.insert(key, Indexed { outputs, pipeline });
+        let Ok(offset) = u32::try_from(at + 4) else { break };
+        map.insert(Key(payload[..32].try_into().expect("checked")), offset);
         at += 12 + len;
     }
     at
@@ -97,38 +99,44 @@ impl Journal {
         }
     }
 
-    fn map(&self) -> &HashMap<Key, Indexed> {
+    fn map(&self) -> &(Vec<u8>, HashMap<Key, u32>) {
         self.map.get_or_init(|| self.load())
     }
 
     /// Reads the whole file; a damaged tail is cut off (under the file's lock, after
     /// checking again, since another process may be appending right now).
-    fn load(&self) -> HashMap<Key, Indexed> {
+    fn load(&self) -> (Vec<u8>, HashMap<Key, u32>) {
         let mut map = HashMap::new();
-        let Ok(bytes) = fs::read(&self.path) else { return map };
+        let Ok(mut bytes) = fs::read(&self.path) else { return (Vec::new(), map) };
         if !bytes.starts_with(MAGIC) {
             // Not an index this version writes: start afresh.
             let _ = fs::remove_file(&self.path);
-            return map;
+            return (Vec::new(), map);
         }
-        let good = MAGIC.len() + decode(&bytes[MAGIC.len()..], &mut map);
+        map.reserve(bytes.len() / 110);
+        let good = decode(&bytes, MAGIC.len(), &mut map);
         if good < bytes.len()
             && let Ok(mut f) = OpenOptions::new().read(true).write(true).open(&self.path)
             && f.lock().is_ok()
         {
-            let mut rest = Vec::new();
-            if f.seek(SeekFrom::Start(good as u64)).is_ok() && f.read_to_end(&mut rest).is_ok() {
-                let more = decode(&rest, &mut map);
-                if more < rest.len() {
-                    let _ = f.set_len((good + more) as u64);
+            bytes.truncate(good);
+            if f.seek(SeekFrom::Start(good as u64)).is_ok() && f.read_to_end(&mut bytes).is_ok() {
+                let end = decode(&bytes, good, &mut map);
+                if end < bytes.len() {
+                    let _ = f.set_len(end as u64);
+                    bytes.truncate(end);
                 }
             }
         }
-        map
+        (bytes, map)
     }
 
-    pub fn get(&self, key: &Key) -> Option<&Indexed> {
-        self.map().get(key)
+    pub fn get(&self, key: &Key) -> Option<Indexed> {
+        let (bytes, map) = self.map();
+        let at = *map.get(key)? as usize;
+        let len = u32::from_le_bytes(bytes.get(at - 4..at)?.try_into().ok()?) as usize;
+        let (_, outputs, pipeline) = parse_payload(bytes.get(at..at + len)?)?;
+        Some(Indexed { outputs, pipeline })
     }
 
     /// Adds a result; it is written with the next group (or by [`Journal::flush`]).
@@ -216,7 +224,7 @@ mod tests {
         let j = Journal::new(dir.path());
         for n in 0..3 {
             let (k, e) = entry(n);
-            assert_eq!(j.get(&k), Some(&e));
+            assert_eq!(j.get(&k), Some(e));
         }
         assert_eq!(j.get(&Key([9; 32])), None);
         assert_eq!(fs::metadata(dir.path().join("actions.idx")).unwrap().len(), whole);
@@ -224,7 +232,7 @@ mod tests {
         let (k, e) = entry(5);
         j.add(&k, &e);
         j.flush();
-        assert_eq!(Journal::new(dir.path()).get(&k), Some(&e));
+        assert_eq!(Journal::new(dir.path()).get(&k), Some(e));
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub struct VerifyReport {
 }
 
 /// Holds the per-key lock until dropped.
+#[derive(Debug)]
 pub struct LockGuard {
     _file: File,
 }
@@ -76,6 +77,49 @@ pub struct Cache {
     root: PathBuf,
     /// Every action key with its outputs, read once ([`crate::journal`]).
     journal: std::sync::Arc<Journal>,
+    /// Action results waiting for the next group commit.
+    group: std::sync::Arc<std::sync::Mutex<Vec<Pending>>>,
+}
+
+/// An action result whose artifacts are in place but not yet known to be on disk. It keeps
+/// its key's lock, so another process waiting for the key finds the result when it gets
+/// the lock.
+#[derive(Debug)]
+struct Pending {
+    key: Key,
+    result: ActionResult,
+    _lock: LockGuard,
+}
+
+/// Results committed together: one filesystem sync covers them all.
+const GROUP_SIZE: usize = 64;
+
+/// Makes everything written so far under `root` durable: one `syncfs` on Linux, which
+/// covers every file and rename of the filesystem; elsewhere, a sync of each directory
+/// named.
+fn sync_all(root: &Path, dirs: &[PathBuf]) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let _ = dirs;
+        let f = File::open(root)?;
+        // SAFETY: `f` is an open file descriptor for the whole call.
+        if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = root;
+        for d in dirs {
+            sync_tree(d)?;
+            if let Some(p) = d.parent() {
+                fsync_dir(p);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn fsync_dir(dir: &Path) {
@@ -105,7 +149,11 @@ impl Cache {
             let p = root.join(sub);
             fs::create_dir_all(&p).map_err(io(&p))?;
         }
-        Ok(Cache { root: root.to_path_buf(), journal: std::sync::Arc::new(Journal::new(root)) })
+        Ok(Cache {
+            root: root.to_path_buf(),
+            journal: std::sync::Arc::new(Journal::new(root)),
+            group: Default::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -135,7 +183,7 @@ impl Cache {
     /// (and added to the index).
     pub fn hit(&self, key: &Key) -> Option<Hit> {
         if let Some(e) = self.journal.get(key) {
-            return Some(Hit { outputs: e.outputs.clone(), pipeline: e.pipeline.clone() });
+            return Some(Hit { outputs: e.outputs, pipeline: e.pipeline });
         }
         #[derive(Deserialize)]
         struct View {
@@ -200,6 +248,69 @@ impl Cache {
         Ok(id)
     }
 
+    /// Moves a finished output directory into the store under its content hash, without
+    /// waiting for the disk: the action's result must then go through
+    /// [`Cache::commit_grouped`], which syncs before recording it. If the same content is
+    /// already stored it is kept, unless it no longer matches its id (a copy cut short by a
+    /// crash before its group was synced), in which case it is replaced.
+    pub fn commit_artifact_unsynced(&self, dir: &Path) -> Result<ArtifactId, CacheError> {
+        let id = hash_dir(dir).map_err(io(dir))?;
+        let dest = self.artifact_path(&id);
+        if dest.is_dir() {
+            if hash_dir(&dest).is_ok_and(|h| h == id) {
+                let _ = fs::remove_dir_all(dir);
+                return Ok(id);
+            }
+            let q = self.root.join("quarantine").join(format!("{id}.{}", std::process::id()));
+            fs::rename(&dest, &q).map_err(io(&dest))?;
+        }
+        let parent = dest.parent().expect("sharded path");
+        fs::create_dir_all(parent).map_err(io(parent))?;
+        match fs::rename(dir, &dest) {
+            Ok(()) => Ok(id),
+            Err(_) if dest.is_dir() => {
+                let _ = fs::remove_dir_all(dir);
+                Ok(id)
+            }
+            Err(e) => Err(CacheError::Io { path: dest, source: e }),
+        }
+    }
+
+    /// Records an action result with the next group: when [`GROUP_SIZE`] results wait, or
+    /// at [`Cache::flush_commits`]. One filesystem sync then makes all their artifacts
+    /// durable, and only after it are the results written, so a result never names an
+    /// artifact that a power cut could lose. `lock` is released once the result is written.
+    pub fn commit_grouped(&self, key: &Key, result: ActionResult, lock: LockGuard) -> Result<(), CacheError> {
+        let full = {
+            let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
+            g.push(Pending { key: *key, result, _lock: lock });
+            g.len() >= GROUP_SIZE
+        };
+        if full { self.flush_commits() } else { Ok(()) }
+    }
+
+    /// Commits the results waiting in the group (see [`Cache::commit_grouped`]). On an
+    /// error they are dropped: their steps run again next time.
+    pub fn flush_commits(&self) -> Result<(), CacheError> {
+        let pending = std::mem::take(&mut *self.group.lock().unwrap_or_else(|p| p.into_inner()));
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let dirs: Vec<PathBuf> =
+            pending.iter().flat_map(|p| p.result.outputs.iter().map(|o| self.artifact_path(o))).collect();
+        sync_all(&self.root, &dirs).map_err(io(&self.root))?;
+        for p in &pending {
+            // Not synced itself: a result lost or cut short by a crash reads as absent.
+            let path = self.action_path(&p.key);
+            let text = serde_json::to_vec_pretty(&p.result).expect("serialisable");
+            self.write_file(&path, &text, false)?;
+            let pipeline = p.result.meta.get("pipeline").and_then(|v| v.as_str()).map(str::to_string);
+            self.journal.add(&p.key, &Indexed { outputs: p.result.outputs.clone(), pipeline });
+        }
+        self.journal.flush();
+        Ok(())
+    }
+
     /// Records an action result; call only once every output is committed.
     pub fn commit_action(&self, key: &Key, result: &ActionResult) -> Result<(), CacheError> {
         let path = self.action_path(key);
@@ -211,6 +322,11 @@ impl Cache {
     }
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+        self.write_file(path, bytes, true)
+    }
+
+    /// Writes through a temporary file and a rename; `sync`: fsynced before and after.
+    fn write_file(&self, path: &Path, bytes: &[u8], sync: bool) -> Result<(), CacheError> {
         let parent = path.parent().expect("file in a directory");
         fs::create_dir_all(parent).map_err(io(parent))?;
         static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -222,9 +338,13 @@ impl Cache {
         ));
         let mut f = File::create(&tmp).map_err(io(&tmp))?;
         f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+        if sync {
+            f.sync_all().map_err(io(&tmp))?;
+        }
         fs::rename(&tmp, path).map_err(io(path))?;
-        fsync_dir(parent);
+        if sync {
+            fsync_dir(parent);
+        }
         Ok(())
     }
 
@@ -522,5 +642,69 @@ mod tests {
         let a = artifact(&c, b"x");
         assert_eq!(c.find(&a.to_string()[..8]).unwrap().id, a);
         assert!(matches!(c.find("zz"), Err(CacheError::NotFound(_))));
+    }
+
+    #[test]
+    fn grouped_results_appear_after_the_sync_and_hold_their_lock_until_then() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Cache::open(d.path()).unwrap();
+        let t = c.tmp_dir().unwrap();
+        fs::write(t.path().join("data"), b"grouped").unwrap();
+        let a = c.commit_artifact_unsynced(&t.into_path()).unwrap();
+        let key = Key::of(b"grouped action");
+        let r = ActionResult { outputs: vec![a], meta: BTreeMap::new(), preimage: serde_json::json!({}) };
+        c.commit_grouped(&key, r.clone(), c.lock(&key).unwrap()).unwrap();
+        // Waiting for its group: not recorded, and the key still locked.
+        assert!(c.lookup(&key).is_none());
+        let held = File::open(d.path().join("locks").join(format!("{key}.lock"))).unwrap();
+        assert!(held.try_lock().is_err());
+        c.flush_commits().unwrap();
+        assert_eq!(c.lookup(&key), Some(r));
+        assert!(held.try_lock().is_ok());
+        // Another handle on the cache finds it through the action index.
+        assert_eq!(Cache::open(d.path()).unwrap().hit(&key).map(|h| h.outputs), Some(vec![a]));
+    }
+
+    #[test]
+    fn an_artifact_cut_short_by_a_crash_is_replaced_when_computed_again() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Cache::open(d.path()).unwrap();
+        let write = |content: &[u8]| {
+            let t = c.tmp_dir().unwrap();
+            fs::write(t.path().join("data"), content).unwrap();
+            c.commit_artifact_unsynced(&t.into_path()).unwrap()
+        };
+        let a = write(b"the full content");
+        // What a power cut before the group's sync can leave: the name, not the bytes.
+        fs::write(c.artifact_path(&a).join("data"), b"").unwrap();
+        assert_eq!(write(b"the full content"), a);
+        assert_eq!(fs::read(c.artifact_path(&a).join("data")).unwrap(), b"the full content");
+        assert_eq!(fs::read_dir(d.path().join("quarantine")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn removing_artifacts_forgets_their_indexed_results() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Cache::open(d.path()).unwrap();
+        let a = artifact(&c, b"indexed");
+        let key = Key::of(b"indexed action");
+        let r = ActionResult { outputs: vec![a], meta: BTreeMap::new(), preimage: serde_json::json!({}) };
+        c.commit_action(&key, &r).unwrap();
+        c.flush_index();
+        assert!(Cache::open(d.path()).unwrap().hit(&key).is_some());
+        c.remove(&a).unwrap();
+        assert!(Cache::open(d.path()).unwrap().hit(&key).is_none());
+        // An artifact deleted by hand: `verify` drops the result that names it.
+        let b = artifact(&c, b"deleted by hand");
+        let key = Key::of(b"another action");
+        c.commit_action(
+            &key,
+            &ActionResult { outputs: vec![b], meta: BTreeMap::new(), preimage: serde_json::json!({}) },
+        )
+        .unwrap();
+        c.flush_index();
+        fs::remove_dir_all(c.artifact_path(&b)).unwrap();
+        assert_eq!(c.verify().unwrap().dropped_actions, 1);
+        assert!(Cache::open(d.path()).unwrap().hit(&key).is_none());
     }
 }

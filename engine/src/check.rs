@@ -5,6 +5,7 @@
 use crate::Diag;
 use crate::diagnostic::suggest;
 use crate::load::Loaded;
+use foldhash::HashMap as FxHashMap;
 use lab_grammar::{Arg, BinOp, Binding, Call, Expr, ExprKind, Item, Param, Report, ReportEntry, Span, Step, TableItem};
 use lab_ops::{KINDS, ParamSpec, Registry, Signature, Type};
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,15 +42,24 @@ impl Def<'_> {
 
 /// Every definition of a program, and the reports of its root file.
 pub(crate) struct Program<'a> {
-    pub defs: BTreeMap<String, Def<'a>>,
+    pub defs: FxHashMap<String, Def<'a>>,
     pub reports: Vec<&'a Report>,
+}
+
+impl Program<'_> {
+    /// Every defined name, in source order (file, then position).
+    pub fn names_in_order(&self) -> Vec<String> {
+        let mut names: Vec<(&String, Span)> = self.defs.iter().map(|(n, d)| (n, d.name_span())).collect();
+        names.sort_unstable_by_key(|(_, s)| (s.file, s.start));
+        names.into_iter().map(|(n, _)| n.clone()).collect()
+    }
 }
 
 /// Gathers definitions from every file; duplicates are errors with both places.
 pub(crate) fn collect<'a>(loaded: &'a Loaded, diags: &mut Vec<Diag>) -> Program<'a> {
-    let mut defs: BTreeMap<String, Def<'a>> = BTreeMap::new();
+    let mut defs: FxHashMap<String, Def<'a>> = FxHashMap::default();
     let mut reports = Vec::new();
-    fn add<'a>(defs: &mut BTreeMap<String, Def<'a>>, name: &str, def: Def<'a>, diags: &mut Vec<Diag>) {
+    fn add<'a>(defs: &mut FxHashMap<String, Def<'a>>, name: &str, def: Def<'a>, diags: &mut Vec<Diag>) {
         if let Some(prev) = defs.get(name) {
             diags.push(
                 Diag::new("lab::duplicate", format!("`{name}` is defined twice"))
@@ -64,7 +74,7 @@ pub(crate) fn collect<'a>(loaded: &'a Loaded, diags: &mut Vec<Diag>) -> Program<
     fn walk<'a>(
         items: &'a [Item],
         loops: &mut Vec<&'a Binding>,
-        defs: &mut BTreeMap<String, Def<'a>>,
+        defs: &mut FxHashMap<String, Def<'a>>,
         diags: &mut Vec<Diag>,
     ) {
         for item in items {
@@ -103,8 +113,8 @@ enum State {
 pub(crate) struct Checker<'a, 'r> {
     pub program: &'a Program<'a>,
     pub registry: &'r Registry,
-    pub types: BTreeMap<String, (Type, bool)>,
-    state: BTreeMap<String, State>,
+    pub types: FxHashMap<String, (Type, bool)>,
+    state: FxHashMap<String, State>,
     stack: Vec<String>,
     reported_cycles: BTreeSet<Vec<String>>,
     pub diags: Vec<Diag>,
@@ -118,8 +128,8 @@ impl<'a, 'r> Checker<'a, 'r> {
         Checker {
             program,
             registry,
-            types: BTreeMap::new(),
-            state: BTreeMap::new(),
+            types: FxHashMap::default(),
+            state: FxHashMap::default(),
             stack: Vec::new(),
             reported_cycles: BTreeSet::new(),
             diags: Vec::new(),
@@ -128,8 +138,7 @@ impl<'a, 'r> Checker<'a, 'r> {
 
     /// Checks every definition and report row.
     pub fn check_all(&mut self) {
-        let names: Vec<String> = self.program.defs.keys().cloned().collect();
-        for n in names {
+        for n in self.program.names_in_order() {
             self.def_type(&n);
         }
         for r in self.program.reports.clone() {
@@ -611,13 +620,13 @@ pub(crate) fn resources_arg<'c>(sig: &Signature, call: &'c Call) -> Option<&'c A
 
 /// Matches a call's arguments to a signature's parameters: positional ones in order,
 /// then named ones. Reports extra, unknown, repeated and missing arguments.
-pub(crate) fn bind_args<'c>(
-    sig: &Signature,
+pub(crate) fn bind_args<'s, 'c>(
+    sig: &'s Signature,
     call: &'c Call,
     call_span: Span,
     diags: &mut Vec<Diag>,
-) -> Vec<(ParamSpec, Option<&'c Arg>)> {
-    let mut bound: Vec<(ParamSpec, Option<&'c Arg>)> = sig.params.iter().map(|p| (p.clone(), None)).collect();
+) -> Vec<(&'s ParamSpec, Option<&'c Arg>)> {
+    let mut bound: Vec<(&'s ParamSpec, Option<&'c Arg>)> = sig.params.iter().map(|p| (p, None)).collect();
     let mut next_positional = 0;
     for a in &call.args {
         match &a.name {

@@ -93,7 +93,13 @@ pub struct RunReport {
     pub failed: Vec<(usize, String, Blame)>,
     pub skipped: Vec<usize>,
     pub cancelled: bool,
+    /// Why the last results of the run could not be recorded in the cache (they are
+    /// computed again next time), if they could not.
+    pub not_recorded: Option<String>,
 }
+
+/// How long a finished step's result may wait to be committed with others.
+const GROUP_LATENCY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The canonical key preimage of a node whose inputs are known, and its readable form.
 pub fn preimage(plan: &Plan, node: &Node, outputs: &[Option<ArtifactId>]) -> Option<(Vec<u8>, serde_json::Value)> {
@@ -113,10 +119,13 @@ fn preimage_parts(
     outputs: &[Option<ArtifactId>],
     readable: bool,
 ) -> Option<(Vec<u8>, Option<serde_json::Value>)> {
-    let mut bytes = Vec::new();
-    let name = node.op.name();
-    bytes.extend_from_slice(&(name.len() as u64).to_le_bytes());
-    bytes.extend_from_slice(name.as_bytes());
+    let mut bytes = Vec::with_capacity(256);
+    // `kind.method`, written without building the string.
+    let (kind, method) = (node.op.kind.as_bytes(), node.op.method.as_bytes());
+    bytes.extend_from_slice(&((kind.len() + 1 + method.len()) as u64).to_le_bytes());
+    bytes.extend_from_slice(kind);
+    bytes.push(b'.');
+    bytes.extend_from_slice(method);
     bytes.extend_from_slice(&node.op.version.to_le_bytes());
     let mut params = serde_json::Map::new();
     let mut inputs = serde_json::Map::new();
@@ -153,7 +162,8 @@ fn preimage_parts(
             }
         }
     }
-    let shown = readable.then(|| json!({"op": name, "version": node.op.version, "params": params, "inputs": inputs}));
+    let shown =
+        readable.then(|| json!({"op": node.op.name(), "version": node.op.version, "params": params, "inputs": inputs}));
     Some((bytes, shown))
 }
 
@@ -268,8 +278,21 @@ pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -
                         let _ = tx.send((a.node, done));
                     });
                 };
-                let mut wait = || rx.recv().ok();
-                schedule(plan, cache, opts, jobs, &mut start, &mut wait, &mut || {})
+                // Results wait for a group commit at most this long while no step ends.
+                let mut wait = || loop {
+                    match rx.recv_timeout(GROUP_LATENCY) {
+                        Ok(done) => return Some(done),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            let _ = cache.flush_commits();
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+                    }
+                };
+                let mut report = schedule(plan, cache, opts, jobs, &mut start, &mut wait, &mut || {});
+                if let Err(e) = cache.flush_commits() {
+                    report.not_recorded = Some(e.to_string());
+                }
+                report
             })
         }
         Executor::Slurm(cfg) => {
@@ -465,7 +488,7 @@ impl<'a> Ready<'a> {
 pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions) -> Done {
     let (key, forced) = (a.key, a.forced);
     let started = Instant::now();
-    let _lock = match cache.lock(&key) {
+    let lock = match cache.lock(&key) {
         Ok(l) => l,
         Err(e) => return Done::Err(e.to_string(), Blame::Environment),
     };
@@ -522,7 +545,7 @@ pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let id = match cache.commit_artifact(&tmp.into_path()) {
+    let id = match cache.commit_artifact_unsynced(&tmp.into_path()) {
         Ok(id) => id,
         Err(e) => return Done::Err(format!("cannot store the result: {e}"), Blame::Environment),
     };
@@ -547,7 +570,12 @@ pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions
         json!(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)),
     );
     let result = ActionResult { outputs: vec![id], meta, preimage: a.preimage.clone() };
-    if let Err(e) = cache.commit_action(&key, &result) {
+    // Committed with others in one filesystem sync; a step that took a while is committed
+    // (with whatever waits) at once, so a killed run never loses it.
+    let committed = cache
+        .commit_grouped(&key, result, lock)
+        .and_then(|()| if secs >= GROUP_LATENCY.as_secs_f64() { cache.flush_commits() } else { Ok(()) });
+    if let Err(e) = committed {
         return Done::Err(format!("cannot record the result: {e}"), Blame::Environment);
     }
     Done::Ok { id, secs, by_other: None }

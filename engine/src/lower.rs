@@ -6,6 +6,7 @@ use crate::check::{Def, Program, bind_args};
 use crate::diagnostic::suggest;
 use crate::plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
 use crate::report::fmt_num;
+use foldhash::HashMap as FxHashMap;
 use lab_grammar::{BinOp, Binding, Expr, ExprKind, ReportEntry, Span, TableItem};
 use lab_ops::{Registry, Type, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +18,36 @@ pub const MAX_INSTANCES: usize = 1_000_000;
 type Env = Vec<(String, Value)>;
 
 /// The steps of one sweep, in sweep order, and where each encoded index sits.
-type Family = (Vec<(Vec<u8>, Instance)>, HashMap<Vec<u8>, usize>);
+#[derive(Default)]
+struct Family {
+    list: Vec<(Vec<u8>, Instance)>,
+    /// Built once the family is large enough for a search to be slow (most steps are
+    /// families of one).
+    index: Option<FxHashMap<Vec<u8>, usize>>,
+}
+
+impl Family {
+    const INDEXED: usize = 16;
+
+    fn position(&self, key: &[u8]) -> Option<usize> {
+        match &self.index {
+            Some(m) => m.get(key).copied(),
+            None => self.list.iter().position(|(k, _)| k == key),
+        }
+    }
+
+    fn push(&mut self, key: Vec<u8>, inst: Instance) {
+        if let Some(m) = &mut self.index {
+            m.insert(key.clone(), self.list.len());
+        } else if self.list.len() + 1 >= Self::INDEXED {
+            let mut m: FxHashMap<Vec<u8>, usize> =
+                self.list.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+            m.insert(key.clone(), self.list.len());
+            self.index = Some(m);
+        }
+        self.list.push((key, inst));
+    }
+}
 
 struct Instance {
     env: Env,
@@ -36,13 +66,13 @@ enum State {
 pub(crate) struct Lowerer<'a, 'r> {
     program: &'a Program<'a>,
     registry: &'r Registry,
-    types: &'a BTreeMap<String, (Type, bool)>,
+    types: &'a FxHashMap<String, (Type, bool)>,
     overrides: BTreeMap<String, (Expr, String)>,
     params: BTreeMap<String, Option<Value>>,
     /// family → instances in sweep order, and encoded index → position
-    instances: BTreeMap<String, Family>,
+    instances: FxHashMap<String, Family>,
     nodes: Vec<Node>,
-    dedupe: HashMap<Vec<u8>, usize>,
+    dedupe: FxHashMap<Vec<u8>, usize>,
     total_instances: usize,
     /// The directory of each source file, to resolve `Path` arguments.
     dirs: Vec<std::path::PathBuf>,
@@ -53,7 +83,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
     pub fn new(
         program: &'a Program<'a>,
         registry: &'r Registry,
-        types: &'a BTreeMap<String, (Type, bool)>,
+        types: &'a FxHashMap<String, (Type, bool)>,
         overrides: BTreeMap<String, (Expr, String)>,
         dirs: Vec<std::path::PathBuf>,
     ) -> Self {
@@ -63,9 +93,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
             types,
             overrides,
             params: BTreeMap::new(),
-            instances: BTreeMap::new(),
+            instances: FxHashMap::default(),
             nodes: Vec::new(),
-            dedupe: HashMap::new(),
+            dedupe: FxHashMap::default(),
             total_instances: 0,
             dirs,
             diags: Vec::new(),
@@ -73,9 +103,8 @@ impl<'a, 'r> Lowerer<'a, 'r> {
     }
 
     pub fn lower(mut self) -> (Option<Plan>, Vec<Diag>) {
-        let mut names: Vec<String> = self.program.defs.keys().cloned().collect();
         // Source order, so the plan reads like the file.
-        names.sort_by_cached_key(|n| self.program.defs[n].name_span());
+        let names = self.program.names_in_order();
         for n in &names {
             if matches!(self.program.defs[n], Def::Param(_)) {
                 self.param(n);
@@ -92,7 +121,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         let keys: Vec<(String, Vec<u8>)> = names
             .iter()
             .filter_map(|f| {
-                self.instances.get(f).map(|(v, _)| v.iter().map(|(k, _)| (f.clone(), k.clone())).collect::<Vec<_>>())
+                self.instances
+                    .get(f)
+                    .map(|fam| fam.list.iter().map(|(k, _)| (f.clone(), k.clone())).collect::<Vec<_>>())
             })
             .flatten()
             .collect();
@@ -177,8 +208,8 @@ impl<'a, 'r> Lowerer<'a, 'r> {
             if self.total_instances > MAX_INSTANCES {
                 return;
             }
-            let (list, index) = self.instances.entry(family.to_string()).or_default();
-            if index.contains_key(&key) {
+            let fam = self.instances.entry(family.to_string()).or_default();
+            if fam.position(&key).is_some() {
                 self.diags.push(
                     Diag::new("lab::duplicate", format!("`{name}` is defined twice by this sweep"))
                         .at(step.target.span, "two loop values give the same index")
@@ -186,8 +217,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 );
                 return;
             }
-            index.insert(key.clone(), list.len());
-            list.push((key, Instance { env: env.clone(), name, state: State::Pending }));
+            fam.push(key, Instance { env: env.clone(), name, state: State::Pending });
             return;
         }
         let b = loops[depth];
@@ -230,9 +260,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
 
     /// The value of an instance: evaluates its definition once.
     fn resolve(&mut self, family: &str, key: &[u8]) -> Option<ArgVal> {
-        let (list, index) = self.instances.get_mut(family)?;
-        let pos = *index.get(key)?;
-        let inst = &mut list[pos].1;
+        let fam = self.instances.get_mut(family)?;
+        let pos = fam.position(key)?;
+        let inst = &mut fam.list[pos].1;
         match &inst.state {
             State::Done(v) => return v.clone(),
             State::Visiting => {
@@ -245,7 +275,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         let (env, name) = (std::mem::take(&mut inst.env), inst.name.clone());
         let Def::Step { step, .. } = &self.program.defs[family] else { unreachable!() };
         let v = self.eval(&step.value, &env, &name, true);
-        let inst = &mut self.instances.get_mut(family).expect("family").0[pos].1;
+        let inst = &mut self.instances.get_mut(family).expect("family").list[pos].1;
         inst.state = State::Done(v.clone());
         inst.env = env;
         v
@@ -342,11 +372,11 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                     }
                     Def::Step { .. } => {
                         let key = encode_index(&idx);
-                        if !self.instances.get(&name.name).is_some_and(|(_, m)| m.contains_key(&key)) {
+                        if !self.instances.get(&name.name).is_some_and(|f| f.position(&key).is_some()) {
                             let have: Vec<String> = self
                                 .instances
                                 .get(&name.name)
-                                .map(|(v, _)| v.iter().map(|(_, i)| i.name.clone()).take(8).collect())
+                                .map(|f| f.list.iter().map(|(_, i)| i.name.clone()).take(8).collect())
                                 .unwrap_or_default();
                             let want = instance_name(&name.name, &idx);
                             self.diags.push(
@@ -438,7 +468,10 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                         _ => return None,
                     },
                 };
-                let mut key = sig.name().into_bytes();
+                let mut key = Vec::with_capacity(128);
+                key.extend_from_slice(sig.kind.as_bytes());
+                key.push(b'.');
+                key.extend_from_slice(sig.method.as_bytes());
                 key.extend_from_slice(&sig.version.to_le_bytes());
                 for (k, v) in &args {
                     key.extend_from_slice(k.as_bytes());
@@ -876,8 +909,9 @@ impl<'a, 'r> Lowerer<'a, 'r> {
 
 /// Checks `--set` names against the program's params.
 pub(crate) fn check_override_names(program: &Program, names: &[String]) -> Vec<Diag> {
-    let params: Vec<&str> =
+    let mut params: Vec<&str> =
         program.defs.iter().filter(|(_, d)| matches!(d, Def::Param(_))).map(|(n, _)| n.as_str()).collect();
+    params.sort_unstable();
     names
         .iter()
         .filter(|n| !params.contains(&n.as_str()))

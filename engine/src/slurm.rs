@@ -841,7 +841,13 @@ fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel
         pipeline: &spec.pipeline,
         executor: &executor,
     };
-    match execute(&action, cache, registry, &opts) {
+    let done = execute(&action, cache, registry, &opts);
+    // The driver reads the outcome as final: the result is on disk before it is written.
+    let done = match (done, cache.flush_commits()) {
+        (Done::Ok { .. }, Err(e)) => Done::Err(format!("cannot record the result: {e}"), Blame::Environment),
+        (done, _) => done,
+    };
+    match done {
         Done::Ok { id, secs, by_other } => Outcome {
             ok: true,
             id: Some(id),

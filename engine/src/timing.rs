@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 fn log() -> Option<&'static Mutex<Vec<(&'static str, Duration)>>> {
     static LOG: OnceLock<Option<Mutex<Vec<(&'static str, Duration)>>>> = OnceLock::new();
-    LOG.get_or_init(|| std::env::var_os("LABRUN_TIMINGS").filter(|v| v != "0").map(|_| Mutex::new(Vec::new())))
-        .as_ref()
+    LOG.get_or_init(|| std::env::var_os("LABRUN_TIMINGS").filter(|v| v != "0").map(|_| Mutex::new(Vec::new()))).as_ref()
 }
 
 /// Times a phase from now until the guard drops.

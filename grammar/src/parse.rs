@@ -318,6 +318,13 @@ impl Builder<'_> {
     }
 
     fn expr(&mut self, p: Pair<Rule>) -> Expr {
+        // Most expressions are a single value: no operator to resolve.
+        {
+            let mut inner = p.clone().into_inner();
+            if let (Some(only), None) = (inner.next(), inner.next()) {
+                return self.primary(only);
+            }
+        }
         let span = self.span(&p);
         let prefixes = p.clone().into_inner().filter(|q| q.as_rule() == Rule::neg).count();
         if prefixes > MAX_PREFIX {
