@@ -5,6 +5,7 @@
 use crate::Diag;
 use crate::diagnostic::suggest;
 use crate::load::Loaded;
+use crate::typed::{DefId, TCall, TDef, TDefKind, TExpr, TKind, TReport, TRow, TTable, TTableItem};
 use foldhash::HashMap as FxHashMap;
 use lab_grammar::{Arg, BinOp, Binding, Call, Expr, ExprKind, Item, Param, Report, ReportEntry, Span, Step, TableItem};
 use lab_ops::{KINDS, ParamSpec, Registry, Signature, Type};
@@ -44,15 +45,10 @@ impl Def<'_> {
 pub(crate) struct Program<'a> {
     pub defs: FxHashMap<String, Def<'a>>,
     pub reports: Vec<&'a Report>,
-}
-
-impl Program<'_> {
-    /// Every defined name, in source order (file, then position).
-    pub fn names_in_order(&self) -> Vec<String> {
-        let mut names: Vec<(&String, Span)> = self.defs.iter().map(|(n, d)| (n, d.name_span())).collect();
-        names.sort_unstable_by_key(|(_, s)| (s.file, s.start));
-        names.into_iter().map(|(n, _)| n.clone()).collect()
-    }
+    /// Every defined name in source order (file, then position): its position is its
+    /// [`DefId`].
+    pub names: Vec<String>,
+    pub ids: FxHashMap<String, DefId>,
 }
 
 /// Gathers definitions from every file; duplicates are errors with both places.
@@ -100,7 +96,11 @@ pub(crate) fn collect<'a>(loaded: &'a Loaded, diags: &mut Vec<Diag>) -> Program<
         }
         walk(&file.items, &mut Vec::new(), &mut defs, diags);
     }
-    Program { defs, reports }
+    let mut order: Vec<(&String, Span)> = defs.iter().map(|(n, d)| (n, d.name_span())).collect();
+    order.sort_unstable_by_key(|(_, s)| (s.file, s.start));
+    let names: Vec<String> = order.into_iter().map(|(n, _)| n.clone()).collect();
+    let ids = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
+    Program { defs, reports, names, ids }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -113,11 +113,15 @@ enum State {
 pub(crate) struct Checker<'a, 'r> {
     pub program: &'a Program<'a>,
     pub registry: &'r Registry,
-    pub types: FxHashMap<String, (Type, bool)>,
-    state: FxHashMap<String, State>,
-    stack: Vec<String>,
+    /// Each definition's type and whether it is known before the run, by [`DefId`].
+    types: Vec<Option<(Type, bool)>>,
+    state: Vec<Option<State>>,
+    stack: Vec<DefId>,
     reported_cycles: BTreeSet<Vec<String>>,
     pub diags: Vec<Diag>,
+    /// The typed definitions, by [`DefId`], as they are checked.
+    resolved: Vec<Option<TDef>>,
+    reports: Vec<TReport>,
 }
 
 /// Loop variables in scope, innermost last.
@@ -128,50 +132,88 @@ impl<'a, 'r> Checker<'a, 'r> {
         Checker {
             program,
             registry,
-            types: FxHashMap::default(),
-            state: FxHashMap::default(),
+            types: vec![None; program.names.len()],
+            state: vec![None; program.names.len()],
             stack: Vec::new(),
             reported_cycles: BTreeSet::new(),
             diags: Vec::new(),
+            resolved: (0..program.names.len()).map(|_| None).collect(),
+            reports: Vec::new(),
         }
+    }
+
+    /// The typed program, once [`Checker::check_all`] has run without errors;
+    /// `overrides` are the parsed `--set` values by param name.
+    pub fn typed(&mut self, overrides: &BTreeMap<String, (Expr, String)>) -> crate::typed::Typed {
+        let mut set = Vec::new();
+        for (name, (expr, text)) in overrides {
+            if let Some(&id) = self.program.ids.get(name) {
+                let (t, _) = self.expr(expr, &Vec::new());
+                set.push((id, t, text.clone()));
+            }
+        }
+        let defs = std::mem::take(&mut self.resolved)
+            .into_iter()
+            .zip(&self.program.names)
+            .map(|(d, name)| {
+                d.unwrap_or_else(|| TDef {
+                    name: name.clone(),
+                    span: self.program.defs[name].name_span(),
+                    ty: Type::Any,
+                    kind: TDefKind::Param { value: TExpr::invalid(Span::default()), text: String::new() },
+                })
+            })
+            .collect();
+        crate::typed::Typed { defs, reports: std::mem::take(&mut self.reports), overrides: set }
     }
 
     /// Checks every definition and report row.
     pub fn check_all(&mut self) {
-        for n in self.program.names_in_order() {
-            self.def_type(&n);
+        for id in 0..self.program.names.len() {
+            self.def_type(id);
         }
         for r in self.program.reports.clone() {
+            let mut report = TReport { title: r.title.value.clone(), tables: Vec::new(), rows: Vec::new() };
             for entry in &r.entries {
                 match entry {
                     ReportEntry::Row(row) => {
-                        self.expr(&row.value, &Vec::new());
+                        let (value, _) = self.expr(&row.value, &Vec::new());
+                        report.rows.push(t_row(row, value));
                     }
                     ReportEntry::Table(t) => {
+                        let mut table =
+                            TTable { caption: t.caption.as_ref().map(|c| c.value.clone()), items: Vec::new() };
                         for item in &t.items {
                             match item {
-                                TableItem::Row(row) => self.table_row(row, &Vec::new()),
+                                TableItem::Row(row) => {
+                                    let row = self.table_row(row, &Vec::new());
+                                    table.items.push(TTableItem::Row(row));
+                                }
                                 TableItem::For { bindings, rows, .. } => {
                                     let mut scope: Scope = Vec::new();
+                                    let mut typed = Vec::new();
                                     for b in bindings {
-                                        let ty = self.binding_type(b, &scope);
+                                        let (iter, ty) = self.binding_type(b, &scope);
                                         scope.push((b.name.name.clone(), ty));
+                                        typed.push((b.name.name.clone(), iter));
                                     }
-                                    for row in rows {
-                                        self.table_row(row, &scope);
-                                    }
+                                    let rows = rows.iter().map(|row| self.table_row(row, &scope)).collect();
+                                    table.items.push(TTableItem::For { bindings: typed, rows });
                                 }
                             }
                         }
+                        report.tables.push(table);
                     }
                 }
             }
+            self.reports.push(report);
         }
     }
 
-    fn table_row(&mut self, row: &lab_grammar::Row, scope: &Scope) {
-        let (ty, _) = self.expr(&row.value, scope);
-        if matches!(ty, Type::Figure) || matches!(&ty, Type::List(t) if **t == Type::Figure) {
+    fn table_row(&mut self, row: &lab_grammar::Row, scope: &Scope) -> TRow {
+        let (value, _) = self.expr(&row.value, scope);
+        let ty = &value.ty;
+        if matches!(ty, Type::Figure) || matches!(ty, Type::List(t) if **t == Type::Figure) {
             self.diags.push(
                 Diag::new("lab::type_mismatch", "a table cannot show a figure")
                     .at(row.value.span, "this is a Figure")
@@ -187,32 +229,39 @@ impl<'a, 'r> Checker<'a, 'r> {
                 );
             }
         }
+        t_row(row, value)
     }
 
     /// The type of a definition and whether its value is known before the run.
-    pub fn def_type(&mut self, name: &str) -> (Type, bool) {
-        if let Some(t) = self.types.get(name) {
+    pub fn def_type(&mut self, id: DefId) -> (Type, bool) {
+        if let Some(t) = &self.types[id] {
             return t.clone();
         }
-        if self.state.get(name) == Some(&State::Visiting) {
-            self.report_cycle(name);
+        if self.state[id] == Some(State::Visiting) {
+            self.report_cycle(id);
             return (Type::Any, false);
         }
+        let program = self.program;
+        let name = program.names[id].as_str();
         let def = self.program.defs[name].clone();
-        self.state.insert(name.to_string(), State::Visiting);
-        self.stack.push(name.to_string());
+        self.state[id] = Some(State::Visiting);
+        self.stack.push(id);
         let mut scope: Scope = Vec::new();
-        if let Def::Step { loops, step } = &def {
-            for b in loops {
-                let t = self.binding_type(b, &scope);
+        let mut loops = Vec::new();
+        let mut index = Vec::new();
+        if let Def::Step { loops: bindings, step } = &def {
+            for b in bindings {
+                let (iter, t) = self.binding_type(b, &scope);
                 scope.push((b.name.name.clone(), t));
+                loops.push(iter);
             }
             for i in &step.target.index {
                 let (t, _) = self.expr(i, &scope);
-                self.expect_key(i, &t);
+                self.expect_key(i, &t.ty);
+                index.push(t);
             }
         }
-        let (ty, is_const) = self.expr(def.value(), &scope);
+        let (value, is_const) = self.expr(def.value(), &scope);
         if let Def::Param(p) = &def
             && !is_const
         {
@@ -223,15 +272,20 @@ impl<'a, 'r> Checker<'a, 'r> {
             );
         }
         self.stack.pop();
-        self.state.insert(name.to_string(), State::Done);
-        let result = (ty, is_const);
-        self.types.insert(name.to_string(), result.clone());
+        self.state[id] = Some(State::Done);
+        let result = (value.ty.clone(), is_const);
+        self.types[id] = Some(result.clone());
+        let kind = match &def {
+            Def::Param(p) => TDefKind::Param { value, text: text_of(&p.value) },
+            Def::Step { step, .. } => TDefKind::Step { loops, index, target: step.target.span, value, span: step.span },
+        };
+        self.resolved[id] = Some(TDef { name: name.to_string(), span: def.name_span(), ty: result.0.clone(), kind });
         result
     }
 
-    fn report_cycle(&mut self, name: &str) {
-        let at = self.stack.iter().position(|n| n == name).unwrap_or(0);
-        let members: Vec<String> = self.stack[at..].to_vec();
+    fn report_cycle(&mut self, id: DefId) {
+        let at = self.stack.iter().position(|&n| n == id).unwrap_or(0);
+        let members: Vec<String> = self.stack[at..].iter().map(|&n| self.program.names[n].clone()).collect();
         let mut key = members.clone();
         key.sort();
         if !self.reported_cycles.insert(key) {
@@ -252,29 +306,31 @@ impl<'a, 'r> Checker<'a, 'r> {
         self.diags.push(d.help("steps may not depend on themselves; break the cycle by using an earlier step"));
     }
 
-    fn binding_type(&mut self, b: &Binding, scope: &Scope) -> Type {
-        let (t, is_const) = self.expr(&b.iter, scope);
+    /// A loop's range, typed, and the type of its variable.
+    fn binding_type(&mut self, b: &Binding, scope: &Scope) -> (TExpr, Type) {
+        let (iter, is_const) = self.expr(&b.iter, scope);
         if !is_const {
             self.diags.push(
                 Diag::new("lab::not_constant", "a sweep must be over values known before the run")
                     .at(b.iter.span, "this depends on a step")
                     .help("sweep over a param or a literal list: `for s in [0, 1, 2]`"),
             );
-            return Type::Any;
+            return (iter, Type::Any);
         }
-        match t {
-            Type::List(e) => *e,
+        let ty = match &iter.ty {
+            Type::List(e) => (**e).clone(),
             Type::Range => Type::Int,
             Type::Any => Type::Any,
             other => {
                 self.diags.push(
-                    Diag::new("lab::type_mismatch", format!("cannot sweep over {}", an(&other)))
-                        .at(b.iter.span, format!("this is {}", an(&other)))
+                    Diag::new("lab::type_mismatch", format!("cannot sweep over {}", an(other)))
+                        .at(b.iter.span, format!("this is {}", an(other)))
                         .help("`for` takes a list (`[1, 2, 4]`) or a range (`0..5`)"),
                 );
                 Type::Any
             }
-        }
+        };
+        (iter, ty)
     }
 
     fn expect_key(&mut self, e: &Expr, t: &Type) {
@@ -286,20 +342,23 @@ impl<'a, 'r> Checker<'a, 'r> {
         }
     }
 
-    /// The type of `e` and whether it is known before the run.
-    pub fn expr(&mut self, e: &Expr, scope: &Scope) -> (Type, bool) {
+    /// `e` resolved and typed, and whether it is known before the run.
+    pub fn expr(&mut self, e: &Expr, scope: &Scope) -> (TExpr, bool) {
+        let typed = |kind: TKind, ty: Type| TExpr { kind, span: e.span, ty };
         match &e.kind {
-            ExprKind::Int { .. } => (Type::Int, true),
-            ExprKind::Float { .. } => (Type::Float, true),
-            ExprKind::Str(_) => (Type::Str, true),
-            ExprKind::Bool(_) => (Type::Bool, true),
+            ExprKind::Int { value, .. } => (typed(TKind::Int(*value), Type::Int), true),
+            ExprKind::Float { value, .. } => (typed(TKind::Float(*value), Type::Float), true),
+            ExprKind::Str(v) => (typed(TKind::Str(v.clone()), Type::Str), true),
+            ExprKind::Bool(b) => (typed(TKind::Bool(*b), Type::Bool), true),
             ExprKind::Paren(x) => self.expr(x, scope),
             ExprKind::List(items) => {
                 let mut elem = Type::Any;
                 let mut all_const = true;
                 let mut first_span: Option<(Span, Type)> = None;
+                let mut out = Vec::with_capacity(items.len());
                 for i in items {
-                    let (t, c) = self.expr(i, scope);
+                    let (x, c) = self.expr(i, scope);
+                    let t = x.ty.clone();
                     all_const &= c;
                     match elem.unify(&t) {
                         Some(u) => elem = u,
@@ -317,12 +376,14 @@ impl<'a, 'r> Checker<'a, 'r> {
                     if first_span.is_none() {
                         first_span = Some((i.span, t));
                     }
+                    out.push(x);
                 }
-                (Type::list(elem), all_const)
+                (typed(TKind::List(out), Type::list(elem)), all_const)
             }
             ExprKind::Record(fields) => {
                 let mut seen = BTreeMap::new();
                 let mut all_const = true;
+                let mut out = Vec::with_capacity(fields.len());
                 for (k, v) in fields {
                     if let Some(prev) = seen.insert(k.name.clone(), k.span) {
                         self.diags.push(
@@ -331,47 +392,57 @@ impl<'a, 'r> Checker<'a, 'r> {
                                 .also(prev, "first here"),
                         );
                     }
-                    all_const &= self.expr(v, scope).1;
+                    let (x, c) = self.expr(v, scope);
+                    all_const &= c;
+                    out.push((k.name.clone(), x));
                 }
-                (Type::Record, all_const)
+                (typed(TKind::Record(out), Type::Record), all_const)
             }
             ExprKind::Neg(x) => {
-                let (t, c) = self.expr(x, scope);
+                let (inner, c) = self.expr(x, scope);
+                let t = inner.ty.clone();
                 self.numeric(x, &t, c, "-");
-                (if t.is_numeric() { t } else { Type::Any }, c)
+                let ty = if t.is_numeric() { t } else { Type::Any };
+                (typed(TKind::Neg(Box::new(inner)), ty), c)
             }
             ExprKind::Binary { op, lhs, rhs } => {
-                let (lt, lc) = self.expr(lhs, scope);
-                let (rt, rc) = self.expr(rhs, scope);
+                let (l, lc) = self.expr(lhs, scope);
+                let (r, rc) = self.expr(rhs, scope);
+                let (lt, rt) = (l.ty.clone(), r.ty.clone());
                 let ok = self.numeric(lhs, &lt, lc, op.symbol()) & self.numeric(rhs, &rt, rc, op.symbol());
-                if !ok {
-                    return (Type::Any, lc && rc);
-                }
-                match op {
-                    BinOp::Range => {
-                        for (x, t) in [(lhs, &lt), (rhs, &rt)] {
-                            if *t == Type::Float {
-                                self.diags.push(
-                                    Diag::new("lab::bad_range", "range bounds must be integers")
-                                        .at(x.span, "this is a Float")
-                                        .help("write `0..10`; for a list of floats write `[0.1, 0.2]`"),
-                                );
+                let (ty, c) = if !ok {
+                    (Type::Any, lc && rc)
+                } else {
+                    match op {
+                        BinOp::Range => {
+                            for (x, t) in [(lhs, &lt), (rhs, &rt)] {
+                                if *t == Type::Float {
+                                    self.diags.push(
+                                        Diag::new("lab::bad_range", "range bounds must be integers")
+                                            .at(x.span, "this is a Float")
+                                            .help("write `0..10`; for a list of floats write `[0.1, 0.2]`"),
+                                    );
+                                }
                             }
+                            (Type::Range, true)
                         }
-                        (Type::Range, true)
+                        BinOp::Div => (Type::Float, true),
+                        _ => (lt.unify(&rt).unwrap_or(Type::Any), true),
                     }
-                    BinOp::Div => (Type::Float, true),
-                    _ => (lt.unify(&rt).unwrap_or(Type::Any), true),
-                }
+                };
+                (typed(TKind::Binary { op: *op, lhs: Box::new(l), rhs: Box::new(r) }, ty), c)
             }
             ExprKind::Comprehension { body, clauses } => {
                 let mut inner = scope.clone();
+                let mut iters = Vec::with_capacity(clauses.len());
                 for c in clauses {
-                    let t = self.binding_type(c, &inner);
+                    let (iter, t) = self.binding_type(c, &inner);
                     inner.push((c.name.name.clone(), t));
+                    iters.push(iter);
                 }
-                let (t, c) = self.expr(body, &inner);
-                (Type::list(t), c)
+                let (b, c) = self.expr(body, &inner);
+                let ty = Type::list(b.ty.clone());
+                (typed(TKind::Comprehension { body: Box::new(b), clauses: iters }, ty), c)
             }
             ExprKind::Ref { name, index } => self.reference(e, name, index, scope),
             ExprKind::Call(call) => {
@@ -381,41 +452,48 @@ impl<'a, 'r> Checker<'a, 'r> {
                         for a in &call.args {
                             self.expr(&a.value, scope);
                         }
-                        return (Type::Any, false);
+                        return (TExpr::invalid(e.span), false);
                     }
                 };
                 let sig = std::sync::Arc::clone(sig);
                 let bound = bind_args(&sig, call, e.span, &mut self.diags);
+                let mut args = Vec::with_capacity(bound.len());
                 for (spec, arg) in &bound {
-                    if let Some(arg) = arg {
-                        let (t, _) = self.expr(&arg.value, scope);
-                        if !spec.ty.accepts(&t) {
-                            self.diags.push(type_mismatch(&sig, spec, &arg.value, &t));
+                    args.push(arg.map(|arg| {
+                        let (x, _) = self.expr(&arg.value, scope);
+                        if !spec.ty.accepts(&x.ty) {
+                            self.diags.push(type_mismatch(&sig, spec, &arg.value, &x.ty));
                         }
-                    }
+                        x
+                    }));
                 }
                 // Extra positional or unknown named args were reported by bind_args; still
                 // check their values for errors of their own.
                 let resources = resources_arg(&sig, call);
+                let mut typed_resources = None;
                 for a in &call.args {
                     if !bound.iter().any(|(_, b)| b.is_some_and(|b| std::ptr::eq(b, a))) {
-                        let (t, _) = self.expr(&a.value, scope);
-                        if resources.is_some_and(|r| std::ptr::eq(r, a)) && !Type::Record.accepts(&t) {
-                            self.diags.push(
-                                Diag::new(
-                                    "lab::type_mismatch",
-                                    format!("`resources` takes a record, not {}", an(&t)),
-                                )
-                                .at(a.value.span, format!("this is {}", an(&t)))
-                                .help(format!(
-                                    "write e.g. `resources: {{cpus: 4, mem: \"8G\", time: \"2h\"}}`; the fields are {}",
-                                    lab_ops::Resources::FIELDS
-                                )),
-                            );
+                        let (x, _) = self.expr(&a.value, scope);
+                        if resources.is_some_and(|r| std::ptr::eq(r, a)) {
+                            if !Type::Record.accepts(&x.ty) {
+                                self.diags.push(
+                                    Diag::new(
+                                        "lab::type_mismatch",
+                                        format!("`resources` takes a record, not {}", an(&x.ty)),
+                                    )
+                                    .at(a.value.span, format!("this is {}", an(&x.ty)))
+                                    .help(format!(
+                                        "write e.g. `resources: {{cpus: 4, mem: \"8G\", time: \"2h\"}}`; the fields are {}",
+                                        lab_ops::Resources::FIELDS
+                                    )),
+                                );
+                            }
+                            typed_resources = Some(x);
                         }
                     }
                 }
-                (sig.output.clone(), false)
+                let ty = sig.output.clone();
+                (typed(TKind::Call(Box::new(TCall { sig, args, resources: typed_resources })), ty), false)
             }
         }
     }
@@ -440,13 +518,19 @@ impl<'a, 'r> Checker<'a, 'r> {
         true
     }
 
-    fn reference(&mut self, e: &Expr, name: &lab_grammar::Ident, index: &[Expr], scope: &Scope) -> (Type, bool) {
-        let index_types: Vec<(Type, bool)> = index.iter().map(|i| self.expr(i, scope)).collect();
-        for (i, (t, _)) in index.iter().zip(&index_types) {
-            self.expect_key(i, t);
+    fn reference(&mut self, e: &Expr, name: &lab_grammar::Ident, index: &[Expr], scope: &Scope) -> (TExpr, bool) {
+        let mut typed_index = Vec::with_capacity(index.len());
+        let mut index_types = Vec::with_capacity(index.len());
+        for i in index {
+            let (x, c) = self.expr(i, scope);
+            self.expect_key(i, &x.ty);
+            index_types.push((x.ty.clone(), c));
+            typed_index.push(x);
         }
-        if let Some((_, t)) = scope.iter().rev().find(|(n, _)| *n == name.name) {
-            return self.index_value(e, &name.name, t.clone(), true, index, &index_types);
+        if let Some(slot) = scope.iter().rposition(|(n, _)| *n == name.name) {
+            let t = scope[slot].1.clone();
+            let (ty, c) = self.index_value(e, &name.name, t, true, index, &index_types);
+            return (TExpr { kind: TKind::Local { slot, index: typed_index }, span: e.span, ty }, c);
         }
         let Some(def) = self.program.defs.get(&name.name).cloned() else {
             // Past the errors that are drawn, a suggestion would only cost time.
@@ -464,12 +548,21 @@ impl<'a, 'r> Checker<'a, 'r> {
                         hint.or_else(|| Some("define it as a step (`name = …`) or a param (`param name = …`)".into())),
                     ),
             );
-            return (Type::Any, false);
+            return (TExpr::invalid(e.span), false);
         };
-        let (t, c) = self.def_type(&name.name);
+        let id = self.program.ids[&name.name];
+        let (t, c) = self.def_type(id);
+        let make = |ty: Type, index: Vec<TExpr>| {
+            let kind = match def {
+                Def::Param(_) => TKind::Param { def: id, index },
+                Def::Step { .. } => TKind::Step { def: id, index },
+            };
+            TExpr { kind, span: e.span, ty }
+        };
         let arity = def.arity();
         if arity == 0 {
-            return self.index_value(e, &name.name, t, c, index, &index_types);
+            let (ty, c) = self.index_value(e, &name.name, t, c, index, &index_types);
+            return (make(ty, typed_index), c);
         }
         if index.len() != arity {
             let Def::Step { step, .. } = &def else { unreachable!() };
@@ -488,9 +581,10 @@ impl<'a, 'r> Checker<'a, 'r> {
                 .also(step.target.span, format!("defined as `{shape}`"))
             };
             self.diags.push(d);
-            return (Type::Any, false);
+            return (TExpr::invalid(e.span), false);
         }
-        (t, c && index_types.iter().all(|(_, c)| *c))
+        let c = c && index_types.iter().all(|(_, c)| *c);
+        (make(t, typed_index), c)
     }
 
     /// Indexing a list-valued param or loop variable: `widths[0]`.
@@ -553,6 +647,19 @@ impl<'a, 'r> Checker<'a, 'r> {
             );
         }
         None
+    }
+}
+
+fn t_row(row: &lab_grammar::Row, value: TExpr) -> TRow {
+    TRow { label: row.label.clone(), label_span: row.label_span, value, span: row.span }
+}
+
+/// A param's default as written, for messages about `--set`.
+fn text_of(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Int { text, .. } | ExprKind::Float { text, .. } => text.clone(),
+        ExprKind::Str(s) => format!("{s:?}"),
+        _ => "…".into(),
     }
 }
 

@@ -5,10 +5,12 @@
 //!   `lab-grammar` into syntax trees (`lab_grammar::File`), collected with their text in
 //!   [`Sources`].
 //! - **Checking** (`check`): every name is resolved and every expression typed against the
-//!   op signatures of `lab-ops`. All errors of the program come back at once as [`Diag`]s.
-//! - **Lowering** (`lower`): params take their values (`--set` overrides included), sweeps
-//!   expand into indexed steps and calls become nodes of a [`Plan`], a DAG in topological
-//!   order. [`Plan::prune`] keeps what chosen targets need.
+//!   op signatures of `lab-ops`. All errors of the program come back at once as [`Diag`]s;
+//!   without errors, the outcome is the typed program (`typed`): names resolved to
+//!   definitions and loop slots, calls bound to their signatures, types attached.
+//! - **Lowering** (`lower`): reads the typed program. Params take their values (`--set`
+//!   overrides included), sweeps expand into indexed steps and calls become nodes of a
+//!   [`Plan`], a DAG in topological order. [`Plan::prune`] keeps what chosen targets need.
 //! - **Running** (`run`): the plan's nodes are looked up in the cache, the missing ones
 //!   run in parallel, and reports are written; the outcome is a `RunReport`.
 //!
@@ -25,6 +27,7 @@ pub mod report;
 pub mod slurm;
 mod source;
 pub mod timing;
+mod typed;
 
 pub use diagnostic::{CODES, Diag, render, suggest};
 pub use plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
@@ -77,9 +80,6 @@ pub fn compile_in(path: &Path, import_root: Option<&Path>, overrides: &[Override
     let (loaded, mut diags) = load::load(path, import_root);
     drop(t);
     let t = timing::phase("check");
-    if !diags.is_empty() {
-        return Compiled { sources: loaded.sources, plan: None, diags };
-    }
     let program = check::collect(&loaded, &mut diags);
     let mut checker = check::Checker::new(&program, registry);
     checker.check_all();
@@ -105,15 +105,17 @@ pub fn compile_in(path: &Path, import_root: Option<&Path>, overrides: &[Override
             })),
         }
     }
+    // The typed program: what lowering reads (overrides resolved and typed like the rest).
+    let typed = checker.typed(&parsed);
+    diags.extend(std::mem::take(&mut checker.diags));
     if !diags.is_empty() {
         sort(&mut diags);
         return Compiled { sources, plan: None, diags };
     }
     drop(t);
     let _t = timing::phase("lower");
-    let types = checker.types.clone();
     let dirs = sources.files.iter().map(|f| f.path.parent().map(Path::to_path_buf).unwrap_or_default()).collect();
-    let (plan, mut lower_diags) = lower::Lowerer::new(&program, registry, &types, parsed, dirs).lower();
+    let (plan, mut lower_diags) = lower::Lowerer::new(&typed, dirs).lower();
     sort(&mut lower_diags);
     Compiled { sources, plan, diags: lower_diags }
 }

@@ -1,21 +1,25 @@
 //! Lowering: params get their values (`--set` included), sweeps expand into indexed
-//! steps, calls become DAG nodes. Identical invocations become one node.
+//! steps, calls become DAG nodes. Identical invocations become one node. Lowering reads
+//! the typed program that `check` produced ([`crate::typed`]): names are already resolved
+//! and calls bound, so nothing here looks a name up or walks syntax.
 
 use crate::Diag;
-use crate::check::{Def, Program, bind_args};
+use crate::check::{Def, Program};
 use crate::diagnostic::suggest;
 use crate::plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
 use crate::report::fmt_num;
+use crate::typed::{DefId, TDefKind, TExpr, TKind, TRow, TTableItem, Typed};
 use foldhash::HashMap as FxHashMap;
-use lab_grammar::{BinOp, Binding, Expr, ExprKind, ReportEntry, Span, TableItem};
-use lab_ops::{Registry, Type, Value};
+use lab_grammar::{BinOp, Span};
+use lab_ops::{Type, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// Sweeps may create at most this many steps in all.
 pub const MAX_INSTANCES: usize = 1_000_000;
 
-type Env = Vec<(String, Value)>;
+/// Loop values in scope, by slot (outermost first), as `check` numbered them.
+type Env = Vec<Value>;
 
 /// The steps of one sweep, in sweep order, and where each encoded index sits.
 #[derive(Default)]
@@ -63,14 +67,14 @@ enum State {
     Done(Option<ArgVal>),
 }
 
-pub(crate) struct Lowerer<'a, 'r> {
-    program: &'a Program<'a>,
-    registry: &'r Registry,
-    types: &'a FxHashMap<String, (Type, bool)>,
-    overrides: BTreeMap<String, (Expr, String)>,
-    params: BTreeMap<String, Option<Value>>,
-    /// family → instances in sweep order, and encoded index → position
-    instances: FxHashMap<String, Family>,
+pub(crate) struct Lowerer<'a> {
+    program: &'a Typed,
+    /// `--set` values by the param they replace, and their text.
+    overrides: FxHashMap<DefId, (&'a TExpr, &'a str)>,
+    /// Each param's value once computed (`Some(None)`: it failed).
+    params: Vec<Option<Option<Value>>>,
+    /// Each step family's instances.
+    instances: Vec<Family>,
     nodes: Vec<Node>,
     dedupe: FxHashMap<Vec<u8>, usize>,
     total_instances: usize,
@@ -79,21 +83,14 @@ pub(crate) struct Lowerer<'a, 'r> {
     pub diags: Vec<Diag>,
 }
 
-impl<'a, 'r> Lowerer<'a, 'r> {
-    pub fn new(
-        program: &'a Program<'a>,
-        registry: &'r Registry,
-        types: &'a FxHashMap<String, (Type, bool)>,
-        overrides: BTreeMap<String, (Expr, String)>,
-        dirs: Vec<std::path::PathBuf>,
-    ) -> Self {
+impl<'a> Lowerer<'a> {
+    pub fn new(program: &'a Typed, dirs: Vec<std::path::PathBuf>) -> Self {
+        let n = program.defs.len();
         Lowerer {
             program,
-            registry,
-            types,
-            overrides,
-            params: BTreeMap::new(),
-            instances: FxHashMap::default(),
+            overrides: program.overrides.iter().map(|(id, e, text)| (*id, (e, text.as_str()))).collect(),
+            params: vec![None; n],
+            instances: (0..n).map(|_| Family::default()).collect(),
             nodes: Vec::new(),
             dedupe: FxHashMap::default(),
             total_instances: 0,
@@ -103,35 +100,37 @@ impl<'a, 'r> Lowerer<'a, 'r> {
     }
 
     pub fn lower(mut self) -> (Option<Plan>, Vec<Diag>) {
+        let program = self.program;
         // Source order, so the plan reads like the file.
-        let names = self.program.names_in_order();
-        for n in &names {
-            if matches!(self.program.defs[n], Def::Param(_)) {
-                self.param(n);
+        for (id, d) in program.defs.iter().enumerate() {
+            if d.is_param() {
+                self.param(id);
             }
         }
-        for n in &names {
-            if let Def::Step { step, loops } = &self.program.defs[n] {
-                self.enumerate(n, step, loops, 0, &mut Vec::new());
+        for (id, d) in program.defs.iter().enumerate() {
+            if let TDefKind::Step { loops, .. } = &d.kind {
+                self.enumerate(id, loops, &mut Vec::new());
             }
         }
         if !self.diags.is_empty() {
             return (None, self.diags);
         }
-        let keys: Vec<(String, Vec<u8>)> = names
+        let keys: Vec<(DefId, Vec<u8>)> = self
+            .instances
             .iter()
-            .filter_map(|f| {
-                self.instances
-                    .get(f)
-                    .map(|fam| fam.list.iter().map(|(k, _)| (f.clone(), k.clone())).collect::<Vec<_>>())
-            })
-            .flatten()
+            .enumerate()
+            .flat_map(|(id, f)| f.list.iter().map(move |(k, _)| (id, k.clone())))
             .collect();
         for (f, k) in keys {
-            self.resolve(&f, &k);
+            self.resolve(f, &k);
         }
         let reports = self.reports();
-        let params = self.params.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let params = self
+            .params
+            .iter()
+            .enumerate()
+            .filter_map(|(id, v)| v.clone().flatten().map(|v| (program.defs[id].name.clone(), v)))
+            .collect();
         if !self.diags.is_empty() {
             return (None, self.diags);
         }
@@ -146,17 +145,18 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         (Some(Plan { nodes: self.nodes, order, reports, params }), self.diags)
     }
 
-    fn param(&mut self, name: &str) -> Option<Value> {
-        if let Some(v) = self.params.get(name) {
+    fn param(&mut self, id: DefId) -> Option<Value> {
+        if let Some(v) = &self.params[id] {
             return v.clone();
         }
-        self.params.insert(name.to_string(), None);
-        let Def::Param(p) = &self.program.defs[name] else { unreachable!() };
-        let declared = self.types.get(name).map(|t| t.0.clone()).unwrap_or(Type::Any);
-        let value = if let Some((expr, text)) = self.overrides.get(name).cloned() {
-            let v = self.constant(&expr, &Vec::new());
+        self.params[id] = Some(None);
+        let def = &self.program.defs[id];
+        let TDefKind::Param { value: default, text: default_text } = &def.kind else { unreachable!() };
+        let (name, declared) = (&def.name, &def.ty);
+        let value = if let Some(&(expr, text)) = self.overrides.get(&id) {
+            let v = self.constant(expr, &Vec::new());
             match v {
-                Some(v) if declared.accepts(&v.type_of()) => Some(coerce(v, &declared)),
+                Some(v) if declared.accepts(&v.type_of()) => Some(coerce(v, declared)),
                 Some(v) => {
                     self.diags.push(
                         Diag::new(
@@ -164,14 +164,13 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                             format!(
                                 "`--set {name}={text}` gives {}, but `{name}` is {}",
                                 crate::check::an(&v.type_of()),
-                                crate::check::an(&declared)
+                                crate::check::an(declared)
                             ),
                         )
-                        .at(p.value.span, format!("`{name}` is {} here", crate::check::an(&declared)))
+                        .at(default.span, format!("`{name}` is {} here", crate::check::an(declared)))
                         .help(format!(
-                            "give {}, like the default: `{name}={}`",
-                            crate::check::an(&declared),
-                            text_of(&p.value)
+                            "give {}, like the default: `{name}={default_text}`",
+                            crate::check::an(declared),
                         )),
                     );
                     None
@@ -179,40 +178,43 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 None => None,
             }
         } else {
-            self.constant(&p.value, &Vec::new())
+            self.constant(default, &Vec::new())
         };
-        self.params.insert(name.to_string(), value.clone());
+        self.params[id] = Some(value.clone());
         value
     }
 
     /// Creates the instances of a step family: one per combination of its loops.
-    fn enumerate(&mut self, family: &str, step: &lab_grammar::Step, loops: &[&Binding], depth: usize, env: &mut Env) {
-        if depth == loops.len() {
-            let mut idx = Vec::new();
-            for i in &step.target.index {
+    fn enumerate(&mut self, family: DefId, loops: &[TExpr], env: &mut Env) {
+        let program = self.program;
+        let def = &program.defs[family];
+        let TDefKind::Step { index, target, span, .. } = &def.kind else { unreachable!() };
+        if env.len() == loops.len() {
+            let mut idx = Vec::with_capacity(index.len());
+            for i in index {
                 match self.constant(i, env) {
                     Some(v) => idx.push(v),
                     None => return,
                 }
             }
             let key = encode_index(&idx);
-            let name = instance_name(family, &idx);
+            let name = instance_name(&def.name, &idx);
             self.total_instances += 1;
             if self.total_instances == MAX_INSTANCES + 1 {
                 self.diags.push(
                     Diag::new("lab::too_large", format!("sweeps create more than {MAX_INSTANCES} steps"))
-                        .at(step.span, "while expanding this step")
+                        .at(*span, "while expanding this step")
                         .help("sweep over fewer values"),
                 );
             }
             if self.total_instances > MAX_INSTANCES {
                 return;
             }
-            let fam = self.instances.entry(family.to_string()).or_default();
+            let fam = &mut self.instances[family];
             if fam.position(&key).is_some() {
                 self.diags.push(
                     Diag::new("lab::duplicate", format!("`{name}` is defined twice by this sweep"))
-                        .at(step.target.span, "two loop values give the same index")
+                        .at(*target, "two loop values give the same index")
                         .help("index the step by every loop variable: `name[a, b]`"),
                 );
                 return;
@@ -220,11 +222,10 @@ impl<'a, 'r> Lowerer<'a, 'r> {
             fam.push(key, Instance { env: env.clone(), name, state: State::Pending });
             return;
         }
-        let b = loops[depth];
-        let Some(items) = self.iterate(&b.iter, env) else { return };
+        let Some(items) = self.iterate(&loops[env.len()], env) else { return };
         for v in items {
-            env.push((b.name.name.clone(), v));
-            self.enumerate(family, step, loops, depth + 1, env);
+            env.push(v);
+            self.enumerate(family, loops, env);
             env.pop();
             if self.total_instances > MAX_INSTANCES {
                 return;
@@ -232,7 +233,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         }
     }
 
-    fn iterate(&mut self, e: &Expr, env: &Env) -> Option<Vec<Value>> {
+    fn iterate(&mut self, e: &TExpr, env: &Env) -> Option<Vec<Value>> {
         match self.constant(e, env)? {
             Value::List(items) => Some(items),
             Value::Range { start, end } => {
@@ -259,30 +260,33 @@ impl<'a, 'r> Lowerer<'a, 'r> {
     }
 
     /// The value of an instance: evaluates its definition once.
-    fn resolve(&mut self, family: &str, key: &[u8]) -> Option<ArgVal> {
-        let fam = self.instances.get_mut(family)?;
+    fn resolve(&mut self, family: DefId, key: &[u8]) -> Option<ArgVal> {
+        let program = self.program;
+        let fam = &mut self.instances[family];
         let pos = fam.position(key)?;
         let inst = &mut fam.list[pos].1;
         match &inst.state {
             State::Done(v) => return v.clone(),
             State::Visiting => {
-                let span = self.program.defs[family].name_span();
-                self.diags.push(Diag::new("lab::cycle", format!("`{family}` depends on itself")).at(span, "here"));
+                let def = &program.defs[family];
+                self.diags
+                    .push(Diag::new("lab::cycle", format!("`{}` depends on itself", def.name)).at(def.span, "here"));
                 return None;
             }
             State::Pending => inst.state = State::Visiting,
         }
-        let (env, name) = (std::mem::take(&mut inst.env), inst.name.clone());
-        let Def::Step { step, .. } = &self.program.defs[family] else { unreachable!() };
-        let v = self.eval(&step.value, &env, &name, true);
-        let inst = &mut self.instances.get_mut(family).expect("family").list[pos].1;
+        let (env, name) = (std::mem::take(&mut inst.env), std::mem::take(&mut inst.name));
+        let TDefKind::Step { value, .. } = &program.defs[family].kind else { unreachable!() };
+        let v = self.eval(value, &env, &name, true);
+        let inst = &mut self.instances[family].list[pos].1;
         inst.state = State::Done(v.clone());
         inst.env = env;
+        inst.name = name;
         v
     }
 
     /// Evaluates an expression that must not involve steps.
-    fn constant(&mut self, e: &Expr, env: &Env) -> Option<Value> {
+    fn constant(&mut self, e: &TExpr, env: &Env) -> Option<Value> {
         match self.eval(e, env, "", false)? {
             ArgVal::Value(v) => Some(v),
             _ => {
@@ -296,28 +300,29 @@ impl<'a, 'r> Lowerer<'a, 'r> {
 
     /// Evaluates `e`. `owner` names calls it creates; `named` says `e` is the whole value of
     /// the step `owner` (so its call takes the step's name).
-    fn eval(&mut self, e: &Expr, env: &Env, owner: &str, named: bool) -> Option<ArgVal> {
+    fn eval(&mut self, e: &TExpr, env: &Env, owner: &str, named: bool) -> Option<ArgVal> {
+        let program = self.program;
         let value = |v| Some(ArgVal::Value(v));
         match &e.kind {
-            ExprKind::Int { value: v, .. } => value(Value::Int(*v)),
-            ExprKind::Float { value: v, .. } => value(Value::Float(*v)),
-            ExprKind::Str(s) => value(Value::Str(s.clone())),
-            ExprKind::Bool(b) => value(Value::Bool(*b)),
-            ExprKind::Paren(x) => self.eval(x, env, owner, named),
-            ExprKind::List(items) => {
-                let mut out = Vec::new();
+            TKind::Int(v) => value(Value::Int(*v)),
+            TKind::Float(v) => value(Value::Float(*v)),
+            TKind::Str(s) => value(Value::Str(s.clone())),
+            TKind::Bool(b) => value(Value::Bool(*b)),
+            TKind::Invalid => None,
+            TKind::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
                 for (i, x) in items.iter().enumerate() {
-                    let child = if creates_nodes(x) { format!("{owner}/{i}") } else { String::new() };
+                    let child = if x.creates_nodes() { format!("{owner}/{i}") } else { String::new() };
                     out.push(self.eval(x, env, &child, false)?);
                 }
                 Some(collapse(out))
             }
-            ExprKind::Record(fields) => {
+            TKind::Record(fields) => {
                 let mut m = BTreeMap::new();
                 for (k, v) in fields {
                     match self.eval(v, env, owner, false)? {
-                        ArgVal::Value(v) => {
-                            m.insert(k.name.clone(), v);
+                        ArgVal::Value(x) => {
+                            m.insert(k.clone(), x);
                         }
                         _ => {
                             self.diags.push(
@@ -330,93 +335,80 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 }
                 value(Value::Record(m))
             }
-            ExprKind::Neg(x) => match self.constant(x, env)? {
+            TKind::Neg(x) => match self.constant(x, env)? {
                 Value::Int(i) => match i.checked_neg() {
                     Some(v) => value(Value::Int(v)),
-                    None => self.overflow(e),
+                    None => self.overflow(e.span),
                 },
                 Value::Float(f) => value(Value::Float(-f)),
                 _ => None,
             },
-            ExprKind::Binary { op, lhs, rhs } => {
+            TKind::Binary { op, lhs, rhs } => {
                 let l = self.constant(lhs, env)?;
                 let r = self.constant(rhs, env)?;
-                self.arith(e, *op, l, r, rhs.span).map(ArgVal::Value)
+                self.arith(e.span, *op, l, r, rhs.span).map(ArgVal::Value)
             }
-            ExprKind::Comprehension { body, clauses } => {
+            TKind::Comprehension { body, clauses } => {
                 let mut out = Vec::new();
                 let mut env = env.clone();
                 self.comprehend(body, clauses, &mut env, owner, &mut out)?;
                 Some(collapse(out))
             }
-            ExprKind::Ref { name, index } => {
-                let mut idx = Vec::new();
-                for i in index {
-                    idx.push(self.constant(i, env)?);
-                }
-                if let Some((_, v)) = env.iter().rev().find(|(n, _)| *n == name.name) {
-                    return self.index_list(e, v.clone(), &idx).map(ArgVal::Value);
-                }
-                match self.program.defs.get(&name.name)? {
-                    Def::Param(_) => {
-                        let v = self.param(&name.name)?;
-                        self.index_list(e, v, &idx).map(ArgVal::Value)
-                    }
-                    Def::Step { step, .. } if step.target.index.is_empty() => {
-                        let v = self.resolve(&name.name, &encode_index(&[]))?;
-                        match (v, idx.as_slice()) {
-                            (v, []) => Some(v),
-                            (ArgVal::Value(list), _) => self.index_list(e, list, &idx).map(ArgVal::Value),
-                            _ => None,
-                        }
-                    }
-                    Def::Step { .. } => {
-                        let key = encode_index(&idx);
-                        if !self.instances.get(&name.name).is_some_and(|f| f.position(&key).is_some()) {
-                            let have: Vec<String> = self
-                                .instances
-                                .get(&name.name)
-                                .map(|f| f.list.iter().map(|(_, i)| i.name.clone()).take(8).collect())
-                                .unwrap_or_default();
-                            let want = instance_name(&name.name, &idx);
-                            self.diags.push(
-                                Diag::new("lab::bad_index", format!("`{want}` does not exist"))
-                                    .at(e.span, "no step has this index")
-                                    .also(self.program.defs[&name.name].name_span(), "the sweep is defined here")
-                                    .help(if have.is_empty() {
-                                        "the sweep that defines it is empty".to_string()
-                                    } else {
-                                        format!(
-                                            "it defines {}{}",
-                                            have.join(", "),
-                                            if have.len() == 8 { ", …" } else { "" }
-                                        )
-                                    }),
-                            );
-                            return None;
-                        }
-                        self.resolve(&name.name, &key)
-                    }
-                }
+            TKind::Local { slot, index } => {
+                let idx = self.index_values(index, env)?;
+                let v = env.get(*slot)?.clone();
+                self.index_list(e.span, v, &idx).map(ArgVal::Value)
             }
-            ExprKind::Call(call) => {
-                let (sig, _) = self.registry.get(&call.kind.name, &call.method.name)?;
-                let sig = std::sync::Arc::clone(sig);
-                let mut scratch = Vec::new();
-                let bound = bind_args(&sig, call, e.span, &mut scratch);
+            TKind::Param { def, index } => {
+                let idx = self.index_values(index, env)?;
+                let v = self.param(*def)?;
+                self.index_list(e.span, v, &idx).map(ArgVal::Value)
+            }
+            TKind::Step { def, index } => {
+                let idx = self.index_values(index, env)?;
+                let TDefKind::Step { index: own, .. } = &program.defs[*def].kind else { unreachable!() };
+                if own.is_empty() {
+                    let v = self.resolve(*def, &encode_index(&[]))?;
+                    return match (v, idx.as_slice()) {
+                        (v, []) => Some(v),
+                        (ArgVal::Value(list), _) => self.index_list(e.span, list, &idx).map(ArgVal::Value),
+                        _ => None,
+                    };
+                }
+                let key = encode_index(&idx);
+                if self.instances[*def].position(&key).is_none() {
+                    let d = &program.defs[*def];
+                    let have: Vec<String> =
+                        self.instances[*def].list.iter().map(|(_, i)| i.name.clone()).take(8).collect();
+                    let want = instance_name(&d.name, &idx);
+                    self.diags.push(
+                        Diag::new("lab::bad_index", format!("`{want}` does not exist"))
+                            .at(e.span, "no step has this index")
+                            .also(d.span, "the sweep is defined here")
+                            .help(if have.is_empty() {
+                                "the sweep that defines it is empty".to_string()
+                            } else {
+                                format!("it defines {}{}", have.join(", "), if have.len() == 8 { ", …" } else { "" })
+                            }),
+                    );
+                    return None;
+                }
+                self.resolve(*def, &key)
+            }
+            TKind::Call(call) => {
+                let sig = std::sync::Arc::clone(&call.sig);
                 let mut args = BTreeMap::new();
                 let mut deps = Vec::new();
                 let mut spans: BTreeMap<&'static str, Span> = BTreeMap::new();
-                for (spec, arg) in bound {
+                for (spec, arg) in sig.params.iter().zip(&call.args) {
                     if let Some(a) = arg {
-                        spans.insert(spec.name, a.value.span);
+                        spans.insert(spec.name, a.span);
                     }
                     let v = match arg {
                         Some(a) => {
                             let child =
-                                if creates_nodes(&a.value) { format!("{owner}/{}", spec.name) } else { String::new() };
-                            let v = self.eval(&a.value, env, &child, false)?;
-                            match v {
+                                if a.creates_nodes() { format!("{owner}/{}", spec.name) } else { String::new() };
+                            match self.eval(a, env, &child, false)? {
                                 ArgVal::Value(v) => ArgVal::Value(coerce(v, &spec.ty)),
                                 other => other,
                             }
@@ -426,7 +418,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                     if let ArgVal::Value(Value::Range { start, end }) = &v
                         && start > end
                     {
-                        let span = arg.map_or(e.span, |a| a.value.span);
+                        let span = arg.as_ref().map_or(e.span, |a| a.span);
                         self.diags.push(
                             Diag::new(
                                 "lab::bad_range",
@@ -439,7 +431,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                     }
                     v.deps(&mut deps);
                     if let (Type::Path | Type::Dir, ArgVal::Value(Value::Str(p))) = (&spec.ty, &v) {
-                        let span = arg.map_or(e.span, |a| a.value.span);
+                        let span = arg.as_ref().map_or(e.span, |a| a.span);
                         let (abs, hash) = self.resolve_path(p, span, spec.ty == Type::Dir)?;
                         args.insert(format!("{}#blake3", spec.name), ArgVal::Value(Value::Str(hash)));
                         args.insert(spec.name.to_string(), ArgVal::Value(Value::Str(abs)));
@@ -451,16 +443,17 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 deps.dedup();
                 self.check_args(&sig, &args, &spans, e.span);
                 let facts = self.facts_of(&sig, &args);
-                let resources = match crate::check::resources_arg(&sig, call) {
+                let resources = match &call.resources {
                     None => sig.resources,
-                    Some(a) => match self.eval(&a.value, env, "", false)? {
+                    Some(a) => match self.eval(a, env, "", false)? {
                         ArgVal::Value(Value::Record(fields)) => match sig.resources.with(&fields) {
                             Ok(r) => r,
                             Err(msg) => {
                                 self.diags.push(
-                                    Diag::new("lab::bad_resources", msg).at(a.value.span, "these resources").help(
-                                        format!("`labrun ops {}` shows what the op asks for by default", sig.name()),
-                                    ),
+                                    Diag::new("lab::bad_resources", msg).at(a.span, "these resources").help(format!(
+                                        "`labrun ops {}` shows what the op asks for by default",
+                                        sig.name()
+                                    )),
                                 );
                                 return None;
                             }
@@ -502,6 +495,14 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 Some(ArgVal::Node(id))
             }
         }
+    }
+
+    fn index_values(&mut self, index: &[TExpr], env: &Env) -> Option<Vec<Value>> {
+        let mut idx = Vec::with_capacity(index.len());
+        for i in index {
+            idx.push(self.constant(i, env)?);
+        }
+        Some(idx)
     }
 
     /// A `Path` (or `Dir`) argument: resolved against its file's directory and hashed, so
@@ -722,8 +723,8 @@ impl<'a, 'r> Lowerer<'a, 'r> {
 
     fn comprehend(
         &mut self,
-        body: &Expr,
-        clauses: &[Binding],
+        body: &TExpr,
+        clauses: &[TExpr],
         env: &mut Env,
         owner: &str,
         out: &mut Vec<ArgVal>,
@@ -742,8 +743,8 @@ impl<'a, 'r> Lowerer<'a, 'r> {
             out.push(v);
             return Some(());
         };
-        for v in self.iterate(&first.iter, env)? {
-            env.push((first.name.name.clone(), v));
+        for v in self.iterate(first, env)? {
+            env.push(v);
             let r = self.comprehend(body, rest, env, owner, out);
             env.pop();
             r?;
@@ -751,7 +752,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         Some(())
     }
 
-    fn index_list(&mut self, e: &Expr, v: Value, idx: &[Value]) -> Option<Value> {
+    fn index_list(&mut self, at: Span, v: Value, idx: &[Value]) -> Option<Value> {
         match (v, idx) {
             (v, []) => Some(v),
             (Value::List(items), [Value::Int(i)]) => {
@@ -762,7 +763,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 } else {
                     self.diags.push(
                         Diag::new("lab::bad_index", format!("index {i} is out of bounds for a list of {n}"))
-                            .at(e.span, "out of bounds")
+                            .at(at, "out of bounds")
                             .help(format!("valid positions are 0..{n} (or -{n}..-1 from the end)")),
                     );
                     None
@@ -772,13 +773,12 @@ impl<'a, 'r> Lowerer<'a, 'r> {
         }
     }
 
-    fn overflow<T>(&mut self, e: &Expr) -> Option<T> {
-        self.diags
-            .push(Diag::new("lab::overflow", "integer overflow").at(e.span, "the result does not fit in 64 bits"));
+    fn overflow<T>(&mut self, at: Span) -> Option<T> {
+        self.diags.push(Diag::new("lab::overflow", "integer overflow").at(at, "the result does not fit in 64 bits"));
         None
     }
 
-    fn arith(&mut self, e: &Expr, op: BinOp, l: Value, r: Value, rspan: Span) -> Option<Value> {
+    fn arith(&mut self, at: Span, op: BinOp, l: Value, r: Value, rspan: Span) -> Option<Value> {
         use Value::{Float, Int};
         if op == BinOp::Range {
             return match (l, r) {
@@ -786,7 +786,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 (Int(a), Int(b)) => {
                     self.diags.push(
                         Diag::new("lab::bad_range", format!("the range `{a}..{b}` is empty: it starts after it ends"))
-                            .at(e.span, "start > end")
+                            .at(at, "start > end")
                             .help("write the smaller bound first"),
                     );
                     None
@@ -810,7 +810,7 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                 };
                 match v {
                     Some(v) => Some(Int(v)),
-                    None => self.overflow(e),
+                    None => self.overflow(at),
                 }
             }
             (l, r) => {
@@ -823,87 +823,85 @@ impl<'a, 'r> Lowerer<'a, 'r> {
                     BinOp::Rem => a.rem_euclid(b),
                     BinOp::Range => unreachable!(),
                 };
-                if v.is_finite() { Some(Float(v)) } else { self.overflow(e) }
+                if v.is_finite() { Some(Float(v)) } else { self.overflow(at) }
             }
         }
     }
 
     fn reports(&mut self) -> Vec<ReportPlan> {
+        let program = self.program;
         let mut out = Vec::new();
         // Figures are files named after their labels, all in one folder.
         let mut files: HashMap<String, (String, Span)> = HashMap::new();
-        for r in self.program.reports.clone() {
-            let mut plan = ReportPlan { title: r.title.value.clone(), tables: Vec::new(), rows: Vec::new() };
-            for entry in &r.entries {
-                match entry {
-                    ReportEntry::Row(row) => {
-                        if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true) {
-                            // Figures, and fits (which draw one): both become `LABEL.svg`.
-                            if let ArgVal::Node(n) = &v
-                                && matches!(self.nodes[*n].op.output, Type::Figure | Type::Fit)
-                            {
-                                let file = format!("{}.svg", crate::report::sanitize(&row.label));
-                                if let Some((first, at)) = files.get(&file) {
-                                    self.diags.push(
-                                        Diag::new(
-                                            "lab::duplicate",
-                                            format!("figures `{first}` and `{}` would both be written to `{file}`", row.label),
-                                        )
-                                        .at(row.label_span, "this figure")
-                                        .also(*at, "the other")
-                                        .help("figure files are named after their labels, with characters other than letters, digits, `-` and `_` as `_`: rename one"),
-                                    );
-                                } else {
-                                    files.insert(file, (row.label.clone(), row.label_span));
-                                }
-                            }
-                            plan.rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
+        for r in &program.reports {
+            let mut plan = ReportPlan { title: r.title.clone(), tables: Vec::new(), rows: Vec::new() };
+            for row in &r.rows {
+                if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true) {
+                    // Figures, and fits (which draw one): both become `LABEL.svg`.
+                    if let ArgVal::Node(n) = &v
+                        && matches!(self.nodes[*n].op.output, Type::Figure | Type::Fit)
+                    {
+                        let file = format!("{}.svg", crate::report::sanitize(&row.label));
+                        if let Some((first, at)) = files.get(&file) {
+                            self.diags.push(
+                                Diag::new(
+                                    "lab::duplicate",
+                                    format!("figures `{first}` and `{}` would both be written to `{file}`", row.label),
+                                )
+                                .at(row.label_span, "this figure")
+                                .also(*at, "the other")
+                                .help("figure files are named after their labels, with characters other than letters, digits, `-` and `_` as `_`: rename one"),
+                            );
+                        } else {
+                            files.insert(file, (row.label.clone(), row.label_span));
                         }
                     }
-                    ReportEntry::Table(t) => {
-                        let mut rows = Vec::new();
-                        for item in &t.items {
-                            match item {
-                                TableItem::Row(row) => {
-                                    if let Some(v) =
-                                        self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true)
-                                    {
-                                        rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
+                    plan.rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
+                }
+            }
+            for t in &r.tables {
+                let mut rows = Vec::new();
+                for item in &t.items {
+                    match item {
+                        TTableItem::Row(row) => {
+                            if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true)
+                            {
+                                rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
+                            }
+                        }
+                        TTableItem::For { bindings, rows: body } => {
+                            let mut envs: Vec<Env> = vec![Vec::new()];
+                            for (_, iter) in bindings {
+                                let mut next = Vec::new();
+                                for env in &envs {
+                                    for v in self.iterate(iter, env).unwrap_or_default() {
+                                        let mut e = env.clone();
+                                        e.push(v);
+                                        next.push(e);
                                     }
                                 }
-                                TableItem::For { bindings, rows: body, .. } => {
-                                    let mut envs = vec![Vec::new()];
-                                    for b in bindings {
-                                        let mut next = Vec::new();
-                                        for env in &envs {
-                                            for v in self.iterate(&b.iter, env).unwrap_or_default() {
-                                                let mut e = env.clone();
-                                                e.push((b.name.name.clone(), v));
-                                                next.push(e);
-                                            }
-                                        }
-                                        envs = next;
-                                    }
-                                    for env in &envs {
-                                        for row in body {
-                                            let label = interpolate(&row.label, env);
-                                            if let Some(v) =
-                                                self.eval(&row.value, env, &format!("report/{label}"), true)
-                                            {
-                                                rows.push(RowPlan { label, value: v, span: row.span });
-                                            }
-                                        }
-                                    }
+                                envs = next;
+                            }
+                            for env in &envs {
+                                for row in body {
+                                    self.table_row(row, bindings, env, &mut rows);
                                 }
                             }
                         }
-                        plan.tables.push(TablePlan { caption: t.caption.as_ref().map(|c| c.value.clone()), rows });
                     }
                 }
+                plan.tables.push(TablePlan { caption: t.caption.clone(), rows });
             }
             out.push(plan);
         }
         out
+    }
+
+    fn table_row(&mut self, row: &TRow, bindings: &[(String, TExpr)], env: &Env, rows: &mut Vec<RowPlan>) {
+        let label = interpolate(&row.label, bindings, env);
+        if let Some(v) = self.eval(&row.value, env, &format!("report/{label}"), true) {
+            rows.push(RowPlan { label, value: v, span: row.span });
+        }
     }
 }
 
@@ -923,28 +921,10 @@ pub(crate) fn check_override_names(program: &Program, names: &[String]) -> Vec<D
         .collect()
 }
 
-fn text_of(e: &Expr) -> String {
-    match &e.kind {
-        ExprKind::Int { text, .. } | ExprKind::Float { text, .. } => text.clone(),
-        ExprKind::Str(s) => format!("{s:?}"),
-        _ => "…".into(),
-    }
-}
-
-/// Whether evaluating `e` may create nodes (which are named after their owner).
-fn creates_nodes(e: &Expr) -> bool {
-    match &e.kind {
-        ExprKind::Call(_) | ExprKind::Comprehension { .. } => true,
-        ExprKind::List(items) => items.iter().any(creates_nodes),
-        ExprKind::Paren(x) => creates_nodes(x),
-        _ => false,
-    }
-}
-
 /// A row label with its `{name}` holes filled from the loop values.
-fn interpolate(label: &str, env: &Env) -> String {
+fn interpolate(label: &str, bindings: &[(String, TExpr)], env: &Env) -> String {
     let mut out = label.to_string();
-    for (name, v) in env {
+    for ((name, _), v) in bindings.iter().zip(env) {
         let shown = match v {
             Value::Str(s) => s.clone(),
             other => other.to_string(),
