@@ -52,8 +52,19 @@ pub fn print_diags(diags: &[Diag], sources: &Sources) {
 
 /// Compiles or prints the diagnostics and returns the exit code.
 pub fn compiled(file: &Path, set: &crate::cli::SetArgs, registry: &Registry) -> Result<(Sources, Plan), ExitCode> {
+    compiled_kept(file, set, registry, None)
+}
+
+/// [`compiled`], keeping large files' syntax trees in `parsed` (a folder of the cache) so
+/// that the next run of the same text skips parsing.
+pub fn compiled_kept(
+    file: &Path,
+    set: &crate::cli::SetArgs,
+    registry: &Registry,
+    parsed: Option<&Path>,
+) -> Result<(Sources, Plan), ExitCode> {
     let Compiled { sources, plan, diags } =
-        lab_engine::compile_in(file, set.import_root.as_deref(), &set.set, registry);
+        lab_engine::compile_kept(file, set.import_root.as_deref(), &set.set, registry, parsed);
     if !diags.is_empty() {
         print_diags(&diags, &sources);
         return Err(ExitCode::from(USER_ERROR));

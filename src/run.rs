@@ -1,7 +1,7 @@
 //! `labrun run`: progress display, events, summary, reports.
 
 use crate::cli::{ExecutorKind, RunArgs};
-use crate::commands::{USER_ERROR, color, compiled, print_diags, width};
+use crate::commands::{USER_ERROR, color, compiled_kept, print_diags, width};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lab_cache::Cache;
 use lab_engine::execute::{Event, Executor, RunOptions, RunReport};
@@ -31,10 +31,15 @@ pub fn cache_dir(arg: Option<&Path>) -> PathBuf {
 
 pub fn open_cache(arg: Option<&Path>) -> Result<Cache, ExitCode> {
     let dir = cache_dir(arg);
-    Cache::open(&dir).map_err(|e| {
-        eprintln!("labrun: cannot use the cache at {}: {e}\n  help: pass `--cache DIR` or set LABRUN_CACHE to a writable directory", dir.display());
-        ExitCode::from(2)
-    })
+    Cache::open(&dir).map_err(|e| cache_error(&dir, &e))
+}
+
+fn cache_error(dir: &Path, e: &lab_cache::CacheError) -> ExitCode {
+    eprintln!(
+        "labrun: cannot use the cache at {}: {e}\n  help: pass `--cache DIR` or set LABRUN_CACHE to a writable directory",
+        dir.display()
+    );
+    ExitCode::from(2)
 }
 
 /// A stable id for a pipeline file's run records: its name and a hash of its path.
@@ -152,7 +157,19 @@ impl Display {
 
 pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     let started = Instant::now();
-    let (sources, plan) = match compiled(&args.file, &args.set, registry) {
+    let dir = cache_dir(args.cache.cache.as_deref());
+    // The cache and its action index are read on the other core while the file is checked.
+    let opening = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            let cache = Cache::open(&dir);
+            if let Ok(c) = &cache {
+                c.load_index();
+            }
+            cache
+        })
+    };
+    let (sources, plan) = match compiled_kept(&args.file, &args.set, registry, Some(&dir.join(lab_cache::PARSED))) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -179,9 +196,10 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
             }
         }
     };
-    let cache = match open_cache(args.cache.cache.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
+    let cache = match opening.join() {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return cache_error(&dir, &e),
+        Err(_) => return ExitCode::from(3),
     };
     // Opened before the run: a missing index is rebuilt from earlier runs' records only.
     let t = lab_engine::timing::phase("open index");
@@ -456,20 +474,34 @@ fn index_run(ix: &lab_cache::index::RunIndex, r: &IndexedRun) {
         status[*i] = "failed";
         errors.entry(*i).or_insert(e);
     }
-    let steps: Vec<StepRow> = r
-        .plan
-        .nodes
-        .iter()
-        .map(|n| StepRow {
-            step: n.name.clone(),
-            op: n.op.name(),
-            key: r.report.keys[n.id].map(|k| k.to_string()),
-            artifact: r.report.outputs[n.id],
-            status: status[n.id].into(),
-            seconds: r.seconds.get(&n.id).copied(),
-            error: errors.get(&n.id).map(|e| e.to_string()),
-        })
-        .collect();
+    // What the steps did, digested from the plan: a rerun that did the same adds no rows.
+    let mut h = lab_cache::Hasher::new();
+    for n in &r.plan.nodes {
+        for part in [n.name.as_bytes(), n.op.kind.as_bytes(), b".", n.op.method.as_bytes(), status[n.id].as_bytes()] {
+            h.update(part);
+            h.update(b"\x1f");
+        }
+        h.update(r.report.keys[n.id].as_ref().map_or(&[0; 32], |k| &k.0));
+        h.update(r.report.outputs[n.id].as_ref().map_or(&[0; 32], |a| &a.0));
+        h.update(&r.seconds.get(&n.id).map_or(u64::MAX, |s| s.to_bits()).to_le_bytes());
+        h.update(errors.get(&n.id).map_or(&b"\0"[..], |e| e.as_bytes()));
+    }
+    let digest = h.finalize().to_hex();
+    let steps = || -> Vec<StepRow> {
+        r.plan
+            .nodes
+            .iter()
+            .map(|n| StepRow {
+                step: n.name.clone(),
+                op: n.op.name(),
+                key: r.report.keys[n.id].map(|k| k.to_string()),
+                artifact: r.report.outputs[n.id],
+                status: status[n.id].into(),
+                seconds: r.seconds.get(&n.id).copied(),
+                error: errors.get(&n.id).map(|e| e.to_string()),
+            })
+            .collect()
+    };
     let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
     let overrides: Vec<String> = r.overrides.iter().map(|o| format!("{}={}", o.name, o.value)).collect();
     let summary = RunSummary {
@@ -489,7 +521,7 @@ fn index_run(ix: &lab_cache::index::RunIndex, r: &IndexedRun) {
         failed: r.report.failed.len() as i64,
         skipped: r.report.skipped.len() as i64,
     };
-    if let Err(e) = ix.record(&summary, &steps) {
+    if let Err(e) = ix.record_lazy(&summary, &digest, steps) {
         eprintln!("labrun: warning: cannot add this run to the run index: {e}");
     }
 }

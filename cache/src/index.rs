@@ -219,18 +219,30 @@ impl RunIndex {
                 h.update(b"\x1f");
             }
             h.update(s.artifact.as_ref().map_or(&[0; 32], |a| &a.0));
+            h.update(&s.seconds.map_or(u64::MAX, f64::to_bits).to_le_bytes());
         }
-        let digest = h.finalize().to_hex().to_string();
+        self.record_lazy(run, &h.finalize().to_hex(), || steps.to_vec())
+    }
+
+    /// [`RunIndex::record`] for a caller that can digest its steps without building their
+    /// rows: `steps` is called only when no earlier run of the pipeline has the same
+    /// `digest` (a no-op rerun builds no rows).
+    pub fn record_lazy(
+        &self,
+        run: &RunSummary,
+        digest: &str,
+        steps: impl FnOnce() -> Vec<StepRow>,
+    ) -> Result<i64, String> {
         // Take the write lock first: a deferred transaction that reads, then writes, fails at
         // once (without waiting) when another run committed in between.
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
-        let result = self.insert(run, steps, &digest);
+        let result = self.insert(run, steps, digest);
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         self.conn.execute_batch(end).map_err(sql)?;
         result
     }
 
-    fn insert(&self, run: &RunSummary, steps: &[StepRow], digest: &str) -> Result<i64, String> {
+    fn insert(&self, run: &RunSummary, steps: impl FnOnce() -> Vec<StepRow>, digest: &str) -> Result<i64, String> {
         let tx = &self.conn;
         let same: Option<i64> = tx
             .query_row(
@@ -268,11 +280,12 @@ impl RunIndex {
             return Ok(id);
         }
         tx.execute("UPDATE runs SET steps_of = ?1 WHERE id = ?1", [id]).map_err(sql)?;
+        let steps = steps();
         {
             let mut st = tx
                 .prepare("INSERT INTO steps (run, step, op, key, artifact, status, seconds, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
                 .map_err(sql)?;
-            for s in steps {
+            for s in &steps {
                 st.execute(params![
                     id,
                     s.step,

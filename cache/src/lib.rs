@@ -18,5 +18,10 @@ pub mod index;
 mod journal;
 mod store;
 
+pub use blake3::Hasher;
 pub use hash::{ArtifactId, Key, hash_dir};
+
+/// The cache's folder of kept syntax trees (parsed `.lab` files, by text): derived, and
+/// emptied by `gc`.
+pub const PARSED: &str = "parsed";
 pub use store::{ActionResult, Cache, CacheError, Entry, Hit, LockGuard, RunRecord, VerifyReport};

@@ -205,6 +205,12 @@ impl Cache {
         Some(hit)
     }
 
+    /// Reads the action index now (a first lookup would otherwise), e.g. on another thread
+    /// while the pipeline is being checked.
+    pub fn load_index(&self) {
+        let _ = self.journal.get(&Key([0; 32]));
+    }
+
     /// Writes out what the action index holds in memory (it also does when the cache is
     /// dropped).
     pub fn flush_index(&self) {
@@ -501,6 +507,8 @@ impl Cache {
             if !removed.is_empty() {
                 self.journal.clear();
             }
+            // Kept parses are rebuilt by the next run that needs them.
+            let _ = fs::remove_dir_all(self.root.join(crate::PARSED));
             // Leftovers of killed runs.
             for e in fs::read_dir(self.root.join("tmp")).into_iter().flatten().flatten() {
                 let _ = if e.path().is_dir() { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };

@@ -76,8 +76,20 @@ pub fn compile(path: &Path, overrides: &[Override], registry: &Registry) -> Comp
 /// [`compile`], with imports allowed anywhere under `import_root` (default: the folder of
 /// `path`).
 pub fn compile_in(path: &Path, import_root: Option<&Path>, overrides: &[Override], registry: &Registry) -> Compiled {
+    compile_kept(path, import_root, overrides, registry, None)
+}
+
+/// [`compile_in`], keeping large files' syntax trees in the folder `parsed` for the next
+/// compilation of the same text ([`load::parse_kept`]).
+pub fn compile_kept(
+    path: &Path,
+    import_root: Option<&Path>,
+    overrides: &[Override],
+    registry: &Registry,
+    parsed: Option<&Path>,
+) -> Compiled {
     let t = timing::phase("load");
-    let (loaded, mut diags) = load::load(path, import_root);
+    let (loaded, mut diags) = load::load(path, import_root, parsed);
     drop(t);
     let t = timing::phase("check");
     let program = check::collect(&loaded, &mut diags);

@@ -18,7 +18,9 @@ pub struct Loaded {
 /// Reads and parses `root` and everything it imports. Syntax errors of every file are
 /// collected; a file that cannot be read is reported at the `import` that named it.
 /// Imports must be `.lab` files inside `project` (by default the root file's folder).
-pub fn load(root: &Path, project: Option<&Path>) -> (Loaded, Vec<Diag>) {
+/// With `parsed`, a folder, large files' syntax trees are kept there and reused while the
+/// text is unchanged ([`parse_kept`]).
+pub fn load(root: &Path, project: Option<&Path>, parsed: Option<&Path>) -> (Loaded, Vec<Diag>) {
     let project = project
         .map(Path::to_path_buf)
         .or_else(|| {
@@ -56,7 +58,7 @@ pub fn load(root: &Path, project: Option<&Path>) -> (Loaded, Vec<Diag>) {
         };
         let id = sources.add(path.clone(), name, text);
         let text = &sources.get(id).text;
-        match lab_grammar::parse(text, id) {
+        match parse_kept(text, id, parsed) {
             Ok(file) => {
                 let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 for item in &file.items {
@@ -94,6 +96,44 @@ pub fn load(root: &Path, project: Option<&Path>) -> (Loaded, Vec<Diag>) {
         }
     }
     (Loaded { sources, files }, diags)
+}
+
+/// Files smaller than this parse faster than a kept tree is read.
+const KEEP_BYTES: usize = 64 << 10;
+
+/// Parses `text`, or reads the syntax tree kept from an earlier parse of the very same
+/// text (same file position in the program, same parser: [`lab_grammar::FINGERPRINT`]). A
+/// kept tree is checksummed; one that is damaged or unreadable is parsed again. Only
+/// successful parses are kept, and keeping is best effort: a read-only folder costs nothing
+/// but the time saved.
+pub fn parse_kept(text: &str, id: u32, dir: Option<&Path>) -> Result<File, Vec<lab_grammar::ParseError>> {
+    let Some(dir) = dir.filter(|_| text.len() >= KEEP_BYTES) else { return lab_grammar::parse(text, id) };
+    let mut h = blake3::Hasher::new();
+    h.update(lab_grammar::FINGERPRINT.as_bytes());
+    h.update(&id.to_le_bytes());
+    h.update(text.as_bytes());
+    let path = dir.join(format!("{}.ast", h.finalize().to_hex()));
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Some((sum, body)) = bytes.split_at_checked(32)
+        && blake3::hash(body).as_bytes() == sum
+        && let Ok(file) = postcard::from_bytes::<File>(body)
+    {
+        return Ok(file);
+    }
+    let file = lab_grammar::parse(text, id)?;
+    if let Ok(body) = postcard::to_stdvec(&file) {
+        let mut bytes = blake3::hash(&body).as_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        let tmp =
+            dir.join(format!(".{}.{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("ast"), std::process::id()));
+        let _ = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&tmp, &bytes))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            });
+    }
+    Ok(file)
 }
 
 /// Whether an import may be read: a `.lab` file, inside the project. Nothing of a refused
@@ -152,4 +192,51 @@ fn read_text(path: &Path) -> Result<String, String> {
         let line = text.matches('\n').count() + 1;
         format!("it is not UTF-8 text (invalid byte at line {line}, byte offset {at})")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn big(seed: u32) -> String {
+        (0..3000).map(|i| format!("s{i} = generate.noise(shape: [1], count: 2, seed: {})\n", i + seed)).collect()
+    }
+
+    fn kept(dir: &Path) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_kept_parse_serves_the_same_text_only_and_a_damaged_one_is_parsed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (big(0), big(1));
+        assert!(a.len() >= KEEP_BYTES);
+        let first = parse_kept(&a, 0, Some(dir.path())).unwrap();
+        assert_eq!(first, lab_grammar::parse(&a, 0).unwrap());
+        let files = kept(dir.path());
+        assert_eq!(files.len(), 1);
+        // What is kept is what is served: plant the tree of `b` under `a`'s name.
+        let body = postcard::to_stdvec(&lab_grammar::parse(&b, 0).unwrap()).unwrap();
+        let mut planted = blake3::hash(&body).as_bytes().to_vec();
+        planted.extend_from_slice(&body);
+        std::fs::write(&files[0], &planted).unwrap();
+        assert_eq!(parse_kept(&a, 0, Some(dir.path())).unwrap(), lab_grammar::parse(&b, 0).unwrap());
+        // A damaged tree fails its checksum: the text is parsed again, and kept afresh.
+        let mut damaged = planted.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        std::fs::write(&files[0], &damaged).unwrap();
+        assert_eq!(parse_kept(&a, 0, Some(dir.path())).unwrap(), first);
+        assert_eq!(parse_kept(&a, 0, Some(dir.path())).unwrap(), first);
+        // Another text, or the same text at another position of a program, is another entry.
+        parse_kept(&b, 0, Some(dir.path())).unwrap();
+        parse_kept(&a, 1, Some(dir.path())).unwrap();
+        assert_eq!(kept(dir.path()).len(), 3);
+        // A file with a syntax error is never kept.
+        let broken = format!("{a}oops = (\n");
+        assert!(parse_kept(&broken, 0, Some(dir.path())).is_err());
+        assert_eq!(kept(dir.path()).len(), 3);
+    }
 }

@@ -954,9 +954,14 @@ pub(crate) fn coerce(v: Value, ty: &Type) -> Value {
     }
 }
 
+/// The key of a sweep's step: its index values encoded as a list (without copying them).
 fn encode_index(idx: &[Value]) -> Vec<u8> {
-    let mut out = Vec::new();
-    Value::List(idx.to_vec()).encode(&mut out);
+    let mut out = Vec::with_capacity(9 + 9 * idx.len());
+    out.push(b'l');
+    out.extend_from_slice(&(idx.len() as u64).to_le_bytes());
+    for v in idx {
+        v.encode(&mut out);
+    }
     out
 }
 

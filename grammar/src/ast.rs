@@ -5,13 +5,13 @@ use crate::Span;
 use std::fmt::Write;
 
 /// A parsed `.lab` file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct File {
     pub items: Vec<Item>,
 }
 
 /// A top-level (or `for`-body) declaration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Item {
     Import(Import),
     Param(Param),
@@ -33,14 +33,14 @@ impl Item {
 }
 
 /// `import "common.lab"`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Import {
     pub path: Str,
     pub span: Span,
 }
 
 /// `param seed = 0`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Param {
     pub name: Ident,
     pub value: Expr,
@@ -48,7 +48,7 @@ pub struct Param {
 }
 
 /// `name = expr` or `name[i, j] = expr` (inside a `for`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Step {
     pub target: Target,
     pub value: Expr,
@@ -56,7 +56,7 @@ pub struct Step {
 }
 
 /// The left side of a step.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     pub name: Ident,
     pub index: Vec<Expr>,
@@ -64,7 +64,7 @@ pub struct Target {
 }
 
 /// `for a in xs, b in ys { … }`: the cartesian product of its bindings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ForBlock {
     pub bindings: Vec<Binding>,
     pub body: Vec<Item>,
@@ -72,7 +72,7 @@ pub struct ForBlock {
 }
 
 /// `name in expr`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Binding {
     pub name: Ident,
     pub iter: Expr,
@@ -80,7 +80,7 @@ pub struct Binding {
 }
 
 /// `report "Title" { … }`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     pub title: Str,
     pub entries: Vec<ReportEntry>,
@@ -88,14 +88,14 @@ pub struct Report {
 }
 
 /// A report holds tables and loose rows (figures, single values).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ReportEntry {
     Table(Table),
     Row(Row),
 }
 
 /// `table "caption" { label = expr … }`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Table {
     pub caption: Option<Str>,
     pub items: Vec<TableItem>,
@@ -103,7 +103,7 @@ pub struct Table {
 }
 
 /// A row, or rows for every combination of loop values.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum TableItem {
     Row(Row),
     /// `for k in counts { "k = {k}" = acc[k] }`
@@ -115,7 +115,7 @@ pub enum TableItem {
 }
 
 /// `label = expr` or `"a label" = expr` inside a report.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub label: String,
     pub quoted: bool,
@@ -125,26 +125,26 @@ pub struct Row {
 }
 
 /// A name with its span.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ident {
     pub name: String,
     pub span: Span,
 }
 
 /// A string literal: its decoded value and its span (quotes included).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Str {
     pub value: String,
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Expr {
     pub kind: ExprKind,
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ExprKind {
     /// An integer; `text` keeps the literal as written (`60_000`).
     Int {
@@ -182,7 +182,7 @@ pub enum ExprKind {
 }
 
 /// `kind.method(args…)`
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Call {
     pub kind: Ident,
     pub method: Ident,
@@ -190,14 +190,14 @@ pub struct Call {
 }
 
 /// A positional (`name` is `None`) or named argument.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Arg {
     pub name: Option<Ident>,
     pub value: Expr,
     pub span: Span,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BinOp {
     Add,
     Sub,

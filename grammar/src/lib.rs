@@ -20,4 +20,8 @@ pub use depth::MAX_DEPTH;
 pub use error::ParseError;
 pub use format::format;
 pub use parse::{MAX_NESTING, parse};
+
+/// Changes whenever the grammar, the syntax tree or the parser's code does: a parse saved
+/// under one fingerprint is never read under another.
+pub const FINGERPRINT: &str = concat!(env!("CARGO_PKG_VERSION"), "-", env!("LAB_GRAMMAR_FINGERPRINT"));
 pub use span::Span;

@@ -1,6 +1,6 @@
 /// A byte range in one source file. `file` is an index the caller assigns (0 for a file
 /// parsed alone); the engine uses it to tell imported files apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Span {
     pub file: u32,
     pub start: u32,
