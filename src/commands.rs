@@ -1,5 +1,6 @@
 use crate::cli::{Cli, Command, GraphFormat};
 use lab_engine::{Compiled, Diag, Plan, Sources, render};
+use lab_engine::Exit;
 use lab_ops::{Registry, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -7,7 +8,6 @@ use std::process::ExitCode;
 
 /// Exit codes: 0 success, 1 the user's input is wrong, 2 the environment is (a missing
 /// library, a full disk), 3 a bug in labrun.
-pub const USER_ERROR: u8 = 1;
 
 pub fn dispatch(cli: Cli) -> ExitCode {
     let registry = lab_ops::registry();
@@ -29,7 +29,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            ExitCode::from(lab_engine::slurm::worker(&cache, &registry, &specs) as u8)
+            lab_engine::slurm::worker(&cache, &registry, &specs).into()
         }
     }
 }
@@ -67,11 +67,11 @@ pub fn compiled_kept(
         lab_engine::compile_kept(file, set.import_root.as_deref(), &set.set, registry, parsed);
     if !diags.is_empty() {
         print_diags(&diags, &sources);
-        return Err(ExitCode::from(USER_ERROR));
+        return Err(Exit::User.into());
     }
     match plan {
         Some(p) => Ok((sources, p)),
-        None => Err(ExitCode::from(USER_ERROR)),
+        None => Err(Exit::User.into()),
     }
 }
 
@@ -83,7 +83,7 @@ fn check(files: &[PathBuf], set: &crate::cli::SetArgs, registry: &Registry) -> E
             Err(_) => ok = false,
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::from(USER_ERROR) }
+    if ok { Exit::Success.into() } else { Exit::User.into() }
 }
 
 /// Arguments worth showing: inputs, and values that differ from the op's default.
@@ -117,7 +117,7 @@ fn plan(
             Ok(p) => p,
             Err(d) => {
                 print_diags(&d, &sources);
-                return ExitCode::from(USER_ERROR);
+                return Exit::User.into();
             }
         }
     };
@@ -130,7 +130,7 @@ fn plan(
     let from: Vec<Option<String>> =
         status.results.iter().map(|r| lab_engine::execute::computed_by(r.as_ref()?).filter(|p| *p != name)).collect();
     print!("{}", plan_text(&plan, &status.cached, &from));
-    ExitCode::SUCCESS
+    Exit::Success.into()
 }
 
 /// One line per step: position, cache status, name, op, key arguments.
@@ -168,14 +168,14 @@ fn graph(file: &Path, format: GraphFormat, set: &crate::cli::SetArgs, registry: 
                     GraphFormat::Mermaid => plan.to_mermaid(),
                 }
             );
-            ExitCode::SUCCESS
+            Exit::Success.into()
         }
         Err(code) => code,
     }
 }
 
 fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
-    let mut code = ExitCode::SUCCESS;
+    let mut code = Exit::Success.into();
     for f in files {
         let mut sources = Sources::default();
         let text = match std::fs::read(f)
@@ -185,7 +185,7 @@ fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("labrun: cannot read `{}`: {e}", f.display());
-                code = ExitCode::from(USER_ERROR);
+                code = Exit::User.into();
                 continue;
             }
         };
@@ -198,7 +198,7 @@ fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
                     .map(|e| Diag::new("lab::syntax", e.message).at(e.span, e.label).maybe_help(e.help))
                     .collect();
                 print_diags(&diags, &sources);
-                code = ExitCode::from(USER_ERROR);
+                code = Exit::User.into();
                 continue;
             }
         };
@@ -208,10 +208,10 @@ fn fmt(files: &[PathBuf], check_only: bool) -> ExitCode {
         }
         if check_only {
             println!("would reformat {}", f.display());
-            code = ExitCode::from(USER_ERROR);
+            code = Exit::User.into();
         } else if let Err(e) = write_atomic(f, out.as_bytes()) {
             eprintln!("labrun: cannot write `{}`: {e}", f.display());
-            code = ExitCode::from(2);
+            code = Exit::Environment.into();
         } else {
             println!("formatted {}", f.display());
         }
@@ -243,7 +243,7 @@ fn ops(name: Option<&str>, registry: &Registry) -> ExitCode {
                 println!("  {:24} {}", s.name(), s.doc);
             }
             println!("\n`labrun ops NAME` documents one op.");
-            ExitCode::SUCCESS
+            Exit::Success.into()
         }
         Some(n) => {
             let found = n.split_once('.').and_then(|(k, m)| registry.get(k, m));
@@ -252,7 +252,7 @@ fn ops(name: Option<&str>, registry: &Registry) -> ExitCode {
                 let hint = lab_engine::suggest(n, all.iter().map(String::as_str))
                     .unwrap_or_else(|| "`labrun ops` lists every op".into());
                 eprintln!("labrun: no op is named `{n}`; {hint}");
-                return ExitCode::from(USER_ERROR);
+                return Exit::User.into();
             };
             println!(
                 "{} (version {})\n\n{}\n\nreturns {}\n\nparameters:",
@@ -279,7 +279,7 @@ fn ops(name: Option<&str>, registry: &Registry) -> ExitCode {
                 "\non a cluster (`--executor slurm`), one step asks for: {}\n      override per call: `resources: {{cpus: 4, mem: \"8G\", gpus: 1, time: \"2h\"}}`",
                 sig.resources.describe()
             );
-            ExitCode::SUCCESS
+            Exit::Success.into()
         }
     }
 }

@@ -7,6 +7,7 @@ mod maintain;
 mod run;
 
 use std::process::ExitCode;
+use lab_engine::Exit;
 
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
@@ -19,11 +20,11 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 1 } else { 0 });
+            return if e.use_stderr() { Exit::User } else { Exit::Success }.into();
         }
     };
     match std::panic::catch_unwind(|| commands::dispatch(cli)) {
         Ok(code) => code,
-        Err(_) => ExitCode::from(3),
+        Err(_) => Exit::Internal.into(),
     }
 }

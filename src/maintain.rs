@@ -1,7 +1,8 @@
 //! `labrun why`, `labrun cache …` and `labrun doctor`.
 
 use crate::cli::CacheAction;
-use crate::commands::{USER_ERROR, compiled};
+use lab_engine::Exit;
+use crate::commands::compiled;
 use crate::run::{cache_dir, open_cache, pipeline_id};
 use lab_ops::Registry;
 use serde_json::Value as Json;
@@ -24,7 +25,7 @@ pub fn why(
         let hint = lab_engine::suggest(step, names).unwrap_or_else(|| "`labrun plan FILE` lists the steps".into());
         eprintln!("labrun: no step is named `{step}`; {hint}");
         let _ = sources;
-        return ExitCode::from(USER_ERROR);
+        return Exit::User.into();
     };
     let cache = match open_cache(cache_arg) {
         Ok(c) => c,
@@ -40,7 +41,7 @@ pub fn why(
                 meta.get("seconds").and_then(Json::as_f64).map(|s| format!(", took {s:.1}s")).unwrap_or_default();
             let by = meta.get("pipeline").and_then(Json::as_str).map(|p| format!(" by `{p}`")).unwrap_or_default();
             println!("`{name}` is cached: computed{by}{secs}; a run reuses it");
-            ExitCode::SUCCESS
+            Exit::Success.into()
         }
         None => {
             // An input must run first: name the first one upstream that is not cached.
@@ -57,12 +58,12 @@ pub fn why(
                         file.display(),
                         plan.nodes[d].name
                     );
-                    return ExitCode::SUCCESS;
+                    return Exit::Success.into();
                 }
                 stack.extend(plan.nodes[d].deps.iter().copied());
             }
             println!("`{name}` will run: an input will be recomputed first");
-            ExitCode::SUCCESS
+            Exit::Success.into()
         }
         Some(false) => {
             let now = keys[node.id].as_ref().map(|(_, p)| p.clone()).unwrap_or(Json::Null);
@@ -83,7 +84,7 @@ pub fn why(
                     }
                 }
             }
-            ExitCode::SUCCESS
+            Exit::Success.into()
         }
     }
 }
@@ -124,7 +125,7 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
     };
     let not_found = |e: lab_cache::CacheError| {
         eprintln!("labrun: {e}; `labrun cache ls` lists the artifacts");
-        ExitCode::from(USER_ERROR)
+        Exit::User.into()
     };
     match action {
         CacheAction::Ls => {
@@ -162,12 +163,12 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
                     println!("no corruption found");
                 } else {
                     println!("{} corrupt, {} action results dropped", r.quarantined.len(), r.dropped_actions);
-                    return ExitCode::from(USER_ERROR);
+                    return Exit::User.into();
                 }
             }
             Err(e) => {
                 eprintln!("labrun: {e}");
-                return ExitCode::from(2);
+                return Exit::Environment.into();
             }
         },
         CacheAction::Gc { dry_run, keep_runs } => match keep_runs
@@ -183,7 +184,7 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
         {
             Err(e) => {
                 eprintln!("labrun: cannot read the run index: {e}");
-                return ExitCode::from(2);
+                return Exit::Environment.into();
             }
             Ok(keep) => match cache.gc_keeping(dry_run, keep.as_ref()) {
                 Ok((removed, freed)) => {
@@ -192,7 +193,7 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("labrun: {e}");
-                    return ExitCode::from(2);
+                    return Exit::Environment.into();
                 }
             },
         },
@@ -200,7 +201,7 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
             Ok(e) => {
                 if let Err(e) = cache.remove(&e.id) {
                     eprintln!("labrun: {e}");
-                    return ExitCode::from(2);
+                    return Exit::Environment.into();
                 }
                 println!("removed {}", e.id);
             }
@@ -221,7 +222,7 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
             Err(e) => return not_found(e),
         },
     }
-    ExitCode::SUCCESS
+    Exit::Success.into()
 }
 
 fn human(b: u64) -> String {
@@ -252,12 +253,12 @@ pub fn doctor(cache_arg: Option<&Path>) -> ExitCode {
                 }
             );
             slurm_doctor();
-            ExitCode::SUCCESS
+            Exit::Success.into()
         }
         Err(e) => {
             println!("onnxruntime missing: {e}");
             slurm_doctor();
-            ExitCode::from(2)
+            Exit::Environment.into()
         }
     }
 }
@@ -302,7 +303,7 @@ pub fn log(run: Option<i64>, count: usize, cache_arg: Option<&Path>) -> ExitCode
         Ok(x) => x,
         Err(e) => {
             eprintln!("labrun: cannot read the run index: {e}");
-            return ExitCode::from(2);
+            return Exit::Environment.into();
         }
     };
     if let Some(n) = note {
@@ -313,7 +314,7 @@ pub fn log(run: Option<i64>, count: usize, cache_arg: Option<&Path>) -> ExitCode
         None => match ix.recent(count) {
             Ok(runs) if runs.is_empty() => {
                 println!("no runs recorded in {} yet", cache.root().display());
-                ExitCode::SUCCESS
+                Exit::Success.into()
             }
             Ok(runs) => {
                 println!(
@@ -345,11 +346,11 @@ pub fn log(run: Option<i64>, count: usize, cache_arg: Option<&Path>) -> ExitCode
                         r.host
                     );
                 }
-                ExitCode::SUCCESS
+                Exit::Success.into()
             }
             Err(e) => {
                 eprintln!("labrun: cannot read the run index: {e}");
-                ExitCode::from(2)
+                Exit::Environment.into()
             }
         },
         Some(id) => match ix.run(id) {
@@ -380,15 +381,15 @@ pub fn log(run: Option<i64>, count: usize, cache_arg: Option<&Path>) -> ExitCode
                         println!("    {}", e.lines().next().unwrap_or(""));
                     }
                 }
-                ExitCode::SUCCESS
+                Exit::Success.into()
             }
             Ok(None) => {
                 eprintln!("labrun: no run {id} in the index; `labrun log` lists the runs");
-                ExitCode::from(USER_ERROR)
+                Exit::User.into()
             }
             Err(e) => {
                 eprintln!("labrun: cannot read the run index: {e}");
-                ExitCode::from(2)
+                Exit::Environment.into()
             }
         },
     }

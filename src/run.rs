@@ -1,7 +1,8 @@
 //! `labrun run`: progress display, events, summary, reports.
 
 use crate::cli::{ExecutorKind, RunArgs};
-use crate::commands::{USER_ERROR, color, compiled_kept, print_diags, width};
+use lab_engine::Exit;
+use crate::commands::{color, compiled_kept, print_diags, width};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lab_cache::Cache;
 use lab_engine::execute::{Event, Executor, RunOptions, RunReport};
@@ -39,7 +40,7 @@ fn cache_error(dir: &Path, e: &lab_cache::CacheError) -> ExitCode {
         "labrun: cannot use the cache at {}: {e}\n  help: pass `--cache DIR` or set LABRUN_CACHE to a writable directory",
         dir.display()
     );
-    ExitCode::from(2)
+    Exit::Environment.into()
 }
 
 /// A stable id for a pipeline file's run records: its name and a hash of its path.
@@ -181,7 +182,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
             Ok(p) => p,
             Err(d) => {
                 print_diags(&d, &sources);
-                return ExitCode::from(USER_ERROR);
+                return Exit::User.into();
             }
         }
     };
@@ -192,14 +193,14 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
             Ok(f) => f,
             Err(d) => {
                 print_diags(&d, &sources);
-                return ExitCode::from(USER_ERROR);
+                return Exit::User.into();
             }
         }
     };
     let cache = match opening.join() {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return cache_error(&dir, &e),
-        Err(_) => return ExitCode::from(3),
+        Err(_) => return Exit::Internal.into(),
     };
     // Opened before the run: a missing index is rebuilt from earlier runs' records only.
     let t = lab_engine::timing::phase("open index");
@@ -220,7 +221,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("labrun: {e}");
-            return ExitCode::from(USER_ERROR);
+            return Exit::User.into();
         }
     };
     let executor = match args.executor {
@@ -236,7 +237,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         let _ = ctrlc::set_handler(move || {
             if cancel.swap(true, Ordering::SeqCst) {
                 eprintln!("\nlabrun: stopping now");
-                std::process::exit(130);
+                std::process::exit(i32::from(Exit::Interrupted.code()));
             }
             if slurm {
                 eprintln!("\nlabrun: cancelling the Slurm jobs this run submitted");
@@ -305,7 +306,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     // delay the exit. (The cache is dropped: that writes its index.)
     drop(cache);
     std::mem::forget((plan, report, sources));
-    ExitCode::from(code)
+    code.into()
 }
 
 /// Reports a finished run: failures at their lines, the summary, the results files.
@@ -318,7 +319,7 @@ fn finish(
     sources: &lab_engine::Sources,
     name: &str,
     started: Instant,
-) -> u8 {
+) -> Exit {
     // Failures, each at its step's line.
     let diags: Vec<Diag> = report
         .failed
@@ -362,25 +363,27 @@ fn finish(
         eprintln!("{summary}");
     }
     if report.cancelled {
-        return 130;
+        return Exit::Interrupted;
     }
-    if let Some((_, _, blame)) = report.failed.first() {
-        let env = report.failed.iter().any(|(_, _, b)| *b == Blame::Environment);
-        return if env || *blame == Blame::Environment { 2 } else { USER_ERROR };
+    // The machine's fault first (nothing the user changes helps), then labrun's.
+    for blame in [Blame::Environment, Blame::Internal, Blame::User] {
+        if report.failed.iter().any(|(_, _, b)| *b == blame) {
+            return blame.into();
+        }
     }
     if args.targets.is_empty() && !plan.reports.is_empty() {
         let rendered = lab_engine::report::render(plan, &report.outputs, cache);
         let dir = args.results.clone().unwrap_or_else(|| PathBuf::from("results").join(name));
         if let Err(e) = lab_engine::report::write(&dir, &rendered, name) {
             eprintln!("labrun: cannot write results to {}: {e}", dir.display());
-            return 2;
+            return Exit::Environment;
         }
         if !args.json {
             print!("{}", rendered.markdown);
             println!("results written to {}", dir.display());
         }
     }
-    0
+    Exit::Success
 }
 
 fn summary_line(r: &RunReport, total: usize, reused: usize, secs: f64) -> String {
@@ -456,7 +459,7 @@ struct IndexedRun<'a> {
     elapsed: f64,
     executor: &'static str,
     overrides: &'a [lab_engine::Override],
-    code: u8,
+    code: Exit,
 }
 
 /// Adds the run to the cache's run index (`labrun log`); a failure is a warning.
@@ -512,7 +515,7 @@ fn index_run(ix: &lab_cache::index::RunIndex, r: &IndexedRun) {
         file: r.file.canonicalize().unwrap_or_else(|_| r.file.to_path_buf()).display().to_string(),
         host,
         executor: r.executor.into(),
-        exit_code: Some(r.code as i64),
+        exit_code: Some(i64::from(r.code.code())),
         params: serde_json::to_string(&r.plan.params).unwrap_or_else(|_| "{}".into()),
         overrides: serde_json::to_string(&overrides).unwrap_or_else(|_| "[]".into()),
         steps: r.plan.nodes.len() as i64,

@@ -19,6 +19,7 @@
 mod check;
 mod diagnostic;
 pub mod execute;
+pub mod exit;
 pub mod load;
 mod lower;
 mod plan;
@@ -30,6 +31,7 @@ pub mod timing;
 mod typed;
 
 pub use diagnostic::{CODES, Diag, render, suggest};
+pub use exit::Exit;
 pub use plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
 pub use source::{SourceFile, Sources};
 

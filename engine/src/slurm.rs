@@ -723,16 +723,16 @@ fn squeue(ids: &[u64]) -> Result<HashMap<u64, (String, String)>, String> {
 
 /// `labrun slurm-worker`: computes the actions of `specs` in this process (on a compute
 /// node), writing each one's outcome beside the spec. Returns the exit code.
-pub fn worker(cache: &Cache, registry: &Registry, specs: &[PathBuf]) -> i32 {
+pub fn worker(cache: &Cache, registry: &Registry, specs: &[PathBuf]) -> crate::Exit {
     let dirs = match Dirs::new(cache) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("labrun slurm-worker: cannot use the cache at {}: {e}", cache.root().display());
-            return 2;
+            return crate::Exit::Environment;
         }
     };
     let cancel = AtomicBool::new(false);
-    let mut code = 0;
+    let mut code = crate::Exit::Success;
     for path in specs {
         let spec: Spec = match std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
@@ -741,7 +741,7 @@ pub fn worker(cache: &Cache, registry: &Registry, specs: &[PathBuf]) -> i32 {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("labrun slurm-worker: cannot read {}: {e}", path.display());
-                code = 2;
+                code = crate::Exit::Environment;
                 continue;
             }
         };
@@ -752,7 +752,7 @@ pub fn worker(cache: &Cache, registry: &Registry, specs: &[PathBuf]) -> i32 {
                 println!("labrun: {} ({}) done in {:.2}s", spec.step, spec.op, started.elapsed().as_secs_f64())
             }
             o => {
-                code = 1;
+                code = crate::Exit::User;
                 println!("labrun: {} ({}) failed: {}", spec.step, spec.op, o.error.as_deref().unwrap_or(""));
             }
         }
@@ -760,7 +760,7 @@ pub fn worker(cache: &Cache, registry: &Registry, specs: &[PathBuf]) -> i32 {
         let job = std::env::var("SLURM_JOB_ID").unwrap_or_else(|_| "local".into());
         if let Err(e) = write_atomic(&dirs.result(&spec.key, &job), &text) {
             eprintln!("labrun slurm-worker: cannot write the result of {}: {e}", spec.step);
-            code = 2;
+            code = crate::Exit::Environment;
         }
     }
     code
