@@ -1,6 +1,6 @@
 use crate::cli::{Cli, Command, GraphFormat};
-use lab_engine::{Compiled, Diag, Plan, Sources, render};
 use lab_engine::Exit;
+use lab_engine::{Compiled, Diag, Plan, Sources, render};
 use lab_ops::{Registry, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};

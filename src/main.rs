@@ -6,8 +6,8 @@ mod config;
 mod maintain;
 mod run;
 
-use std::process::ExitCode;
 use lab_engine::Exit;
+use std::process::ExitCode;
 
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {

@@ -1,9 +1,9 @@
 //! `labrun why`, `labrun cache …` and `labrun doctor`.
 
 use crate::cli::CacheAction;
-use lab_engine::Exit;
 use crate::commands::compiled;
 use crate::run::{cache_dir, open_cache, pipeline_id};
+use lab_engine::Exit;
 use lab_ops::Registry;
 use serde_json::Value as Json;
 use std::path::Path;

@@ -1,11 +1,11 @@
 //! `labrun run`: progress display, events, summary, reports.
 
 use crate::cli::{ExecutorKind, RunArgs};
-use lab_engine::Exit;
 use crate::commands::{color, compiled_kept, print_diags, width};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lab_cache::Cache;
-use lab_engine::execute::{Event, Executor, RunOptions, RunReport};
+use lab_engine::Exit;
+use lab_engine::execute::{Event, Executor, Failure, RunOptions, RunReport};
 use lab_engine::{Diag, Plan};
 
 use lab_ops::{Blame, Registry};
@@ -93,7 +93,7 @@ impl Display {
                     json!({"event": if *by_other { "cached" } else { "executed" }, "step": plan.nodes[*node].name, "seconds": secs})
                 }
                 Event::Failed { node, error, .. } => {
-                    json!({"event": "failed", "step": plan.nodes[*node].name, "error": error})
+                    json!({"event": "failed", "step": plan.nodes[*node].name, "error": error.message, "failure": error.failure})
                 }
                 Event::Skipped { node, because } => {
                     json!({"event": "skipped", "step": plan.nodes[*node].name, "because": because.map(|b| plan.nodes[b].name.clone())})
@@ -324,12 +324,12 @@ fn finish(
     let diags: Vec<Diag> = report
         .failed
         .iter()
-        .filter(|(_, e, _)| e != "cancelled")
-        .map(|(i, e, blame)| {
+        .filter(|(_, e)| e.failure != Failure::Cancelled)
+        .map(|(i, e)| {
             let n = &plan.nodes[*i];
-            let disk_full = e.contains("No space left") || e.contains("os error 28");
-            let help = match blame {
-                _ if disk_full => "the disk holding the cache is full: free space, run `labrun cache gc`, or point `--cache` at a larger disk; finished steps stay cached",
+            let help = match e.blame {
+                _ if e.failure == Failure::DiskFull => "the disk holding the cache is full: free space, run `labrun cache gc`, or point `--cache` at a larger disk; finished steps stay cached",
+                _ if e.failure == Failure::MissingInput => "run `labrun cache verify`, then run again; finished steps stay cached",
                 Blame::User => "fix the step's arguments or inputs and run again; finished steps stay cached",
                 Blame::Environment => {
                     "this is a problem of the machine (a library, the disk); finished steps stay cached"
@@ -367,7 +367,7 @@ fn finish(
     }
     // The machine's fault first (nothing the user changes helps), then labrun's.
     for blame in [Blame::Environment, Blame::Internal, Blame::User] {
-        if report.failed.iter().any(|(_, _, b)| *b == blame) {
+        if report.failed.iter().any(|(_, e)| e.blame == blame) {
             return blame.into();
         }
     }
@@ -473,9 +473,9 @@ fn index_run(ix: &lab_cache::index::RunIndex, r: &IndexedRun) {
         status[i] = "cached";
     }
     let mut errors: BTreeMap<usize, &String> = BTreeMap::new();
-    for (i, e, _) in &r.report.failed {
+    for (i, e) in &r.report.failed {
         status[*i] = "failed";
-        errors.entry(*i).or_insert(e);
+        errors.entry(*i).or_insert(&e.message);
     }
     // What the steps did, digested from the plan: a rerun that did the same adds no rows.
     let mut h = lab_cache::Hasher::new();

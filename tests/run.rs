@@ -248,6 +248,39 @@ fn a_failing_step_is_not_cached_and_its_dependents_are_skipped() {
 }
 
 #[test]
+fn failures_are_typed_and_an_input_deleted_by_hand_points_at_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let file = pipeline("broken_chain.lab");
+    let (r, ev) = run_json(dir.path(), &cache, &file, &["--keep-going"]);
+    assert_eq!(r.code, 1, "the op refused its arguments: the user's fault");
+    let failed = ev.iter().find(|e| e["event"] == "failed").expect("a failed event");
+    assert_eq!((&failed["step"], &failed["failure"]), (&Value::from("bad"), &Value::from("op")));
+    // Delete `good`'s artifact behind labrun's back, then make its dependent run again.
+    let record = walk(&cache.join("runs")).into_iter().find(|p| p.extension().is_some_and(|e| e == "json")).unwrap();
+    let record: Value = serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    let id = record["steps"]["good"][2].as_str().unwrap().to_string();
+    std::fs::remove_dir_all(cache.join("artifacts").join(&id[..2]).join(&id)).unwrap();
+    let (r, ev) = run_json(dir.path(), &cache, &file, &["--keep-going", "--force", "good_stats"]);
+    assert_eq!(r.code, 2, "a cache that lost a file is the machine's problem:\n{}", r.stderr);
+    let failed: Vec<&Value> = ev.iter().filter(|e| e["event"] == "failed").collect();
+    let missing = failed.iter().find(|e| e["step"] == "good_stats").expect("good_stats failed");
+    assert_eq!(missing["failure"], "missing_input");
+    assert!(r.stderr.contains("missing from the cache") && r.stderr.contains("labrun cache verify"), "{}", r.stderr);
+    // `verify` forgets the result whose artifact is gone; the next run computes it again.
+    let v = labrun(dir.path(), &["cache", "verify", "--cache", c]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let (r, ev) = run_json(dir.path(), &cache, &file, &["--keep-going"]);
+    assert_eq!(r.code, 1, "only `bad` fails now:\n{}", r.stderr);
+    let steps =
+        |kind: &str| -> Vec<Value> { ev.iter().filter(|e| e["event"] == kind).map(|e| e["step"].clone()).collect() };
+    assert!(steps("executed").contains(&Value::from("good")), "{ev:?}");
+    // The same bytes again: `good_stats` keeps its cached result (early cutoff).
+    assert!(steps("cached").contains(&Value::from("good_stats")), "{ev:?}");
+}
+
+#[test]
 fn imported_files_are_keyed_by_content() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");

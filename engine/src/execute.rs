@@ -37,8 +37,7 @@ pub enum Event {
     },
     Failed {
         node: usize,
-        error: String,
-        blame: Blame,
+        error: StepError,
     },
     /// Not run because `because` failed (or the run stopped).
     Skipped {
@@ -90,7 +89,7 @@ pub struct RunReport {
     pub cached: Vec<usize>,
     /// For cached nodes: the pipeline that computed the result, as recorded with it.
     pub computed_by: Vec<Option<String>>,
-    pub failed: Vec<(usize, String, Blame)>,
+    pub failed: Vec<(usize, StepError)>,
     pub skipped: Vec<usize>,
     pub cancelled: bool,
     /// Why the last results of the run could not be recorded in the cache (they are
@@ -235,6 +234,79 @@ pub fn computed_by(r: &ActionResult) -> Option<String> {
     r.meta.get("pipeline").and_then(|p| p.as_str()).map(str::to_string)
 }
 
+/// What kind of failure ended a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// The op returned an error: its arguments, its data, a numerical failure, a library.
+    Op,
+    /// The op panicked: a bug in labrun.
+    Panic,
+    /// The run was stopped before the step ended (Ctrl-C).
+    Cancelled,
+    /// An input artifact is missing from the cache (deleted behind labrun's back).
+    MissingInput,
+    /// The cache could not take the result.
+    Store,
+    /// The disk is full.
+    DiskFull,
+    /// A cluster job ended without a result, or could not be submitted or watched.
+    Cluster,
+}
+
+/// Why a step failed: the kind of failure, whose fault it is, and what happened in words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepError {
+    pub failure: Failure,
+    pub blame: Blame,
+    pub message: String,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Whether an I/O error means the disk is full.
+fn disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
+impl StepError {
+    pub fn new(failure: Failure, blame: Blame, message: impl Into<String>) -> StepError {
+        StepError { failure, blame, message: message.into() }
+    }
+
+    pub fn cancelled() -> StepError {
+        StepError::new(Failure::Cancelled, Blame::User, "cancelled")
+    }
+
+    /// An op's own error, with the op's blame.
+    pub fn op(e: &OpError) -> StepError {
+        match e {
+            OpError::Cancelled => StepError::cancelled(),
+            OpError::Io(io) if disk_full(io) => StepError::new(Failure::DiskFull, Blame::Environment, e.to_string()),
+            // Libraries (ONNX Runtime) report a full disk in words only.
+            _ if e.to_string().contains("No space left on device") => {
+                StepError::new(Failure::DiskFull, Blame::Environment, e.to_string())
+            }
+            _ => StepError::new(Failure::Op, e.blame(), e.to_string()),
+        }
+    }
+
+    /// The cache could not take the result (`what`: what failed).
+    pub fn store(what: &str, e: &lab_cache::CacheError) -> StepError {
+        let full = matches!(e, lab_cache::CacheError::Io { source, .. } if disk_full(source));
+        let failure = if full { Failure::DiskFull } else { Failure::Store };
+        StepError::new(failure, Blame::Environment, format!("{what}: {e}"))
+    }
+
+    pub fn cluster(blame: Blame, message: impl Into<String>) -> StepError {
+        StepError::new(Failure::Cluster, blame, message)
+    }
+}
+
 /// How one action ended.
 #[derive(Debug, Clone)]
 pub enum Done {
@@ -244,7 +316,7 @@ pub enum Done {
         secs: f64,
         by_other: Option<Option<String>>,
     },
-    Err(String, Blame),
+    Err(StepError),
     /// Never started: the run stopped (a failure without `--keep-going`) while it waited
     /// for a slot.
     NotStarted,
@@ -393,12 +465,12 @@ fn schedule(
                 (opts.on_event)(&Event::Finished { node: i, secs, by_other: by_other.is_some() });
                 release(i, &dependents, &mut remaining, &mut ready);
             }
-            Done::Err(error, blame) => {
-                if error == "cancelled" {
+            Done::Err(error) => {
+                if error.failure == Failure::Cancelled {
                     report.cancelled = true;
                 }
-                (opts.on_event)(&Event::Failed { node: i, error: error.clone(), blame });
-                report.failed.push((i, error, blame));
+                (opts.on_event)(&Event::Failed { node: i, error: error.clone() });
+                report.failed.push((i, error));
                 // Everything downstream of a failure is skipped.
                 let mut stack = dependents[i].clone();
                 while let Some(d) = stack.pop() {
@@ -427,7 +499,7 @@ fn schedule(
         if report.outputs[i].is_none()
             && !blocked.contains(&i)
             && !skipped.contains(&i)
-            && !report.failed.iter().any(|(f, _, _)| *f == i)
+            && !report.failed.iter().any(|(f, _)| *f == i)
         {
             report.skipped.push(i);
             (opts.on_event)(&Event::Skipped { node: i, because: None });
@@ -490,7 +562,7 @@ pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions
     let started = Instant::now();
     let lock = match cache.lock(&key) {
         Ok(l) => l,
-        Err(e) => return Done::Err(e.to_string(), Blame::Environment),
+        Err(e) => return Done::Err(StepError::store("cannot lock the step's cache entry", &e)),
     };
     // Another process may have computed it while we waited for the lock.
     if !forced
@@ -507,20 +579,25 @@ pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions
         ArgIn::Value(_) => None,
     });
     if let Some(p) = missing {
-        return Done::Err(
+        return Done::Err(StepError::new(
+            Failure::MissingInput,
+            Blame::Environment,
             format!(
                 "an input artifact is missing from the cache ({}); run `labrun cache verify` to forget results whose artifacts are gone, then run again",
                 p.display()
             ),
-            Blame::Environment,
-        );
+        ));
     }
     let Some((_, op)) = registry.get(a.op.kind, a.op.method) else {
-        return Done::Err(format!("op `{}` is not registered", a.op.name()), Blame::Internal);
+        return Done::Err(StepError::new(
+            Failure::Panic,
+            Blame::Internal,
+            format!("op `{}` is not registered", a.op.name()),
+        ));
     };
     let tmp = match cache.tmp_dir() {
         Ok(t) => t,
-        Err(e) => return Done::Err(e.to_string(), Blame::Environment),
+        Err(e) => return Done::Err(StepError::store("cannot make a temporary folder", &e)),
     };
     let progress = |p: Progress| (opts.on_event)(&Event::Progress { node: a.node, progress: p });
     let ctx = RunCtx {
@@ -533,21 +610,24 @@ pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run(&ctx, &a.args)));
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(OpError::Cancelled)) => return Done::Err("cancelled".into(), Blame::User),
-        Ok(Err(e)) => return Done::Err(e.to_string(), e.blame()),
+        Ok(Err(e)) => return Done::Err(StepError::op(&e)),
         Err(p) => {
             let msg = p
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            return Done::Err(format!("internal error in `{}`: {msg}", a.op.name()), Blame::Internal);
+            return Done::Err(StepError::new(
+                Failure::Panic,
+                Blame::Internal,
+                format!("internal error in `{}`: {msg}", a.op.name()),
+            ));
         }
     }
     let secs = started.elapsed().as_secs_f64();
     let id = match cache.commit_artifact_unsynced(&tmp.into_path()) {
         Ok(id) => id,
-        Err(e) => return Done::Err(format!("cannot store the result: {e}"), Blame::Environment),
+        Err(e) => return Done::Err(StepError::store("cannot store the result", &e)),
     };
     let mut meta = BTreeMap::new();
     meta.insert("seconds".into(), json!(secs));
@@ -576,7 +656,7 @@ pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions
         .commit_grouped(&key, result, lock)
         .and_then(|()| if secs >= GROUP_LATENCY.as_secs_f64() { cache.flush_commits() } else { Ok(()) });
     if let Err(e) = committed {
-        return Done::Err(format!("cannot record the result: {e}"), Blame::Environment);
+        return Done::Err(StepError::store("cannot record the result", &e));
     }
     Done::Ok { id, secs, by_other: None }
 }

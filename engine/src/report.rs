@@ -25,13 +25,10 @@ fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: 
                 // summary (per-example records, scores files).
                 let dir = cache.artifact_path(&id);
                 let at = dir.display().to_string();
-                if let Some(records) = text_samples(&dir) {
+                if let Some(records) = lab_ops::text::samples(&dir, SAMPLES) {
                     return json!({"step": plan.nodes[*n].name, "records": records, "dir": at});
                 }
-                let metrics = std::fs::read_to_string(dir.join("metrics.json"))
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Json>(&t).ok());
-                match metrics {
+                match lab_ops::artifact::metrics_json(&dir) {
                     Some(m) => json!({"step": plan.nodes[*n].name, "metrics": m, "dir": at}),
                     None => json!({"step": plan.nodes[*n].name, "artifact": id.to_string(), "dir": at}),
                 }
@@ -44,14 +41,6 @@ fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: 
 
 /// Records shown for a text dataset in a report.
 const SAMPLES: usize = 8;
-
-/// The first records of a text dataset artifact (`data.jsonl`).
-fn text_samples(dir: &Path) -> Option<Vec<Json>> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(dir.join("data.jsonl")).ok()?;
-    let lines = std::io::BufReader::new(f).lines().map_while(Result::ok).take(SAMPLES);
-    Some(lines.filter_map(|l| serde_json::from_str(&l).ok()).collect())
-}
 
 /// A Markdown table of text records: prompt, completion and target when they have them,
 /// else their text. Line breaks show as `⏎`.
@@ -159,9 +148,7 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
         for row in &rep.rows {
             let value = row_value(plan, row, outputs, cache);
             let svg = match &row.value {
-                ArgVal::Node(n) => {
-                    outputs[*n].map(|id| cache.artifact_path(&id).join("figure.svg")).filter(|p| p.is_file())
-                }
+                ArgVal::Node(n) => outputs[*n].and_then(|id| lab_ops::artifact::figure(&cache.artifact_path(&id))),
                 _ => None,
             };
             match svg {

@@ -14,7 +14,7 @@
 //! `batch_minutes`: a sweep of a thousand tiny steps becomes two jobs, not a thousand, and
 //! long steps get a job each.
 
-use crate::execute::{Action, Done, Event, Executor, RunOptions, execute};
+use crate::execute::{Action, Done, Event, Executor, RunOptions, StepError, execute};
 use lab_cache::{ArtifactId, Cache, Key};
 use lab_ops::{ArgIn, Args, Blame, Progress, Registry, Resources, Value};
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,9 @@ struct Outcome {
     computed_by: Option<String>,
     error: Option<String>,
     blame: Option<String>,
+    /// What kind of failure, when it failed.
+    #[serde(default)]
+    failure: Option<crate::execute::Failure>,
 }
 
 fn blame_name(b: Blame) -> &'static str {
@@ -291,7 +294,7 @@ impl<'a> Driver<'a> {
             if let Err(e) = &self.dirs {
                 let e = e.clone();
                 for a in self.queue.drain(..) {
-                    self.done.push_back((a.node, Done::Err(e.clone(), Blame::Environment)));
+                    self.done.push_back((a.node, Done::Err(StepError::cluster(Blame::Environment, e.clone()))));
                 }
                 continue;
             }
@@ -377,7 +380,7 @@ impl<'a> Driver<'a> {
     fn submit(&mut self, batch: Vec<Action>, seconds: u64) {
         let fail = |d: &mut Self, batch: Vec<Action>, msg: String| {
             for a in batch {
-                d.done.push_back((a.node, Done::Err(msg.clone(), Blame::Environment)));
+                d.done.push_back((a.node, Done::Err(StepError::cluster(Blame::Environment, msg.clone()))));
             }
         };
         let mut specs = Vec::new();
@@ -505,7 +508,7 @@ impl<'a> Driver<'a> {
                     for (_, job) in jobs {
                         for a in job.actions {
                             let msg = format!("cannot read the Slurm queue: {e}");
-                            self.done.push_back((a.node, Done::Err(msg, Blame::Environment)));
+                            self.done.push_back((a.node, Done::Err(StepError::cluster(Blame::Environment, msg))));
                         }
                     }
                 }
@@ -525,7 +528,7 @@ impl<'a> Driver<'a> {
                     if let Ok(d) = &self.dirs {
                         d.clear(&a.key, &self.nonce, id, true);
                     }
-                    self.done.push_back((a.node, Done::Err(msg, Blame::User)));
+                    self.done.push_back((a.node, Done::Err(StepError::cluster(Blame::User, msg))));
                 }
                 continue;
             }
@@ -579,10 +582,11 @@ impl<'a> Driver<'a> {
             let by_other = if adopted { Some(None) } else { o.by_other.then_some(o.computed_by) };
             let done = match (o.ok, o.id) {
                 (true, Some(id)) => Done::Ok { id, secs: o.secs, by_other },
-                _ => Done::Err(
-                    o.error.unwrap_or_else(|| "the step failed without a message".into()),
+                _ => Done::Err(StepError::new(
+                    o.failure.unwrap_or(crate::execute::Failure::Op),
                     blame_of(o.blame.as_deref()),
-                ),
+                    o.error.unwrap_or_else(|| "the step failed without a message".into()),
+                )),
             };
             self.done.push_back((a.node, done));
             return;
@@ -633,7 +637,7 @@ impl<'a> Driver<'a> {
             format!("Slurm job {id} {how} without a result from labrun; the job's log ends:\n{tail}")
         };
         dirs.clear(&a.key, &self.nonce, id, !adopted);
-        self.done.push_back((a.node, Done::Err(msg, Blame::Environment)));
+        self.done.push_back((a.node, Done::Err(StepError::cluster(Blame::Environment, msg))));
     }
 
     /// The run stopped: what is queued is never submitted.
@@ -659,11 +663,11 @@ impl<'a> Driver<'a> {
                 if let Ok(d) = &self.dirs {
                     d.clear(&a.key, &self.nonce, id, self.own_jobs.contains(&id));
                 }
-                self.done.push_back((a.node, Done::Err("cancelled".into(), Blame::User)));
+                self.done.push_back((a.node, Done::Err(StepError::cancelled())));
             }
         }
         for a in self.queue.drain(..) {
-            self.done.push_back((a.node, Done::Err("cancelled".into(), Blame::User)));
+            self.done.push_back((a.node, Done::Err(StepError::cancelled())));
         }
     }
 }
@@ -767,15 +771,18 @@ pub fn worker(cache: &Cache, registry: &Registry, specs: &[PathBuf]) -> crate::E
 }
 
 fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel: &AtomicBool) -> Outcome {
-    let fail = |error: String, blame: Blame| Outcome {
+    let failed = |e: StepError| Outcome {
         ok: false,
         id: None,
         secs: 0.0,
         by_other: false,
         computed_by: None,
-        error: Some(error),
-        blame: Some(blame_name(blame).into()),
+        blame: Some(blame_name(e.blame).into()),
+        failure: Some(e.failure),
+        error: Some(e.message),
     };
+    // The worker's own troubles: the nodes' labrun or device does not fit the driver's.
+    let fail = |error: String, blame: Blame| failed(StepError::cluster(blame, error));
     let Some((kind, method)) = spec.op.split_once('.') else {
         return fail(format!("`{}` is not an op name", spec.op), Blame::Internal);
     };
@@ -844,7 +851,7 @@ fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel
     let done = execute(&action, cache, registry, &opts);
     // The driver reads the outcome as final: the result is on disk before it is written.
     let done = match (done, cache.flush_commits()) {
-        (Done::Ok { .. }, Err(e)) => Done::Err(format!("cannot record the result: {e}"), Blame::Environment),
+        (Done::Ok { .. }, Err(e)) => Done::Err(StepError::store("cannot record the result", &e)),
         (done, _) => done,
     };
     match done {
@@ -856,9 +863,12 @@ fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel
             computed_by: by_other.flatten(),
             error: None,
             blame: None,
+            failure: None,
         },
-        Done::Err(e, b) => fail(e, b),
-        Done::NotStarted => fail("the step was not started".into(), Blame::Internal),
+        Done::Err(e) => failed(e),
+        Done::NotStarted => {
+            failed(StepError::new(crate::execute::Failure::Op, Blame::Internal, "the step was not started"))
+        }
     }
 }
 

@@ -145,6 +145,19 @@ pub fn read_metrics(dir: &Path) -> Result<Metrics, OpError> {
     serde_json::from_str(&text).map_err(|e| OpError::Data(format!("{} is not valid metrics JSON: {e}", path.display())))
 }
 
+/// The file a `Figure` artifact (and a fit's drawing) is written to.
+pub const FIGURE_FILE: &str = "figure.svg";
+
+/// The drawing of an artifact, if it holds one (figures, fits).
+pub fn figure(dir: &Path) -> Option<std::path::PathBuf> {
+    Some(dir.join(FIGURE_FILE)).filter(|p| p.is_file())
+}
+
+/// An artifact's metrics as JSON, if it holds readable ones.
+pub fn metrics_json(dir: &Path) -> Option<serde_json::Value> {
+    read_metrics(dir).ok().map(|m| serde_json::Value::Object(m.into_iter().collect()))
+}
+
 /// The number `name` in a metrics artifact.
 pub fn metric(m: &Metrics, name: &str) -> Result<f64, OpError> {
     m.get(name).and_then(|v| v.as_f64()).ok_or_else(|| {

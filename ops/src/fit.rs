@@ -170,7 +170,7 @@ impl Op for Form {
             &[(format!("measured {yc}"), points).into(), (format!("fit {form}"), line).into()],
             None,
         );
-        std::fs::write(ctx.out.join("figure.svg"), svg)?;
+        std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
 }

@@ -61,7 +61,7 @@ impl Op for Loss {
             }
         }
         let svg = lines_svg(args.str("title")?, "step", "loss (nats per token)", &lines, None);
-        std::fs::write(ctx.out.join("figure.svg"), svg)?;
+        std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
 }
@@ -161,7 +161,7 @@ impl Op for Lines {
         let reference = Some(args.float("reference")?).filter(|&r| r > f64::MIN);
         let svg =
             lines_svg_scaled(args.str("title")?, args.str("xlabel")?, args.str("ylabel")?, &lines, reference, log_x);
-        std::fs::write(ctx.out.join("figure.svg"), svg)?;
+        std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
 }
@@ -381,7 +381,7 @@ impl Op for Bar {
         }
         let reference = Some(args.float("reference")?).filter(|&r| r > f64::MIN);
         let svg = bar_svg(args.str("title")?, args.str("ylabel")?, &bars, reference);
-        std::fs::write(ctx.out.join("figure.svg"), svg)?;
+        std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
 }
@@ -577,7 +577,7 @@ impl Op for Curves {
             svgs.push(lines_svg(&title, xlabel, args.str("ylabel")?, &lines, None));
         }
         let svg = if svgs.len() == 1 { svgs.remove(0) } else { side_by_side(&svgs) };
-        std::fs::write(ctx.out.join("figure.svg"), svg)?;
+        std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
 }

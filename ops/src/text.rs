@@ -72,6 +72,15 @@ impl TextData {
 
 /// Parses JSON Lines: every non-empty line an object. A bad line is an error naming the
 /// file and the line.
+/// The first `n` records of a text dataset artifact, as JSON (for reports); `None` when
+/// the artifact is not a text dataset.
+pub fn samples(dir: &Path, n: usize) -> Option<Vec<Json>> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(dir.join(TEXT_FILE)).ok()?;
+    let lines = std::io::BufReader::new(f).lines().map_while(Result::ok).take(n);
+    Some(lines.filter_map(|l| serde_json::from_str(&l).ok()).collect())
+}
+
 pub fn parse_jsonl(text: &str, file: &str) -> Result<TextData, OpError> {
     let mut records = Vec::new();
     for (i, line) in text.lines().enumerate() {
