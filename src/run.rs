@@ -197,11 +197,13 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
             }
         }
     };
+    let t = lab_engine::timing::phase("join cache");
     let cache = match opening.join() {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return cache_error(&dir, &e),
         Err(_) => return Exit::Internal.into(),
     };
+    drop(t);
     // Opened before the run: a missing index is rebuilt from earlier runs' records only.
     let t = lab_engine::timing::phase("open index");
     let index = match lab_cache::index::RunIndex::open(cache.root()) {

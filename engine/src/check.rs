@@ -43,12 +43,12 @@ impl Def<'_> {
 
 /// Every definition of a program, and the reports of its root file.
 pub(crate) struct Program<'a> {
-    pub defs: FxHashMap<String, Def<'a>>,
-    pub reports: Vec<&'a Report>,
-    /// Every defined name in source order (file, then position): its position is its
+    /// Every definition, in source order (file, then position): its position is its
     /// [`DefId`].
+    pub defs: Vec<Def<'a>>,
     pub names: Vec<String>,
     pub ids: FxHashMap<String, DefId>,
+    pub reports: Vec<&'a Report>,
 }
 
 /// Gathers definitions from every file; duplicates are errors with both places.
@@ -96,11 +96,14 @@ pub(crate) fn collect<'a>(loaded: &'a Loaded, diags: &mut Vec<Diag>) -> Program<
         }
         walk(&file.items, &mut Vec::new(), &mut defs, diags);
     }
-    let mut order: Vec<(&String, Span)> = defs.iter().map(|(n, d)| (n, d.name_span())).collect();
-    order.sort_unstable_by_key(|(_, s)| (s.file, s.start));
-    let names: Vec<String> = order.into_iter().map(|(n, _)| n.clone()).collect();
-    let ids = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
-    Program { defs, reports, names, ids }
+    let mut order: Vec<(String, Def<'a>)> = defs.into_iter().collect();
+    order.sort_unstable_by_key(|(_, d)| {
+        let s = d.name_span();
+        (s.file, s.start)
+    });
+    let ids = order.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+    let (names, defs) = order.into_iter().unzip();
+    Program { defs, names, ids, reports }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -158,7 +161,7 @@ impl<'a, 'r> Checker<'a, 'r> {
             .map(|(d, name)| {
                 d.unwrap_or_else(|| TDef {
                     name: name.clone(),
-                    span: self.program.defs[name].name_span(),
+                    span: self.program.defs[self.program.ids[name]].name_span(),
                     ty: Type::Any,
                     kind: TDefKind::Param { value: TExpr::invalid(Span::default()), text: String::new() },
                 })
@@ -243,7 +246,7 @@ impl<'a, 'r> Checker<'a, 'r> {
         }
         let program = self.program;
         let name = program.names[id].as_str();
-        let def = self.program.defs[name].clone();
+        let def = &program.defs[id];
         self.state[id] = Some(State::Visiting);
         self.stack.push(id);
         let mut scope: Scope = Vec::new();
@@ -297,11 +300,11 @@ impl<'a, 'r> Checker<'a, 'r> {
             .map(|n| format!("`{n}`"))
             .collect::<Vec<_>>()
             .join(" → ");
-        let first = &self.program.defs[&members[0]];
+        let first = &self.program.defs[self.program.ids[&members[0]]];
         let mut d = Diag::new("lab::cycle", format!("`{}` depends on itself: {path}", members[0]))
             .at(first.name_span(), format!("`{}` is defined here", members[0]));
         for m in &members[1..] {
-            d = d.also(self.program.defs[m].name_span(), format!("`{m}` is part of the cycle"));
+            d = d.also(self.program.defs[self.program.ids[m]].name_span(), format!("`{m}` is part of the cycle"));
         }
         self.diags.push(d.help("steps may not depend on themselves; break the cycle by using an earlier step"));
     }
@@ -532,11 +535,12 @@ impl<'a, 'r> Checker<'a, 'r> {
             let (ty, c) = self.index_value(e, &name.name, t, true, index, &index_types);
             return (TExpr { kind: TKind::Local { slot, index: typed_index }, span: e.span, ty }, c);
         }
-        let Some(def) = self.program.defs.get(&name.name).cloned() else {
+        let program = self.program;
+        let Some((id, def)) = program.ids.get(&name.name).map(|&id| (id, &program.defs[id])) else {
             // Past the errors that are drawn, a suggestion would only cost time.
             let hint = if self.diags.len() < crate::diagnostic::MAX_RENDERED {
                 let candidates =
-                    scope.iter().map(|(n, _)| n.as_str()).chain(self.program.defs.keys().map(String::as_str));
+                    scope.iter().map(|(n, _)| n.as_str()).chain(self.program.names.iter().map(String::as_str));
                 suggest(&name.name, candidates)
             } else {
                 None
@@ -550,7 +554,6 @@ impl<'a, 'r> Checker<'a, 'r> {
             );
             return (TExpr::invalid(e.span), false);
         };
-        let id = self.program.ids[&name.name];
         let (t, c) = self.def_type(id);
         let make = |ty: Type, index: Vec<TExpr>| {
             let kind = match def {

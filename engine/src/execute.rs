@@ -137,7 +137,7 @@ fn preimage_parts(
                 bytes.push(0);
                 v.encode(&mut bytes);
                 if readable {
-                    params.insert(k.clone(), json!(v.to_string()));
+                    params.insert(k.to_string(), json!(v.to_string()));
                 }
             }
             other => {
@@ -154,7 +154,7 @@ fn preimage_parts(
                         .map(|(n, id)| json!({"step": plan.nodes[*n].name, "artifact": id.to_string()}))
                         .collect();
                     inputs.insert(
-                        k.clone(),
+                        k.to_string(),
                         if matches!(other, ArgVal::Node(_)) { shown.remove(0) } else { json!(shown) },
                     );
                 }
@@ -192,7 +192,7 @@ fn to_args(node: &Node, cache: &Cache, outputs: &[Option<ArtifactId>]) -> Args {
                 ArgIn::Artifacts(ids.iter().map(|(_, id)| cache.artifact_path(id)).collect())
             }
         };
-        a.map.insert(k.clone(), arg);
+        a.map.insert(k.to_string(), arg);
     }
     a
 }

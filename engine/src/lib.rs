@@ -127,9 +127,15 @@ pub fn compile_kept(
         return Compiled { sources, plan: None, diags };
     }
     drop(t);
-    let _t = timing::phase("lower");
+    let t = timing::phase("lower");
     let dirs = sources.files.iter().map(|f| f.path.parent().map(Path::to_path_buf).unwrap_or_default()).collect();
     let (plan, mut lower_diags) = lower::Lowerer::new(&typed, dirs).lower();
     sort(&mut lower_diags);
+    drop(t);
+    let _t = timing::phase("free");
+    drop(typed);
+    drop(checker);
+    drop(program);
+    drop(loaded);
     Compiled { sources, plan, diags: lower_diags }
 }

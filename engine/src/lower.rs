@@ -15,6 +15,9 @@ use lab_ops::{Type, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+/// A node's arguments by parameter name.
+type Args = BTreeMap<std::borrow::Cow<'static, str>, ArgVal>;
+
 /// Sweeps may create at most this many steps in all.
 pub const MAX_INSTANCES: usize = 1_000_000;
 
@@ -43,6 +46,9 @@ impl Family {
     fn push(&mut self, key: Vec<u8>, inst: Instance) {
         if let Some(m) = &mut self.index {
             m.insert(key.clone(), self.list.len());
+        } else if self.list.is_empty() {
+            // Most families have one step: no room for more until a second comes.
+            self.list.reserve_exact(1);
         } else if self.list.len() + 1 >= Self::INDEXED {
             let mut m: FxHashMap<Vec<u8>, usize> =
                 self.list.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
@@ -115,14 +121,10 @@ impl<'a> Lowerer<'a> {
         if !self.diags.is_empty() {
             return (None, self.diags);
         }
-        let keys: Vec<(DefId, Vec<u8>)> = self
-            .instances
-            .iter()
-            .enumerate()
-            .flat_map(|(id, f)| f.list.iter().map(move |(k, _)| (id, k.clone())))
-            .collect();
-        for (f, k) in keys {
-            self.resolve(f, &k);
+        for id in 0..self.instances.len() {
+            for pos in 0..self.instances[id].list.len() {
+                self.resolve_at(id, pos);
+            }
         }
         let reports = self.reports();
         let params = self
@@ -261,10 +263,14 @@ impl<'a> Lowerer<'a> {
 
     /// The value of an instance: evaluates its definition once.
     fn resolve(&mut self, family: DefId, key: &[u8]) -> Option<ArgVal> {
+        let pos = self.instances[family].position(key)?;
+        self.resolve_at(family, pos)
+    }
+
+    /// [`Lowerer::resolve`] by the instance's position in its family.
+    fn resolve_at(&mut self, family: DefId, pos: usize) -> Option<ArgVal> {
         let program = self.program;
-        let fam = &mut self.instances[family];
-        let pos = fam.position(key)?;
-        let inst = &mut fam.list[pos].1;
+        let inst = &mut self.instances[family].list[pos].1;
         match &inst.state {
             State::Done(v) => return v.clone(),
             State::Visiting => {
@@ -433,11 +439,11 @@ impl<'a> Lowerer<'a> {
                     if let (Type::Path | Type::Dir, ArgVal::Value(Value::Str(p))) = (&spec.ty, &v) {
                         let span = arg.as_ref().map_or(e.span, |a| a.span);
                         let (abs, hash) = self.resolve_path(p, span, spec.ty == Type::Dir)?;
-                        args.insert(format!("{}#blake3", spec.name), ArgVal::Value(Value::Str(hash)));
-                        args.insert(spec.name.to_string(), ArgVal::Value(Value::Str(abs)));
+                        args.insert(format!("{}#blake3", spec.name).into(), ArgVal::Value(Value::Str(hash)));
+                        args.insert(spec.name.into(), ArgVal::Value(Value::Str(abs)));
                         continue;
                     }
-                    args.insert(spec.name.to_string(), v);
+                    args.insert(spec.name.into(), v);
                 }
                 deps.sort_unstable();
                 deps.dedup();
@@ -538,7 +544,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// The facts a call's output carries, from its signature's declarations.
-    fn facts_of(&self, sig: &lab_ops::Signature, args: &BTreeMap<String, ArgVal>) -> BTreeMap<&'static str, i64> {
+    fn facts_of(&self, sig: &lab_ops::Signature, args: &Args) -> BTreeMap<&'static str, i64> {
         let mut facts = BTreeMap::new();
         let input = |name: &str| match args.get(name) {
             Some(ArgVal::Node(n)) => Some(&self.nodes[*n].facts),
@@ -579,13 +585,7 @@ impl<'a> Lowerer<'a> {
 
     /// Checks the rules of a call's signature wherever the values are known now; every
     /// broken rule is reported, each at its argument.
-    fn check_args(
-        &mut self,
-        sig: &lab_ops::Signature,
-        args: &BTreeMap<String, ArgVal>,
-        spans: &BTreeMap<&'static str, Span>,
-        call: Span,
-    ) {
+    fn check_args(&mut self, sig: &lab_ops::Signature, args: &Args, spans: &BTreeMap<&'static str, Span>, call: Span) {
         use lab_ops::Check;
         let span = |p: &str| spans.get(p).copied().unwrap_or(call);
         let value = |p: &str| match args.get(p) {
@@ -907,8 +907,13 @@ impl<'a> Lowerer<'a> {
 
 /// Checks `--set` names against the program's params.
 pub(crate) fn check_override_names(program: &Program, names: &[String]) -> Vec<Diag> {
-    let mut params: Vec<&str> =
-        program.defs.iter().filter(|(_, d)| matches!(d, Def::Param(_))).map(|(n, _)| n.as_str()).collect();
+    let mut params: Vec<&str> = program
+        .names
+        .iter()
+        .zip(&program.defs)
+        .filter(|(_, d)| matches!(d, Def::Param(_)))
+        .map(|(n, _)| n.as_str())
+        .collect();
     params.sort_unstable();
     names
         .iter()

@@ -36,7 +36,9 @@ pub struct Node {
     pub aliases: Vec<String>,
     pub op: std::sync::Arc<Signature>,
     /// Every parameter, defaults filled in, values coerced to the declared types.
-    pub args: BTreeMap<String, ArgVal>,
+    /// (Parameter names are the signature's own strings; only derived entries such as a
+    /// path's `NAME#blake3` are allocated.)
+    pub args: BTreeMap<std::borrow::Cow<'static, str>, ArgVal>,
     /// The call in the source.
     pub span: Span,
     pub deps: Vec<usize>,
