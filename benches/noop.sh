@@ -5,7 +5,7 @@
 # (100 lines; the same steps, so the two forms share their cache entries). The rerun is
 # timed as a whole process beside ninja's no-op (Debian's `ninja-build`) and Snakemake's
 # dry run (from PyPI) on the same DAG, when they are installed, in one run: wall time
-# (median of 5) and peak memory. Also the cold first run of labrun per step.
+# (median of 9) and peak memory. Also the cold first run of labrun per step.
 # `LABRUN_TIMINGS=1 labrun run FILE` prints where the time of one run goes, by phase.
 #
 # Usage: benches/noop.sh   (SNAKEMAKE=/path/to/snakemake to pick one; builds labrun first)
@@ -81,18 +81,21 @@ rule step:
     shell: "cat {input} | head -c 64 > {output}"
 SNAKE
 
-measure() { # measure DIR CMD…: "median_seconds peak_MiB" over 5 runs
+measure() { # measure DIR CMD…: "median_seconds peak_MiB" over 9 runs
+  # Wall time from bash's microsecond clock (no fork to read it); peak memory from the
+  # same runs under /usr/bin/time.
   local dir=$1
   shift
-  local times=() mem=0 out m
-  for _ in 1 2 3 4 5; do
-    (cd "$dir" && /usr/bin/time -o "$work/time.txt" -f "%e %M" "$@" >/dev/null 2>&1) || true
-    out=$(tail -1 "$work/time.txt")
-    times+=("${out% *}")
-    m=${out#* }
+  local times=() mem=0 t0 t1 m
+  for _ in 1 2 3 4 5 6 7 8 9; do
+    t0=$EPOCHREALTIME
+    (cd "$dir" && /usr/bin/time -o "$work/time.txt" -f "%M" "$@" >/dev/null 2>&1) || true
+    t1=$EPOCHREALTIME
+    times+=("$(echo "$t1 - $t0" | bc -l)")
+    m=$(tail -1 "$work/time.txt")
     if [ "$m" -gt "$mem" ]; then mem=$m; fi
   done
-  echo "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p) $((mem / 1024))"
+  echo "$(printf '%s\n' "${times[@]}" | sort -n | sed -n 5p) $((mem / 1024))"
 }
 
 cold_start=$(date +%s.%N)

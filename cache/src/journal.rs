@@ -20,6 +20,26 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 const MAGIC: &[u8] = b"labrun actions v1\n";
+
+/// Keys are blake3 outputs, uniformly random: their first bytes are already a good hash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8).take(1) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+}
+
+type KeyMap = HashMap<Key, u32, std::hash::BuildHasherDefault<KeyHasher>>;
 /// Records buffered before they are written out together.
 const GROUP: usize = 256;
 
@@ -36,7 +56,7 @@ pub struct Journal {
     path: PathBuf,
     /// The file's bytes and, per key, where its latest record's payload starts: entries
     /// are decoded only when looked up.
-    map: OnceLock<(Vec<u8>, HashMap<Key, u32>)>,
+    map: OnceLock<(Vec<u8>, KeyMap)>,
     /// Encoded records not yet written.
     pending: Mutex<Vec<u8>>,
     pending_count: Mutex<usize>,
@@ -61,7 +81,7 @@ fn encode(key: &Key, e: &Indexed, out: &mut Vec<u8>) {
 
 /// Indexes the records of `bytes[from..]` into `map` (payload offsets); returns where the
 /// whole, valid records end.
-fn decode(bytes: &[u8], from: usize, map: &mut HashMap<Key, u32>) -> usize {
+fn decode(bytes: &[u8], from: usize, map: &mut KeyMap) -> usize {
     let mut at = from;
     while let Some(len) = bytes.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize) {
         let Some(payload) = bytes.get(at + 4..at + 4 + len) else { break };
@@ -99,14 +119,14 @@ impl Journal {
         }
     }
 
-    fn map(&self) -> &(Vec<u8>, HashMap<Key, u32>) {
+    fn map(&self) -> &(Vec<u8>, KeyMap) {
         self.map.get_or_init(|| self.load())
     }
 
     /// Reads the whole file; a damaged tail is cut off (under the file's lock, after
     /// checking again, since another process may be appending right now).
-    fn load(&self) -> (Vec<u8>, HashMap<Key, u32>) {
-        let mut map = HashMap::new();
+    fn load(&self) -> (Vec<u8>, KeyMap) {
+        let mut map = KeyMap::default();
         let Ok(mut bytes) = fs::read(&self.path) else { return (Vec::new(), map) };
         if !bytes.starts_with(MAGIC) {
             // Not an index this version writes: start afresh.

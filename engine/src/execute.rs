@@ -396,14 +396,8 @@ fn schedule(
     let mut report =
         RunReport { outputs: vec![None; n], keys: vec![None; n], computed_by: vec![None; n], ..Default::default() };
     (opts.on_event)(&Event::Start { total: n });
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-    let mut remaining: Vec<usize> = vec![0; n];
-    for node in &plan.nodes {
-        remaining[node.id] = node.deps.len();
-        for &d in &node.deps {
-            dependents[d].push(node.id);
-        }
-    }
+    let dependents = Dependents::new(plan);
+    let remaining: &mut Vec<usize> = &mut plan.nodes.iter().map(|node| node.deps.len()).collect();
     let mut ready = Ready::new(plan);
     for &i in &plan.order {
         if remaining[i] == 0 {
@@ -430,7 +424,7 @@ fn schedule(
                 report.computed_by[i] = r.pipeline;
                 report.cached.push(i);
                 (opts.on_event)(&Event::Cached { node: i });
-                release(i, &dependents, &mut remaining, &mut ready);
+                release(i, &dependents, remaining, &mut ready);
                 continue;
             }
             running += 1;
@@ -463,7 +457,7 @@ fn schedule(
                     None => report.executed.push(i),
                 }
                 (opts.on_event)(&Event::Finished { node: i, secs, by_other: by_other.is_some() });
-                release(i, &dependents, &mut remaining, &mut ready);
+                release(i, &dependents, remaining, &mut ready);
             }
             Done::Err(error) => {
                 if error.failure == Failure::Cancelled {
@@ -472,12 +466,12 @@ fn schedule(
                 (opts.on_event)(&Event::Failed { node: i, error: error.clone() });
                 report.failed.push((i, error));
                 // Everything downstream of a failure is skipped.
-                let mut stack = dependents[i].clone();
+                let mut stack = dependents.of(i).to_vec();
                 while let Some(d) = stack.pop() {
                     if blocked.insert(d) {
                         report.skipped.push(d);
                         (opts.on_event)(&Event::Skipped { node: d, because: Some(i) });
-                        stack.extend(dependents[d].iter().copied());
+                        stack.extend(dependents.of(d).iter().copied());
                     }
                 }
                 ready.drop_if(|r| blocked.contains(&r));
@@ -514,8 +508,42 @@ fn host() -> Option<&'static str> {
     HOST.get_or_init(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string())).as_deref()
 }
 
-fn release(i: usize, dependents: &[Vec<usize>], remaining: &mut [usize], ready: &mut Ready) {
-    for &d in &dependents[i] {
+/// Who reads each node, all in one list (a node's readers are a slice of it).
+struct Dependents {
+    start: Vec<usize>,
+    list: Vec<usize>,
+}
+
+impl Dependents {
+    fn new(plan: &Plan) -> Dependents {
+        let n = plan.nodes.len();
+        let mut start = vec![0; n + 1];
+        for node in &plan.nodes {
+            for &d in &node.deps {
+                start[d + 1] += 1;
+            }
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut list = vec![0; start[n]];
+        for node in &plan.nodes {
+            for &d in &node.deps {
+                list[fill[d]] = node.id;
+                fill[d] += 1;
+            }
+        }
+        Dependents { start, list }
+    }
+
+    fn of(&self, i: usize) -> &[usize] {
+        &self.list[self.start[i]..self.start[i + 1]]
+    }
+}
+
+fn release(i: usize, dependents: &Dependents, remaining: &mut [usize], ready: &mut Ready) {
+    for &d in dependents.of(i) {
         remaining[d] -= 1;
         if remaining[d] == 0 {
             ready.push(d);

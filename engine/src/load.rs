@@ -98,8 +98,8 @@ pub fn load(root: &Path, project: Option<&Path>, parsed: Option<&Path>) -> (Load
     (Loaded { sources, files }, diags)
 }
 
-/// Files smaller than this parse faster than a kept tree is read.
-const KEEP_BYTES: usize = 64 << 10;
+/// Files smaller than this parse about as fast as a kept tree is read.
+const KEEP_BYTES: usize = 4 << 10;
 
 /// Parses `text`, or reads the syntax tree kept from an earlier parse of the very same
 /// text (same file position in the program, same parser: [`lab_grammar::FINGERPRINT`]). A
@@ -116,12 +116,12 @@ pub fn parse_kept(text: &str, id: u32, dir: Option<&Path>) -> Result<File, Vec<l
     if let Ok(bytes) = std::fs::read(&path)
         && let Some((sum, body)) = bytes.split_at_checked(32)
         && blake3::hash(body).as_bytes() == sum
-        && let Ok(file) = postcard::from_bytes::<File>(body)
+        && let Some(file) = decode_kept(body)
     {
         return Ok(file);
     }
     let file = lab_grammar::parse(text, id)?;
-    if let Ok(body) = postcard::to_stdvec(&file) {
+    if let Some(body) = encode_kept(&file) {
         let mut bytes = blake3::hash(&body).as_bytes().to_vec();
         bytes.extend_from_slice(&body);
         let tmp =
@@ -134,6 +134,47 @@ pub fn parse_kept(text: &str, id: u32, dir: Option<&Path>) -> Result<File, Vec<l
             });
     }
     Ok(file)
+}
+
+/// Kept trees are stored in parts (the items split evenly), decoded in parallel: the
+/// part count (`u32`), each part's length (`u64`), then the parts.
+const KEPT_PARTS: usize = 2;
+
+fn encode_kept(file: &File) -> Option<Vec<u8>> {
+    let per = file.items.len().div_ceil(KEPT_PARTS).max(1);
+    let parts: Vec<Vec<u8>> = file.items.chunks(per).map(postcard::to_stdvec).collect::<Result<_, _>>().ok()?;
+    let mut out = (parts.len() as u32).to_le_bytes().to_vec();
+    for p in &parts {
+        out.extend_from_slice(&(p.len() as u64).to_le_bytes());
+    }
+    for p in &parts {
+        out.extend_from_slice(p);
+    }
+    Some(out)
+}
+
+fn decode_kept(body: &[u8]) -> Option<File> {
+    let n = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
+    let mut at = 4 + 8 * n;
+    let mut parts = Vec::with_capacity(n);
+    for k in 0..n {
+        let len = u64::from_le_bytes(body.get(4 + 8 * k..12 + 8 * k)?.try_into().ok()?) as usize;
+        parts.push(body.get(at..at.checked_add(len)?)?);
+        at += len;
+    }
+    if at != body.len() {
+        return None;
+    }
+    let decoded: Vec<Option<Vec<lab_grammar::Item>>> = std::thread::scope(|sc| {
+        let handles: Vec<_> =
+            parts.iter().map(|p| sc.spawn(move || postcard::from_bytes::<Vec<lab_grammar::Item>>(p).ok())).collect();
+        handles.into_iter().map(|h| h.join().ok().flatten()).collect()
+    });
+    let mut items = Vec::new();
+    for d in decoded {
+        items.extend(d?);
+    }
+    Some(File { items })
 }
 
 /// Whether an import may be read: a `.lab` file, inside the project. Nothing of a refused
@@ -218,7 +259,7 @@ mod tests {
         let files = kept(dir.path());
         assert_eq!(files.len(), 1);
         // What is kept is what is served: plant the tree of `b` under `a`'s name.
-        let body = postcard::to_stdvec(&lab_grammar::parse(&b, 0).unwrap()).unwrap();
+        let body = encode_kept(&lab_grammar::parse(&b, 0).unwrap()).unwrap();
         let mut planted = blake3::hash(&body).as_bytes().to_vec();
         planted.extend_from_slice(&body);
         std::fs::write(&files[0], &planted).unwrap();
