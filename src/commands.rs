@@ -1,14 +1,11 @@
 use crate::cli::{Cli, Command, GraphFormat};
-use lab_engine::Exit;
-use lab_engine::{Compiled, Diag, Plan, Sources, render};
+use lab_engine::{Compiled, Diag, Exit, Plan, Sources, render};
 use lab_ops::{Registry, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Exit codes: 0 success, 1 the user's input is wrong, 2 the environment is (a missing
-/// library, a full disk), 3 a bug in labrun.
-
+/// Runs a command; its exit code is an [`Exit`].
 pub fn dispatch(cli: Cli) -> ExitCode {
     let registry = lab_ops::registry();
     match cli.command {

@@ -4,8 +4,11 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-fn log() -> Option<&'static Mutex<Vec<(&'static str, Duration)>>> {
-    static LOG: OnceLock<Option<Mutex<Vec<(&'static str, Duration)>>>> = OnceLock::new();
+/// The phases timed so far, by name.
+type Log = Mutex<Vec<(&'static str, Duration)>>;
+
+fn log() -> Option<&'static Log> {
+    static LOG: OnceLock<Option<Log>> = OnceLock::new();
     LOG.get_or_init(|| std::env::var_os("LABRUN_TIMINGS").filter(|v| v != "0").map(|_| Mutex::new(Vec::new()))).as_ref()
 }
 
