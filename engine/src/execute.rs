@@ -92,8 +92,8 @@ pub struct RunReport {
     pub failed: Vec<(usize, StepError)>,
     pub skipped: Vec<usize>,
     pub cancelled: bool,
-    /// Why the last results of the run could not be recorded in the cache (they are
-    /// computed again next time), if they could not.
+    /// Why some results of the run could not be recorded in the cache (their steps run
+    /// again next time), if some could not.
     pub not_recorded: Option<String>,
 }
 
@@ -351,19 +351,23 @@ pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -
                     });
                 };
                 // Results wait for a group commit at most this long while no step ends.
+                let mut not_recorded = None;
                 let mut wait = || loop {
                     match rx.recv_timeout(GROUP_LATENCY) {
                         Ok(done) => return Some(done),
                         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                            let _ = cache.flush_commits();
+                            if let Err(e) = cache.flush_commits() {
+                                not_recorded = Some(e.to_string());
+                            }
                         }
                         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
                     }
                 };
                 let mut report = schedule(plan, cache, opts, jobs, &mut start, &mut wait, &mut || {});
                 if let Err(e) = cache.flush_commits() {
-                    report.not_recorded = Some(e.to_string());
+                    not_recorded = Some(e.to_string());
                 }
+                report.not_recorded = not_recorded;
                 report
             })
         }
