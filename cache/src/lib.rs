@@ -7,11 +7,14 @@
 //!   artifact itself, a plain directory.
 //!
 //! Layout under the root: `artifacts/ab/abcd…/`, `actions/ab/abcd….json`, `actions.idx`
-//! (every action's outputs in one file, read once per run: [`journal`]), `locks/`,
-//! `tmp/`, `quarantine/`, `runs/` (what each pipeline's latest run used), `pins/`, and
-//! `runs.sqlite`, the index of every run ([`index`]).
-//! Every write goes to `tmp/`, is fsynced and renamed into place; an action result is
-//! written only after all its outputs exist; failures write nothing.
+//! (every action's outputs in one file, read once per run: `journal`), `locks/`,
+//! `tmp/`, `quarantine/`, `runs/` (what each pipeline's latest run used), `pins/`,
+//! `parsed/` (kept syntax trees of `.lab` files, [`PARSED`]) and `runs.sqlite`, the index
+//! of every run ([`index`]).
+//! Every write goes to `tmp/` and is renamed into place. Artifacts and their action
+//! results are committed in groups ([`Cache::commit_grouped`]): one filesystem sync makes a
+//! group's artifacts durable before any of its results is written, so a result never names
+//! an artifact a crash could lose; failures write nothing.
 
 mod hash;
 pub mod index;

@@ -282,7 +282,7 @@ impl Cache {
         }
     }
 
-    /// Records an action result with the next group: when [`GROUP_SIZE`] results wait, or
+    /// Records an action result with the next group: when `GROUP_SIZE` (64) results wait, or
     /// at [`Cache::flush_commits`]. One filesystem sync then makes all their artifacts
     /// durable, and only after it are the results written, so a result never names an
     /// artifact that a power cut could lose. `lock` is released once the result is written.
