@@ -274,7 +274,10 @@ fn labrun_toml_configures_the_executor_and_retries_run_out() {
         "[run]\nexecutor = \"slurm\"\n\n[slurm]\nretries = 0\nmax_jobs = 2\n",
     )
     .unwrap();
-    let child = spawn(dir.path(), &["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap()]);
+    // A long `slow` (it is cancelled anyway): on a loaded machine a short one could end
+    // before the cancel reaches it.
+    let child =
+        spawn(dir.path(), &["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--set", "steps=20000"]);
     let job = running_job(&cache, "slow");
     assert!(Command::new("scancel").arg(job.to_string()).status().unwrap().success());
     let (code, err) = finish(child, Duration::from_secs(120));

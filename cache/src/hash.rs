@@ -65,10 +65,26 @@ impl Key {
     }
 }
 
-/// Feeds everything `r` yields to `h`, in large chunks hashed on every core (blake3 is a
-/// tree hash: the result is that of feeding the bytes one by one).
-pub fn hash_reader(h: &mut blake3::Hasher, mut r: impl Read) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
+/// Feeds everything `r` yields to `h`. Large inputs (`size_hint`: the expected length) are
+/// hashed in 1 MiB chunks on every core (blake3 is a tree hash: the result is that of
+/// feeding the bytes one by one); small ones through a small buffer, without the cost of
+/// setting up a large one.
+pub fn hash_reader(h: &mut blake3::Hasher, mut r: impl Read, size_hint: u64) -> std::io::Result<()> {
+    const PARALLEL: u64 = 1 << 20;
+    if size_hint < PARALLEL {
+        let mut buf = [0u8; 16 << 10];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    h.update(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let mut buf = vec![0u8; PARALLEL as usize];
     loop {
         let mut filled = 0;
         while filled < buf.len() {
@@ -84,6 +100,13 @@ pub fn hash_reader(h: &mut blake3::Hasher, mut r: impl Read) -> std::io::Result<
         }
         h.update_rayon(&buf[..filled]);
     }
+}
+
+/// A file's contents into `h` ([`hash_reader`], sized by the file).
+pub fn hash_file(h: &mut blake3::Hasher, path: &Path) -> std::io::Result<()> {
+    let f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    hash_reader(h, f, len)
 }
 
 /// The Merkle hash of a directory: entries sorted by name, each contributing its kind,
@@ -103,7 +126,7 @@ pub fn hash_dir(dir: &Path) -> std::io::Result<ArtifactId> {
         } else if ft.is_file() {
             h.update(b"f");
             let mut fh = blake3::Hasher::new();
-            hash_reader(&mut fh, std::fs::File::open(e.path())?)?;
+            hash_file(&mut fh, &e.path())?;
             *fh.finalize().as_bytes()
         } else {
             return Err(std::io::Error::other(format!("{} is not a plain file or directory", e.path().display())));
@@ -124,9 +147,11 @@ mod tests {
         assert_eq!(Key::of(b"preimage").0, blake3::derive_key("labrun action v1", b"preimage"));
         // Larger than one chunk, not a multiple of it.
         let data: Vec<u8> = (0..(3 << 20) + 12345).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
-        let mut h = blake3::Hasher::new();
-        hash_reader(&mut h, &data[..]).unwrap();
-        assert_eq!(h.finalize(), blake3::hash(&data));
+        for hint in [0, data.len() as u64] {
+            let mut h = blake3::Hasher::new();
+            hash_reader(&mut h, &data[..], hint).unwrap();
+            assert_eq!(h.finalize(), blake3::hash(&data));
+        }
     }
 
     #[test]

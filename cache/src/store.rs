@@ -94,32 +94,30 @@ struct Pending {
 /// Results committed together: one filesystem sync covers them all.
 const GROUP_SIZE: usize = 64;
 
-/// Makes everything written so far under `root` durable: one `syncfs` on Linux, which
-/// covers every file and rename of the filesystem; elsewhere, a sync of each directory
-/// named.
+/// Makes the artifacts `dirs` durable. A few are synced file by file; a large group with
+/// one `syncfs` (Linux), which covers every file and rename of the filesystem at once but
+/// also waits for whatever else is pending on it, so it is kept for groups where the
+/// per-file syncs would cost more.
 fn sync_all(root: &Path, dirs: &[PathBuf]) -> std::io::Result<()> {
+    const FEW: usize = 8;
     #[cfg(target_os = "linux")]
-    {
+    if dirs.len() > FEW {
         use std::os::fd::AsRawFd;
-        let _ = dirs;
         let f = File::open(root)?;
         // SAFETY: `f` is an open file descriptor for the whole call.
         if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(())
+        return Ok(());
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = root;
-        for d in dirs {
-            sync_tree(d)?;
-            if let Some(p) = d.parent() {
-                fsync_dir(p);
-            }
+    let _ = root;
+    for d in dirs {
+        sync_tree(d)?;
+        if let Some(p) = d.parent() {
+            fsync_dir(p);
         }
-        Ok(())
     }
+    Ok(())
 }
 
 fn fsync_dir(dir: &Path) {

@@ -1002,7 +1002,7 @@ fn hash_file(path: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
     if !std::fs::metadata(path)?.is_file() {
         return Err(std::io::Error::other("it is not a regular file (a device, a pipe or a socket)"));
     }
-    lab_cache::hash_reader(h, std::fs::File::open(path)?)
+    lab_cache::hash_file(h, path)
 }
 
 /// Every file under `dir` into the hash, in name order, each with its relative path and
