@@ -32,7 +32,7 @@ mod typed;
 
 pub use diagnostic::{CODES, Diag, render, suggest};
 pub use exit::Exit;
-pub use plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
+pub use plan::{ArgVal, Node, NodeArgs, Plan, ReportPlan, RowPlan, TablePlan};
 pub use source::{SourceFile, Sources};
 
 use lab_ops::Registry;

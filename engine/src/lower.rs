@@ -15,8 +15,7 @@ use lab_ops::{Type, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-/// A node's arguments by parameter name.
-type Args = BTreeMap<std::borrow::Cow<'static, str>, ArgVal>;
+use crate::plan::NodeArgs as Args;
 
 /// Sweeps may create at most this many steps in all.
 pub const MAX_INSTANCES: usize = 1_000_000;
@@ -403,7 +402,7 @@ impl<'a> Lowerer<'a> {
             }
             TKind::Call(call) => {
                 let sig = std::sync::Arc::clone(&call.sig);
-                let mut args = BTreeMap::new();
+                let mut args = Args::with_capacity(sig.params.len() + 1);
                 let mut deps = Vec::new();
                 let mut spans: BTreeMap<&'static str, Span> = BTreeMap::new();
                 for (spec, arg) in sig.params.iter().zip(&call.args) {
@@ -439,11 +438,11 @@ impl<'a> Lowerer<'a> {
                     if let (Type::Path | Type::Dir, ArgVal::Value(Value::Str(p))) = (&spec.ty, &v) {
                         let span = arg.as_ref().map_or(e.span, |a| a.span);
                         let (abs, hash) = self.resolve_path(p, span, spec.ty == Type::Dir)?;
-                        args.insert(format!("{}#blake3", spec.name).into(), ArgVal::Value(Value::Str(hash)));
-                        args.insert(spec.name.into(), ArgVal::Value(Value::Str(abs)));
+                        args.insert(format!("{}#blake3", spec.name), ArgVal::Value(Value::Str(hash)));
+                        args.insert(spec.name, ArgVal::Value(Value::Str(abs)));
                         continue;
                     }
-                    args.insert(spec.name.into(), v);
+                    args.insert(spec.name, v);
                 }
                 deps.sort_unstable();
                 deps.dedup();
@@ -556,12 +555,12 @@ impl<'a> Lowerer<'a> {
                     facts.insert(*f, *v);
                 }
                 lab_ops::Yield::Arg(f, p) => {
-                    if let Some(ArgVal::Value(Value::Int(v))) = args.get(*p) {
+                    if let Some(ArgVal::Value(Value::Int(v))) = args.get(p) {
                         facts.insert(*f, *v);
                     }
                 }
                 lab_ops::Yield::Product(f, p) => {
-                    if let Some(ArgVal::Value(Value::List(xs))) = args.get(*p) {
+                    if let Some(ArgVal::Value(Value::List(xs))) = args.get(p) {
                         let prod = xs.iter().try_fold(1i64, |acc, x| x.as_i64().and_then(|v| acc.checked_mul(v)));
                         if let Some(v) = prod {
                             facts.insert(*f, v);

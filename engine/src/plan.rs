@@ -3,6 +3,7 @@
 use lab_grammar::Span;
 use lab_ops::{Signature, Value};
 use petgraph::graph::{DiGraph, NodeIndex};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -26,6 +27,64 @@ impl ArgVal {
     }
 }
 
+/// A node's arguments, sorted by name, in one small allocation. Names are the signature's
+/// own strings; only derived entries such as a path's `NAME#blake3` are allocated.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeArgs(Vec<(Cow<'static, str>, ArgVal)>);
+
+impl NodeArgs {
+    pub fn with_capacity(n: usize) -> NodeArgs {
+        NodeArgs(Vec::with_capacity(n))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ArgVal> {
+        self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name)).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Sets `name` (replacing an earlier value).
+    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: ArgVal) {
+        let name = name.into();
+        match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name.as_ref())) {
+            Ok(i) => self.0[i].1 = value,
+            Err(i) => self.0.insert(i, (name, value)),
+        }
+    }
+
+    /// In name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Cow<'static, str>, &ArgVal)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a NodeArgs {
+    type Item = (&'a Cow<'static, str>, &'a ArgVal);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Cow<'static, str>, ArgVal)>,
+        fn(&'a (Cow<'static, str>, ArgVal)) -> (&'a Cow<'static, str>, &'a ArgVal),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
+
+impl FromIterator<(Cow<'static, str>, ArgVal)> for NodeArgs {
+    fn from_iter<I: IntoIterator<Item = (Cow<'static, str>, ArgVal)>>(iter: I) -> Self {
+        let mut v: Vec<_> = iter.into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        NodeArgs(v)
+    }
+}
+
 /// One op invocation.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -36,9 +95,7 @@ pub struct Node {
     pub aliases: Vec<String>,
     pub op: std::sync::Arc<Signature>,
     /// Every parameter, defaults filled in, values coerced to the declared types.
-    /// (Parameter names are the signature's own strings; only derived entries such as a
-    /// path's `NAME#blake3` are allocated.)
-    pub args: BTreeMap<std::borrow::Cow<'static, str>, ArgVal>,
+    pub args: NodeArgs,
     /// The call in the source.
     pub span: Span,
     pub deps: Vec<usize>,
