@@ -69,7 +69,7 @@ impl Key {
 /// hashed in 1 MiB chunks on every core (blake3 is a tree hash: the result is that of
 /// feeding the bytes one by one); small ones through a small buffer, without the cost of
 /// setting up a large one.
-pub fn hash_reader(h: &mut blake3::Hasher, mut r: impl Read, size_hint: u64) -> std::io::Result<()> {
+fn hash_reader(h: &mut blake3::Hasher, mut r: impl Read, size_hint: u64) -> std::io::Result<()> {
     const PARALLEL: u64 = 1 << 20;
     if size_hint < PARALLEL {
         let mut buf = [0u8; 16 << 10];
@@ -102,7 +102,7 @@ pub fn hash_reader(h: &mut blake3::Hasher, mut r: impl Read, size_hint: u64) -> 
     }
 }
 
-/// A file's contents into `h` ([`hash_reader`], sized by the file).
+/// A file's contents into `h`: large ones in parallel chunks, small ones in one pass.
 pub fn hash_file(h: &mut blake3::Hasher, path: &Path) -> std::io::Result<()> {
     let f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();

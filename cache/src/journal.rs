@@ -30,18 +30,17 @@ impl std::hash::Hasher for KeyHasher {
         self.0
     }
 
+    /// Mixes in the first 8 bytes of each write (a key's, and its length prefix).
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8).take(1) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
         }
     }
 }
 
 type KeyMap = HashMap<Key, u32, std::hash::BuildHasherDefault<KeyHasher>>;
-/// Records buffered before they are written out together.
-const GROUP: usize = 256;
+/// Buffered records are written out together once they reach this size (about 250).
+const GROUP_BYTES: usize = 32 << 10;
 
 /// One indexed action result.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,7 +58,6 @@ pub struct Journal {
     map: OnceLock<(Vec<u8>, KeyMap)>,
     /// Encoded records not yet written.
     pending: Mutex<Vec<u8>>,
-    pending_count: Mutex<usize>,
 }
 
 fn encode(key: &Key, e: &Indexed, out: &mut Vec<u8>) {
@@ -111,12 +109,7 @@ fn parse_payload(p: &[u8]) -> Option<(Key, Vec<ArtifactId>, Option<String>)> {
 
 impl Journal {
     pub fn new(root: &Path) -> Journal {
-        Journal {
-            path: root.join("actions.idx"),
-            map: OnceLock::new(),
-            pending: Mutex::new(Vec::new()),
-            pending_count: Mutex::new(0),
-        }
+        Journal { path: root.join("actions.idx"), map: OnceLock::new(), pending: Mutex::new(Vec::new()) }
     }
 
     fn map(&self) -> &(Vec<u8>, KeyMap) {
@@ -164,9 +157,7 @@ impl Journal {
         let full = {
             let mut buf = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             encode(key, e, &mut buf);
-            let mut n = self.pending_count.lock().unwrap_or_else(|p| p.into_inner());
-            *n += 1;
-            *n >= GROUP
+            buf.len() >= GROUP_BYTES
         };
         if full {
             self.flush();
@@ -176,11 +167,7 @@ impl Journal {
     /// Writes the buffered records, in one write under the file's lock. A failure (a full
     /// disk) cuts the file back and drops them: the JSON results still hold them.
     pub fn flush(&self) {
-        let bytes = {
-            let mut buf = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            *self.pending_count.lock().unwrap_or_else(|p| p.into_inner()) = 0;
-            std::mem::take(&mut *buf)
-        };
+        let bytes = { std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner())) };
         if bytes.is_empty() {
             return;
         }

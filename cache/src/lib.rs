@@ -22,7 +22,7 @@ mod journal;
 mod store;
 
 pub use blake3::Hasher;
-pub use hash::{ArtifactId, Key, hash_dir, hash_file, hash_reader};
+pub use hash::{ArtifactId, Key, hash_dir, hash_file};
 
 /// The cache's folder of kept syntax trees (parsed `.lab` files, by text): derived, and
 /// emptied by `gc`.

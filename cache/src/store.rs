@@ -228,36 +228,12 @@ impl Cache {
         tempdir::TempDir::new_in(&self.root.join("tmp"))
     }
 
-    /// Moves a finished output directory into the store under its content hash. If the
-    /// same content is already stored, the new copy is dropped.
-    pub fn commit_artifact(&self, dir: &Path) -> Result<ArtifactId, CacheError> {
-        sync_tree(dir).map_err(io(dir))?;
-        let id = hash_dir(dir).map_err(io(dir))?;
-        let dest = self.artifact_path(&id);
-        if dest.is_dir() {
-            let _ = fs::remove_dir_all(dir);
-            return Ok(id);
-        }
-        let parent = dest.parent().expect("sharded path");
-        fs::create_dir_all(parent).map_err(io(parent))?;
-        match fs::rename(dir, &dest) {
-            Ok(()) => {}
-            // Another process committed the same content in between.
-            Err(_) if dest.is_dir() => {
-                let _ = fs::remove_dir_all(dir);
-            }
-            Err(e) => return Err(CacheError::Io { path: dest, source: e }),
-        }
-        fsync_dir(parent);
-        Ok(id)
-    }
-
     /// Moves a finished output directory into the store under its content hash, without
     /// waiting for the disk: the action's result must then go through
     /// [`Cache::commit_grouped`], which syncs before recording it. If the same content is
     /// already stored it is kept, unless it no longer matches its id (a copy cut short by a
     /// crash before its group was synced), in which case it is replaced.
-    pub fn commit_artifact_unsynced(&self, dir: &Path) -> Result<ArtifactId, CacheError> {
+    pub fn commit_artifact(&self, dir: &Path) -> Result<ArtifactId, CacheError> {
         let id = hash_dir(dir).map_err(io(dir))?;
         let dest = self.artifact_path(&id);
         if dest.is_dir() {
@@ -304,22 +280,17 @@ impl Cache {
             pending.iter().flat_map(|p| p.result.outputs.iter().map(|o| self.artifact_path(o))).collect();
         sync_all(&self.root, &dirs).map_err(io(&self.root))?;
         for p in &pending {
-            // Not synced itself: a result lost or cut short by a crash reads as absent.
-            let path = self.action_path(&p.key);
-            let text = serde_json::to_vec_pretty(&p.result).expect("serialisable");
-            self.write_file(&path, &text, false)?;
-            let pipeline = p.result.meta.get("pipeline").and_then(|v| v.as_str()).map(str::to_string);
-            self.journal.add(&p.key, &Indexed { outputs: p.result.outputs.clone(), pipeline });
+            self.write_result(&p.key, &p.result)?;
         }
         self.journal.flush();
         Ok(())
     }
 
-    /// Records an action result; call only once every output is committed.
-    pub fn commit_action(&self, key: &Key, result: &ActionResult) -> Result<(), CacheError> {
-        let path = self.action_path(key);
+    /// Writes an action result and indexes it. Not synced: its artifacts are durable
+    /// already, and a result a crash cuts short reads as absent.
+    fn write_result(&self, key: &Key, result: &ActionResult) -> Result<(), CacheError> {
         let text = serde_json::to_vec_pretty(result).expect("serialisable");
-        self.write_atomic(&path, &text)?;
+        self.write_file(&self.action_path(key), &text, false)?;
         let pipeline = result.meta.get("pipeline").and_then(|p| p.as_str()).map(str::to_string);
         self.journal.add(key, &Indexed { outputs: result.outputs.clone(), pipeline });
         Ok(())
@@ -581,6 +552,12 @@ pub mod tempdir {
 mod tests {
     use super::*;
 
+    /// Records `r` as the result of `key`, as a run does.
+    fn record(c: &Cache, key: &Key, r: &ActionResult) -> Result<(), CacheError> {
+        c.commit_grouped(key, r.clone(), c.lock(key)?)?;
+        c.flush_commits()
+    }
+
     fn artifact(cache: &Cache, content: &[u8]) -> ArtifactId {
         let t = cache.tmp_dir().unwrap();
         fs::write(t.path().join("data"), content).unwrap();
@@ -597,7 +574,7 @@ mod tests {
         let key = Key::of(b"op v1 params");
         assert!(c.lookup(&key).is_none());
         let r = ActionResult { outputs: vec![a], meta: BTreeMap::new(), preimage: serde_json::json!({}) };
-        c.commit_action(&key, &r).unwrap();
+        record(&c, &key, &r).unwrap();
         assert_eq!(c.lookup(&key), Some(r));
         // An action whose output vanished is a miss, not a broken hit.
         fs::remove_dir_all(c.artifact_path(&a)).unwrap();
@@ -610,11 +587,8 @@ mod tests {
         let c = Cache::open(d.path()).unwrap();
         let a = artifact(&c, b"good bytes");
         let key = Key::of(b"k");
-        c.commit_action(
-            &key,
-            &ActionResult { outputs: vec![a], meta: BTreeMap::new(), preimage: serde_json::json!({}) },
-        )
-        .unwrap();
+        record(&c, &key, &ActionResult { outputs: vec![a], meta: BTreeMap::new(), preimage: serde_json::json!({}) })
+            .unwrap();
         fs::write(c.artifact_path(&a).join("data"), b"good bytez").unwrap();
         let r = c.verify().unwrap();
         assert_eq!(r.quarantined, vec![a]);
@@ -656,7 +630,7 @@ mod tests {
         let c = Cache::open(d.path()).unwrap();
         let t = c.tmp_dir().unwrap();
         fs::write(t.path().join("data"), b"grouped").unwrap();
-        let a = c.commit_artifact_unsynced(&t.into_path()).unwrap();
+        let a = c.commit_artifact(&t.into_path()).unwrap();
         let key = Key::of(b"grouped action");
         let r = ActionResult { outputs: vec![a], meta: BTreeMap::new(), preimage: serde_json::json!({}) };
         c.commit_grouped(&key, r.clone(), c.lock(&key).unwrap()).unwrap();
@@ -678,7 +652,7 @@ mod tests {
         let write = |content: &[u8]| {
             let t = c.tmp_dir().unwrap();
             fs::write(t.path().join("data"), content).unwrap();
-            c.commit_artifact_unsynced(&t.into_path()).unwrap()
+            c.commit_artifact(&t.into_path()).unwrap()
         };
         let a = write(b"the full content");
         // What a power cut before the group's sync can leave: the name, not the bytes.
@@ -695,7 +669,7 @@ mod tests {
         let a = artifact(&c, b"indexed");
         let key = Key::of(b"indexed action");
         let r = ActionResult { outputs: vec![a], meta: BTreeMap::new(), preimage: serde_json::json!({}) };
-        c.commit_action(&key, &r).unwrap();
+        record(&c, &key, &r).unwrap();
         c.flush_index();
         assert!(Cache::open(d.path()).unwrap().hit(&key).is_some());
         c.remove(&a).unwrap();
@@ -703,11 +677,8 @@ mod tests {
         // An artifact deleted by hand: `verify` drops the result that names it.
         let b = artifact(&c, b"deleted by hand");
         let key = Key::of(b"another action");
-        c.commit_action(
-            &key,
-            &ActionResult { outputs: vec![b], meta: BTreeMap::new(), preimage: serde_json::json!({}) },
-        )
-        .unwrap();
+        record(&c, &key, &ActionResult { outputs: vec![b], meta: BTreeMap::new(), preimage: serde_json::json!({}) })
+            .unwrap();
         c.flush_index();
         fs::remove_dir_all(c.artifact_path(&b)).unwrap();
         assert_eq!(c.verify().unwrap().dropped_actions, 1);

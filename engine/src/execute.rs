@@ -657,7 +657,7 @@ pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let id = match cache.commit_artifact_unsynced(&tmp.into_path()) {
+    let id = match cache.commit_artifact(&tmp.into_path()) {
         Ok(id) => id,
         Err(e) => return Done::Err(StepError::store("cannot store the result", &e)),
     };

@@ -6,7 +6,7 @@
 use crate::Diag;
 use crate::check::{Def, Program};
 use crate::diagnostic::suggest;
-use crate::plan::{ArgVal, Node, Plan, ReportPlan, RowPlan, TablePlan};
+use crate::plan::{ArgVal, Node, NodeArgs as Args, Plan, ReportPlan, RowPlan, TablePlan};
 use crate::report::fmt_num;
 use crate::typed::{DefId, TDefKind, TExpr, TKind, TRow, TTableItem, Typed};
 use foldhash::HashMap as FxHashMap;
@@ -14,8 +14,6 @@ use lab_grammar::{BinOp, Span};
 use lab_ops::{Type, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-
-use crate::plan::NodeArgs as Args;
 
 /// Sweeps may create at most this many steps in all.
 pub const MAX_INSTANCES: usize = 1_000_000;
