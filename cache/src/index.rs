@@ -55,7 +55,10 @@ pub struct RunIndex {
 enum Open {
     /// Not a database, or a damaged one: moved aside and rebuilt.
     Corrupt(String),
-    /// Anything else (locked, busy, no space): reported, the file left alone.
+    /// Another process holds the lock it needs right now (two runs creating the index at
+    /// once): tried again.
+    Busy(String),
+    /// Anything else (no space, permissions): reported, the file left alone.
     Other(String),
 }
 
@@ -105,14 +108,14 @@ impl RunIndex {
     pub fn open(root: &Path) -> Result<(RunIndex, Option<String>), String> {
         let path = root.join(FILE);
         let existed = path.exists();
-        match Self::connect(&path) {
+        match Self::connect_waiting(&path) {
             Ok(ix) if existed => Ok((ix, None)),
             Ok(ix) => {
                 let n = ix.rebuild(root)?;
                 Ok((ix, (n > 0).then(|| format!("the run index was missing; rebuilt {n} runs from the cache"))))
             }
-            // Busy, locked, a full disk: the index is fine, it just cannot be used now.
-            Err(Open::Other(e)) => Err(e),
+            // Locked too long, a full disk: the index is fine, it just cannot be used now.
+            Err(Open::Busy(e) | Open::Other(e)) => Err(e),
             Err(Open::Corrupt(e)) => {
                 // Keep the broken file for inspection; start again from the cache's records.
                 let aside = aside_name(&path);
@@ -122,8 +125,8 @@ impl RunIndex {
                         let _ = std::fs::rename(&from, format!("{}{suffix}", aside.display()));
                     }
                 }
-                let ix = Self::connect(&path).map_err(|e| match e {
-                    Open::Corrupt(e) | Open::Other(e) => e,
+                let ix = Self::connect_waiting(&path).map_err(|e| match e {
+                    Open::Corrupt(e) | Open::Busy(e) | Open::Other(e) => e,
                 })?;
                 let n = ix.rebuild(root)?;
                 Ok((
@@ -137,11 +140,27 @@ impl RunIndex {
         }
     }
 
+    /// [`RunIndex::connect`], tried again while another process holds a lock it needs:
+    /// switching a new file to WAL mode and creating the tables can report "locked" at once,
+    /// without waiting for the busy timeout.
+    fn connect_waiting(path: &Path) -> Result<RunIndex, Open> {
+        let started = std::time::Instant::now();
+        loop {
+            match Self::connect(path) {
+                Err(Open::Busy(_)) if started.elapsed() < std::time::Duration::from_secs(30) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn connect(path: &Path) -> Result<RunIndex, Open> {
         let classify = |e: rusqlite::Error| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
                 Open::Corrupt(e.to_string())
             }
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => Open::Busy(e.to_string()),
             _ => Open::Other(e.to_string()),
         };
         let conn = Connection::open(path).map_err(classify)?;
