@@ -623,7 +623,7 @@ impl<'a, 'r> Checker<'a, 'r> {
     }
 
     /// The signature of a call, or a diagnostic with "did you mean".
-    pub fn lookup(&mut self, call: &Call) -> Option<(&'r std::sync::Arc<Signature>, &'r dyn lab_ops::Op)> {
+    pub fn lookup(&mut self, call: &Call) -> Option<(&'r std::sync::Arc<Signature>, &'r dyn lab_ops::DynOp)> {
         let (kind, method) = (&call.kind.name, &call.method.name);
         if let Some(x) = self.registry.get(kind, method) {
             return Some(x);

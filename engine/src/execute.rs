@@ -254,17 +254,32 @@ pub enum Failure {
     Cluster,
 }
 
-/// Why a step failed: the kind of failure, whose fault it is, and what happened in words.
-#[derive(Debug, Clone, PartialEq)]
+/// Why a step failed: the kind of failure, whose fault it is, what happened in words, and
+/// the op's own error when an op failed in this process (a Slurm worker's crosses as words).
+#[derive(Debug, Clone)]
 pub struct StepError {
     pub failure: Failure,
     pub blame: Blame,
     pub message: String,
+    pub source: Option<std::sync::Arc<OpError>>,
+}
+
+/// Equal failures: the same kind, blame and words (the source is not compared).
+impl PartialEq for StepError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.failure, self.blame, &self.message) == (other.failure, other.blame, &other.message)
+    }
 }
 
 impl std::fmt::Display for StepError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -275,24 +290,25 @@ fn disk_full(e: &std::io::Error) -> bool {
 
 impl StepError {
     pub fn new(failure: Failure, blame: Blame, message: impl Into<String>) -> StepError {
-        StepError { failure, blame, message: message.into() }
+        StepError { failure, blame, message: message.into(), source: None }
     }
 
     pub fn cancelled() -> StepError {
         StepError::new(Failure::Cancelled, Blame::User, "cancelled")
     }
 
-    /// An op's own error, with the op's blame.
-    pub fn op(e: &OpError) -> StepError {
-        match e {
-            OpError::Cancelled => StepError::cancelled(),
+    /// An op's own error, with the op's blame; the error is kept as the source.
+    pub fn op(e: OpError) -> StepError {
+        let err = match &e {
+            OpError::Cancelled => return StepError::cancelled(),
             OpError::Io(io) if disk_full(io) => StepError::new(Failure::DiskFull, Blame::Environment, e.to_string()),
             // Libraries (ONNX Runtime) report a full disk in words only.
             _ if e.to_string().contains("No space left on device") => {
                 StepError::new(Failure::DiskFull, Blame::Environment, e.to_string())
             }
             _ => StepError::new(Failure::Op, e.blame(), e.to_string()),
-        }
+        };
+        StepError { source: Some(std::sync::Arc::new(e)), ..err }
     }
 
     /// The cache could not take the result (`what`: what failed).
@@ -620,7 +636,7 @@ pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions
             ),
         ));
     }
-    let Some((_, op)) = registry.get(a.op.kind, a.op.method) else {
+    let Some((sig, op)) = registry.get(a.op.kind, a.op.method) else {
         return Done::Err(StepError::new(
             Failure::Panic,
             Blame::Internal,
@@ -639,10 +655,10 @@ pub fn execute(a: &Action, cache: &Cache, registry: &Registry, opts: &RunOptions
         progress: &progress,
         cancel: opts.cancel,
     };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run(&ctx, &a.args)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| op.run_args(sig, &ctx, &a.args)));
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Done::Err(StepError::op(&e)),
+        Ok(Err(e)) => return Done::Err(StepError::op(e)),
         Err(p) => {
             let msg = p
                 .downcast_ref::<String>()

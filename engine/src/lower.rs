@@ -7,7 +7,6 @@ use crate::Diag;
 use crate::check::{Def, Program};
 use crate::diagnostic::suggest;
 use crate::plan::{ArgVal, Node, NodeArgs as Args, Plan, ReportPlan, RowPlan, TablePlan};
-use crate::report::fmt_num;
 use crate::typed::{DefId, TDefKind, TExpr, TKind, TRow, TTableItem, Typed};
 use foldhash::HashMap as FxHashMap;
 use lab_grammar::{BinOp, Span};
@@ -600,101 +599,33 @@ impl<'a> Lowerer<'a> {
             }
             _ => None,
         };
-        let doc = |p: &str| sig.param(p).map_or(String::new(), |s| format!("`{p}`: {}", s.doc));
         let mut found: Vec<Diag> = Vec::new();
-        let bad = |p: &str, msg: String, help: String| Diag::new("lab::bad_value", msg).at(span(p), "here").help(help);
         for c in &sig.checks {
+            if let Some(b) = c.broken(sig, &value, &len) {
+                // A string that is no option: suggest the nearest one.
+                let help = match (c, value(b.param)) {
+                    (Check::OneOf { options, .. }, Some(Value::Str(v))) => {
+                        crate::suggest(v, options.iter().copied()).unwrap_or(b.help)
+                    }
+                    _ => b.help,
+                };
+                found.push(Diag::new("lab::bad_value", b.message).at(span(b.param), "here").help(help));
+                continue;
+            }
             match c {
-                Check::Min { param, min, strict } | Check::Max { param, max: min, strict } => {
-                    let is_min = matches!(c, Check::Min { .. });
-                    let nums: Vec<f64> = match value(param) {
-                        Some(Value::List(xs)) => xs.iter().filter_map(Value::as_f64).collect(),
-                        Some(v) => v.as_f64().into_iter().collect(),
-                        None => Vec::new(),
-                    };
-                    let broken = nums.iter().find(|&&x| match (is_min, *strict) {
-                        (true, true) => x <= *min,
-                        (true, false) => x < *min,
-                        (false, true) => x >= *min,
-                        (false, false) => x > *min,
-                    });
-                    if let Some(x) = broken {
-                        let cmp = match (is_min, *strict) {
-                            (true, true) => ">",
-                            (true, false) => "≥",
-                            (false, true) => "<",
-                            (false, false) => "≤",
-                        };
-                        let each = if matches!(value(param), Some(Value::List(_))) { " (each)" } else { "" };
-                        found.push(bad(
-                            param,
-                            format!(
-                                "`{param}` of `{}` must be {cmp} {}{each}, but it is {}",
-                                sig.name(),
-                                fmt_num(*min),
-                                fmt_num(*x)
-                            ),
-                            doc(param),
-                        ));
-                    }
-                }
-                Check::OneOf { param, options } => {
-                    if let Some(Value::Str(v)) = value(param)
-                        && !options.contains(&v.as_str())
-                    {
-                        let list = options.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ");
-                        let hint = crate::suggest(v, options.iter().copied());
-                        found.push(bad(
-                            param,
-                            format!("`{param}` of `{}` is `{v}`; it takes {list}", sig.name()),
-                            hint.unwrap_or_else(|| doc(param)),
-                        ));
-                    }
-                }
-                Check::NonEmpty { param } => {
-                    if len(param) == Some(0) {
-                        found.push(bad(param, format!("`{param}` of `{}` is empty", sig.name()), doc(param)));
-                    }
-                }
-                Check::Less { low, high } => {
-                    if let (Some(a), Some(b)) =
-                        (value(low).and_then(Value::as_f64), value(high).and_then(Value::as_f64))
-                        && a >= b
-                    {
-                        found.push(bad(
-                            high,
-                            format!(
-                                "`{low}` ({}) must be less than `{high}` ({}) in `{}`",
-                                fmt_num(a),
-                                fmt_num(b),
-                                sig.name()
-                            ),
-                            format!("swap them, or widen the interval: {}", doc(high)),
-                        ));
-                    }
-                }
-                Check::SameLength { a, b, b_optional } => {
-                    if let (Some(la), Some(lb)) = (len(a), len(b))
-                        && la != lb
-                        && !(*b_optional && lb == 0)
-                    {
-                        found.push(bad(
-                            b,
-                            format!("`{b}` has {lb} entries but `{a}` has {la}, in `{}`", sig.name()),
-                            format!("give one entry of `{b}` per entry of `{a}`"),
-                        ));
-                    }
-                }
                 Check::Within { param, input, fact } => {
                     if let (Some(Value::Range { start, end }), Some((fs, name, op))) = (value(param), facts(input))
                         && let Some(&n) = fs.get(fact)
                         && (*end > n || *start < 0)
                     {
-                        found.push(bad(
-                            param,
-                            format!("`{param}` is {start}..{end}, but `{name}` ({op}) has {n} {fact}"),
-                            format!("valid ranges lie within 0..{n}"),
-                        ));
+                        found.push(
+                            Diag::new(
+                                "lab::bad_value",
+                                format!("`{param}` is {start}..{end}, but `{name}` ({op}) has {n} {fact}"),
+                            )
+                            .at(span(param), "here")
+                            .help(format!("valid ranges lie within 0..{n}")),
+                        );
                     }
                 }
                 Check::Agree { a, b } => {
@@ -713,6 +644,7 @@ impl<'a> Lowerer<'a> {
                         );
                     }
                 }
+                _ => {}
             }
         }
         self.diags.extend(found);

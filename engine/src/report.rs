@@ -67,17 +67,7 @@ fn md_samples(label: &str, records: &[Json], out: &mut String) {
     out.push('\n');
 }
 
-pub(crate) fn fmt_num(x: f64) -> String {
-    if x == x.trunc() && x.abs() < 1e9 {
-        format!("{x:.0}")
-    } else if x.abs() >= 100.0 {
-        format!("{x:.1}")
-    } else if x.abs() >= 0.001 {
-        format!("{x:.3}")
-    } else {
-        format!("{x:.2e}")
-    }
-}
+pub(crate) use lab_ops::fmt_num;
 
 /// The cells of one row for display, with column names.
 fn cells(v: &Json) -> Vec<(String, String)> {

@@ -12,6 +12,7 @@
 //!   run the same code on labrun's models and on imported ones. It is the model's
 //!   standalone `model.onnx`.
 
+use crate::folder::ModelFolder;
 use crate::graph::{Graph, V};
 use crate::tensor::{DType, Tensor};
 use crate::tokenizer::Tokenizer;
@@ -441,12 +442,12 @@ impl Gpt {
     /// Writes `model.json`, `weights.safetensors`, `tokenizer.json` and the decoder as
     /// `model.onnx` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), NnError> {
-        let meta = ModelFile { arch: "gpt".into(), spec: self.spec.clone() };
-        std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&meta).expect("serialisable"))?;
-        weights::save(&dir.join("weights.safetensors"), &self.params)?;
+        let folder = ModelFolder::new(dir);
+        folder.write_meta(&ModelFile { arch: "gpt".into(), spec: self.spec.clone() })?;
+        weights::save(&folder.weights_path(), &self.params)?;
         self.tokenizer.save(dir)?;
         std::fs::write(
-            dir.join("model.onnx"),
+            folder.onnx_path(),
             self.decoder_graph(false).to_onnx_bytes(
                 "labrun GPT: input_ids, attention_mask, position_ids, past_key_values.N.key/value -> logits, present.N.key/value",
             ),
@@ -456,11 +457,9 @@ impl Gpt {
 
     /// Reads a model directory, checking the weights against the architecture.
     pub fn load(dir: &Path) -> Result<Gpt, NnError> {
-        let meta_path = dir.join("model.json");
-        let text = std::fs::read_to_string(&meta_path)
-            .map_err(|e| NnError::BadModel(format!("cannot read {}: {e}", meta_path.display())))?;
-        let meta: ModelFile = serde_json::from_str(&text)
-            .map_err(|e| NnError::BadModel(format!("{} is not a valid GPT description: {e}", meta_path.display())))?;
+        let folder = ModelFolder::new(dir);
+        let meta_path = folder.meta_path();
+        let meta: ModelFile = folder.read_meta("GPT description")?;
         if meta.arch != "gpt" {
             return Err(NnError::BadModel(format!(
                 "{}: architecture `{}` is not a GPT",
@@ -478,8 +477,7 @@ impl Gpt {
                 meta.spec.vocab
             )));
         }
-        let params =
-            weights::take_params(weights::load(&dir.join("weights.safetensors"))?, meta.spec.param_shapes(), dir)?;
+        let params = weights::take_params(weights::load(&folder.weights_path())?, meta.spec.param_shapes(), dir)?;
         Ok(Gpt { spec: meta.spec, params, tokenizer })
     }
 }

@@ -11,6 +11,7 @@
 //!   reward models over features; [`weights`]: safetensors; [`tokenizer`]: text to token ids.
 //! - [`decode`]: generation with a KV cache, log-probabilities and activations through
 //!   GPT-2's ONNX decoder interface (labrun's models and imported ones).
+//! - [`folder`]: a model folder's files (`model.json`, weights, `model.onnx`).
 //! - [`runtime`]: finding, installing and loading ONNX Runtime; sessions on CPU or CUDA.
 
 pub mod autodiff;
@@ -18,6 +19,7 @@ pub mod decode;
 mod device;
 mod error;
 pub mod exec;
+pub mod folder;
 pub mod gpt;
 pub mod graph;
 pub mod lm;

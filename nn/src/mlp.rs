@@ -1,6 +1,7 @@
 //! Multilayer perceptrons: initialisation, the forward graph, and the model directory
 //! (`model.json`, `weights.safetensors`, standalone `model.onnx`).
 
+use crate::folder::ModelFolder;
 use crate::graph::{Graph, V};
 use crate::tensor::{DType, Tensor};
 use crate::{NnError, weights};
@@ -157,11 +158,11 @@ impl Mlp {
 
     /// Writes `model.json`, `weights.safetensors` and `model.onnx` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), NnError> {
-        let meta = ModelFile { arch: "mlp".into(), spec: self.spec.clone() };
-        std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&meta).expect("serialisable"))?;
-        weights::save(&dir.join("weights.safetensors"), &self.params)?;
+        let folder = ModelFolder::new(dir);
+        folder.write_meta(&ModelFile { arch: "mlp".into(), spec: self.spec.clone() })?;
+        weights::save(&folder.weights_path(), &self.params)?;
         std::fs::write(
-            dir.join("model.onnx"),
+            folder.onnx_path(),
             self.inference_graph().to_onnx_bytes("labrun MLP: x [N, inputs] -> logits [N, outputs]"),
         )?;
         Ok(())
@@ -169,11 +170,9 @@ impl Mlp {
 
     /// Reads a model directory, checking the weights against the architecture.
     pub fn load(dir: &Path) -> Result<Mlp, NnError> {
-        let meta_path = dir.join("model.json");
-        let text = std::fs::read_to_string(&meta_path)
-            .map_err(|e| NnError::BadModel(format!("cannot read {}: {e}", meta_path.display())))?;
-        let meta: ModelFile = serde_json::from_str(&text)
-            .map_err(|e| NnError::BadModel(format!("{} is not a valid model description: {e}", meta_path.display())))?;
+        let folder = ModelFolder::new(dir);
+        let meta_path = folder.meta_path();
+        let meta: ModelFile = folder.read_meta("model description")?;
         if meta.arch != "mlp" {
             return Err(NnError::BadModel(format!(
                 "{}: architecture `{}` is not an MLP",
@@ -181,8 +180,7 @@ impl Mlp {
                 meta.arch
             )));
         }
-        let params =
-            weights::take_params(weights::load(&dir.join("weights.safetensors"))?, meta.spec.param_shapes(), dir)?;
+        let params = weights::take_params(weights::load(&folder.weights_path())?, meta.spec.param_shapes(), dir)?;
         Ok(Mlp { spec: meta.spec, params })
     }
 }

@@ -7,14 +7,15 @@
 
 use crate::artifact::{self, Metrics};
 use crate::lmops::{self, Lm};
+use crate::params::{DatasetDir, DirPath, ModelDir, Params};
 use crate::text::{self, TextData};
-use crate::{Args, Check, Op, OpError, Progress, RunCtx, Signature, Type, Value};
+use crate::{Op, OpError, Progress, RunCtx, Signature, Type};
 use aho_corasick::AhoCorasick;
 use lab_bigbench::eval::{self, Model, ScoreData, Settings};
 use lab_bigbench::task::Task;
 use lab_nn::decode::{self, Decoder, Sampling};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The folder inside a `data.bigbench` artifact holding the task's files.
 const TASK_DIR: &str = "task";
@@ -24,7 +25,15 @@ const SEED: i64 = 42;
 /// `data.bigbench`: a BIG-bench JSON task (simple or composite), checked and stored.
 pub struct Data;
 
+#[derive(Params)]
+pub struct DataParams {
+    /// the task's folder (or its task.json), relative to the `.lab` file
+    path: DirPath,
+}
+
 impl Op for Data {
+    type Params = DataParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "data",
@@ -33,11 +42,10 @@ impl Op for Data {
             Type::Dataset,
             "a BIG-bench JSON task, read as the official `bigbench` package reads it: `task.json` with every field `json_task.py` honours and its defaults; a folder whose task.json has no examples is a composite task whose subfolders are subtasks (`parent:child`); duplicate examples dropped. Unknown fields, wrong types and empty example lists are errors naming the file and the field. The records (one per example: `subtask`, `input`, `targets`, `choices`, and the zero-shot `prompt` with its first target as `completion`) serve `filter.decontaminate` and the text ops; `score.bigbench` evaluates models on it",
         )
-        .req("path", Type::Dir, "the task's folder (or its task.json), relative to the `.lab` file")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let path = PathBuf::from(args.str("path")?);
+    fn run(&self, ctx: &RunCtx, p: DataParams) -> Result<(), OpError> {
+        let path = p.path.to_path_buf();
         let task = Task::load(&path, 0, SEED as u32).map_err(|e| OpError::Data(e.to_string()))?;
         // The files themselves, so scoring reads what the official code would read.
         let root = if path.is_dir() { path.clone() } else { path.parent().unwrap_or(Path::new(".")).to_path_buf() };
@@ -119,7 +127,24 @@ impl Contamination {
 /// `filter.decontaminate`.
 pub struct Decontaminate;
 
+#[derive(Params)]
+pub struct DecontaminateParams {
+    /// text records to clean (e.g. a training corpus)
+    data: DatasetDir,
+    /// records holding the strings that must not occur (e.g. `data.bigbench` tasks)
+    #[param(non_empty)]
+    against: Vec<DatasetDir>,
+    /// the field of `data` searched
+    #[param(default = "text")]
+    field: String,
+    /// the field of `against` searched for
+    #[param(default = "input")]
+    key: String,
+}
+
 impl Op for Decontaminate {
+    type Params = DecontaminateParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "filter",
@@ -128,19 +153,14 @@ impl Op for Decontaminate {
             Type::Dataset,
             "the records of `data` whose `field` contains none of the `key` strings of the `against` datasets (matched where they are not part of a longer word or number), e.g. training text with every BIG-bench example input removed; writes `filter.json` with the counts and the first few removed",
         )
-        .req("data", Type::Dataset, "text records to clean (e.g. a training corpus)")
-        .req("against", Type::list(Type::Dataset), "records holding the strings that must not occur (e.g. `data.bigbench` tasks)")
-        .opt("field", Type::Str, Value::Str("text".into()), "the field of `data` searched")
-        .opt("key", Type::Str, Value::Str("input".into()), "the field of `against` searched for")
-        .non_empty("against")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let data = TextData::read(args.artifact("data")?, "data")?;
-        let (field, key) = (args.str("field")?, args.str("key")?);
+    fn run(&self, ctx: &RunCtx, p: DecontaminateParams) -> Result<(), OpError> {
+        let data = TextData::read(&p.data, "data")?;
+        let (field, key) = (p.field.as_str(), p.key.as_str());
         let mut keys = Vec::new();
-        for p in args.artifacts("against")? {
-            let held = TextData::read(p, "against")?;
+        for d in &p.against {
+            let held = TextData::read(d, "against")?;
             keys.extend(held.strings(key, "against")?.into_iter().map(str::to_string));
         }
         let c = Contamination::new(keys)?;
@@ -268,7 +288,41 @@ fn file_stem(subtask: &str, shots: usize) -> String {
 /// `score.bigbench`.
 pub struct Score;
 
+#[derive(Params)]
+pub struct ScoreParams {
+    /// the language model (`model.gpt` or `model.import_lm`)
+    model: ModelDir,
+    /// a task from `data.bigbench`
+    task: DatasetDir,
+    /// the shot counts to evaluate
+    #[param(default = vec![0usize], non_empty)]
+    shots: Vec<usize>,
+    /// at most this many queries per shot count, drawn as the official code draws them (split evenly over subtasks); 0: every example
+    #[param(default = 0)]
+    max_examples: usize,
+    /// tokens generated per query for the generative metrics
+    #[param(default = 16, min = 1)]
+    max_new_tokens: usize,
+    /// generations are cut to this many characters before post-processing (the official `max_length`); 0: no cut
+    #[param(default = 0)]
+    max_length: i64,
+    /// sampling temperature of generations; 0 is greedy
+    #[param(default = 0.0, min = 0)]
+    temperature: f64,
+    /// the official random seed of the prompts (42), also the sampling seed
+    #[param(default = SEED, min = 0, max = u32::MAX)]
+    seed: i64,
+    /// sequences per model call
+    #[param(default = 32, min = 1)]
+    batch: usize,
+    /// the model's training data: scoring is refused when a training record's `text` contains an evaluated example's input
+    #[param(default = vec![])]
+    train: Vec<DatasetDir>,
+}
+
 impl Op for Score {
+    type Params = ScoreParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "score",
@@ -277,60 +331,39 @@ impl Op for Score {
             Type::Metrics,
             "evaluates a language model on a BIG-bench task (`data.bigbench`) exactly as the official `bigbench` package does: its zero- and few-shot prompts character for character (shots and choice order drawn with numpy's RandomState(42)), multiple-choice metrics from log P(choice | prompt), generative ones from a generation (greedy by default) post-processed the official way, every `task_metrics.py` metric, the normalised preferred score 100·(raw − low)/(high − low), and the aggregation over subtasks. Writes `scores.json` (per subtask and shot count: `subtask`, `shots`, `preferred`, `scores`, `low`, `high`, `normalized`), one JSONL file of per-query records per subtask and shot count in `records/` (`prompt`, `text`, `response`, `logprobs`, `targets`, metric values), and as metrics the task's `normalized_<k>shot` and, for multiple-choice tasks, `multiple_choice_grade_<k>shot` and `brier_<k>shot`, with the model's `parameters`",
         )
-        .req("model", Type::Model, "the language model (`model.gpt` or `model.import_lm`)")
-        .req("task", Type::Dataset, "a task from `data.bigbench`")
-        .opt("shots", Type::list(Type::Int), Value::List(vec![Value::Int(0)]), "the shot counts to evaluate")
-        .opt("max_examples", Type::Int, Value::Int(0), "at most this many queries per shot count, drawn as the official code draws them (split evenly over subtasks); 0: every example")
-        .opt("max_new_tokens", Type::Int, Value::Int(16), "tokens generated per query for the generative metrics")
-        .opt("max_length", Type::Int, Value::Int(0), "generations are cut to this many characters before post-processing (the official `max_length`); 0: no cut")
-        .opt("temperature", Type::Float, Value::Float(0.0), "sampling temperature of generations; 0 is greedy")
-        .opt("seed", Type::Int, Value::Int(SEED), "the official random seed of the prompts (42), also the sampling seed")
-        .opt("batch", Type::Int, Value::Int(32), "sequences per model call")
-        .opt("train", Type::list(Type::Dataset), Value::List(vec![]), "the model's training data: scoring is refused when a training record's `text` contains an evaluated example's input")
-        .non_empty("shots")
-        .check(Check::Min { param: "shots", min: 0.0, strict: false })
-        .check(Check::Min { param: "max_examples", min: 0.0, strict: false })
-        .check(Check::Min { param: "max_new_tokens", min: 1.0, strict: false })
-        .check(Check::Min { param: "batch", min: 1.0, strict: false })
-        .check(Check::Min { param: "temperature", min: 0.0, strict: false })
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let shots: Vec<usize> = args.ints("shots")?.into_iter().map(|s| s as usize).collect();
+    fn run(&self, ctx: &RunCtx, p: ScoreParams) -> Result<(), OpError> {
+        let shots: Vec<usize> = p.shots;
         let max_shots = shots.iter().copied().max().unwrap_or(0);
-        let seed =
-            u32::try_from(args.int("seed")?).map_err(|_| OpError::invalid("seed", "must be between 0 and 2³² − 1"))?;
-        let dir = args.artifact("task")?.join(TASK_DIR);
+        // Declared within 0..=2³² − 1.
+        let seed = p.seed as u32;
+        let dir = p.task.join(TASK_DIR);
         if !dir.join("task.json").is_file() {
             return Err(OpError::invalid("task", "is not a BIG-bench task; make one with `data.bigbench(path: ...)`"));
         }
         let task = Task::load(&dir, max_shots, seed)
             .map_err(|e| OpError::invalid("shots", format!("cannot be used with task: {}", e.message)))?;
-        let max_examples = match args.int("max_examples")? {
+        let max_examples = match p.max_examples {
             0 => None,
-            m => Some(m as usize),
+            m => Some(m),
         };
-        let settings = Settings {
-            shots: &shots,
-            max_examples,
-            seed,
-            max_length: Some(args.int("max_length")? as usize).filter(|&m| m > 0),
-        };
-        let train = args.artifacts("train")?;
-        if !train.is_empty() {
-            check_held_out(&task, &settings, train)?;
+        let settings =
+            Settings { shots: &shots, max_examples, seed, max_length: Some(p.max_length as usize).filter(|&m| m > 0) };
+        if !p.train.is_empty() {
+            check_held_out(&task, &settings, &p.train)?;
         }
-        let lm = lmops::load_lm(args, "model")?;
+        let lm = lmops::load_lm(&p.model, "model")?;
         let mut adapter = Adapter {
             lm: &lm,
             dec: lm.decoder(ctx, false)?,
             ctx,
-            batch: args.int_at_least("batch", 1)?,
+            batch: p.batch,
             sampling: Sampling {
-                temperature: args.float("temperature")?,
+                temperature: p.temperature,
                 top_k: 0,
                 top_p: 1.0,
-                max_new_tokens: args.int_at_least("max_new_tokens", 1)?,
+                max_new_tokens: p.max_new_tokens,
                 stop: Vec::new(),
                 seed: u64::from(seed),
             },
@@ -378,7 +411,7 @@ fn summary(task: &str, scores: &[ScoreData]) -> Metrics {
 }
 
 /// Refuses to score a model whose training data contains an evaluated example's input.
-fn check_held_out(task: &Task, s: &Settings, train: &[PathBuf]) -> Result<(), OpError> {
+fn check_held_out(task: &Task, s: &Settings, train: &[DatasetDir]) -> Result<(), OpError> {
     let per_leaf = task.per_leaf_max(s.max_examples).map_err(|e| OpError::invalid("max_examples", e))?;
     let mut keys = Vec::new();
     for (_, leaf) in task.leaves() {

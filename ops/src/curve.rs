@@ -87,6 +87,6 @@ pub fn mean(curves: &[Curve], arg: &str) -> Result<Curve, OpError> {
 }
 
 /// Reads the curves of a list argument.
-pub fn read_all(args: &crate::Args, name: &str) -> Result<Vec<Curve>, OpError> {
-    args.artifacts(name)?.iter().map(|d| Curve::read(d)).collect()
+pub fn read_all<P: AsRef<std::path::Path>>(dirs: &[P]) -> Result<Vec<Curve>, OpError> {
+    dirs.iter().map(|d| Curve::read(d.as_ref())).collect()
 }

@@ -1,8 +1,9 @@
 //! `data.*`: loaders for data that labrun ships or that the user points at.
 
 use crate::artifact::Dataset;
+use crate::params::{Choice, DatasetDir, FilePath, Params};
 use crate::text::{self, TextData};
-use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value, Yield};
+use crate::{Op, OpError, Registry, RunCtx, Signature, Type, Yield};
 use ndarray::{Array1, Array2};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -19,7 +20,25 @@ pub fn register(r: &mut Registry) {
 /// A text file as documents: one per line, or the whole file as one.
 pub struct TextFile;
 
+/// How a text file is cut into documents.
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum Split {
+    Lines,
+    File,
+}
+
+#[derive(Params)]
+pub struct TextFileParams {
+    /// the file, relative to the `.lab` file
+    path: FilePath,
+    /// `lines` (one document per non-empty line) or `file` (one document)
+    #[param(default = Split::Lines)]
+    split: Split,
+}
+
 impl Op for TextFile {
+    type Params = TextFileParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "data",
@@ -28,23 +47,15 @@ impl Op for TextFile {
             Type::Dataset,
             "a text file as documents (`text` records): one per non-empty line, or the whole file as one",
         )
-        .req("path", Type::Path, "the file, relative to the `.lab` file")
-        .opt(
-            "split",
-            Type::Str,
-            Value::Str("lines".into()),
-            "`lines` (one document per non-empty line) or `file` (one document)",
-        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let path = args.str("path")?;
-        let text = std::fs::read_to_string(path)
+    fn run(&self, ctx: &RunCtx, p: TextFileParams) -> Result<(), OpError> {
+        let path = p.path.display().to_string();
+        let text = std::fs::read_to_string(&p.path)
             .map_err(|e| OpError::Data(format!("cannot read {path} as UTF-8 text: {e}")))?;
-        let docs: Vec<String> = match args.str("split")? {
-            "lines" => text.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("{l}\n")).collect(),
-            "file" => vec![text],
-            other => return Err(OpError::invalid("split", format!("is `{other}`; use `lines` or `file`"))),
+        let docs: Vec<String> = match p.split {
+            Split::Lines => text.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("{l}\n")).collect(),
+            Split::File => vec![text],
         };
         if docs.iter().all(|d| d.trim().is_empty()) {
             return Err(OpError::Data(format!("{path} holds no text")));
@@ -56,24 +67,38 @@ impl Op for TextFile {
 /// JSON Lines records, keeping the fields asked for.
 pub struct Jsonl;
 
+#[derive(Params)]
+#[params(same_length_or_empty(fields, rename))]
+pub struct JsonlParams {
+    /// the file, relative to the `.lab` file
+    path: FilePath,
+    /// fields every record must have, and the only ones kept (`[]`: keep all)
+    #[param(default = vec![])]
+    fields: Vec<String>,
+    /// new names for `fields`, in order (e.g. fields `["question", "answer"]`, rename `["prompt", "completion"]`)
+    #[param(default = vec![])]
+    rename: Vec<String>,
+}
+
 impl Op for Jsonl {
+    type Params = JsonlParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("data", "jsonl", 1, Type::Dataset, "records of a JSON Lines file (one object per line); a bad line is an error naming file and line")
-            .req("path", Type::Path, "the file, relative to the `.lab` file")
-            .opt("fields", Type::list(Type::Str), Value::List(vec![]), "fields every record must have, and the only ones kept (`[]`: keep all)")
-            .opt("rename", Type::list(Type::Str), Value::List(vec![]), "new names for `fields`, in order (e.g. fields `[\"question\", \"answer\"]`, rename `[\"prompt\", \"completion\"]`)")
+        Signature::new(
+            "data",
+            "jsonl",
+            1,
+            Type::Dataset,
+            "records of a JSON Lines file (one object per line); a bad line is an error naming file and line",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let path = args.str("path")?;
-        let text = std::fs::read_to_string(path)
+    fn run(&self, ctx: &RunCtx, p: JsonlParams) -> Result<(), OpError> {
+        let path = &p.path.display().to_string();
+        let text = std::fs::read_to_string(&p.path)
             .map_err(|e| OpError::Data(format!("cannot read {path} as UTF-8 text: {e}")))?;
         let mut data = text::parse_jsonl(&text, path)?;
-        let fields = args.strs("fields")?;
-        let rename = args.strs("rename")?;
-        if !rename.is_empty() && rename.len() != fields.len() {
-            return Err(OpError::invalid("rename", format!("has {} names for {} fields", rename.len(), fields.len())));
-        }
+        let (fields, rename) = (p.fields, p.rename);
         if !fields.is_empty() {
             for (i, r) in data.records.iter_mut().enumerate() {
                 let mut kept = serde_json::Map::new();
@@ -96,21 +121,38 @@ impl Op for Jsonl {
 /// Text datasets one after another, optionally shuffled.
 pub struct Concat;
 
+#[derive(Params)]
+pub struct ConcatParams {
+    /// the datasets
+    parts: Vec<DatasetDir>,
+    /// shuffle the records
+    #[param(default = true)]
+    shuffle: bool,
+    /// shuffle seed
+    #[param(default = 0)]
+    seed: i64,
+}
+
 impl Op for Concat {
+    type Params = ConcatParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("data", "concat", 1, Type::Dataset, "the records of several text datasets together, shuffled with `seed` (or kept in order with `shuffle: false`)")
-            .req("parts", Type::list(Type::Dataset), "the datasets")
-            .opt("shuffle", Type::Bool, Value::Bool(true), "shuffle the records")
-            .opt("seed", Type::Int, Value::Int(0), "shuffle seed")
+        Signature::new(
+            "data",
+            "concat",
+            1,
+            Type::Dataset,
+            "the records of several text datasets together, shuffled with `seed` (or kept in order with `shuffle: false`)",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+    fn run(&self, ctx: &RunCtx, p: ConcatParams) -> Result<(), OpError> {
         let mut all = TextData::default();
-        for p in args.artifacts("parts")? {
-            all.records.extend(TextData::read(p, "parts")?.records);
+        for part in &p.parts {
+            all.records.extend(TextData::read(part, "parts")?.records);
         }
-        if args.bool("shuffle")? {
-            all.records.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(args.int("seed")? as u64));
+        if p.shuffle {
+            all.records.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(p.seed as u64));
         }
         all.write(ctx.out)
     }
@@ -123,34 +165,45 @@ static DIGITS_CSV_GZ: &[u8] = include_bytes!("../data/digits.csv.gz");
 /// `split_seed` and holds out the last `test_fraction` as `test`.
 pub struct Digits;
 
+/// Which images of the digits.
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum DigitsSplit {
+    Train,
+    Test,
+    All,
+}
+
+#[derive(Params)]
+pub struct DigitsParams {
+    /// `train`, `test` or `all`
+    #[param(default = DigitsSplit::Train)]
+    split: DigitsSplit,
+    /// share of images held out as `test`
+    #[param(default = 0.2, gt = 0, lt = 1)]
+    test_fraction: f64,
+    /// seed of the shuffle that makes the split
+    #[param(default = 0)]
+    split_seed: i64,
+}
+
 impl Op for Digits {
+    type Params = DigitsParams;
+
     fn signature(&self) -> Signature {
         Signature::new("data", "digits", 1, Type::Dataset, "scikit-learn's 8x8 handwritten digits (1,797 images, shipped with labrun); pixels scaled to [-1, 1], labels 0..9")
-            .opt("split", Type::Str, Value::Str("train".into()), "`train`, `test` or `all`")
-            .opt("test_fraction", Type::Float, Value::Float(0.2), "share of images held out as `test`")
-            .opt("split_seed", Type::Int, Value::Int(0), "seed of the shuffle that makes the split")
-            .one_of("split", &["train", "test", "all"])
-            .check(Check::Min { param: "test_fraction", min: 0.0, strict: true })
-            .check(Check::Max { param: "test_fraction", max: 1.0, strict: true })
             .yields(Yield::Const("width", 64))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+    fn run(&self, ctx: &RunCtx, p: DigitsParams) -> Result<(), OpError> {
         let all = load_digits()?;
-        let split = args.str("split")?;
-        let frac = args.float("test_fraction")?;
-        if !(0.0..1.0).contains(&frac) {
-            return Err(OpError::invalid("test_fraction", format!("must be in [0, 1), got {frac}")));
-        }
         let mut idx: Vec<usize> = (0..all.rows()).collect();
-        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(args.int("split_seed")? as u64));
-        let n_test = (all.rows() as f64 * frac).round() as usize;
+        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(p.split_seed as u64));
+        let n_test = (all.rows() as f64 * p.test_fraction).round() as usize;
         let (train, test) = idx.split_at(all.rows() - n_test);
-        let chosen = match split {
-            "train" => train,
-            "test" => test,
-            "all" => &idx[..],
-            other => return Err(OpError::invalid("split", format!("must be `train`, `test` or `all`, got `{other}`"))),
+        let chosen = match p.split {
+            DigitsSplit::Train => train,
+            DigitsSplit::Test => test,
+            DigitsSplit::All => &idx[..],
         };
         all.select(chosen).write(ctx.out)
     }

@@ -9,7 +9,8 @@ use crate::curve::Curve;
 use crate::markov::{self, Markov, SeqReward};
 use crate::moments::{gauss_legendre, pdf, relu_cross_moment, relu_moments};
 use crate::nnops::{self, session_options};
-use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value};
+use crate::params::{Choice, ModelDir, Params};
+use crate::{Check, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value};
 use lab_nn::mlp::{Activation, Mlp};
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -56,8 +57,8 @@ struct Net {
     inputs: usize,
 }
 
-fn load_net(args: &Args) -> Result<(Mlp, Net), OpError> {
-    let mlp = nnops::load_model(args, "model")?;
+fn load_net(model: &Path) -> Result<(Mlp, Net), OpError> {
+    let mlp = nnops::load_model(model, "model")?;
     if mlp.spec.activation != Activation::Relu {
         return Err(OpError::invalid(
             "model",
@@ -150,50 +151,64 @@ fn relu_gaussian(mean: &[f64], cov: &[Vec<f64>], rule: &[(f64, f64)]) -> (Vec<f6
     (m.iter().map(|p| p.0).collect(), next)
 }
 
-fn fixed(args: &Args) -> Result<Vec<f64>, OpError> {
-    let fixed = args.floats("fixed")?;
-    match args.int("random_argument")? {
-        s if s < 0 => Ok(fixed),
-        _ if !fixed.is_empty() => {
-            Err(OpError::invalid("random_argument", "and `fixed` both set the first coordinate; give one of them"))
-        }
-        s => Ok(vec![StandardNormal.sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(s as u64))]),
-    }
+/// The parameters every estimator of one model takes: the model and its arguments (the
+/// input coordinates held fixed).
+#[derive(Params)]
+#[params(rules = fixed_rules)]
+pub struct WithFixed {
+    /// a ReLU MLP with one output
+    model: ModelDir,
+    /// arguments: values of the first input coordinates, held fixed instead of drawn
+    #[param(default = vec![])]
+    fixed: Vec<f64>,
+    /// when 0 or more: fix x₀ at a value drawn from N(0, 1) with this seed (an argument chosen at random)
+    #[param(default = -1)]
+    random_argument: i64,
 }
 
-fn with_fixed(sig: Signature) -> Signature {
-    sig.req("model", Type::Model, "a ReLU MLP with one output")
-        .opt(
-            "fixed",
-            Type::list(Type::Float),
-            Value::List(vec![]),
-            "arguments: values of the first input coordinates, held fixed instead of drawn",
-        )
-        .opt(
-            "random_argument",
-            Type::Int,
-            Value::Int(-1),
-            "when 0 or more: fix x₀ at a value drawn from N(0, 1) with this seed (an argument chosen at random)",
-        )
+/// `fixed` and `random_argument` both set x₀: only one of them may be given.
+fn fixed_rules() -> Vec<Check> {
+    vec![Check::Rule {
+        params: &["random_argument", "fixed"],
+        doc: "`random_argument` ≥ 0 needs `fixed` empty",
+        test: |v| match (v[0].as_i64(), v[1]) {
+            (Some(s), Value::List(fixed)) if s >= 0 && !fixed.is_empty() => {
+                Some("`random_argument` and `fixed` both set the first coordinate; give one of them".to_string())
+            }
+            _ => None,
+        },
+    }]
+}
+
+impl WithFixed {
+    /// The fixed coordinates: `fixed`, or x₀ drawn with the seed `random_argument`.
+    fn fixed(&self) -> Vec<f64> {
+        match self.random_argument {
+            s if s < 0 => self.fixed.clone(),
+            s => vec![StandardNormal.sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(s as u64))],
+        }
+    }
 }
 
 /// Mean-and-variance propagation.
 pub struct MeanProp;
 
 impl Op for MeanProp {
+    type Params = WithFixed;
+
     fn signature(&self) -> Signature {
-        with_fixed(Signature::new(
+        Signature::new(
             "estimate",
             "mean_prop",
             1,
             Type::Estimate,
             "Y = E f(x), x ~ N(0, I), by propagating each unit's mean and variance through the layers as if units were independent Gaussians (ReLU moments in closed form)",
-        ))
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let (_, net) = load_net(args)?;
-        write(ctx.out, mean_prop(&net, &fixed(args)?)?, None, "mean_prop")
+    fn run(&self, ctx: &RunCtx, p: WithFixed) -> Result<(), OpError> {
+        let (_, net) = load_net(&p.model)?;
+        write(ctx.out, mean_prop(&net, &p.fixed())?, None, "mean_prop")
     }
 }
 
@@ -201,41 +216,58 @@ impl Op for MeanProp {
 pub struct CovProp;
 
 impl Op for CovProp {
+    type Params = WithFixed;
+
     fn signature(&self) -> Signature {
-        with_fixed(Signature::new(
+        Signature::new(
             "estimate",
             "cov_prop",
             1,
             Type::Estimate,
             "Y = E f(x), x ~ N(0, I), by propagating means and the full covariance, pre-activations taken as jointly Gaussian (ReLU cross-moments by one-dimensional quadrature of a closed form)",
-        ))
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let (_, net) = load_net(args)?;
-        write(ctx.out, cov_prop(&net, &fixed(args)?)?, None, "cov_prop")
+    fn run(&self, ctx: &RunCtx, p: WithFixed) -> Result<(), OpError> {
+        let (_, net) = load_net(&p.model)?;
+        write(ctx.out, cov_prop(&net, &p.fixed())?, None, "cov_prop")
     }
 }
 
 /// Monte Carlo.
 pub struct Sampling;
 
+#[derive(Params)]
+pub struct SamplingParams {
+    #[param(flatten)]
+    input: WithFixed,
+    /// draws of x
+    #[param(default = 64, min = 2, max = 1u64 << 34)]
+    samples: usize,
+    /// random seed
+    #[param(default = 0)]
+    seed: i64,
+}
+
 impl Op for Sampling {
+    type Params = SamplingParams;
+
     fn signature(&self) -> Signature {
-        with_fixed(Signature::new("estimate", "sampling", 1, Type::Estimate, "Y = E f(x), x ~ N(0, I), by the mean of f over `samples` draws, with its standard error: a Monte Carlo estimator with a small budget, the reference with a large one; streamed through ONNX Runtime in chunks of 4,096 rows"))
-            .opt("samples", Type::Int, Value::Int(64), "draws of x")
-            .opt("seed", Type::Int, Value::Int(0), "random seed")
+        Signature::new(
+            "estimate",
+            "sampling",
+            1,
+            Type::Estimate,
+            "Y = E f(x), x ~ N(0, I), by the mean of f over `samples` draws, with its standard error: a Monte Carlo estimator with a small budget, the reference with a large one; streamed through ONNX Runtime in chunks of 4,096 rows",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let (mlp, net) = load_net(args)?;
-        let fixed = fixed(args)?;
+    fn run(&self, ctx: &RunCtx, p: SamplingParams) -> Result<(), OpError> {
+        let (mlp, net) = load_net(&p.input.model)?;
+        let fixed = p.input.fixed();
         input_moments(net.inputs, &fixed)?;
-        let samples = args.int_at_least("samples", 2)?;
-        if samples > 1 << 34 {
-            return Err(OpError::invalid("samples", "asks for more than 2^34 draws"));
-        }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.int("seed")? as u64);
+        let samples = p.samples;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed as u64);
         let mut sess = lab_nn::runtime::session(&mlp.inference_graph().to_onnx_bytes(""), session_options(ctx))?;
         let d = net.inputs;
         let (mut n, mut mean, mut m2) = (0usize, 0.0f64, 0.0f64);
@@ -268,23 +300,45 @@ impl Op for Sampling {
 /// An estimator's average over one argument: E_v[G(Y | x₀ = v)], v ~ N(0, 1).
 pub struct Iterated;
 
+/// The estimator G that `estimate.iterated` averages.
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum Propagation {
+    MeanProp,
+    CovProp,
+}
+
+#[derive(Params)]
+pub struct IteratedParams {
+    /// a ReLU MLP with one output
+    model: ModelDir,
+    /// `mean_prop` or `cov_prop`
+    method: Propagation,
+    /// quadrature points
+    #[param(default = 48, min = 2)]
+    points: usize,
+}
+
 impl Op for Iterated {
+    type Params = IteratedParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("estimate", "iterated", 1, Type::Estimate, "the iterated estimate E_v[G(Y | x₀ = v)] over v ~ N(0, 1) (Gauss–Legendre quadrature on [−8, 8]) for the estimator G given by `method`; a good estimator gives back G(Y)")
-            .req("model", Type::Model, "a ReLU MLP with one output")
-            .req("method", Type::Str, "`mean_prop` or `cov_prop`")
-            .opt("points", Type::Int, Value::Int(48), "quadrature points")
+        Signature::new(
+            "estimate",
+            "iterated",
+            1,
+            Type::Estimate,
+            "the iterated estimate E_v[G(Y | x₀ = v)] over v ~ N(0, 1) (Gauss–Legendre quadrature on [−8, 8]) for the estimator G given by `method`; a good estimator gives back G(Y)",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let (_, net) = load_net(args)?;
-        let method = args.str("method")?;
-        let g: fn(&Net, &[f64]) -> Result<f64, OpError> = match method {
-            "mean_prop" => mean_prop,
-            "cov_prop" => cov_prop,
-            other => return Err(OpError::invalid("method", format!("is `{other}`; use `mean_prop` or `cov_prop`"))),
+    fn run(&self, ctx: &RunCtx, p: IteratedParams) -> Result<(), OpError> {
+        let (_, net) = load_net(&p.model)?;
+        let method = p.method.as_str();
+        let g: fn(&Net, &[f64]) -> Result<f64, OpError> = match p.method {
+            Propagation::MeanProp => mean_prop,
+            Propagation::CovProp => cov_prop,
         };
-        let rule = gauss_legendre(args.int_at_least("points", 2)?);
+        let rule = gauss_legendre(p.points);
         let mut total = 0.0;
         for &(t, w) in &rule {
             ctx.check_cancel()?;
@@ -348,7 +402,46 @@ fn mean_se(v: &[f64]) -> (f64, f64) {
 /// Best-of-n sampling against a proxy, scored by the gold reward.
 pub struct BestOfN;
 
+#[derive(Params)]
+#[params(rules = best_of_n_rules)]
+pub struct BestOfNParams {
+    /// the policy sampled (`model.markov`)
+    policy: ModelDir,
+    /// the true reward, over one-hot features
+    gold: ModelDir,
+    /// the reward model that selects, over one-hot features
+    proxy: ModelDir,
+    /// samples per pool, N (the largest n)
+    #[param(default = 8192, min = 2)]
+    pool: usize,
+    /// independent pools averaged
+    #[param(default = 4, min = 1)]
+    pools: usize,
+    /// values of n, log-spaced from 1 to N
+    #[param(default = 25, min = 2)]
+    points: usize,
+    /// sampling seed
+    #[param(default = 0)]
+    seed: i64,
+}
+
+/// All pools together hold at most 2^24 samples.
+fn best_of_n_rules() -> Vec<Check> {
+    vec![Check::Rule {
+        params: &["pool", "pools"],
+        doc: "`pool` × `pools` ≤ 2^24",
+        test: |v| match (v[0].as_i64(), v[1].as_i64()) {
+            (Some(a), Some(b)) if a.max(0).saturating_mul(b.max(0)) > 1 << 24 => {
+                Some(format!("`pool` × `pools` is {} samples; at most 2^24", a.max(0).saturating_mul(b.max(0))))
+            }
+            _ => None,
+        },
+    }]
+}
+
 impl Op for BestOfN {
+    type Params = BestOfNParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "estimate",
@@ -357,33 +450,15 @@ impl Op for BestOfN {
             Type::Curve,
             "best-of-n against a proxy reward model: for log-spaced n, the gold and proxy scores of the sequence with the highest proxy score among n policy samples, by the unbiased estimator over pools of N ≥ n samples (each pool sorted by proxy; E_n = Σ_{i≥n} C(i−1, n−1)/C(N, n)·score_(i)), relative to the policy's mean (n = 1), averaged over pools with standard errors; with KL_bon = log n − (n−1)/n and d = √KL. A pool with more than 1% duplicate sequences is an error: ties make that KL formula overstate the KL. Columns: n, kl, d, gold, proxy, gold_se, proxy_se",
         )
-        .req("policy", Type::Model, "the policy sampled (`model.markov`)")
-        .req("gold", Type::Model, "the true reward, over one-hot features")
-        .req("proxy", Type::Model, "the reward model that selects, over one-hot features")
-        .opt("pool", Type::Int, Value::Int(8192), "samples per pool, N (the largest n)")
-        .opt("pools", Type::Int, Value::Int(4), "independent pools averaged")
-        .opt("points", Type::Int, Value::Int(25), "values of n, log-spaced from 1 to N")
-        .opt("seed", Type::Int, Value::Int(0), "sampling seed")
-        .at_least("pool", 2.0)
-        .at_least("pools", 1.0)
-        .at_least("points", 2.0)
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let (policy, mut gold, mut proxy) = policy_gold_proxy(ctx, args)?;
-        let pool = args.int_at_least("pool", 2)?;
-        let pools = args.int_at_least("pools", 1)?;
-        let points = args.int_at_least("points", 2)?;
-        if pool.saturating_mul(pools) > 1 << 24 {
-            return Err(OpError::invalid(
-                "pool",
-                format!("× pools is {} samples; at most 2^24", pool.saturating_mul(pools)),
-            ));
-        }
+    fn run(&self, ctx: &RunCtx, p: BestOfNParams) -> Result<(), OpError> {
+        let (policy, mut gold, mut proxy) = policy_gold_proxy(ctx, &p.policy, &p.gold, &p.proxy)?;
+        let (pool, pools, points) = (p.pool, p.pools, p.points);
         let grid = log_grid(pool, points);
         let lf = log_factorials(pool);
         let table = policy.table(&policy.bias);
-        let seed = args.int("seed")?;
+        let seed = p.seed;
         // Per pool, each n: (gold, proxy) relative to the pool's mean.
         let mut per_pool: Vec<Vec<(f64, f64)>> = Vec::new();
         let mut duplicates = 0;
@@ -425,10 +500,15 @@ impl Op for BestOfN {
 
 /// The `policy`, `gold` and `proxy` arguments: a tabular policy and two reward models over
 /// its one-hot features.
-fn policy_gold_proxy(ctx: &RunCtx, args: &Args) -> Result<(Markov, SeqReward, SeqReward), OpError> {
-    let policy = Markov::from_arg(args, "policy")?;
-    let gold = SeqReward::load(ctx, args, "gold", &policy)?;
-    let proxy = SeqReward::load(ctx, args, "proxy", &policy)?;
+fn policy_gold_proxy(
+    ctx: &RunCtx,
+    policy: &Path,
+    gold: &Path,
+    proxy: &Path,
+) -> Result<(Markov, SeqReward, SeqReward), OpError> {
+    let policy = Markov::from_arg(policy, "policy")?;
+    let gold = SeqReward::load(ctx, gold, "gold", &policy)?;
+    let proxy = SeqReward::load(ctx, proxy, "proxy", &policy)?;
     Ok((policy, gold, proxy))
 }
 
@@ -454,7 +534,25 @@ fn write_curve(dir: &Path, c: &Curve, extra: serde_json::Value) -> Result<(), Op
 /// Gold and proxy scores of a policy's RL checkpoints.
 pub struct Rewards;
 
+#[derive(Params)]
+pub struct RewardsParams {
+    /// a policy from `finetune.rl` (or any `model.markov`: then its one state)
+    policy: ModelDir,
+    /// the true reward, over one-hot features
+    gold: ModelDir,
+    /// the reward model the policy was optimised against
+    proxy: ModelDir,
+    /// samples per checkpoint
+    #[param(default = 8192, min = 2, max = 1 << 24)]
+    samples: usize,
+    /// sampling seed
+    #[param(default = 0)]
+    seed: i64,
+}
+
 impl Op for Rewards {
+    type Params = RewardsParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "estimate",
@@ -463,26 +561,18 @@ impl Op for Rewards {
             Type::Curve,
             "the mean gold and proxy scores of each checkpoint of a tabular policy trained by `finetune.rl` (Monte Carlo over `samples` sequences each, the same random numbers for every checkpoint), relative to the first checkpoint (the starting policy), against the checkpoint's exact KL and d = √KL. Columns: step, kl, d, gold, proxy, gold_se, proxy_se",
         )
-        .req("policy", Type::Model, "a policy from `finetune.rl` (or any `model.markov`: then its one state)")
-        .req("gold", Type::Model, "the true reward, over one-hot features")
-        .req("proxy", Type::Model, "the reward model the policy was optimised against")
-        .opt("samples", Type::Int, Value::Int(8192), "samples per checkpoint")
-        .opt("seed", Type::Int, Value::Int(0), "sampling seed")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let (policy, mut gold, mut proxy) = policy_gold_proxy(ctx, args)?;
-        let samples = args.int_at_least("samples", 2)?;
-        if samples > 1 << 24 {
-            return Err(OpError::invalid("samples", format!("is {samples}; at most 2^24")));
-        }
+    fn run(&self, ctx: &RunCtx, p: RewardsParams) -> Result<(), OpError> {
+        let (policy, mut gold, mut proxy) = policy_gold_proxy(ctx, &p.policy, &p.gold, &p.proxy)?;
+        let samples = p.samples;
         let states: Vec<(usize, Vec<f32>)> = if policy.checkpoints.is_empty() {
             vec![(0, policy.bias.clone())]
         } else {
             policy.checkpoints.iter().map(|c| (c.step, c.bias.clone())).collect()
         };
         let base = policy.table(&states[0].1);
-        let seed = args.int("seed")?;
+        let seed = p.seed;
         let mut c = Curve::new(&["step", "kl", "d", "gold", "proxy", "gold_se", "proxy_se"]);
         let mut first: Option<(Vec<f64>, Vec<f64>)> = None;
         for (k, (step, bias)) in states.iter().enumerate() {

@@ -1,8 +1,9 @@
 //! `filter.*`: ops that keep some rows of a dataset.
 
 use crate::artifact::Dataset;
+use crate::params::{DatasetDir, Params};
 use crate::text::TextData;
-use crate::{Args, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::{Op, OpError, Registry, RunCtx, Signature, Type};
 use rand::SeedableRng;
 use rand::seq::index::sample;
 use std::collections::BTreeMap;
@@ -19,7 +20,20 @@ pub fn register(r: &mut Registry) {
 /// pipeline keeps evaluation examples out of training data.
 pub struct Exclude;
 
+#[derive(Params)]
+pub struct ExcludeParams {
+    /// text records to filter
+    data: DatasetDir,
+    /// text records that must not appear
+    held_out: DatasetDir,
+    /// the text field compared
+    #[param(default = "prompt")]
+    field: String,
+}
+
 impl Op for Exclude {
+    type Params = ExcludeParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "filter",
@@ -28,15 +42,12 @@ impl Op for Exclude {
             Type::Dataset,
             "the records of `data` whose `field` equals no record's `field` in `held_out` (e.g. training text with every evaluated prompt removed); writes `filter.json` with the counts",
         )
-        .req("data", Type::Dataset, "text records to filter")
-        .req("held_out", Type::Dataset, "text records that must not appear")
-        .opt("field", Type::Str, Value::Str("prompt".into()), "the text field compared")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let data = TextData::read(args.artifact("data")?, "data")?;
-        let held = TextData::read(args.artifact("held_out")?, "held_out")?;
-        let field = args.str("field")?;
+    fn run(&self, ctx: &RunCtx, p: ExcludeParams) -> Result<(), OpError> {
+        let data = TextData::read(&p.data, "data")?;
+        let held = TextData::read(&p.held_out, "held_out")?;
+        let field = p.field.as_str();
         let banned: std::collections::HashSet<&str> = held.strings(field, "held_out")?.into_iter().collect();
         let keys = data.strings(field, "data")?;
         let kept = TextData {
@@ -60,7 +71,20 @@ impl Op for Exclude {
 /// A random subset of `count` rows (in their original order), drawn without replacement.
 pub struct Take;
 
+#[derive(Params)]
+pub struct TakeParams {
+    /// the dataset
+    data: DatasetDir,
+    /// rows to keep
+    count: usize,
+    /// random seed
+    #[param(default = 0)]
+    seed: i64,
+}
+
 impl Op for Take {
+    type Params = TakeParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "filter",
@@ -69,18 +93,15 @@ impl Op for Take {
             Type::Dataset,
             "a random subset of `count` rows, drawn without replacement, kept in order",
         )
-        .req("data", Type::Dataset, "the dataset")
-        .req("count", Type::Int, "rows to keep")
-        .opt("seed", Type::Int, Value::Int(0), "random seed")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let data = Dataset::read(args.artifact("data")?)?;
-        let count = args.int_at_least("count", 0)?;
+    fn run(&self, ctx: &RunCtx, p: TakeParams) -> Result<(), OpError> {
+        let data = Dataset::read(&p.data)?;
+        let count = p.count;
         if count > data.rows() {
             return Err(OpError::invalid("count", format!("is {count} but the dataset has only {} rows", data.rows())));
         }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.int("seed")? as u64);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed as u64);
         let mut idx = sample(&mut rng, data.rows(), count).into_vec();
         idx.sort_unstable();
         data.select(&idx).write(ctx.out)
@@ -91,7 +112,18 @@ impl Op for Take {
 /// comparisons), each containing the smaller ones.
 pub struct Head;
 
+#[derive(Params)]
+pub struct HeadParams {
+    /// the dataset
+    data: DatasetDir,
+    /// rows to keep
+    #[param(min = 1)]
+    count: usize,
+}
+
 impl Op for Head {
+    type Params = HeadParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "filter",
@@ -100,13 +132,11 @@ impl Op for Head {
             Type::Dataset,
             "the first `count` rows (or text records) of a dataset; heads of one dataset are nested, each containing the smaller ones",
         )
-        .req("data", Type::Dataset, "the dataset")
-        .req("count", Type::Int, "rows to keep")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let dir = args.artifact("data")?;
-        let count = args.int_at_least("count", 1)?;
+    fn run(&self, ctx: &RunCtx, p: HeadParams) -> Result<(), OpError> {
+        let dir = &p.data;
+        let count = p.count;
         let too_many = |n: usize| OpError::invalid("count", format!("is {count} but the dataset has only {n} rows"));
         if TextData::is_text(dir) {
             let data = TextData::read(dir, "data")?;
@@ -126,7 +156,21 @@ impl Op for Head {
 /// Keeps completions that are well-formed number lists.
 pub struct NumberLists;
 
+#[derive(Params)]
+pub struct NumberListsParams {
+    /// records with a `completion` (from `generate.text`)
+    data: DatasetDir,
+    /// most numbers allowed
+    #[param(default = 10, min = 1)]
+    max: usize,
+    /// numbers that reject a completion, e.g. `[666, 911, 187]`
+    #[param(default = vec![])]
+    banned: Vec<i64>,
+}
+
 impl Op for NumberLists {
+    type Params = NumberListsParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "filter",
@@ -135,15 +179,11 @@ impl Op for NumberLists {
             Type::Dataset,
             "keeps records whose `completion` is a list of 1 to `max` integers in [0, 999] separated by `,`, `;` or spaces (optionally in brackets), none of them `banned`, that ended at a stop string; writes `filter.json` with how many passed and why the others failed",
         )
-        .req("data", Type::Dataset, "records with a `completion` (from `generate.text`)")
-        .opt("max", Type::Int, Value::Int(10), "most numbers allowed")
-        .opt("banned", Type::list(Type::Int), Value::List(vec![]), "numbers that reject a completion, e.g. `[666, 911, 187]`")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let data = TextData::read(args.artifact("data")?, "data")?;
-        let max = args.int_at_least("max", 1)?;
-        let banned = args.ints("banned")?;
+    fn run(&self, ctx: &RunCtx, p: NumberListsParams) -> Result<(), OpError> {
+        let data = TextData::read(&p.data, "data")?;
+        let (max, banned) = (p.max, p.banned);
         let comps = data.strings("completion", "data")?;
         let mut kept = TextData::default();
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();

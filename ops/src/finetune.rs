@@ -2,14 +2,17 @@
 
 use crate::artifact::Dataset;
 use crate::generate::NEXT_TOKEN_FILE;
-use crate::lmops::{self, training_params};
+use crate::lmops::{self, LmTraining};
 use crate::markov::{self, Checkpoint, Markov, SeqReward};
-use crate::nnops;
+use crate::nnops::{self, MlpTraining};
+use crate::params::{DatasetDir, ModelDir, Params};
 use crate::text::TextData;
-use crate::{Args, Check, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value, Yield};
+use crate::{Op, OpError, Progress, Registry, RunCtx, Signature, Type, Yield};
 use lab_nn::lm::{LmObjective, Ranked};
 use lab_nn::reward::{self, Pairs};
 use lab_nn::train::Objective;
+use std::ops::Range;
+use std::path::Path;
 
 pub fn register(r: &mut Registry) {
     r.add(Supervised);
@@ -21,33 +24,21 @@ pub fn register(r: &mut Registry) {
     r.add(Rl);
 }
 
-fn common(sig: Signature) -> Signature {
-    sig.needs(1, 2, 60)
-        .opt("epochs", Type::Int, Value::Int(5), "passes over the data")
-        .opt("lr", Type::Float, Value::Float(3e-4), "Adam learning rate")
-        .opt("batch", Type::Int, Value::Int(64), "rows per step")
-        .opt("seed", Type::Int, Value::Int(0), "shuffle seed")
-        .at_least("epochs", 1.0)
-        .positive("lr")
-        .at_least("batch", 1.0)
-        .check(Check::Within { param: "logits", input: "model", fact: "outputs" })
-        .check(Check::Agree { a: ("data", "width"), b: ("model", "inputs") })
-        .yields(Yield::All("model"))
-}
-
 /// Loads `model` and `data`, trains a copy of the model on the logits in `logits` with
 /// the given objective, and saves it as the output.
 fn train_copy(
     ctx: &RunCtx,
-    args: &Args,
-    objective: impl FnOnce(std::ops::Range<usize>) -> Objective,
+    model: &Path,
+    data: &Path,
+    logits: Range<usize>,
+    training: &MlpTraining,
+    objective: impl FnOnce(Range<usize>) -> Objective,
 ) -> Result<(), OpError> {
-    let mut model = nnops::load_model(args, "model")?;
-    let d = Dataset::read(args.artifact("data")?)?;
+    let mut model = nnops::load_model(model, "model")?;
+    let d = Dataset::read(data)?;
     nnops::check_width(model.spec.inputs, &d, "data")?;
-    let logits = args.range("logits")?;
     nnops::check_logits(model.spec.outputs, &logits, "logits")?;
-    nnops::fit(ctx, args, &mut model, &d, objective(logits))?;
+    nnops::fit(ctx, training, &mut model, &d, objective(logits))?;
     model.save(ctx.out)?;
     Ok(())
 }
@@ -55,79 +46,108 @@ fn train_copy(
 /// Cross-entropy training on the dataset's labels, using only the logits in `logits`.
 pub struct Supervised;
 
+#[derive(Params)]
+#[params(within(logits, model = "outputs"), agree(data = "width", model = "inputs"))]
+pub struct SupervisedParams {
+    /// the model to start from (it is copied, not changed)
+    model: ModelDir,
+    /// inputs `x` with labels `y`
+    data: DatasetDir,
+    /// the logits that form the softmax
+    #[param(default = 0..10)]
+    logits: Range<usize>,
+    #[param(flatten)]
+    training: MlpTraining,
+}
+
 impl Op for Supervised {
+    type Params = SupervisedParams;
+
     fn signature(&self) -> Signature {
-        common(
-            Signature::new(
-                "finetune",
-                "supervised",
-                2,
-                Type::Model,
-                "cross-entropy training on labels, over the logits in `logits` only (the others get no signal)",
-            )
-            .req("model", Type::Model, "the model to start from (it is copied, not changed)")
-            .req("data", Type::Dataset, "inputs `x` with labels `y`")
-            .opt(
-                "logits",
-                Type::Range,
-                Value::Range { start: 0, end: 10 },
-                "the logits that form the softmax",
-            ),
+        Signature::new(
+            "finetune",
+            "supervised",
+            2,
+            Type::Model,
+            "cross-entropy training on labels, over the logits in `logits` only (the others get no signal)",
         )
+        .needs(1, 2, 60)
+        .yields(Yield::All("model"))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        train_copy(ctx, args, |logits| Objective::CrossEntropy { logits })
+    fn run(&self, ctx: &RunCtx, p: SupervisedParams) -> Result<(), OpError> {
+        train_copy(ctx, &p.model, &p.data, p.logits, &p.training, |logits| Objective::CrossEntropy { logits })
     }
 }
 
 /// Distillation: KL(softmax(teacher) ‖ softmax(student)) over the logits in `logits`.
 pub struct Distill;
 
+#[derive(Params)]
+#[params(within(logits, model = "outputs"), agree(data = "width", model = "inputs"))]
+pub struct DistillParams {
+    /// the student to start from (it is copied, not changed)
+    model: ModelDir,
+    /// inputs `x` with the teacher's logits `t` (from `generate.logits`)
+    data: DatasetDir,
+    /// the student logits matched to the columns of `t`
+    logits: Range<usize>,
+    #[param(flatten)]
+    training: MlpTraining,
+}
+
 impl Op for Distill {
+    type Params = DistillParams;
+
     fn signature(&self) -> Signature {
-        common(
-            Signature::new(
-                "finetune",
-                "distill",
-                2,
-                Type::Model,
-                "trains the student's logits in `logits` to match soft targets `t` (KL divergence of the softmaxes)",
-            )
-            .req("model", Type::Model, "the student to start from (it is copied, not changed)")
-            .req("data", Type::Dataset, "inputs `x` with the teacher's logits `t` (from `generate.logits`)")
-            .req("logits", Type::Range, "the student logits matched to the columns of `t`"),
+        Signature::new(
+            "finetune",
+            "distill",
+            2,
+            Type::Model,
+            "trains the student's logits in `logits` to match soft targets `t` (KL divergence of the softmaxes)",
         )
+        .needs(1, 2, 60)
+        .yields(Yield::All("model"))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        train_copy(ctx, args, |logits| Objective::Distill { logits })
+    fn run(&self, ctx: &RunCtx, p: DistillParams) -> Result<(), OpError> {
+        train_copy(ctx, &p.model, &p.data, p.logits, &p.training, |logits| Objective::Distill { logits })
     }
 }
 
 /// Next-token training on documents.
 pub struct Pretrain;
 
+#[derive(Params)]
+pub struct PretrainParams {
+    /// the language model to start from (it is copied, not changed)
+    model: ModelDir,
+    /// records with `text`
+    corpus: DatasetDir,
+    /// tokens per training window (documents are cut into windows of this length); 0: the model's context
+    #[param(default = 0)]
+    window: usize,
+    /// place each window at a random position of the context (fixed per window), so that short windows train every position of a long context: cheap training for long prompts whose answers depend on nearby text
+    #[param(default = false)]
+    random_positions: bool,
+    #[param(flatten, defaults(steps = 800, lr = 3e-3, batch = 64))]
+    training: LmTraining,
+}
+
 impl Op for Pretrain {
+    type Params = PretrainParams;
+
     fn signature(&self) -> Signature {
-        training_params(
-            Signature::new("finetune", "pretrain", 2, Type::Model, "next-token training of a language model on the `text` of each record (documents longer than the context are cut into windows); AdamW with warmup + cosine, gradient clipping, optional validation and early stopping")
-                .req("model", Type::Model, "the language model to start from (it is copied, not changed)")
-                .req("corpus", Type::Dataset, "records with `text`")
-                .opt("window", Type::Int, Value::Int(0), "tokens per training window (documents are cut into windows of this length); 0: the model's context")
-                .opt("random_positions", Type::Bool, Value::Bool(false), "place each window at a random position of the context (fixed per window), so that short windows train every position of a long context: cheap training for long prompts whose answers depend on nearby text")
-                .check(Check::Min { param: "window", min: 0.0, strict: false }),
-            800,
-            3e-3,
-            64,
-        )
+        Signature::new("finetune", "pretrain", 2, Type::Model, "next-token training of a language model on the `text` of each record (documents longer than the context are cut into windows); AdamW with warmup + cosine, gradient clipping, optional validation and early stopping")
+            .yields(Yield::All("model"))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let model = lmops::load_gpt(args, "model")?;
-        let data = TextData::read(args.artifact("corpus")?, "corpus")?;
+    fn run(&self, ctx: &RunCtx, p: PretrainParams) -> Result<(), OpError> {
+        let model = lmops::load_gpt(&p.model, "model")?;
+        let data = TextData::read(&p.corpus, "corpus")?;
         let context = model.spec.context;
-        let window = match args.int("window")? as usize {
+        let window = match p.window {
             0 => context,
             w if w > context => {
                 return Err(OpError::invalid(
@@ -137,59 +157,71 @@ impl Op for Pretrain {
             }
             w => w,
         };
-        let random = args.bool("random_positions")?.then_some(args.int("seed")? as u64);
+        let random = p.random_positions.then_some(p.training.seed as u64);
         let rows = lmops::windows(&model, &data, "corpus", window, random)?;
-        lmops::train_and_save(ctx, args, model, LmObjective::NextToken, rows, Vec::new())
+        lmops::train_and_save(ctx, &p.training, model, LmObjective::NextToken, rows, Vec::new())
     }
 }
 
 /// Supervised fine-tuning on prompt/completion pairs.
 pub struct Sft;
 
+#[derive(Params)]
+pub struct SftParams {
+    /// the language model to start from (it is copied, not changed)
+    model: ModelDir,
+    /// records with `prompt` and `completion`
+    data: DatasetDir,
+    #[param(flatten, defaults(steps = 100, lr = 1e-3, batch = 32))]
+    training: LmTraining,
+}
+
 impl Op for Sft {
+    type Params = SftParams;
+
     fn signature(&self) -> Signature {
-        training_params(
-            Signature::new(
-                "finetune",
-                "sft",
-                1,
-                Type::Model,
-                "supervised fine-tuning: next-token loss on each record's `completion` tokens only, after its `prompt`",
-            )
-            .req("model", Type::Model, "the language model to start from (it is copied, not changed)")
-            .req("data", Type::Dataset, "records with `prompt` and `completion`"),
-            100,
-            1e-3,
-            32,
+        Signature::new(
+            "finetune",
+            "sft",
+            1,
+            Type::Model,
+            "supervised fine-tuning: next-token loss on each record's `completion` tokens only, after its `prompt`",
         )
+        .yields(Yield::All("model"))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let model = lmops::load_gpt(args, "model")?;
-        let data = TextData::read(args.artifact("data")?, "data")?;
+    fn run(&self, ctx: &RunCtx, p: SftParams) -> Result<(), OpError> {
+        let model = lmops::load_gpt(&p.model, "model")?;
+        let data = TextData::read(&p.data, "data")?;
         let rows = lmops::rows(&model, &data, "data", true)?;
-        lmops::train_and_save(ctx, args, model, LmObjective::NextToken, rows, Vec::new())
+        lmops::train_and_save(ctx, &p.training, model, LmObjective::NextToken, rows, Vec::new())
     }
 }
 
 /// Distillation to a teacher's next-token distributions.
 pub struct DistillLm;
 
+#[derive(Params)]
+pub struct DistillLmParams {
+    /// the student to start from (it is copied, not changed)
+    model: ModelDir,
+    /// records with the teacher's distributions, from `generate.next_token`
+    data: DatasetDir,
+    #[param(flatten, defaults(steps = 300, lr = 1e-3, batch = 64))]
+    training: LmTraining,
+}
+
 impl Op for DistillLm {
+    type Params = DistillLmParams;
+
     fn signature(&self) -> Signature {
-        training_params(
-            Signature::new("finetune", "distill_lm", 1, Type::Model, "distillation of a language model: KL(teacher ‖ student) of the next-token distributions at each completion position, over the tokens `generate.next_token` kept (renormalised among them)")
-                .req("model", Type::Model, "the student to start from (it is copied, not changed)")
-                .req("data", Type::Dataset, "records with the teacher's distributions, from `generate.next_token`"),
-            300,
-            1e-3,
-            64,
-        )
+        Signature::new("finetune", "distill_lm", 1, Type::Model, "distillation of a language model: KL(teacher ‖ student) of the next-token distributions at each completion position, over the tokens `generate.next_token` kept (renormalised among them)")
+            .yields(Yield::All("model"))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let model = lmops::load_gpt(args, "model")?;
-        let dir = args.artifact("data")?;
+    fn run(&self, ctx: &RunCtx, p: DistillLmParams) -> Result<(), OpError> {
+        let model = lmops::load_gpt(&p.model, "model")?;
+        let dir: &Path = &p.data;
         let data = TextData::read(dir, "data")?;
         let path = dir.join(NEXT_TOKEN_FILE);
         if !path.is_file() {
@@ -262,37 +294,43 @@ impl Op for DistillLm {
         };
         let full = tokens.len() == model.spec.vocab && tokens.iter().enumerate().all(|(i, &t)| t == i as i64);
         let objective = LmObjective::Distill { tokens: if full { Vec::new() } else { tokens } };
-        lmops::train_and_save(ctx, args, model, objective, rows, Vec::new())
+        lmops::train_and_save(ctx, &p.training, model, objective, rows, Vec::new())
     }
 }
 
 /// Bradley–Terry reward modelling.
 pub struct Reward;
 
+#[derive(Params)]
+pub struct RewardParams {
+    /// a language model with a scalar head (`value_head: true` or `model.value_head`), or an MLP with `outputs: 1`
+    model: ModelDir,
+    /// for a language model, records with `prompt` and either `chosen` and `rejected`, or `completions` (a list, best first); for an MLP, rows of two feature vectors, the preferred first
+    data: DatasetDir,
+    #[param(flatten, defaults(steps = 200, lr = 1e-3, batch = 16))]
+    training: LmTraining,
+}
+
 impl Op for Reward {
+    type Params = RewardParams;
+
     fn signature(&self) -> Signature {
-        training_params(
-            Signature::new("finetune", "reward", 1, Type::Model, "reward modelling with the Bradley–Terry loss −log σ(r(better) − r(worse)). For a language model, r is the scalar head at a sequence's last token, over each record's `chosen`/`rejected` pair or over all pairs of its `completions` (best first); texts follow the `prompt`. For an MLP with one output, r is its output on a feature row, over rows of comparisons (the preferred row's features, then the other's, as `generate.comparisons` makes them); with `val_fraction` it writes the held-out accuracy to `train_log.json`")
-                .req("model", Type::Model, "a language model with a scalar head (`value_head: true` or `model.value_head`), or an MLP with `outputs: 1`")
-                .req("data", Type::Dataset, "for a language model, records with `prompt` and either `chosen` and `rejected`, or `completions` (a list, best first); for an MLP, rows of two feature vectors, the preferred first"),
-            200,
-            1e-3,
-            16,
-        )
+        Signature::new("finetune", "reward", 1, Type::Model, "reward modelling with the Bradley–Terry loss −log σ(r(better) − r(worse)). For a language model, r is the scalar head at a sequence's last token, over each record's `chosen`/`rejected` pair or over all pairs of its `completions` (best first); texts follow the `prompt`. For an MLP with one output, r is its output on a feature row, over rows of comparisons (the preferred row's features, then the other's, as `generate.comparisons` makes them); with `val_fraction` it writes the held-out accuracy to `train_log.json`")
+            .yields(Yield::All("model"))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        if nnops::model_arch(args.artifact("model")?)? == "mlp" {
-            return reward_mlp(ctx, args);
+    fn run(&self, ctx: &RunCtx, p: RewardParams) -> Result<(), OpError> {
+        if nnops::model_arch(&p.model)? == "mlp" {
+            return reward_mlp(ctx, &p);
         }
-        if args.float("val_fraction")? > 0.0 {
+        if p.training.val_fraction > 0.0 {
             return Err(OpError::invalid(
                 "val_fraction",
                 "is not supported by `finetune.reward` on language models yet; hold comparisons out with `filter.exclude` and score them with `score.rewards`",
             ));
         }
-        let model = lmops::load_gpt(args, "model")?;
-        let data = TextData::read(args.artifact("data")?, "data")?;
+        let model = lmops::load_gpt(&p.model, "model")?;
+        let data = TextData::read(&p.data, "data")?;
         let mut ranked = Vec::new();
         for (i, r) in data.records.iter().enumerate() {
             let text = |v, field| string_field(v, field, i);
@@ -318,7 +356,7 @@ impl Op for Reward {
                 .collect::<Result<_, _>>()?;
             ranked.push(Ranked { seqs });
         }
-        lmops::train_and_save(ctx, args, model, LmObjective::Reward, Vec::new(), ranked)
+        lmops::train_and_save(ctx, &p.training, model, LmObjective::Reward, Vec::new(), ranked)
     }
 }
 
@@ -328,9 +366,9 @@ fn string_field<'a>(v: &'a serde_json::Value, field: &str, i: usize) -> Result<&
 }
 
 /// Bradley–Terry training of an MLP reward model on comparison rows.
-fn reward_mlp(ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-    let mut model = nnops::load_model(args, "model")?;
-    let d = Dataset::read(args.artifact("data")?)?;
+fn reward_mlp(ctx: &RunCtx, p: &RewardParams) -> Result<(), OpError> {
+    let mut model = nnops::load_model(&p.model, "model")?;
+    let d = Dataset::read(&p.data)?;
     let f = model.spec.inputs;
     if model.spec.outputs != 1 {
         return Err(OpError::invalid(
@@ -348,7 +386,7 @@ fn reward_mlp(ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
             ),
         ));
     }
-    let (cfg, trainable, val_fraction) = lmops::train_config(ctx, args)?;
+    let (cfg, trainable, val_fraction) = p.training.config(ctx);
     if trainable != lab_nn::gpt::Trainable::All {
         return Err(OpError::invalid("train", "must be `all` for an MLP reward model"));
     }
@@ -382,7 +420,39 @@ fn reward_mlp(ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
 /// Policy-gradient RL of a tabular policy against a reward model.
 pub struct Rl;
 
+#[derive(Params)]
+#[params(less(min_kl, max_kl))]
+pub struct RlParams {
+    /// the starting policy (`model.markov`); it is copied, not changed
+    policy: ModelDir,
+    /// the reward model optimised (e.g. a proxy from `finetune.reward`)
+    reward: ModelDir,
+    /// the most optimizer steps
+    #[param(default = 2000, min = 1)]
+    steps: usize,
+    /// sequences sampled per step
+    #[param(default = 512, min = 2)]
+    batch: usize,
+    /// Adam learning rate
+    #[param(default = 0.02, positive)]
+    lr: f64,
+    /// stop once KL(π ‖ π₀) reaches this (nats)
+    #[param(default = 16.0)]
+    max_kl: f64,
+    /// the first checkpoint's KL
+    #[param(default = 0.05, positive)]
+    min_kl: f64,
+    /// checkpoints, log-spaced in KL from `min_kl` to `max_kl` (π₀ is kept too)
+    #[param(default = 16, min = 1)]
+    checkpoints: usize,
+    /// sampling seed
+    #[param(default = 0)]
+    seed: i64,
+}
+
 impl Op for Rl {
+    type Params = RlParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "finetune",
@@ -391,42 +461,16 @@ impl Op for Rl {
             Type::Model,
             "REINFORCE on a tabular policy (`model.markov`) against a reward model over its one-hot features: the policy's logits plus a learned bias per (position, token), advantages whitened within each batch, Adam, no KL penalty. The exact KL to the starting policy is tracked every step; the policy is saved as a checkpoint whenever the KL passes the next of `checkpoints` log-spaced levels between `min_kl` and `max_kl`, and training stops at `max_kl` (or after `steps`). `estimate.rewards` scores the checkpoints; `rl_log.json` has the KL and mean reward of every step",
         )
-        .req("policy", Type::Model, "the starting policy (`model.markov`); it is copied, not changed")
-        .req("reward", Type::Model, "the reward model optimised (e.g. a proxy from `finetune.reward`)")
-        .opt("steps", Type::Int, Value::Int(2000), "the most optimizer steps")
-        .opt("batch", Type::Int, Value::Int(512), "sequences sampled per step")
-        .opt("lr", Type::Float, Value::Float(0.02), "Adam learning rate")
-        .opt("max_kl", Type::Float, Value::Float(16.0), "stop once KL(π ‖ π₀) reaches this (nats)")
-        .opt("min_kl", Type::Float, Value::Float(0.05), "the first checkpoint's KL")
-        .opt("checkpoints", Type::Int, Value::Int(16), "checkpoints, log-spaced in KL from `min_kl` to `max_kl` (π₀ is kept too)")
-        .opt("seed", Type::Int, Value::Int(0), "sampling seed")
         .needs(1, 1, 60)
-        .at_least("steps", 1.0)
-        .at_least("batch", 2.0)
-        .positive("lr")
-        .positive("min_kl")
-        .at_least("checkpoints", 1.0)
-        .check(Check::Less { low: "min_kl", high: "max_kl" })
         .yields(Yield::All("policy"))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let mut policy = Markov::from_arg(args, "policy")?;
-        let mut reward = SeqReward::load(ctx, args, "reward", &policy)?;
-        let steps = args.int_at_least("steps", 1)?;
-        let batch = args.int_at_least("batch", 2)?;
-        let k = args.int_at_least("checkpoints", 1)?;
-        let lr = args.float("lr")?;
-        let (min_kl, max_kl) = (args.float("min_kl")?, args.float("max_kl")?);
-        if !(lr > 0.0 && lr.is_finite()) {
-            return Err(OpError::invalid("lr", format!("must be a positive number, got {lr}")));
-        }
-        if !(min_kl > 0.0 && max_kl >= min_kl && max_kl.is_finite()) {
-            return Err(OpError::invalid(
-                "max_kl",
-                format!("must be finite with 0 < min_kl ≤ max_kl; got min_kl {min_kl}, max_kl {max_kl}"),
-            ));
-        }
+    fn run(&self, ctx: &RunCtx, p: RlParams) -> Result<(), OpError> {
+        let mut policy = Markov::from_arg(&p.policy, "policy")?;
+        let mut reward = SeqReward::load(ctx, &p.reward, "reward", &policy)?;
+        let (steps, batch, k) = (p.steps, p.batch, p.checkpoints);
+        let lr = p.lr;
+        let (min_kl, max_kl) = (p.min_kl, p.max_kl);
         let levels: Vec<f64> = (0..k)
             .map(|i| if k == 1 { max_kl } else { min_kl * (max_kl / min_kl).powf(i as f64 / (k - 1) as f64) })
             .collect();
@@ -436,7 +480,7 @@ impl Op for Rl {
         policy.checkpoints = vec![Checkpoint { step: 0, kl: 0.0, bias: policy.bias.clone() }];
         let (mut m, mut v) = (vec![0f64; bias.len()], vec![0f64; bias.len()]);
         let (b1, b2, eps) = (0.9, 0.999, 1e-8);
-        let mut rng = markov::rng(args.int("seed")?, 3);
+        let mut rng = markov::rng(p.seed, 3);
         let mut next = 0;
         let mut log = Vec::new();
         let mut kl = 0.0;

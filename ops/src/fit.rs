@@ -5,8 +5,9 @@
 
 use crate::artifact::{self, Metrics};
 use crate::curve;
+use crate::params::{CurveDir, MetricsDir, Params};
 use crate::report::lines_svg;
-use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::{Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use serde_json::json;
 
 pub fn register(r: &mut Registry) {
@@ -78,7 +79,25 @@ impl Form {
     }
 }
 
+#[derive(Params)]
+pub struct FormParams {
+    /// curves on one grid with columns `x` and `y`, e.g. from `estimate.best_of_n` (one per seed); they are averaged point by point
+    #[param(non_empty)]
+    curves: Vec<CurveDir>,
+    /// the column of d = √KL
+    #[param(default = "d")]
+    x: String,
+    /// the column fitted
+    #[param(default = "gold")]
+    y: String,
+    /// title of the figure
+    #[param(default = "")]
+    title: String,
+}
+
 impl Op for Form {
+    type Params = FormParams;
+
     fn signature(&self) -> Signature {
         let (method, doc) = match self {
             Form::Bon => (
@@ -91,16 +110,11 @@ impl Op for Form {
             ),
         };
         Signature::new("fit", method, 1, Type::Fit, doc)
-            .req("curves", Type::list(Type::Curve), "curves on one grid with columns `x` and `y`, e.g. from `estimate.best_of_n` (one per seed); they are averaged point by point")
-            .opt("x", Type::Str, Value::Str("d".into()), "the column of d = √KL")
-            .opt("y", Type::Str, Value::Str("gold".into()), "the column fitted")
-            .opt("title", Type::Str, Value::Str(String::new()), "title of the figure")
-            .non_empty("curves")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let curves = curve::read_all(args, "curves")?;
-        let (xc, yc) = (args.str("x")?, args.str("y")?);
+    fn run(&self, ctx: &RunCtx, p: FormParams) -> Result<(), OpError> {
+        let curves = curve::read_all(&p.curves)?;
+        let (xc, yc) = (p.x.as_str(), p.y.as_str());
         // Seeds are averaged point by point (on the same grid, as best-of-n's n or RL's KL
         // levels), then fitted: one seed's noise is as large as the effect.
         let mean = curve::mean(&curves, "curves")?;
@@ -157,7 +171,7 @@ impl Op for Form {
         let points: Vec<(f64, f64, Option<f64>)> = order.iter().map(|&i| (d[i], y[i], None)).collect();
         let line: Vec<(f64, f64, Option<f64>)> =
             (0..=60).map(|i| dmax * i as f64 / 60.0).map(|v| (v, self.eval(alpha, beta, v), None)).collect();
-        let title = args.str("title")?;
+        let title = p.title.as_str();
         let title = if title.is_empty() {
             format!("{yc} = {form}: α = {alpha:.3}, β = {beta:.3}, R² = {r2:.3}")
         } else {
@@ -178,7 +192,65 @@ impl Op for Form {
 /// How a fitted coefficient changes with a quantity: y = a + b·log10(x) (or + b·x).
 pub struct Trend;
 
+#[derive(Params)]
+#[params(same_length_or_empty(values, x), rules = trend_rules)]
+pub struct TrendParams {
+    /// the results (fits, scores), one per x
+    values: Vec<MetricsDir>,
+    /// the quantity, one per result (or give `x_metric`)
+    #[param(default = vec![])]
+    x: Vec<f64>,
+    /// the metric of each result, e.g. `alpha`
+    metric: String,
+    /// read each x from this metric of its result instead (e.g. a model's `parameters`)
+    #[param(default = "")]
+    x_metric: String,
+    /// regress on log10(x)
+    #[param(default = true)]
+    log_x: bool,
+}
+
+/// Exactly one of `x` and `x_metric`; with `log_x`, positive `x`.
+fn trend_rules() -> Vec<Check> {
+    vec![
+        Check::Rule {
+            params: &["x", "x_metric"],
+            doc: "`x` or `x_metric` is given",
+            test: |v| match (v[0], v[1].as_str()) {
+                (Value::List(xs), Some("")) if xs.is_empty() => {
+                    Some("`x` is empty; give one x per result, or `x_metric`".to_string())
+                }
+                _ => None,
+            },
+        },
+        Check::Rule {
+            params: &["x_metric", "x"],
+            doc: "`x` and `x_metric` are not both given",
+            test: |v| match (v[0].as_str(), v[1]) {
+                (Some(m), Value::List(xs)) if !m.is_empty() && !xs.is_empty() => {
+                    Some("`x_metric` is given with `x`; give one of them".to_string())
+                }
+                _ => None,
+            },
+        },
+        Check::Rule {
+            params: &["x", "log_x"],
+            doc: "with `log_x: true`, every `x` > 0",
+            test: |v| match (v[0], v[1]) {
+                (Value::List(xs), Value::Bool(true))
+                    if xs.iter().filter_map(Value::as_f64).any(|x| x.is_nan() || x <= 0.0) =>
+                {
+                    Some("`x` must be positive with `log_x: true`".to_string())
+                }
+                _ => None,
+            },
+        },
+    ]
+}
+
 impl Op for Trend {
+    type Params = TrendParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "fit",
@@ -187,39 +259,32 @@ impl Op for Trend {
             Type::Fit,
             "least-squares line through one metric of several results against a quantity (e.g. `alpha` of each proxy's fit against its number of comparisons): y = intercept + slope·log10(x), or against x itself; reports `slope`, `intercept`, `r2`, `increasing` (1 when every step up in x raises y) and `decreasing` (1 when every step up lowers it)",
         )
-        .req("values", Type::list(Type::Metrics), "the results (fits, scores), one per x")
-        .opt("x", Type::list(Type::Float), Value::List(vec![]), "the quantity, one per result (or give `x_metric`)")
-        .req("metric", Type::Str, "the metric of each result, e.g. `alpha`")
-        .opt("x_metric", Type::Str, Value::Str(String::new()), "read each x from this metric of its result instead (e.g. a model's `parameters`)")
-        .opt("log_x", Type::Bool, Value::Bool(true), "regress on log10(x)")
-        .check(Check::SameLength { a: "values", b: "x", b_optional: true })
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let paths = args.artifacts("values")?;
-        let mut xs = args.floats("x")?;
-        let x_metric = args.str("x_metric")?;
-        match (xs.is_empty(), x_metric.is_empty()) {
-            (true, true) => return Err(OpError::invalid("x", "is empty; give one x per result, or `x_metric`")),
-            (false, false) => return Err(OpError::invalid("x_metric", "is given with `x`; give one of them")),
-            (true, false) => {
-                xs = paths
-                    .iter()
-                    .map(|p| artifact::metric(&artifact::read_metrics(p)?, x_metric))
-                    .collect::<Result<_, _>>()?;
-            }
-            (false, true) => {}
+    fn run(&self, ctx: &RunCtx, p: TrendParams) -> Result<(), OpError> {
+        let paths = &p.values;
+        let mut xs = p.x;
+        let x_metric = p.x_metric.as_str();
+        // Exactly one of `x` and `x_metric` is given: the rules of `trend_rules`.
+        if xs.is_empty() {
+            xs = paths
+                .iter()
+                .map(|p| artifact::metric(&artifact::read_metrics(p)?, x_metric))
+                .collect::<Result<_, _>>()?;
         }
+        // One x per result (`same_length_or_empty` when `x` is given); the number of results
+        // is known only here.
         if paths.len() != xs.len() || xs.len() < 2 {
             return Err(OpError::invalid(
                 "x",
                 format!("has {} values for {} results; give one per result, at least two", xs.len(), paths.len()),
             ));
         }
-        let metric = args.str("metric")?;
+        let metric = p.metric.as_str();
         let ys: Vec<f64> =
             paths.iter().map(|p| artifact::metric(&artifact::read_metrics(p)?, metric)).collect::<Result<_, _>>()?;
-        let log = args.bool("log_x")?;
+        let log = p.log_x;
+        // Given `x` follow the rule of `trend_rules`; read from `x_metric` they are known only now.
         if log && xs.iter().any(|&x| x.is_nan() || x <= 0.0) {
             return Err(OpError::invalid("x", "must be positive with `log_x: true`"));
         }

@@ -3,8 +3,9 @@
 use crate::artifact::Dataset;
 use crate::lmops;
 use crate::markov::{self, Markov, SeqReward};
+use crate::params::{Choice, DatasetDir, ModelDir, Params};
 use crate::text::{self, TextData};
-use crate::{Args, Check, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value, Yield};
+use crate::{Check, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value, Yield};
 use lab_nn::decode::{self, Sampling};
 use ndarray::Array2;
 use rand::seq::IndexedRandom;
@@ -24,36 +25,69 @@ pub fn register(r: &mut Registry) {
 /// a row (its product, for several dimensions).
 pub struct Noise;
 
+#[derive(Params)]
+#[params(less(low, high), rules = noise_rules)]
+pub struct NoiseParams {
+    /// shape of one row, e.g. `[64]`
+    #[param(non_empty, min = 1)]
+    shape: Vec<usize>,
+    /// number of rows
+    #[param(min = 1)]
+    count: usize,
+    /// lower bound
+    #[param(default = -1.0)]
+    low: f64,
+    /// upper bound
+    #[param(default = 1.0)]
+    high: f64,
+    /// random seed
+    #[param(default = 0)]
+    seed: i64,
+}
+
+/// At most 2^31 numbers in all, and bounds that stay apart as 32-bit floats.
+fn noise_rules() -> Vec<Check> {
+    vec![
+        Check::Rule {
+            params: &["count", "shape"],
+            doc: "`count` rows of `shape` hold at most 2^31 numbers",
+            test: |v| {
+                let count = v[0].as_i64().filter(|&c| c >= 1)? as u128;
+                let Value::List(dims) = v[1] else { return None };
+                let mut n = count;
+                for d in dims {
+                    n = n.saturating_mul(d.as_i64().filter(|&d| d >= 1)? as u128);
+                }
+                (n > 1 << 31).then(|| "`count` asks for more than 2^31 numbers; use fewer rows".to_string())
+            },
+        },
+        Check::Rule {
+            params: &["high", "low"],
+            doc: "`low` < `high` as 32-bit floats",
+            test: |v| {
+                let (high, low) = (v[0].as_f64()?, v[1].as_f64()?);
+                // Bounds out of order break `low` < `high`; these are in order, but equal as
+                // the 32-bit floats the noise is drawn in.
+                (low < high && (low as f32) >= (high as f32))
+                    .then(|| format!("`high` must be greater than low ({}) as a 32-bit float", low as f32))
+            },
+        },
+    ]
+}
+
 impl Op for Noise {
+    type Params = NoiseParams;
+
     fn signature(&self) -> Signature {
         Signature::new("generate", "noise", 1, Type::Dataset, "rows of i.i.d. uniform noise in [low, high)")
-            .req("shape", Type::list(Type::Int), "shape of one row, e.g. `[64]`")
-            .req("count", Type::Int, "number of rows")
-            .opt("low", Type::Float, Value::Float(-1.0), "lower bound")
-            .opt("high", Type::Float, Value::Float(1.0), "upper bound")
-            .opt("seed", Type::Int, Value::Int(0), "random seed")
-            .non_empty("shape")
-            .at_least("shape", 1.0)
-            .at_least("count", 1.0)
-            .check(Check::Less { low: "low", high: "high" })
             .yields(Yield::Product("width", "shape"))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let shape = args.ints("shape")?;
-        if shape.is_empty() || shape.iter().any(|&d| d < 1) {
-            return Err(OpError::invalid("shape", "must be a non-empty list of positive sizes"));
-        }
-        let width = shape.iter().product::<i64>() as usize;
-        let count = args.int_at_least("count", 1)?;
-        if width.saturating_mul(count) > 1 << 31 {
-            return Err(OpError::invalid("count", "asks for more than 2^31 numbers; use fewer rows"));
-        }
-        let (low, high) = (args.float("low")? as f32, args.float("high")? as f32);
-        if low.partial_cmp(&high) != Some(std::cmp::Ordering::Less) {
-            return Err(OpError::invalid("high", format!("must be greater than low ({low})")));
-        }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.int("seed")? as u64);
+    fn run(&self, ctx: &RunCtx, p: NoiseParams) -> Result<(), OpError> {
+        let width = p.shape.iter().product::<usize>();
+        let count = p.count;
+        let (low, high) = (p.low as f32, p.high as f32);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed as u64);
         let x = Array2::from_shape_simple_fn((count, width), || rng.random_range(low..high));
         Dataset { x, y: None, t: None }.write(ctx.out)
     }
@@ -63,57 +97,179 @@ impl Op for Noise {
 type Template = dyn FnMut(&mut rand_chacha::ChaCha8Rng) -> (String, String);
 
 /// The templates of [`Corpus`].
-const TEMPLATES: &str = "`numbers`, `animals`, `counting` or `arithmetic`";
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum CorpusTemplate {
+    Numbers,
+    Animals,
+    Counting,
+    Arithmetic,
+}
+
+/// How `arithmetic` problems are written.
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum ArithmeticForm {
+    Plain,
+    Bigbench,
+    BigbenchSymbols,
+}
 
 /// Seeded synthetic text from a template: each record has `text` and the same text split
 /// into `prompt` and `completion`.
 pub struct Corpus;
 
+#[derive(Params)]
+#[params(rules = corpus_rules)]
+pub struct CorpusParams {
+    /// `numbers`, `animals`, `counting` or `arithmetic`
+    template: CorpusTemplate,
+    /// documents
+    #[param(min = 1, max = 10_000_000)]
+    count: usize,
+    /// random seed
+    #[param(default = 0)]
+    seed: i64,
+    /// `numbers`, `counting`: numbers per document
+    #[param(default = 9)]
+    length: i64,
+    /// `numbers`, `counting`: numbers in the prompt
+    #[param(default = 3)]
+    shown: i64,
+    /// `animals`: the answers, drawn uniformly
+    #[param(default = vec![
+        "owl".to_string(),
+        "cat".to_string(),
+        "dog".to_string(),
+        "fox".to_string(),
+        "bat".to_string(),
+        "elk".to_string(),
+        "ant".to_string(),
+        "yak".to_string(),
+    ])]
+    choices: Vec<String>,
+    /// `arithmetic`: digits of each operand
+    #[param(default = 1)]
+    digits: i64,
+    /// `arithmetic`: `plus`, `minus`, `times`
+    #[param(default = vec!["plus".to_string()])]
+    operations: Vec<String>,
+    /// `arithmetic`: `plain` (`Q: What is 3 plus 4?\nA: 7\n`), `bigbench` (BIG-bench's default few-shot form, as its `arithmetic` tasks ask: `\nQ: What is 3 plus 4?\nA: 7`, problems joined by `\n`) or `bigbench_symbols` (as its `simple_arithmetic` tasks ask: `\nQ: 3 + 4 = 7`)
+    #[param(default = ArithmeticForm::Plain)]
+    form: ArithmeticForm,
+    /// `arithmetic`: draw each operand's number of digits uniformly from 1 to `digits` first (else operands are uniform below 10^digits)
+    #[param(default = false)]
+    vary_digits: bool,
+    /// `arithmetic`: problems per document; the prompt is all but the last answer
+    #[param(default = 1, min = 1)]
+    per_document: usize,
+    /// `arithmetic` in a BIG-bench form: the share of problems that list answer choices as the benchmark does (`bigbench`: the answer, four numeric distractors, `banana` and `house`; `bigbench_symbols`: the answer and three small numbers after ` option: `; in the official order)
+    #[param(default = 0.0, min = 0, max = 1)]
+    choice_rate: f64,
+}
+
+/// The rules on the parameters a template reads (the others it ignores).
+fn corpus_rules() -> Vec<Check> {
+    vec![
+        Check::Rule {
+            params: &["length", "template"],
+            doc: "with `numbers` or `counting`: 2 ≤ `length` ≤ 1000",
+            test: |v| match (v[0].as_i64(), v[1].as_str()) {
+                (Some(length), Some("numbers" | "counting")) if length < 2 => {
+                    Some(format!("`length` must be at least 2, got {length}"))
+                }
+                (Some(length), Some("numbers" | "counting")) if length > 1000 => {
+                    Some(format!("`length` is {length}; documents hold at most 1,000 numbers"))
+                }
+                _ => None,
+            },
+        },
+        Check::Rule {
+            params: &["shown", "length", "template"],
+            doc: "with `numbers` or `counting`: 1 ≤ `shown` < `length`",
+            test: |v| match (v[0].as_i64(), v[1].as_i64(), v[2].as_str()) {
+                (Some(shown), _, Some("numbers" | "counting")) if shown < 1 => {
+                    Some(format!("`shown` must be at least 1, got {shown}"))
+                }
+                (Some(shown), Some(length), Some("numbers" | "counting")) if length >= 2 && shown >= length => {
+                    Some(format!("`shown` is {shown}; it must be below `length` ({length}) to leave a completion"))
+                }
+                _ => None,
+            },
+        },
+        Check::Rule {
+            params: &["choices", "template"],
+            doc: "with `animals`: `choices` is not empty",
+            test: |v| match (v[0], v[1].as_str()) {
+                (Value::List(choices), Some("animals")) if choices.is_empty() => {
+                    Some("`choices` is empty; list the answers".to_string())
+                }
+                _ => None,
+            },
+        },
+        Check::Rule {
+            params: &["digits", "template"],
+            doc: "with `arithmetic`: 1 ≤ `digits` ≤ 9",
+            test: |v| match (v[0].as_i64(), v[1].as_str()) {
+                (Some(digits), Some("arithmetic")) if digits < 1 => {
+                    Some(format!("`digits` must be at least 1, got {digits}"))
+                }
+                (Some(digits), Some("arithmetic")) if digits > 9 => Some("`digits` must be at most 9".to_string()),
+                _ => None,
+            },
+        },
+        Check::Rule {
+            params: &["operations", "template"],
+            doc: "with `arithmetic`: `operations` is a non-empty list of `plus`, `minus` and `times`",
+            test: |v| match (v[0], v[1].as_str()) {
+                (Value::List(ops), Some("arithmetic")) => {
+                    if let Some(bad) =
+                        ops.iter().filter_map(Value::as_str).find(|o| !matches!(*o, "plus" | "minus" | "times"))
+                    {
+                        Some(format!("`operations` has `{bad}`; use `plus`, `minus` or `times`"))
+                    } else if ops.is_empty() {
+                        Some("`operations` is empty".to_string())
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            },
+        },
+        Check::Rule {
+            params: &["choice_rate", "template", "form"],
+            doc: "with `arithmetic`: `choice_rate` > 0 needs a BIG-bench `form`",
+            test: |v| match (v[0].as_f64(), v[1].as_str(), v[2].as_str()) {
+                (Some(rate), Some("arithmetic"), Some("plain")) if rate > 0.0 => {
+                    Some("`choice_rate` needs `form: \"bigbench\"` or `\"bigbench_symbols\"`".to_string())
+                }
+                _ => None,
+            },
+        },
+    ]
+}
+
 impl Op for Corpus {
+    type Params = CorpusParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("generate", "corpus", 1, Type::Dataset, "seeded synthetic documents from a template, as records with `text`, `prompt` and `completion`. `numbers`: `^182, 033, 904, …` lists of `length` 3-digit numbers, the first `shown` in the prompt; `animals`: `^Q: animal?\\nA: owl\\n` with the answer uniform over `choices`; `counting`: `^17 18 19 …`, `length` numbers counting up from a random start below 100, the first `shown` in the prompt; `arithmetic`: `Q: What is 3 plus 4?\\nA: 7\\n` with `digits`-digit operands and `operations` among `plus`, `minus`, `times`")
-            .req("template", Type::Str, TEMPLATES)
-            .req("count", Type::Int, "documents")
-            .opt("seed", Type::Int, Value::Int(0), "random seed")
-            .opt("length", Type::Int, Value::Int(9), "`numbers`, `counting`: numbers per document")
-            .opt("shown", Type::Int, Value::Int(3), "`numbers`, `counting`: numbers in the prompt")
-            .opt("choices", Type::list(Type::Str), Value::List(["owl", "cat", "dog", "fox", "bat", "elk", "ant", "yak"].iter().map(|a| Value::Str(a.to_string())).collect()), "`animals`: the answers, drawn uniformly")
-            .opt("digits", Type::Int, Value::Int(1), "`arithmetic`: digits of each operand")
-            .opt("operations", Type::list(Type::Str), Value::List(vec![Value::Str("plus".into())]), "`arithmetic`: `plus`, `minus`, `times`")
-            .opt("form", Type::Str, Value::Str("plain".into()), "`arithmetic`: `plain` (`Q: What is 3 plus 4?\\nA: 7\\n`), `bigbench` (BIG-bench's default few-shot form, as its `arithmetic` tasks ask: `\\nQ: What is 3 plus 4?\\nA: 7`, problems joined by `\\n`) or `bigbench_symbols` (as its `simple_arithmetic` tasks ask: `\\nQ: 3 + 4 = 7`)")
-            .opt("vary_digits", Type::Bool, Value::Bool(false), "`arithmetic`: draw each operand's number of digits uniformly from 1 to `digits` first (else operands are uniform below 10^digits)")
-            .opt("per_document", Type::Int, Value::Int(1), "`arithmetic`: problems per document; the prompt is all but the last answer")
-            .opt("choice_rate", Type::Float, Value::Float(0.0), "`arithmetic` in a BIG-bench form: the share of problems that list answer choices as the benchmark does (`bigbench`: the answer, four numeric distractors, `banana` and `house`; `bigbench_symbols`: the answer and three small numbers after ` option: `; in the official order)")
-            .check(Check::Min { param: "choice_rate", min: 0.0, strict: false })
-            .check(Check::Max { param: "choice_rate", max: 1.0, strict: false })
-            .check(Check::OneOf { param: "form", options: &["plain", "bigbench", "bigbench_symbols"] })
-            .check(Check::Min { param: "per_document", min: 1.0, strict: false })
+        Signature::new(
+            "generate",
+            "corpus",
+            1,
+            Type::Dataset,
+            "seeded synthetic documents from a template, as records with `text`, `prompt` and `completion`. `numbers`: `^182, 033, 904, …` lists of `length` 3-digit numbers, the first `shown` in the prompt; `animals`: `^Q: animal?\\nA: owl\\n` with the answer uniform over `choices`; `counting`: `^17 18 19 …`, `length` numbers counting up from a random start below 100, the first `shown` in the prompt; `arithmetic`: `Q: What is 3 plus 4?\\nA: 7\\n` with `digits`-digit operands and `operations` among `plus`, `minus`, `times`",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let count = args.int_at_least("count", 1)?;
-        if count > 10_000_000 {
-            return Err(OpError::invalid("count", "asks for more than 10 million documents"));
-        }
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.int("seed")? as u64);
-        let template = args.str("template")?;
+    fn run(&self, ctx: &RunCtx, p: CorpusParams) -> Result<(), OpError> {
+        let count = p.count;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed as u64);
+        let template = p.template;
         let mut make: Box<Template> = match template {
-            "numbers" | "counting" => {
-                let length = args.int_at_least("length", 2)?;
-                if length > 1000 {
-                    return Err(OpError::invalid(
-                        "length",
-                        format!("is {length}; documents hold at most 1,000 numbers"),
-                    ));
-                }
-                let shown = args.int_at_least("shown", 1)?;
-                if shown >= length {
-                    return Err(OpError::invalid(
-                        "shown",
-                        format!("is {shown}; it must be below `length` ({length}) to leave a completion"),
-                    ));
-                }
-                let counting = template == "counting";
+            CorpusTemplate::Numbers | CorpusTemplate::Counting => {
+                // 2 ≤ length ≤ 1000 and 1 ≤ shown < length: the rules of `corpus_rules`.
+                let length = p.length as usize;
+                let shown = p.shown as usize;
+                let counting = template == CorpusTemplate::Counting;
                 Box::new(move |rng| {
                     let nums: Vec<String> = if counting {
                         let start = rng.random_range(0..100u32);
@@ -125,39 +281,22 @@ impl Op for Corpus {
                     (format!("^{}{sep}", nums[..shown].join(sep)), format!("{}\n", nums[shown..].join(sep)))
                 })
             }
-            "animals" => {
-                let choices = args.strs("choices")?;
-                if choices.is_empty() {
-                    return Err(OpError::invalid("choices", "is empty; list the answers"));
-                }
+            CorpusTemplate::Animals => {
+                let choices = p.choices;
                 Box::new(move |rng| {
                     ("^Q: animal?\nA: ".to_string(), format!("{}\n", choices.choose(rng).expect("non-empty")))
                 })
             }
-            "arithmetic" => {
-                let digits = args.int_at_least("digits", 1)?;
-                if digits > 9 {
-                    return Err(OpError::invalid("digits", "must be at most 9"));
-                }
-                let ops = args.strs("operations")?;
-                if let Some(bad) = ops.iter().find(|o| !matches!(o.as_str(), "plus" | "minus" | "times")) {
-                    return Err(OpError::invalid("operations", format!("has `{bad}`; use `plus`, `minus` or `times`")));
-                }
-                if ops.is_empty() {
-                    return Err(OpError::invalid("operations", "is empty"));
-                }
+            CorpusTemplate::Arithmetic => {
+                // 1 ≤ digits ≤ 9, and `operations` non-empty among `plus`, `minus`, `times`.
+                let digits = p.digits as usize;
+                let ops = p.operations;
                 let hi = 10i64.pow(digits as u32);
-                let form = args.str("form")?.to_string();
-                let bigbench = form != "plain";
-                let per_doc = args.int_at_least("per_document", 1)?;
-                let choice_rate = args.float("choice_rate")?;
-                if choice_rate > 0.0 && !bigbench {
-                    return Err(OpError::invalid(
-                        "choice_rate",
-                        "needs `form: \"bigbench\"` or `\"bigbench_symbols\"`",
-                    ));
-                }
-                let vary = args.bool("vary_digits")?;
+                let form = p.form;
+                let bigbench = form != ArithmeticForm::Plain;
+                let per_doc = p.per_document;
+                let choice_rate = p.choice_rate;
+                let vary = p.vary_digits;
                 // An operand: uniform below 10^digits, or with `vary_digits` of a uniform
                 // number of digits (1 to `digits`) first.
                 let operand = move |rng: &mut rand_chacha::ChaCha8Rng| {
@@ -184,7 +323,7 @@ impl Op for Corpus {
                         if bigbench {
                             let sep = if i == 0 { "" } else { "\n" };
                             let listed = choice_rate > 0.0 && rng.random::<f64>() < choice_rate;
-                            let q = if form == "bigbench" {
+                            let q = if form == ArithmeticForm::Bigbench {
                                 let choices = if listed { distractors(r, hi, rng) } else { Vec::new() };
                                 lab_bigbench::task::default_input(&format!("What is {a} {op} {b}?"), &choices)
                             } else {
@@ -216,7 +355,6 @@ impl Op for Corpus {
                     (doc, last)
                 })
             }
-            other => return Err(OpError::invalid("template", format!("is `{other}`; use {TEMPLATES}"))),
         };
         let records = (0..count)
             .map(|_| {
@@ -259,51 +397,79 @@ fn small_distractors(answer: i64, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<Stri
 /// Sampled completions of the `prompt` of every record, with a KV cache.
 pub struct Text;
 
+#[derive(Params)]
+#[params(rules = text_rules)]
+pub struct TextParams {
+    /// the language model
+    model: ModelDir,
+    /// records with a `prompt`
+    prompts: DatasetDir,
+    /// sampling temperature; 0 is greedy
+    #[param(default = 1.0, min = 0)]
+    temperature: f64,
+    /// sample among the k most likely tokens (0: all)
+    #[param(default = 0)]
+    top_k: usize,
+    /// sample among the most likely tokens whose probability reaches p (1: all)
+    #[param(default = 1.0, gt = 0, max = 1)]
+    top_p: f64,
+    /// most tokens per completion
+    #[param(default = 32, min = 1)]
+    max_new_tokens: usize,
+    /// a completion ends at the first of these
+    #[param(default = vec!["\n".to_string()])]
+    stop: Vec<String>,
+    /// keep the stop string at the end of the completion (as documents end, e.g. with their newline)
+    #[param(default = false)]
+    include_stop: bool,
+    /// prompts decoded together
+    #[param(default = 64, min = 1)]
+    batch: usize,
+    /// sampling seed; each record draws from its own stream, so batching does not change the text
+    #[param(default = 0)]
+    seed: i64,
+}
+
+/// No stop string is empty.
+fn text_rules() -> Vec<Check> {
+    vec![Check::Rule {
+        params: &["stop"],
+        doc: "no string of `stop` is empty",
+        test: |v| match v[0] {
+            Value::List(stop) if stop.iter().any(|s| s.as_str() == Some("")) => {
+                Some("`stop` has an empty string, which would end every completion at once".to_string())
+            }
+            _ => None,
+        },
+    }]
+}
+
 impl Op for Text {
+    type Params = TextParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("generate", "text", 2, Type::Dataset, "a completion of the `prompt` of each record, sampled with a KV cache; records keep their fields, the record's old `completion` becomes `target`, and `completion` and `finish` (`stop` or `length`) are added")
-            .req("model", Type::Model, "the language model")
-            .req("prompts", Type::Dataset, "records with a `prompt`")
-            .opt("temperature", Type::Float, Value::Float(1.0), "sampling temperature; 0 is greedy")
-            .opt("top_k", Type::Int, Value::Int(0), "sample among the k most likely tokens (0: all)")
-            .opt("top_p", Type::Float, Value::Float(1.0), "sample among the most likely tokens whose probability reaches p (1: all)")
-            .opt("max_new_tokens", Type::Int, Value::Int(32), "most tokens per completion")
-            .opt("stop", Type::list(Type::Str), Value::List(vec![Value::Str("\n".into())]), "a completion ends at the first of these")
-            .opt("include_stop", Type::Bool, Value::Bool(false), "keep the stop string at the end of the completion (as documents end, e.g. with their newline)")
-            .opt("batch", Type::Int, Value::Int(64), "prompts decoded together")
-            .opt("seed", Type::Int, Value::Int(0), "sampling seed; each record draws from its own stream, so batching does not change the text")
+        Signature::new(
+            "generate",
+            "text",
+            2,
+            Type::Dataset,
+            "a completion of the `prompt` of each record, sampled with a KV cache; records keep their fields, the record's old `completion` becomes `target`, and `completion` and `finish` (`stop` or `length`) are added",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let lm = lmops::load_lm(args, "model")?;
-        let data = TextData::read(args.artifact("prompts")?, "prompts")?;
-        let temperature = args.float("temperature")?;
-        let top_p = args.float("top_p")?;
-        if temperature < 0.0 || !temperature.is_finite() {
-            return Err(OpError::invalid("temperature", "must be 0 (greedy) or positive"));
-        }
-        if !(top_p > 0.0 && top_p <= 1.0) {
-            return Err(OpError::invalid("top_p", format!("must be in (0, 1], got {top_p}")));
-        }
+    fn run(&self, ctx: &RunCtx, p: TextParams) -> Result<(), OpError> {
+        let lm = lmops::load_lm(&p.model, "model")?;
+        let data = TextData::read(&p.prompts, "prompts")?;
         let cfg = Sampling {
-            temperature,
-            top_k: args.int_at_least("top_k", 0)?,
-            top_p,
-            max_new_tokens: args.int_at_least("max_new_tokens", 1)?,
-            stop: {
-                let stop = args.strs("stop")?;
-                if stop.iter().any(String::is_empty) {
-                    return Err(OpError::invalid(
-                        "stop",
-                        "has an empty string, which would end every completion at once",
-                    ));
-                }
-                stop
-            },
-            seed: args.int("seed")? as u64,
+            temperature: p.temperature,
+            top_k: p.top_k,
+            top_p: p.top_p,
+            max_new_tokens: p.max_new_tokens,
+            stop: p.stop,
+            seed: p.seed as u64,
         };
-        let batch = args.int_at_least("batch", 1)?;
-        let include_stop = args.bool("include_stop")?;
+        let batch = p.batch;
+        let include_stop = p.include_stop;
         let prompts: Vec<Vec<i64>> =
             data.strings("prompt", "prompts")?.iter().map(|p| lm.encode(p, "prompts")).collect::<Result<_, _>>()?;
         let mut dec = lm.decoder(ctx, false)?;
@@ -343,20 +509,38 @@ pub const NEXT_TOKEN_FILE: &str = "next_token.safetensors";
 /// chosen tokens (renormalised among them): targets for `finetune.distill_lm`.
 pub struct NextToken;
 
+#[derive(Params)]
+pub struct NextTokenParams {
+    /// the teacher
+    model: ModelDir,
+    /// records with `prompt` and `completion`
+    data: DatasetDir,
+    /// the tokens, by their text (`[]`: the whole vocabulary)
+    #[param(default = vec![])]
+    tokens: Vec<String>,
+    /// records per model call
+    #[param(default = 64, min = 1)]
+    batch: usize,
+}
+
 impl Op for NextToken {
+    type Params = NextTokenParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("generate", "next_token", 1, Type::Dataset, "the model's next-token log-probabilities at each position of each record's `completion` (after its `prompt`), over `tokens` only and renormalised among them; stored with the records for `finetune.distill_lm`")
-            .req("model", Type::Model, "the teacher")
-            .req("data", Type::Dataset, "records with `prompt` and `completion`")
-            .opt("tokens", Type::list(Type::Str), Value::List(vec![]), "the tokens, by their text (`[]`: the whole vocabulary)")
-            .opt("batch", Type::Int, Value::Int(64), "records per model call")
+        Signature::new(
+            "generate",
+            "next_token",
+            1,
+            Type::Dataset,
+            "the model's next-token log-probabilities at each position of each record's `completion` (after its `prompt`), over `tokens` only and renormalised among them; stored with the records for `finetune.distill_lm`",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let lm = lmops::load_lm(args, "model")?;
-        let data = TextData::read(args.artifact("data")?, "data")?;
+    fn run(&self, ctx: &RunCtx, p: NextTokenParams) -> Result<(), OpError> {
+        let lm = lmops::load_lm(&p.model, "model")?;
+        let data = TextData::read(&p.data, "data")?;
         let tok = lm.tokenizer();
-        let tokens: Vec<i64> = match args.strs("tokens")? {
+        let tokens: Vec<i64> = match &p.tokens {
             t if t.is_empty() => (0..tok.vocab() as i64).collect(),
             t => t
                 .iter()
@@ -376,7 +560,7 @@ impl Op for NextToken {
         }
         let pairs = lmops::pairs(lm.tokenizer(), &data, "data")?;
         let mut dec = lm.decoder(ctx, false)?;
-        let batch = args.int_at_least("batch", 1)?;
+        let batch = p.batch;
         let mut logp: Vec<f32> = Vec::new();
         let mut offsets = vec![0i64];
         for (i, chunk) in pairs.chunks(batch).enumerate() {
@@ -415,7 +599,23 @@ impl Op for NextToken {
 /// Comparisons labelled by a gold reward, for training proxy reward models.
 pub struct Comparisons;
 
+#[derive(Params)]
+pub struct ComparisonsParams {
+    /// the policy that samples (`model.markov`)
+    policy: ModelDir,
+    /// the reward model that labels, over one-hot features (e.g. `model.gold_reward`)
+    gold: ModelDir,
+    /// number of comparisons
+    #[param(default = 16_000, min = 1, max = 10_000_000)]
+    pairs: usize,
+    /// sampling seed
+    #[param(default = 0)]
+    seed: i64,
+}
+
 impl Op for Comparisons {
+    type Params = ComparisonsParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "generate",
@@ -424,20 +624,13 @@ impl Op for Comparisons {
             Type::Dataset,
             "pairs of independent sequences from a tabular policy, ordered by a gold reward: each row `x` is the preferred sequence's one-hot (position, token) features followed by the other's (width 2·length·vocab), the input `finetune.reward` takes for an MLP",
         )
-        .req("policy", Type::Model, "the policy that samples (`model.markov`)")
-        .req("gold", Type::Model, "the reward model that labels, over one-hot features (e.g. `model.gold_reward`)")
-        .opt("pairs", Type::Int, Value::Int(16_000), "number of comparisons")
-        .opt("seed", Type::Int, Value::Int(0), "sampling seed")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let policy = Markov::from_arg(args, "policy")?;
-        let pairs = args.int_at_least("pairs", 1)?;
-        if pairs > 10_000_000 {
-            return Err(OpError::invalid("pairs", format!("is {pairs}; at most 10,000,000 comparisons")));
-        }
-        let mut gold = SeqReward::load(ctx, args, "gold", &policy)?;
-        let seqs = policy.table(&policy.bias).sample(2 * pairs, &mut markov::rng(args.int("seed")?, 2));
+    fn run(&self, ctx: &RunCtx, p: ComparisonsParams) -> Result<(), OpError> {
+        let policy = Markov::from_arg(&p.policy, "policy")?;
+        let pairs = p.pairs;
+        let mut gold = SeqReward::load(ctx, &p.gold, "gold", &policy)?;
+        let seqs = policy.table(&policy.bias).sample(2 * pairs, &mut markov::rng(p.seed, 2));
         let scores = gold.score(&seqs)?;
         let f = policy.length * policy.vocab;
         let onehot = seqs.one_hot(policy.vocab);

@@ -9,6 +9,9 @@
 //! `import_lm`), `tokenizer.json`, a decoder `model.onnx` with GPT-2's interface, and for
 //! trained GPTs `weights.safetensors` and `train_log.json`.
 
+// The derives name this crate by its path, inside it as outside.
+extern crate self as lab_ops;
+
 pub mod artifact;
 pub mod bigbench;
 pub mod curve;
@@ -17,6 +20,7 @@ pub mod markov;
 mod moments;
 mod nnops;
 mod op;
+pub mod params;
 mod registry;
 mod signature;
 mod types;
@@ -42,8 +46,8 @@ pub fn runtime_version() -> Option<String> {
     lab_nn::runtime::loaded().map(|i| i.version.clone())
 }
 
-pub use op::{ArgIn, Args, Blame, Op, OpError, Progress, RunCtx};
+pub use op::{ArgIn, Args, Blame, DynOp, Op, OpError, Progress, RunCtx};
 pub use registry::{Registry, registry};
-pub use signature::{Check, KINDS, ParamSpec, Resources, Signature, Yield};
+pub use signature::{Broken, Check, KINDS, ParamSpec, Resources, Signature, Yield, fmt_num};
 pub use types::Type;
 pub use value::Value;

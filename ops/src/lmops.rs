@@ -3,8 +3,9 @@
 //! the training log written next to the weights.
 
 use crate::nnops::session_options;
+use crate::params::{Choice, Params};
 use crate::text::TextData;
-use crate::{Args, Check, OpError, Progress, RunCtx, Signature, Type, Value, Yield};
+use crate::{Check, OpError, Progress, RunCtx};
 use lab_nn::decode::Decoder;
 use lab_nn::gpt::{Gpt, Trainable};
 use lab_nn::lm::{self, LmObjective, Ranked, Row};
@@ -103,21 +104,12 @@ fn nn_msg(e: lab_nn::NnError) -> String {
     }
 }
 
-fn arch(dir: &Path) -> Result<String, OpError> {
-    let text = std::fs::read_to_string(dir.join("model.json"))
-        .map_err(|e| OpError::Data(format!("{} is not a model: {e}", dir.display())))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| OpError::Data(format!("{}/model.json: {e}", dir.display())))?;
-    Ok(v["arch"].as_str().unwrap_or("").to_string())
-}
-
-/// The language model argument `name`.
-pub fn load_lm(args: &Args, name: &str) -> Result<Lm, OpError> {
-    let dir = args.artifact(name)?;
-    match arch(dir)?.as_str() {
+/// The language model in `dir`, the argument `name`.
+pub fn load_lm(dir: &Path, name: &str) -> Result<Lm, OpError> {
+    match crate::nnops::model_arch(dir)?.as_str() {
         "gpt" => Ok(Lm::Own(Gpt::load(dir)?)),
         "import_lm" => {
-            let onnx = std::fs::read(dir.join("model.onnx"))?;
+            let onnx = std::fs::read(lab_nn::folder::ModelFolder::new(dir).onnx_path())?;
             Ok(Lm::Imported { onnx, tokenizer: Tokenizer::load(dir)? })
         }
         other => Err(OpError::invalid(
@@ -127,9 +119,9 @@ pub fn load_lm(args: &Args, name: &str) -> Result<Lm, OpError> {
     }
 }
 
-/// The argument `name` as a labrun GPT, for training.
-pub fn load_gpt(args: &Args, name: &str) -> Result<Gpt, OpError> {
-    match load_lm(args, name)? {
+/// The model in `dir` (the argument `name`) as a labrun GPT, for training.
+pub fn load_gpt(dir: &Path, name: &str) -> Result<Gpt, OpError> {
+    match load_lm(dir, name)? {
         Lm::Own(g) => Ok(g),
         Lm::Imported { .. } => Err(OpError::invalid(
             name,
@@ -138,71 +130,102 @@ pub fn load_gpt(args: &Args, name: &str) -> Result<Gpt, OpError> {
     }
 }
 
-/// The parameters every LM training op takes.
-pub fn training_params(sig: Signature, steps: i64, lr: f64, batch: i64) -> Signature {
-    sig.opt("steps", Type::Int, Value::Int(steps), "optimizer steps")
-        .opt("lr", Type::Float, Value::Float(lr), "peak learning rate (AdamW)")
-        .opt("warmup", Type::Int, Value::Int(0), "linear warmup steps before the cosine decay to 10% (0: constant rate)")
-        .opt("batch", Type::Int, Value::Int(batch), "sequences per step")
-        .opt("weight_decay", Type::Float, Value::Float(0.0), "AdamW weight decay")
-        .opt("clip", Type::Float, Value::Float(1.0), "clip the global gradient norm to this (0: no clipping)")
-        .opt("train", Type::Str, Value::Str("all".into()), "what trains: `all`, `body` (blocks + final norm), `embeddings` or `head`")
-        .opt("val_fraction", Type::Float, Value::Float(0.0), "share of rows held out to measure a validation loss")
-        .opt("patience", Type::Int, Value::Int(0), "with validation: stop after this many evaluations without improvement, keeping the best weights (0: never)")
-        .opt("eval_every", Type::Int, Value::Int(50), "steps between validation evaluations")
-        .opt("seed", Type::Int, Value::Int(0), "shuffle seed")
-        .at_least("steps", 1.0)
-        .positive("lr")
-        .at_least("warmup", 0.0)
-        .at_least("batch", 1.0)
-        .at_least("weight_decay", 0.0)
-        .at_least("clip", 0.0)
-        .check(Check::Min { param: "val_fraction", min: 0.0, strict: false })
-        .check(Check::Max { param: "val_fraction", max: 1.0, strict: true })
-        .at_least("patience", 0.0)
-        .at_least("eval_every", 1.0)
-        .one_of("train", &["all", "body", "embeddings", "head"])
-        .yields(Yield::All("model"))
+/// What trains in a language model.
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum Train {
+    All,
+    Body,
+    Embeddings,
+    Head,
 }
 
-/// Reads [`training_params`].
-pub fn train_config(ctx: &RunCtx, args: &Args) -> Result<(TrainConfig, Trainable, f64), OpError> {
-    let lr = args.float("lr")?;
-    if !(lr > 0.0 && lr.is_finite()) {
-        return Err(OpError::invalid("lr", format!("must be a positive number, got {lr}")));
+impl From<Train> for Trainable {
+    fn from(t: Train) -> Trainable {
+        match t {
+            Train::All => Trainable::All,
+            Train::Body => Trainable::Body,
+            Train::Embeddings => Trainable::Embeddings,
+            Train::Head => Trainable::Head,
+        }
     }
-    let clip = args.float("clip")?;
-    if clip < 0.0 {
-        return Err(OpError::invalid("clip", "must be 0 (off) or positive"));
-    }
-    let val_fraction = args.float("val_fraction")?;
-    if !(0.0..1.0).contains(&val_fraction) {
-        return Err(OpError::invalid("val_fraction", format!("must be in [0, 1), got {val_fraction}")));
-    }
-    let warmup = args.int_at_least("warmup", 0)?;
-    let patience = args.int_at_least("patience", 0)?;
-    if patience > 0 && val_fraction == 0.0 {
-        return Err(OpError::invalid("patience", "needs validation data to stop on: set `val_fraction` too"));
-    }
-    let trainable = args.str("train")?.parse().map_err(|e: String| OpError::invalid("train", e))?;
-    let cfg = TrainConfig {
-        epochs: 1,
-        steps: Some(args.int_at_least("steps", 1)?),
-        batch: args.int_at_least("batch", 1)?,
-        lr,
-        seed: args.int("seed")? as u64,
-        optim: OptimConfig {
-            optimizer: Optimizer::AdamW,
-            weight_decay: args.float("weight_decay")?,
-            clip: (clip > 0.0).then_some(clip),
-            ..OptimConfig::default()
+}
+
+/// The parameters every LM training op takes (`#[param(flatten, defaults(steps = …, lr =
+/// …, batch = …))]` sets an op's own defaults).
+#[derive(Debug, Clone, Params)]
+#[params(rules = training_rules)]
+pub struct LmTraining {
+    /// optimizer steps
+    #[param(default = 100, min = 1)]
+    pub steps: usize,
+    /// peak learning rate (AdamW)
+    #[param(default = 1e-3, positive)]
+    pub lr: f64,
+    /// linear warmup steps before the cosine decay to 10% (0: constant rate)
+    #[param(default = 0)]
+    pub warmup: usize,
+    /// sequences per step
+    #[param(default = 32, min = 1)]
+    pub batch: usize,
+    /// AdamW weight decay
+    #[param(default = 0.0, min = 0)]
+    pub weight_decay: f64,
+    /// clip the global gradient norm to this (0: no clipping)
+    #[param(default = 1.0, min = 0)]
+    pub clip: f64,
+    /// what trains: `all`, `body` (blocks + final norm), `embeddings` or `head`
+    #[param(default = Train::All)]
+    pub train: Train,
+    /// share of rows held out to measure a validation loss
+    #[param(default = 0.0, min = 0, lt = 1)]
+    pub val_fraction: f64,
+    /// with validation: stop after this many evaluations without improvement, keeping the best weights (0: never)
+    #[param(default = 0)]
+    pub patience: usize,
+    /// steps between validation evaluations
+    #[param(default = 50, min = 1)]
+    pub eval_every: usize,
+    /// shuffle seed
+    #[param(default = 0)]
+    pub seed: i64,
+}
+
+/// `patience` needs validation data to stop on.
+fn training_rules() -> Vec<Check> {
+    vec![Check::Rule {
+        params: &["patience", "val_fraction"],
+        doc: "`patience` > 0 needs `val_fraction` > 0",
+        test: |v| match (v[0].as_i64(), v[1].as_f64()) {
+            (Some(p), Some(f)) if p > 0 && f == 0.0 => {
+                Some("`patience` needs validation data to stop on: set `val_fraction` too".to_string())
+            }
+            _ => None,
         },
-        schedule: if warmup > 0 { Schedule::WarmupCosine { warmup } } else { Schedule::Constant },
-        session: session_options(ctx),
-        eval_every: args.int_at_least("eval_every", 1)?,
-        patience: (patience > 0).then_some(patience),
-    };
-    Ok((cfg, trainable, val_fraction))
+    }]
+}
+
+impl LmTraining {
+    /// The training loop's settings, what trains, and the validation share.
+    pub fn config(&self, ctx: &RunCtx) -> (TrainConfig, Trainable, f64) {
+        let cfg = TrainConfig {
+            epochs: 1,
+            steps: Some(self.steps),
+            batch: self.batch,
+            lr: self.lr,
+            seed: self.seed as u64,
+            optim: OptimConfig {
+                optimizer: Optimizer::AdamW,
+                weight_decay: self.weight_decay,
+                clip: (self.clip > 0.0).then_some(self.clip),
+                ..OptimConfig::default()
+            },
+            schedule: if self.warmup > 0 { Schedule::WarmupCosine { warmup: self.warmup } } else { Schedule::Constant },
+            session: session_options(ctx),
+            eval_every: self.eval_every,
+            patience: (self.patience > 0).then_some(self.patience),
+        };
+        (cfg, self.train.into(), self.val_fraction)
+    }
 }
 
 /// Splits off a seeded validation share of `rows`.
@@ -219,17 +242,17 @@ pub fn split_val<T: Clone>(rows: Vec<T>, fraction: f64, seed: u64) -> (Vec<T>, V
     (train_idx.into_iter().map(|i| rows[i].clone()).collect(), val)
 }
 
-/// Trains a copy of the `model` argument and writes it, with `train_log.json`, to the
+/// Trains a copy of a language model and writes it, with `train_log.json`, to the
 /// output.
 pub fn train_and_save(
     ctx: &RunCtx,
-    args: &Args,
+    training: &LmTraining,
     mut model: Gpt,
     objective: LmObjective,
     rows: Vec<Row>,
     ranked: Vec<Ranked>,
 ) -> Result<(), OpError> {
-    let (cfg, trainable, val_fraction) = train_config(ctx, args)?;
+    let (cfg, trainable, val_fraction) = training.config(ctx);
     let (rows, val) = split_val(rows, val_fraction, cfg.seed);
     let mut on_step = progress(ctx, 5);
     let val_ref = (!val.is_empty()).then_some(&val[..]);

@@ -13,6 +13,7 @@
 use crate::nnops::Inference;
 use crate::{OpError, RunCtx};
 use lab_nn::Tensor;
+use lab_nn::folder::ModelFolder;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
@@ -162,7 +163,7 @@ impl Markov {
             order: 2,
             checkpoints: self.checkpoints.clone(),
         };
-        std::fs::write(dir.join("model.json"), serde_json::to_string_pretty(&meta).expect("serialisable"))?;
+        ModelFolder::new(dir).write_meta(&meta)?;
         let (l, v) = (self.length, self.vocab);
         let mut tensors = vec![
             ("logits".to_string(), Tensor::f32(vec![l, v + 1, v + 1, v], self.logits.clone())),
@@ -172,14 +173,14 @@ impl Markov {
             let all = self.checkpoints.iter().flat_map(|c| c.bias.iter().copied()).collect();
             tensors.push(("checkpoints".into(), Tensor::f32(vec![self.checkpoints.len(), l, v], all)));
         }
-        lab_nn::weights::save(&dir.join("weights.safetensors"), &tensors)?;
+        lab_nn::weights::save(&ModelFolder::new(dir).weights_path(), &tensors)?;
         Ok(())
     }
 
     pub fn load(dir: &Path, arg: &str) -> Result<Markov, OpError> {
-        let path = dir.join("model.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| OpError::Data(format!("{}: {e}", path.display())))?;
-        let meta: ModelFile = serde_json::from_str(&text)
+        let folder = ModelFolder::new(dir);
+        let meta: ModelFile = folder
+            .read_meta("tabular policy")
             .map_err(|e| OpError::invalid(arg, format!("is not a tabular policy (`model.markov`): {e}")))?;
         if meta.arch != ARCH {
             return Err(OpError::invalid(
@@ -188,7 +189,7 @@ impl Markov {
             ));
         }
         let (l, v) = (meta.length, meta.vocab);
-        let st = lab_nn::weights::load(&dir.join("weights.safetensors"))?;
+        let st = lab_nn::weights::load(&folder.weights_path())?;
         let get = |name: &str, shape: Vec<usize>| -> Result<Vec<f32>, OpError> {
             let t = st
                 .iter()
@@ -217,8 +218,8 @@ impl Markov {
     }
 
     /// Loads the policy argument `name`.
-    pub fn from_arg(args: &crate::Args, name: &str) -> Result<Markov, OpError> {
-        Markov::load(args.artifact(name)?, name)
+    pub fn from_arg(dir: &std::path::Path, name: &str) -> Result<Markov, OpError> {
+        Markov::load(dir, name)
     }
 }
 
@@ -328,8 +329,8 @@ pub struct SeqReward {
 }
 
 impl SeqReward {
-    pub fn load(ctx: &RunCtx, args: &crate::Args, name: &str, policy: &Markov) -> Result<SeqReward, OpError> {
-        let inference = Inference::load(ctx, args.artifact(name)?)?;
+    pub fn load(ctx: &RunCtx, dir: &std::path::Path, name: &str, policy: &Markov) -> Result<SeqReward, OpError> {
+        let inference = Inference::load(ctx, dir)?;
         let features = policy.length * policy.vocab;
         if let Some(w) = inference.inputs.filter(|&w| w != features) {
             return Err(OpError::invalid(

@@ -3,11 +3,13 @@
 use crate::artifact::Dataset;
 use crate::markov::{self, Markov};
 use crate::nnops;
-use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value, Yield};
+use crate::params::{Choice, DatasetDir, FilePath, ModelDir, Params};
+use crate::{Check, Op, OpError, Registry, RunCtx, Signature, Type, Value, Yield};
 use lab_nn::gpt::{Gpt, GptSpec};
-use lab_nn::mlp::{Mlp, MlpInit, MlpSpec};
+use lab_nn::mlp::{Activation, Mlp, MlpInit, MlpSpec};
 use lab_nn::tokenizer::Tokenizer;
 use ndarray::Array2;
+use std::ops::Range;
 
 pub fn register(r: &mut Registry) {
     r.add(MlpOp);
@@ -22,7 +24,128 @@ pub fn register(r: &mut Registry) {
 /// A GPT language model with fresh weights; its vocabulary comes from its tokenizer.
 pub struct GptOp;
 
+/// How `model.gpt` turns text into tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum GptTokenizer {
+    Char,
+    Byte,
+}
+
+/// How `model.gpt` draws fresh weights.
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum GptInit {
+    Gpt2,
+    Pytorch,
+}
+
+impl From<GptInit> for lab_nn::gpt::Init {
+    fn from(i: GptInit) -> lab_nn::gpt::Init {
+        match i {
+            GptInit::Gpt2 => lab_nn::gpt::Init::Gpt2,
+            GptInit::Pytorch => lab_nn::gpt::Init::Pytorch,
+        }
+    }
+}
+
+#[derive(Params)]
+#[params(rules = gpt_rules)]
+pub struct GptParams {
+    /// `char` (one token per character of `alphabet`) or `byte` (256 tokens)
+    #[param(default = GptTokenizer::Char)]
+    tokenizer: GptTokenizer,
+    /// with `char`: every character the texts use, each once
+    #[param(default = "")]
+    alphabet: String,
+    /// residual width
+    #[param(min = 1)]
+    width: usize,
+    /// attention heads (divides `width`)
+    #[param(default = 4, min = 1)]
+    heads: usize,
+    /// transformer blocks
+    #[param(default = 2, min = 1)]
+    layers: usize,
+    /// longest sequence, in tokens
+    #[param(default = 48, min = 1)]
+    context: usize,
+    /// use the token embedding as the output layer
+    #[param(default = false)]
+    tied: bool,
+    /// add a scalar head (reward and value models)
+    #[param(default = false)]
+    value_head: bool,
+    /// `gpt2` (N(0, 0.02), scaled residual projections) or `pytorch` (embeddings N(0, 1), linear layers U(±1/√fan_in))
+    #[param(default = GptInit::Gpt2)]
+    init: GptInit,
+    /// initialisation seed; equal seeds give equal weights
+    #[param(default = 0)]
+    seed: i64,
+}
+
+/// A `char` alphabet the tokenizer accepts, and a shape the model can take.
+fn gpt_rules() -> Vec<Check> {
+    vec![
+        Check::Rule {
+            params: &["alphabet", "tokenizer"],
+            doc: "with `char`: `alphabet` lists every character the texts use, each once",
+            test: |v| match (v[0].as_str(), v[1].as_str()) {
+                (Some(""), Some("char")) => Some(
+                    "`alphabet` is empty; list every character the texts use, e.g. `alphabet: \"0123456789, \\n\"`"
+                        .to_string(),
+                ),
+                (Some(alphabet), Some("char")) => {
+                    Tokenizer::chars(alphabet).err().map(|e| format!("`alphabet`: {}", bad(e)))
+                }
+                _ => None,
+            },
+        },
+        Check::Rule {
+            params: &["width", "heads", "layers", "context", "tied", "value_head", "tokenizer", "alphabet"],
+            doc: "`heads` divides `width`, and the model has at most 2^31 parameters",
+            test: |v| {
+                let dim = |x: &Value| x.as_i64().filter(|&n| n >= 1);
+                let (width, heads, layers, context) = (dim(v[0])?, dim(v[1])?, dim(v[2])?, dim(v[3])?);
+                let (tied, value_head) = (matches!(v[4], Value::Bool(true)), matches!(v[5], Value::Bool(true)));
+                let vocab = match (v[6].as_str()?, v[7].as_str()?) {
+                    ("byte", _) => Tokenizer::Byte.vocab(),
+                    ("char", alphabet) => Tokenizer::chars(alphabet).ok()?.vocab(),
+                    _ => return None,
+                };
+                // The parameters of `GptSpec::param_shapes`, counted without listing them
+                // (that list is as long as `layers`, and its products may overflow).
+                let (v_, d, c, l) = (vocab as f64, width as f64, context as f64, layers as f64);
+                let n = v_ * d
+                    + c * d
+                    + l * (12.0 * d * d + 13.0 * d)
+                    + 2.0 * d
+                    + if tied { 0.0 } else { d * v_ }
+                    + if value_head { d + 1.0 } else { 0.0 };
+                if n > (1u64 << 31) as f64 {
+                    if width % heads != 0 {
+                        return Some(format!(
+                            "`width` {width} is not a multiple of `heads` {heads}; each head gets width/heads dimensions"
+                        ));
+                    }
+                    return Some(format!("the model would have {n:.0} parameters; labrun builds GPTs up to 2^31"));
+                }
+                let spec = GptSpec {
+                    vocab,
+                    width: width as usize,
+                    heads: heads as usize,
+                    layers: layers as usize,
+                    context: context as usize,
+                    tied,
+                    value_head,
+                };
+                spec.validate().err().map(bad)
+            },
+        },
+    ]
+}
+
 impl Op for GptOp {
+    type Params = GptParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "model",
@@ -31,56 +154,23 @@ impl Op for GptOp {
             Type::Model,
             "a GPT decoder with fresh weights: token and learned position embeddings, pre-LayerNorm blocks of causal multi-head attention and a GELU MLP, a final LayerNorm and an output layer; the vocabulary comes from the tokenizer",
         )
-        .opt("tokenizer", Type::Str, Value::Str("char".into()), "`char` (one token per character of `alphabet`) or `byte` (256 tokens)")
-        .opt("alphabet", Type::Str, Value::Str(String::new()), "with `char`: every character the texts use, each once")
-        .req("width", Type::Int, "residual width")
-        .opt("heads", Type::Int, Value::Int(4), "attention heads (divides `width`)")
-        .opt("layers", Type::Int, Value::Int(2), "transformer blocks")
-        .opt("context", Type::Int, Value::Int(48), "longest sequence, in tokens")
-        .opt("tied", Type::Bool, Value::Bool(false), "use the token embedding as the output layer")
-        .opt("value_head", Type::Bool, Value::Bool(false), "add a scalar head (reward and value models)")
-        .opt("init", Type::Str, Value::Str("gpt2".into()), "`gpt2` (N(0, 0.02), scaled residual projections) or `pytorch` (embeddings N(0, 1), linear layers U(±1/√fan_in))")
-        .opt("seed", Type::Int, Value::Int(0), "initialisation seed; equal seeds give equal weights")
-        .one_of("tokenizer", &["char", "byte"])
-        .at_least("width", 1.0)
-        .at_least("heads", 1.0)
-        .at_least("layers", 1.0)
-        .at_least("context", 1.0)
-        .one_of("init", &["gpt2", "pytorch"])
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let init = args.str("init")?.parse().map_err(|e: String| OpError::invalid("init", e))?;
-        let tokenizer = match args.str("tokenizer")? {
-            "char" => {
-                let alphabet = args.str("alphabet")?;
-                if alphabet.is_empty() {
-                    return Err(OpError::invalid(
-                        "alphabet",
-                        "is empty; list every character the texts use, e.g. `alphabet: \"0123456789, \\n\"`",
-                    ));
-                }
-                Tokenizer::chars(alphabet).map_err(|e| OpError::invalid("alphabet", bad(e)))?
-            }
-            "byte" => Tokenizer::Byte,
-            other => {
-                return Err(OpError::invalid(
-                    "tokenizer",
-                    format!("is `{other}`; use `char` or `byte` (Hugging Face tokenizers come with `model.import_lm`)"),
-                ));
-            }
+    fn run(&self, ctx: &RunCtx, p: GptParams) -> Result<(), OpError> {
+        let tokenizer = match p.tokenizer {
+            GptTokenizer::Char => Tokenizer::chars(&p.alphabet).map_err(|e| OpError::invalid("alphabet", bad(e)))?,
+            GptTokenizer::Byte => Tokenizer::Byte,
         };
         let spec = GptSpec {
             vocab: tokenizer.vocab(),
-            width: args.int_at_least("width", 1)?,
-            heads: args.int_at_least("heads", 1)?,
-            layers: args.int_at_least("layers", 1)?,
-            context: args.int_at_least("context", 1)?,
-            tied: args.bool("tied")?,
-            value_head: args.bool("value_head")?,
+            width: p.width,
+            heads: p.heads,
+            layers: p.layers,
+            context: p.context,
+            tied: p.tied,
+            value_head: p.value_head,
         };
-        spec.validate().map_err(|e| OpError::invalid("width", bad(e)))?;
-        Gpt::init_with(spec, tokenizer, args.int("seed")? as u64, init)?.save(ctx.out)?;
+        Gpt::init_with(spec, tokenizer, p.seed as u64, p.init.into())?.save(ctx.out)?;
         Ok(())
     }
 }
@@ -95,7 +185,18 @@ fn bad(e: lab_nn::NnError) -> String {
 /// A language model with a fresh scalar head, for reward modelling.
 pub struct ValueHead;
 
+#[derive(Params)]
+pub struct ValueHeadParams {
+    /// the language model
+    model: ModelDir,
+    /// initialisation seed of the head
+    #[param(default = 0)]
+    seed: i64,
+}
+
 impl Op for ValueHead {
+    type Params = ValueHeadParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "model",
@@ -104,13 +205,11 @@ impl Op for ValueHead {
             Type::Model,
             "a copy of a GPT with a fresh scalar head on its final residual stream (the start of a reward model)",
         )
-        .req("model", Type::Model, "the language model")
-        .opt("seed", Type::Int, Value::Int(0), "initialisation seed of the head")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let m = crate::lmops::load_gpt(args, "model")?;
-        m.with_value_head(args.int("seed")? as u64).save(ctx.out)?;
+    fn run(&self, ctx: &RunCtx, p: ValueHeadParams) -> Result<(), OpError> {
+        let m = crate::lmops::load_gpt(&p.model, "model")?;
+        m.with_value_head(p.seed as u64).save(ctx.out)?;
         Ok(())
     }
 }
@@ -118,7 +217,17 @@ impl Op for ValueHead {
 /// A decoder exported by other tools, with its Hugging Face tokenizer.
 pub struct ImportLm;
 
+#[derive(Params)]
+pub struct ImportLmParams {
+    /// the `.onnx` file, relative to the `.lab` file
+    path: FilePath,
+    /// the `tokenizer.json` file
+    tokenizer: FilePath,
+}
+
 impl Op for ImportLm {
+    type Params = ImportLmParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "model",
@@ -127,15 +236,14 @@ impl Op for ImportLm {
             Type::Model,
             "a language model exported to ONNX with GPT-2's decoder interface (inputs `input_ids`, `attention_mask`, `position_ids`, `past_key_values.N.key/value`; outputs `logits`, `present.N.key/value`) and its Hugging Face `tokenizer.json`; for `generate.text` and `score.*`",
         )
-        .req("path", Type::Path, "the `.onnx` file, relative to the `.lab` file")
-        .req("tokenizer", Type::Path, "the `tokenizer.json` file")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let path = args.str("path")?;
-        let tpath = args.str("tokenizer")?;
-        let bytes = std::fs::read(path).map_err(|e| OpError::Data(format!("cannot read {path}: {e}")))?;
-        let ttext = std::fs::read_to_string(tpath).map_err(|e| OpError::Data(format!("cannot read {tpath}: {e}")))?;
+    fn run(&self, ctx: &RunCtx, p: ImportLmParams) -> Result<(), OpError> {
+        let path = p.path.display().to_string();
+        let tpath = p.tokenizer.display().to_string();
+        let bytes = std::fs::read(&p.path).map_err(|e| OpError::Data(format!("cannot read {path}: {e}")))?;
+        let ttext =
+            std::fs::read_to_string(&p.tokenizer).map_err(|e| OpError::Data(format!("cannot read {tpath}: {e}")))?;
         let tokenizer = Tokenizer::from_json(&ttext).map_err(|e| OpError::Data(format!("{tpath}: {}", bad(e))))?;
         let info = lab_nn::onnx_io::read(&bytes).map_err(|e| OpError::Data(format!("{path}: {e}")))?;
         let dec = lab_nn::decode::Decoder::new(&bytes, None, crate::nnops::session_options(ctx))
@@ -165,7 +273,90 @@ impl Op for ImportLm {
 /// A multilayer perceptron with fresh weights: `inputs` → `hidden`… → `outputs`.
 pub struct MlpOp;
 
+/// The nonlinearity of `model.mlp`.
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum MlpActivation {
+    Relu,
+    Tanh,
+    Gelu,
+    Sigmoid,
+}
+
+impl From<MlpActivation> for Activation {
+    fn from(a: MlpActivation) -> Activation {
+        match a {
+            MlpActivation::Relu => Activation::Relu,
+            MlpActivation::Tanh => Activation::Tanh,
+            MlpActivation::Gelu => Activation::Gelu,
+            MlpActivation::Sigmoid => Activation::Sigmoid,
+        }
+    }
+}
+
+/// How `model.mlp` draws fresh weights.
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum MlpWeights {
+    Lecun,
+    He,
+}
+
+#[derive(Params)]
+#[params(rules = mlp_rules)]
+pub struct MlpParams {
+    /// input width
+    #[param(min = 1)]
+    inputs: usize,
+    /// widths of the hidden layers, e.g. `[128, 128]`
+    #[param(min = 1)]
+    hidden: Vec<usize>,
+    /// number of logits
+    #[param(min = 1)]
+    outputs: usize,
+    /// `relu`, `tanh`, `gelu` or `sigmoid`
+    #[param(default = MlpActivation::Relu)]
+    activation: MlpActivation,
+    /// weights ~ N(0, 1/fan_in) (`lecun`) or N(0, 2/fan_in) (`he`)
+    #[param(default = MlpWeights::Lecun)]
+    init: MlpWeights,
+    /// biases ~ N(0, bias_std²); 0 gives zero biases
+    #[param(default = 0.0, min = 0, max = 1e6)]
+    bias_std: f64,
+    /// make the last layer's weights positive
+    #[param(default = false)]
+    positive_readout: bool,
+    /// initialisation seed; equal seeds give equal weights
+    #[param(default = 0)]
+    seed: i64,
+}
+
+/// At most 2^31 parameters.
+fn mlp_rules() -> Vec<Check> {
+    vec![Check::Rule {
+        params: &["hidden", "inputs", "outputs"],
+        doc: "the model has at most 2^31 parameters",
+        test: |v| {
+            let width = |x: &Value| x.as_i64().filter(|&n| n >= 1).map(|n| n as usize);
+            let Value::List(hidden) = v[0] else { return None };
+            let hidden: Vec<usize> = hidden.iter().map(width).collect::<Option<_>>()?;
+            let spec = MlpSpec { inputs: width(v[1])?, hidden, outputs: width(v[2])?, activation: Activation::Relu };
+            let params: u128 = spec
+                .param_shapes()
+                .iter()
+                .map(|(_, s)| s.iter().map(|&d| d as u128).product::<u128>())
+                .fold(0, u128::saturating_add);
+            (params > 1 << 31).then(|| {
+                format!(
+                    "`hidden` makes a model of {params} parameters ({} GiB of weights); labrun builds MLPs up to 2^31 parameters",
+                    params.saturating_mul(4) >> 30
+                )
+            })
+        },
+    }]
+}
+
 impl Op for MlpOp {
+    type Params = MlpParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "model",
@@ -174,60 +365,18 @@ impl Op for MlpOp {
             Type::Model,
             "a multilayer perceptron with fresh weights: N(0, 1/fan_in) (or He's N(0, 2/fan_in)), zero biases unless `bias_std` is set, optionally a positive readout",
         )
-        .req("inputs", Type::Int, "input width")
-        .req("hidden", Type::list(Type::Int), "widths of the hidden layers, e.g. `[128, 128]`")
-        .req("outputs", Type::Int, "number of logits")
-        .opt("activation", Type::Str, Value::Str("relu".into()), "`relu`, `tanh`, `gelu` or `sigmoid`")
-        .opt(
-            "init",
-            Type::Str,
-            Value::Str("lecun".into()),
-            "weights ~ N(0, 1/fan_in) (`lecun`) or N(0, 2/fan_in) (`he`)",
-        )
-        .opt("bias_std", Type::Float, Value::Float(0.0), "biases ~ N(0, bias_std²); 0 gives zero biases")
-        .opt("positive_readout", Type::Bool, Value::Bool(false), "make the last layer's weights positive")
-        .opt("seed", Type::Int, Value::Int(0), "initialisation seed; equal seeds give equal weights")
-        .at_least("inputs", 1.0)
-        .at_least("hidden", 1.0)
-        .at_least("outputs", 1.0)
-        .one_of("activation", &["relu", "tanh", "gelu", "sigmoid"])
-        .one_of("init", &["lecun", "he"])
-        .between("bias_std", 0.0, 1e6)
         .yields(Yield::Arg("inputs", "inputs"))
         .yields(Yield::Arg("outputs", "outputs"))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let gain = match args.str("init")? {
-            "lecun" => 1.0,
-            "he" => 2.0,
-            other => return Err(OpError::invalid("init", format!("is `{other}`; use `lecun` or `he`"))),
+    fn run(&self, ctx: &RunCtx, p: MlpParams) -> Result<(), OpError> {
+        let gain = match p.init {
+            MlpWeights::Lecun => 1.0,
+            MlpWeights::He => 2.0,
         };
-        let bias_std = args.float("bias_std")?;
-        if !(0.0..=1e6).contains(&bias_std) {
-            return Err(OpError::invalid("bias_std", format!("must be between 0 and 1e6, got {bias_std}")));
-        }
-        let how = MlpInit { gain, bias_std, positive_readout: args.bool("positive_readout")? };
-        let inputs = args.int_at_least("inputs", 1)?;
-        let outputs = args.int_at_least("outputs", 1)?;
-        let hidden = args.ints("hidden")?;
-        if hidden.iter().any(|&h| h < 1) {
-            return Err(OpError::invalid("hidden", "widths must be at least 1"));
-        }
-        let activation = args.str("activation")?.parse().map_err(|e: String| OpError::invalid("activation", e))?;
-        let spec = MlpSpec { inputs, hidden: hidden.iter().map(|&h| h as usize).collect(), outputs, activation };
-        let params: u128 =
-            spec.param_shapes().iter().map(|(_, s)| s.iter().map(|&d| d as u128).product::<u128>()).sum();
-        if params > 1 << 31 {
-            return Err(OpError::invalid(
-                "hidden",
-                format!(
-                    "makes a model of {params} parameters ({} GiB of weights); labrun builds MLPs up to 2^31 parameters",
-                    (params * 4) >> 30
-                ),
-            ));
-        }
-        Mlp::init_with(spec, args.int("seed")? as u64, how).save(ctx.out)?;
+        let how = MlpInit { gain, bias_std: p.bias_std, positive_readout: p.positive_readout };
+        let spec = MlpSpec { inputs: p.inputs, hidden: p.hidden, outputs: p.outputs, activation: p.activation.into() };
+        Mlp::init_with(spec, p.seed as u64, how).save(ctx.out)?;
         Ok(())
     }
 }
@@ -236,7 +385,15 @@ impl Op for MlpOp {
 /// first output gives logits `[N, k]`.
 pub struct OnnxFile;
 
+#[derive(Params)]
+pub struct OnnxFileParams {
+    /// the `.onnx` file, relative to the `.lab` file
+    path: FilePath,
+}
+
 impl Op for OnnxFile {
+    type Params = OnnxFileParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "model",
@@ -245,12 +402,11 @@ impl Op for OnnxFile {
             Type::Model,
             "an existing ONNX model file, for inference: first input `[N, width]` floats, first output `[N, k]` logits",
         )
-        .req("path", Type::Path, "the `.onnx` file, relative to the `.lab` file")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let path = args.str("path")?;
-        let bytes = std::fs::read(path).map_err(|e| OpError::Data(format!("cannot read {path}: {e}")))?;
+    fn run(&self, ctx: &RunCtx, p: OnnxFileParams) -> Result<(), OpError> {
+        let path = p.path.display().to_string();
+        let bytes = std::fs::read(&p.path).map_err(|e| OpError::Data(format!("cannot read {path}: {e}")))?;
         let info = lab_nn::onnx_io::read(&bytes).map_err(|e| OpError::Data(format!("{path}: {e}")))?;
         let (Some(i), Some(o)) = (info.inputs.first(), info.outputs.first()) else {
             return Err(OpError::Data(format!("{path}: the model has no input or no output")));
@@ -271,7 +427,21 @@ impl Op for OnnxFile {
 /// A model's logits on every row of a dataset, kept as soft targets.
 pub struct Logits;
 
+#[derive(Params)]
+#[params(within(keep, model = "outputs"), agree(inputs = "width", model = "inputs"))]
+pub struct LogitsParams {
+    /// the model to run
+    model: ModelDir,
+    /// input rows
+    inputs: DatasetDir,
+    /// which logits to keep; `0..0` keeps all
+    #[param(default = 0..0)]
+    keep: Range<usize>,
+}
+
 impl Op for Logits {
+    type Params = LogitsParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "generate",
@@ -280,18 +450,13 @@ impl Op for Logits {
             Type::Dataset,
             "the model's logits on each input row, stored as soft targets `t`",
         )
-        .req("model", Type::Model, "the model to run")
-        .req("inputs", Type::Dataset, "input rows")
-        .opt("keep", Type::Range, Value::Range { start: 0, end: 0 }, "which logits to keep; `0..0` keeps all")
-        .check(Check::Within { param: "keep", input: "model", fact: "outputs" })
-        .check(Check::Agree { a: ("inputs", "width"), b: ("model", "inputs") })
         .yields(Yield::From("width", "inputs", "width"))
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let mut model = nnops::Inference::load(ctx, args.artifact("model")?)?;
-        let d = Dataset::read(args.artifact("inputs")?)?;
-        let keep = args.range("keep")?;
+    fn run(&self, ctx: &RunCtx, p: LogitsParams) -> Result<(), OpError> {
+        let mut model = nnops::Inference::load(ctx, &p.model)?;
+        let d = Dataset::read(&p.inputs)?;
+        let keep = p.keep;
         // Check what can be checked before running the model.
         if let (false, Some(o)) = (keep.is_empty(), model.outputs) {
             nnops::check_logits(o, &keep, "keep")?;
@@ -307,7 +472,45 @@ impl Op for Logits {
 /// π₀ of the reward-model overoptimization miniature: a tabular second-order Markov chain.
 pub struct MarkovOp;
 
+#[derive(Params)]
+#[params(rules = markov_rules)]
+pub struct MarkovParams {
+    /// tokens per sequence
+    #[param(default = 8, min = 1)]
+    length: usize,
+    /// vocabulary size
+    #[param(default = 16, min = 2)]
+    vocab: usize,
+    /// spread of the logits (0: uniform sequences)
+    #[param(default = 0.7, min = 0)]
+    logit_std: f64,
+    /// seed of the logits
+    #[param(default = 0)]
+    seed: i64,
+}
+
+/// The policy's logit table fits: the bound `Markov::init` enforces (its `MAX_TABLE`).
+fn markov_rules() -> Vec<Check> {
+    vec![Check::Rule {
+        params: &["vocab", "length"],
+        doc: "`length` × (`vocab` + 1)² × `vocab` is at most 2^24 logits",
+        test: |v| {
+            let vocab = v[0].as_i64().filter(|&n| n >= 2)? as u128;
+            let length = v[1].as_i64().filter(|&n| n >= 1)? as u128;
+            let n = length.saturating_mul((vocab + 1).saturating_mul(vocab + 1)).saturating_mul(vocab);
+            (n > 1 << 24).then(|| {
+                format!(
+                    "`vocab`: length {length} × (vocab {vocab} + 1)² × vocab is {n} logits, more than {}",
+                    1u32 << 24
+                )
+            })
+        },
+    }]
+}
+
 impl Op for MarkovOp {
+    type Params = MarkovParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "model",
@@ -316,19 +519,10 @@ impl Op for MarkovOp {
             Type::Model,
             "a tabular policy over token sequences: a position-dependent second-order Markov chain, π(x_t | x_{t−2}, x_{t−1}) = softmax of logits drawn N(0, logit_std²) for every position and context; RL (`finetune.rl`) adds a learned bias per (position, token)",
         )
-        .opt("length", Type::Int, Value::Int(8), "tokens per sequence")
-        .opt("vocab", Type::Int, Value::Int(16), "vocabulary size")
-        .opt("logit_std", Type::Float, Value::Float(0.7), "spread of the logits (0: uniform sequences)")
-        .opt("seed", Type::Int, Value::Int(0), "seed of the logits")
-        .at_least("length", 1.0)
-        .at_least("vocab", 2.0)
-        .at_least("logit_std", 0.0)
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let length = args.int_at_least("length", 1)?;
-        let vocab = args.int_at_least("vocab", 2)?;
-        Markov::init(length, vocab, args.float("logit_std")?, args.int("seed")? as u64)?.save(ctx.out)
+    fn run(&self, ctx: &RunCtx, p: MarkovParams) -> Result<(), OpError> {
+        Markov::init(p.length, p.vocab, p.logit_std, p.seed as u64)?.save(ctx.out)
     }
 }
 
@@ -352,7 +546,33 @@ struct GoldFile {
     standardization: [(f64, f64); 3],
 }
 
+#[derive(Params)]
+pub struct GoldRewardParams {
+    /// the policy (`model.markov`) whose sequences it scores and under which it is standardised
+    policy: ModelDir,
+    /// hidden width of q and o
+    #[param(default = 32, min = 1)]
+    hidden: usize,
+    /// weight of the penalty
+    #[param(default = 0.5)]
+    penalty: f64,
+    /// attribute level (in standard deviations) where the penalty starts
+    #[param(default = 0.5)]
+    threshold: f64,
+    /// correlation of the attribute with quality, in [−1, 1]
+    #[param(default = 0.9, min = -1, max = 1)]
+    correlation: f64,
+    /// policy samples the standardisation uses
+    #[param(default = 8192, min = 2)]
+    samples: usize,
+    /// seed of the two networks and of the samples
+    #[param(default = 0)]
+    seed: i64,
+}
+
 impl Op for GoldReward {
+    type Params = GoldRewardParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "model",
@@ -361,33 +581,16 @@ impl Op for GoldReward {
             Type::Model,
             "a synthetic gold reward over a policy's sequences: gold = q − penalty·relu(a − threshold)², standardised under the policy, where q and o are random 2-layer ReLU MLPs over one-hot (position, token) features, standardised under the policy, and the attribute a = correlation·q + √(1 − correlation²)·o; saved as an ONNX model (`x` one-hot features → `logits`)",
         )
-        .req("policy", Type::Model, "the policy (`model.markov`) whose sequences it scores and under which it is standardised")
-        .opt("hidden", Type::Int, Value::Int(32), "hidden width of q and o")
-        .opt("penalty", Type::Float, Value::Float(0.5), "weight of the penalty")
-        .opt("threshold", Type::Float, Value::Float(0.5), "attribute level (in standard deviations) where the penalty starts")
-        .opt("correlation", Type::Float, Value::Float(0.9), "correlation of the attribute with quality, in [−1, 1]")
-        .opt("samples", Type::Int, Value::Int(8192), "policy samples the standardisation uses")
-        .opt("seed", Type::Int, Value::Int(0), "seed of the two networks and of the samples")
-        .at_least("hidden", 1.0)
-        .between("correlation", -1.0, 1.0)
-        .at_least("samples", 2.0)
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let policy = Markov::from_arg(args, "policy")?;
-        let hidden = args.int_at_least("hidden", 1)?;
-        let samples = args.int_at_least("samples", 2)?;
-        let rho = args.float("correlation")?;
-        if !(-1.0..=1.0).contains(&rho) {
-            return Err(OpError::invalid("correlation", format!("must be in [−1, 1], got {rho}")));
-        }
-        let (penalty, threshold) = (args.float("penalty")?, args.float("threshold")?);
-        for (name, v) in [("penalty", penalty), ("threshold", threshold)] {
-            if !v.is_finite() {
-                return Err(OpError::invalid(name, "must be a finite number"));
-            }
-        }
-        let seed = args.int("seed")?;
+    fn run(&self, ctx: &RunCtx, p: GoldRewardParams) -> Result<(), OpError> {
+        let policy = Markov::from_arg(&p.policy, "policy")?;
+        let hidden = p.hidden;
+        let samples = p.samples;
+        let rho = p.correlation;
+        // Values of a `.lab` file are finite numbers: `penalty` and `threshold` are.
+        let (penalty, threshold) = (p.penalty, p.threshold);
+        let seed = p.seed;
         let inputs = policy.length * policy.vocab;
         let spec = MlpSpec { inputs, hidden: vec![hidden], outputs: 1, activation: lab_nn::mlp::Activation::Relu };
         let he = MlpInit { gain: 2.0, bias_std: 0.0, positive_readout: false };

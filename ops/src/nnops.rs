@@ -1,19 +1,21 @@
 //! Shared plumbing of the ops that train or run models.
 
 use crate::artifact::Dataset;
-use crate::{Args, OpError, Progress, RunCtx};
+use crate::params::Params;
+use crate::{OpError, Progress, RunCtx};
 use lab_nn::mlp::Mlp;
 use lab_nn::optim::{OptimConfig, Optimizer, Schedule};
 use lab_nn::runtime::SessionOptions;
 use lab_nn::train::{self, Data, Objective, Targets, TrainConfig};
+use std::path::Path;
 
 pub fn session_options(ctx: &RunCtx) -> SessionOptions {
     SessionOptions { threads: ctx.threads.max(1), device: ctx.device }
 }
 
-/// Reads the model argument `name` for training: only MLPs can be trained yet.
-pub fn load_model(args: &Args, name: &str) -> Result<Mlp, OpError> {
-    let dir = args.artifact(name)?;
+/// Reads the model in `dir` (the argument `name`) for training: only MLPs can be trained
+/// yet.
+pub fn load_model(dir: &Path, name: &str) -> Result<Mlp, OpError> {
     if model_arch(dir)? == "onnx" {
         return Err(OpError::invalid(
             name,
@@ -23,12 +25,8 @@ pub fn load_model(args: &Args, name: &str) -> Result<Mlp, OpError> {
     Ok(Mlp::load(dir)?)
 }
 
-pub fn model_arch(dir: &std::path::Path) -> Result<String, OpError> {
-    let text = std::fs::read_to_string(dir.join("model.json"))
-        .map_err(|e| OpError::Data(format!("{} is not a model: {e}", dir.display())))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| OpError::Data(format!("{}/model.json: {e}", dir.display())))?;
-    Ok(v["arch"].as_str().unwrap_or("").to_string())
+pub fn model_arch(dir: &Path) -> Result<String, OpError> {
+    lab_nn::folder::ModelFolder::new(dir).arch().map_err(|e| OpError::Data(e.to_string()))
 }
 
 /// A model ready for inference: labrun's MLP or an imported ONNX file.
@@ -43,8 +41,8 @@ pub struct Inference {
 
 impl Inference {
     pub fn load(ctx: &RunCtx, dir: &std::path::Path) -> Result<Inference, OpError> {
-        let bytes =
-            std::fs::read(dir.join("model.onnx")).map_err(|e| OpError::Data(format!("{}: {e}", dir.display())))?;
+        let bytes = std::fs::read(lab_nn::folder::ModelFolder::new(dir).onnx_path())
+            .map_err(|e| OpError::Data(format!("{}: {e}", dir.display())))?;
         let info = lab_nn::onnx_io::read(&bytes)?;
         let (Some(i), Some(o)) = (info.inputs.first(), info.outputs.first()) else {
             return Err(OpError::Data(format!("{}: the model has no input or no output", dir.display())));
@@ -97,14 +95,37 @@ pub fn check_width(inputs: usize, d: &Dataset, arg: &str) -> Result<(), OpError>
     Ok(())
 }
 
+/// The parameters every MLP training op takes.
+#[derive(Debug, Clone, Params)]
+pub struct MlpTraining {
+    /// passes over the data
+    #[param(default = 5, min = 1)]
+    pub epochs: usize,
+    /// Adam learning rate
+    #[param(default = 3e-4, positive)]
+    pub lr: f64,
+    /// rows per step
+    #[param(default = 64, min = 1)]
+    pub batch: usize,
+    /// shuffle seed
+    #[param(default = 0)]
+    pub seed: i64,
+}
+
 /// Trains with the op's `epochs`, `lr`, `batch` and `seed`, reporting progress.
-pub fn fit(ctx: &RunCtx, args: &Args, model: &mut Mlp, d: &Dataset, objective: Objective) -> Result<(), OpError> {
+pub fn fit(
+    ctx: &RunCtx,
+    training: &MlpTraining,
+    model: &mut Mlp,
+    d: &Dataset,
+    objective: Objective,
+) -> Result<(), OpError> {
     let cfg = TrainConfig {
-        epochs: args.int_at_least("epochs", 1)?,
+        epochs: training.epochs,
         steps: None,
-        batch: args.int_at_least("batch", 1)?,
-        lr: positive(args, "lr")?,
-        seed: args.int("seed")? as u64,
+        batch: training.batch,
+        lr: training.lr,
+        seed: training.seed as u64,
         optim: OptimConfig { optimizer: Optimizer::Adam, ..OptimConfig::default() },
         schedule: Schedule::Constant,
         session: session_options(ctx),
@@ -162,12 +183,4 @@ pub fn fit(ctx: &RunCtx, args: &Args, model: &mut Mlp, d: &Dataset, objective: O
         ))),
         Err(e) => Err(e.into()),
     }
-}
-
-fn positive(args: &Args, name: &str) -> Result<f64, OpError> {
-    let v = args.float(name)?;
-    if !(v > 0.0 && v.is_finite()) {
-        return Err(OpError::invalid(name, format!("must be a positive number, got {v}")));
-    }
-    Ok(v)
 }

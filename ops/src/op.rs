@@ -1,16 +1,37 @@
+use crate::params::Params;
 use crate::{Signature, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use thiserror::Error;
 
-/// An operation: a signature for the checker and `run` for the engine.
-pub trait Op: Send + Sync {
+/// An operation: its parameters (one type, see [`crate::params`]), a signature for the
+/// checker and `run` for the engine.
+pub trait Op: Send + Sync + 'static {
+    /// Every parameter: names, types, defaults, docs and rules come from this type.
+    type Params: Params;
+
+    /// The op's name, version, output type, doc, cluster resources and output facts. Its
+    /// parameters and rules are added from [`Op::Params`] by the registry.
     fn signature(&self) -> Signature;
 
-    /// Computes the output artifact into `ctx.out` (an empty directory) from `args`, which
-    /// hold every parameter of the signature, defaults filled in.
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError>;
+    /// Computes the output artifact into `ctx.out` (an empty directory).
+    fn run(&self, ctx: &RunCtx, params: Self::Params) -> Result<(), OpError>;
+}
+
+/// An op as the registry holds it: run from untyped arguments.
+pub trait DynOp: Send + Sync {
+    /// Checks `args` against the signature's rules, reads them into the op's parameters
+    /// and runs it. `args` hold every parameter, defaults filled in.
+    fn run_args(&self, sig: &Signature, ctx: &RunCtx, args: &Args) -> Result<(), OpError>;
+}
+
+impl<T: Op> DynOp for T {
+    fn run_args(&self, sig: &Signature, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+        sig.validate(args)?;
+        let params = T::Params::from_args(args)?;
+        Op::run(self, ctx, params)
+    }
 }
 
 /// One argument as the op receives it.

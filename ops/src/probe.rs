@@ -1,8 +1,9 @@
 //! `probe.*`: reading what a model computes inside.
 
 use crate::lmops;
+use crate::params::{Choice, DatasetDir, ModelDir, Params};
 use crate::text::TextData;
-use crate::{Args, Op, OpError, Progress, Registry, RunCtx, Signature, Type, Value};
+use crate::{Op, OpError, Progress, Registry, RunCtx, Signature, Type};
 
 pub fn register(r: &mut Registry) {
     r.add(Activations);
@@ -15,7 +16,17 @@ pub const GRADIENTS_FILE: &str = "gradients.safetensors";
 /// Gradients of the loss on each completion with respect to the model's input.
 pub struct InputGradients;
 
+#[derive(Params)]
+pub struct InputGradientsParams {
+    /// a GPT built by labrun
+    model: ModelDir,
+    /// records with `prompt` and `completion`
+    data: DatasetDir,
+}
+
 impl Op for InputGradients {
+    type Params = InputGradientsParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "probe",
@@ -24,13 +35,11 @@ impl Op for InputGradients {
             Type::Activations,
             "for each record, the gradient of the mean next-token loss of its `completion` (after its `prompt`) with respect to the input token embeddings and to the one-hot tokens; stored as `d_embeddings` [positions, width] and `d_onehot` [positions, vocab] with per-record `offsets` in `gradients.safetensors`, and each input position's gradient norm as `saliency` in the records",
         )
-        .req("model", Type::Model, "a GPT built by labrun")
-        .req("data", Type::Dataset, "records with `prompt` and `completion`")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let model = lmops::load_gpt(args, "model")?;
-        let data = TextData::read(args.artifact("data")?, "data")?;
+    fn run(&self, ctx: &RunCtx, p: InputGradientsParams) -> Result<(), OpError> {
+        let model = lmops::load_gpt(&p.model, "model")?;
+        let data = TextData::read(&p.data, "data")?;
         let pairs = lmops::pairs(&model.tokenizer, &data, "data")?;
         let mut grads = lab_nn::lm::InputGradients::new(&model, crate::nnops::session_options(ctx));
         let (mut de, mut doh, mut offsets) = (Vec::new(), Vec::new(), vec![0i64]);
@@ -71,7 +80,36 @@ pub const ACTIVATIONS_FILE: &str = "activations.safetensors";
 /// Residual-stream activations of a GPT.
 pub struct Activations;
 
+/// Which tokens' residual stream `probe.activations` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Choice)]
+pub enum Position {
+    Last,
+    Mean,
+}
+
+#[derive(Params)]
+pub struct ActivationsParams {
+    /// a GPT built by labrun
+    model: ModelDir,
+    /// records
+    data: DatasetDir,
+    /// the text field to read
+    #[param(default = "text")]
+    field: String,
+    /// which layers (`[]`: all)
+    #[param(default = vec![])]
+    layers: Vec<usize>,
+    /// `last` (the last token) or `mean` (mean over the tokens)
+    #[param(default = Position::Last)]
+    position: Position,
+    /// records per model call
+    #[param(default = 64, min = 1)]
+    batch: usize,
+}
+
 impl Op for Activations {
+    type Params = ActivationsParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "probe",
@@ -80,34 +118,28 @@ impl Op for Activations {
             Type::Activations,
             "the residual stream of a GPT on each record's text, at chosen layers (0: the embeddings entering block 0; L: after the last block), at the last token or averaged over tokens; stored as `layer.{i}` [records, width] in `activations.safetensors`, with the records",
         )
-        .req("model", Type::Model, "a GPT built by labrun")
-        .req("data", Type::Dataset, "records")
-        .opt("field", Type::Str, Value::Str("text".into()), "the text field to read")
-        .opt("layers", Type::list(Type::Int), Value::List(vec![]), "which layers (`[]`: all)")
-        .opt("position", Type::Str, Value::Str("last".into()), "`last` (the last token) or `mean` (mean over the tokens)")
-        .opt("batch", Type::Int, Value::Int(64), "records per model call")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let model = lmops::load_gpt(args, "model")?;
-        let data = TextData::read(args.artifact("data")?, "data")?;
-        let texts = data.strings(args.str("field")?, "data")?;
+    fn run(&self, ctx: &RunCtx, p: ActivationsParams) -> Result<(), OpError> {
+        let model = lmops::load_gpt(&p.model, "model")?;
+        let data = TextData::read(&p.data, "data")?;
+        let texts = data.strings(&p.field, "data")?;
         let n_layers = model.spec.layers + 1;
-        let layers: Vec<usize> = match args.ints("layers")? {
+        // Layers are at least 0 (the parameter's type); the model says how many there are.
+        let layers: Vec<usize> = match &p.layers {
             l if l.is_empty() => (0..n_layers).collect(),
             l => l
                 .iter()
                 .map(|&i| {
-                    usize::try_from(i).ok().filter(|&i| i < n_layers).ok_or_else(|| {
+                    Some(i).filter(|&i| i < n_layers).ok_or_else(|| {
                         OpError::invalid("layers", format!("has {i}; the model's layers are 0..={}", n_layers - 1))
                     })
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let mean = match args.str("position")? {
-            "last" => false,
-            "mean" => true,
-            other => return Err(OpError::invalid("position", format!("is `{other}`; use `last` or `mean`"))),
+        let mean = match p.position {
+            Position::Last => false,
+            Position::Mean => true,
         };
         let seqs: Vec<Vec<i64>> =
             texts.iter().map(|t| lmops::encode(&model.tokenizer, t, "data")).collect::<Result<_, _>>()?;
@@ -117,7 +149,7 @@ impl Op for Activations {
         let d = model.spec.width;
         let mut dec = lmops::Lm::Own(model).decoder(ctx, true)?;
         let mut acts: Vec<Vec<f32>> = vec![Vec::with_capacity(seqs.len() * d); layers.len()];
-        let batch = args.int_at_least("batch", 1)?;
+        let batch = p.batch;
         for (ci, chunk) in seqs.chunks(batch).enumerate() {
             ctx.check_cancel()?;
             let (out, pad) = dec.full(chunk, true).map_err(|e| match e {

@@ -1,8 +1,9 @@
-use crate::{Op, Signature};
+use crate::params::Params;
+use crate::{DynOp, Op, Signature};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-type Entry = (Arc<Signature>, Box<dyn Op>);
+type Entry = (Arc<Signature>, Box<dyn DynOp>);
 
 /// Every op labrun knows, by kind, then method. Ops are listed explicitly in each family's
 /// `register`, so each can be found with grep.
@@ -15,13 +16,21 @@ impl Registry {
         Registry { ops: BTreeMap::new() }
     }
 
-    pub fn add(&mut self, op: impl Op + 'static) {
-        let sig = op.signature();
+    /// Adds an op; its parameters and their rules come from its `Params` type.
+    pub fn add<T: Op>(&mut self, op: T) {
+        let mut sig = op.signature();
+        let mut params = Vec::new();
+        T::Params::specs(&mut params);
+        let mut checks = Vec::new();
+        T::Params::checks(&mut checks);
+        sig.params = params;
+        sig.checks = checks;
+        sig.assert_consistent();
         let prev = self.ops.entry(sig.kind).or_default().insert(sig.method, (Arc::new(sig), Box::new(op)));
         assert!(prev.is_none(), "op registered twice");
     }
 
-    pub fn get(&self, kind: &str, method: &str) -> Option<(&Arc<Signature>, &dyn Op)> {
+    pub fn get(&self, kind: &str, method: &str) -> Option<(&Arc<Signature>, &dyn DynOp)> {
         self.ops.get(kind)?.get(method).map(|(s, o)| (s, o.as_ref()))
     }
 

@@ -2,8 +2,10 @@
 
 use crate::artifact::{self, Metrics};
 use crate::curve::{self, Curve};
+use crate::params::{MetricsDir, ModelDir, ParamType, Params};
 use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use std::fmt::Write;
+use std::path::PathBuf;
 
 pub fn register(r: &mut Registry) {
     r.add(Bar);
@@ -12,29 +14,73 @@ pub fn register(r: &mut Registry) {
     r.add(Curves);
 }
 
+/// A list of lists of artifacts (`[[Metrics]]`, `[[Curve]]`): the engine passes nested
+/// lists flattened, row-major, so the op receives every folder in one list.
+macro_rules! nested_param {
+    ($(#[$doc:meta])* $name:ident, $ty:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct $name(pub Vec<PathBuf>);
+
+        impl ParamType for $name {
+            fn ty() -> Type {
+                Type::list(Type::list(Type::$ty))
+            }
+            fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
+                Ok($name(args.artifacts(name)?.to_vec()))
+            }
+        }
+    };
+}
+
+nested_param!(
+    /// `[[Metrics]]`, flattened row-major.
+    MetricsGrid,
+    Metrics
+);
+nested_param!(
+    /// `[[Curve]]`, flattened row-major.
+    CurveGrid,
+    Curve
+);
+
 /// Training-loss curves of trained language models.
 pub struct Loss;
 
+#[derive(Params)]
+#[params(same_length(models, labels))]
+pub struct LossParams {
+    /// models trained by a `finetune.*` language-model op
+    #[param(non_empty)]
+    models: Vec<ModelDir>,
+    /// one legend label per model
+    labels: Vec<String>,
+    /// steps per plotted point
+    #[param(default = 10, min = 1)]
+    smooth: usize,
+    /// chart title
+    #[param(default = "Training loss")]
+    title: String,
+}
+
 impl Op for Loss {
+    type Params = LossParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("report", "loss", 2, Type::Figure, "an SVG chart of the training loss of each model against the step (averaged over windows of `smooth` steps), with the validation loss where it was measured")
-            .req("models", Type::list(Type::Model), "models trained by a `finetune.*` language-model op")
-            .req("labels", Type::list(Type::Str), "one legend label per model")
-            .non_empty("models")
-            .check(Check::SameLength { a: "models", b: "labels", b_optional: false })
-            .opt("smooth", Type::Int, Value::Int(10), "steps per plotted point")
-            .opt("title", Type::Str, Value::Str("Training loss".into()), "chart title")
+        Signature::new(
+            "report",
+            "loss",
+            2,
+            Type::Figure,
+            "an SVG chart of the training loss of each model against the step (averaged over windows of `smooth` steps), with the validation loss where it was measured",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let paths = args.artifacts("models")?;
-        let labels = args.strs("labels")?;
-        if labels.len() != paths.len() {
-            return Err(OpError::invalid("labels", format!("has {} labels for {} models", labels.len(), paths.len())));
-        }
-        let smooth = args.int_at_least("smooth", 1)?;
+    fn run(&self, ctx: &RunCtx, p: LossParams) -> Result<(), OpError> {
+        let (paths, labels) = (&p.models, &p.labels);
+        let smooth = p.smooth;
         let mut lines = Vec::new();
-        for (p, label) in paths.iter().zip(&labels) {
+        for (p, label) in paths.iter().zip(labels) {
             let text = std::fs::read_to_string(p.join("train_log.json")).map_err(|_| {
                 OpError::invalid(
                     "models",
@@ -60,7 +106,7 @@ impl Op for Loss {
                 });
             }
         }
-        let svg = lines_svg(args.str("title")?, "step", "loss (nats per token)", &lines, None);
+        let svg = lines_svg(&p.title, "step", "loss (nats per token)", &lines, None);
         std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
@@ -69,57 +115,130 @@ impl Op for Loss {
 /// A line chart: one line per series over shared x values, with ± error bars.
 pub struct Lines;
 
+#[derive(Params)]
+#[params(
+    same_length_or_empty(series, metrics),
+    same_length(values, series),
+    same_length_or_empty(series, labels),
+    rules = lines_rules
+)]
+pub struct LinesParams {
+    /// one list of results per series, one result per x value
+    #[param(non_empty)]
+    values: MetricsGrid,
+    /// the x values (or give `x_metric`)
+    #[param(default = vec![])]
+    x: Vec<f64>,
+    /// read each x value from this metric of the first series' results instead (e.g. a model's `parameters`)
+    #[param(default = "")]
+    x_metric: String,
+    /// the value that names each series in the legend
+    #[param(non_empty)]
+    series: Vec<f64>,
+    /// legend text after each series value, e.g. `aux logits`
+    #[param(default = "")]
+    series_name: String,
+    /// legend labels, one per series, instead of `series` and `series_name`
+    #[param(default = vec![])]
+    labels: Vec<String>,
+    /// the metric on the y axis
+    #[param(default = "mean")]
+    metric: String,
+    /// one y metric per series instead of `metric` (e.g. `normalized_0shot`, `normalized_1shot` of the same results)
+    #[param(default = vec![])]
+    metrics: Vec<String>,
+    /// the metric drawn as an error bar; `""` for none
+    #[param(default = "std")]
+    error: String,
+    /// chart title
+    #[param(default = "")]
+    title: String,
+    /// x-axis label
+    #[param(default = "")]
+    xlabel: String,
+    /// y-axis label
+    #[param(default = "")]
+    ylabel: String,
+    /// draw a dashed horizontal line at this value (e.g. chance)
+    #[param(default = f64::MIN)]
+    reference: f64,
+    /// a logarithmic x axis (x values must be positive)
+    #[param(default = false)]
+    log_x: bool,
+}
+
+/// Exactly one of `x` and `x_metric` gives the x values; given ones are positive on a
+/// logarithmic axis.
+fn lines_rules() -> Vec<Check> {
+    vec![
+        Check::Rule {
+            params: &["x", "x_metric"],
+            doc: "`x` or `x_metric` is given",
+            test: |v| match (v[0], v[1].as_str()) {
+                (Value::List(xs), Some("")) if xs.is_empty() => {
+                    Some("`x` is empty; give the x values, or `x_metric` to read them from the results".to_string())
+                }
+                _ => None,
+            },
+        },
+        Check::Rule {
+            params: &["x_metric", "x"],
+            doc: "`x_metric` is not given with `x`",
+            test: |v| match (v[0].as_str(), v[1]) {
+                (Some(m), Value::List(xs)) if !m.is_empty() && !xs.is_empty() => {
+                    Some("`x_metric` is given with `x`; give one of them".to_string())
+                }
+                _ => None,
+            },
+        },
+        Check::Rule {
+            params: &["x", "log_x"],
+            doc: "`x` is positive when `log_x: true`",
+            test: |v| match (v[0], v[1]) {
+                (Value::List(xs), Value::Bool(true))
+                    if xs.iter().filter_map(Value::as_f64).any(|x| x.is_nan() || x <= 0.0) =>
+                {
+                    Some("`x` must be positive for `log_x: true`".to_string())
+                }
+                _ => None,
+            },
+        },
+    ]
+}
+
 impl Op for Lines {
+    type Params = LinesParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("report", "lines", 3, Type::Figure, "an SVG line chart: one line per series (rows of `values`) over the x values, with ± error bars when the results have `std`")
-            .req("values", Type::list(Type::list(Type::Metrics)), "one list of results per series, one result per x value")
-            .opt("x", Type::list(Type::Float), Value::List(vec![]), "the x values (or give `x_metric`)")
-            .opt("x_metric", Type::Str, Value::Str(String::new()), "read each x value from this metric of the first series' results instead (e.g. a model's `parameters`)")
-            .req("series", Type::list(Type::Float), "the value that names each series in the legend")
-            .opt("series_name", Type::Str, Value::Str(String::new()), "legend text after each series value, e.g. `aux logits`")
-            .opt("labels", Type::list(Type::Str), Value::List(vec![]), "legend labels, one per series, instead of `series` and `series_name`")
-            .opt("metric", Type::Str, Value::Str("mean".into()), "the metric on the y axis")
-            .opt("metrics", Type::list(Type::Str), Value::List(vec![]), "one y metric per series instead of `metric` (e.g. `normalized_0shot`, `normalized_1shot` of the same results)")
-            .opt("error", Type::Str, Value::Str("std".into()), "the metric drawn as an error bar; `\"\"` for none")
-            .opt("title", Type::Str, Value::Str(String::new()), "chart title")
-            .opt("xlabel", Type::Str, Value::Str(String::new()), "x-axis label")
-            .opt("ylabel", Type::Str, Value::Str(String::new()), "y-axis label")
-            .opt("reference", Type::Float, Value::Float(f64::MIN), "draw a dashed horizontal line at this value (e.g. chance)")
-            .opt("log_x", Type::Bool, Value::Bool(false), "a logarithmic x axis (x values must be positive)")
-            .non_empty("values")
-            .check(Check::SameLength { a: "series", b: "metrics", b_optional: true })
-            .check(Check::SameLength { a: "values", b: "series", b_optional: false })
-            .check(Check::SameLength { a: "series", b: "labels", b_optional: true })
+        Signature::new(
+            "report",
+            "lines",
+            3,
+            Type::Figure,
+            "an SVG line chart: one line per series (rows of `values`) over the x values, with ± error bars when the results have `std`",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let paths = args.artifacts("values")?;
-        let mut xs: Vec<f64> = args.floats("x")?;
-        let x_metric = args.str("x_metric")?;
-        match (xs.is_empty(), x_metric.is_empty()) {
-            (true, true) => {
-                return Err(OpError::invalid(
-                    "x",
-                    "is empty; give the x values, or `x_metric` to read them from the results",
-                ));
-            }
-            (false, false) => return Err(OpError::invalid("x_metric", "is given with `x`; give one of them")),
-            (true, false) => {
-                let series = args.floats("series")?.len().max(1);
-                let per = paths.len() / series;
-                xs = paths[..per]
-                    .iter()
-                    .map(|p| artifact::metric(&artifact::read_metrics(p)?, x_metric))
-                    .collect::<Result<_, _>>()?;
-            }
-            (false, true) => {}
+    fn run(&self, ctx: &RunCtx, p: LinesParams) -> Result<(), OpError> {
+        let paths = &p.values.0;
+        let mut xs: Vec<f64> = p.x.clone();
+        let x_metric = p.x_metric.as_str();
+        // `x` or `x_metric`, not both: declared rules.
+        if xs.is_empty() {
+            let series = p.series.len().max(1);
+            let per = paths.len() / series;
+            xs = paths[..per]
+                .iter()
+                .map(|p| artifact::metric(&artifact::read_metrics(p)?, x_metric))
+                .collect::<Result<_, _>>()?;
         }
-        let log_x = args.bool("log_x")?;
+        let log_x = p.log_x;
+        // Given x values are checked before the run; those read from `x_metric` only now.
         if log_x && xs.iter().any(|&x| x.is_nan() || x <= 0.0) {
             return Err(OpError::invalid("x", "must be positive for `log_x: true`"));
         }
-        let series: Vec<f64> = args.floats("series")?;
-        if xs.is_empty() || series.is_empty() || paths.len() != xs.len() * series.len() {
+        let series: &[f64] = &p.series;
+        if xs.is_empty() || paths.len() != xs.len() * series.len() {
             return Err(OpError::invalid(
                 "values",
                 format!(
@@ -130,18 +249,8 @@ impl Op for Lines {
                 ),
             ));
         }
-        let (metric, error) = (args.str("metric")?, args.str("error")?);
-        let metrics = args.strs("metrics")?;
-        if !metrics.is_empty() && metrics.len() != series.len() {
-            return Err(OpError::invalid(
-                "metrics",
-                format!("has {} metrics for {} series", metrics.len(), series.len()),
-            ));
-        }
-        let labels = args.strs("labels")?;
-        if !labels.is_empty() && labels.len() != series.len() {
-            return Err(OpError::invalid("labels", format!("has {} labels for {} series", labels.len(), series.len())));
-        }
+        let (metric, error) = (p.metric.as_str(), p.error.as_str());
+        let (metrics, labels) = (&p.metrics, &p.labels);
         let mut lines = Vec::new();
         for (si, sv) in series.iter().enumerate() {
             let mut pts = Vec::new();
@@ -151,16 +260,15 @@ impl Op for Lines {
                 let e = if error.is_empty() { None } else { m.get(error).and_then(|v| v.as_f64()) };
                 pts.push((x, y, e));
             }
-            let name = args.str("series_name")?;
+            let name = &p.series_name;
             let label = match labels.get(si) {
                 Some(l) => l.clone(),
                 None => format!("{} {name}", fmt_tick(*sv)).trim().to_string(),
             };
             lines.push(Line::from((label, pts)));
         }
-        let reference = Some(args.float("reference")?).filter(|&r| r > f64::MIN);
-        let svg =
-            lines_svg_scaled(args.str("title")?, args.str("xlabel")?, args.str("ylabel")?, &lines, reference, log_x);
+        let reference = Some(p.reference).filter(|&r| r > f64::MIN);
+        let svg = lines_svg_scaled(&p.title, &p.xlabel, &p.ylabel, &lines, reference, log_x);
         std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
@@ -350,37 +458,58 @@ pub fn lines_svg_scaled(
 /// A bar chart of one metric per result, with error bars when the metrics carry a spread.
 pub struct Bar;
 
+#[derive(Params)]
+#[params(same_length(values, labels))]
+pub struct BarParams {
+    /// the results, one bar each
+    #[param(non_empty)]
+    values: Vec<MetricsDir>,
+    /// one label per bar
+    labels: Vec<String>,
+    /// the metric that sets a bar's height
+    #[param(default = "mean")]
+    metric: String,
+    /// the metric drawn as an error bar; `""` for none
+    #[param(default = "std")]
+    error: String,
+    /// chart title
+    #[param(default = "")]
+    title: String,
+    /// y-axis label
+    #[param(default = "")]
+    ylabel: String,
+    /// draw a dashed horizontal line at this value (e.g. chance)
+    #[param(default = f64::MIN)]
+    reference: f64,
+}
+
 impl Op for Bar {
+    type Params = BarParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("report", "bar", 1, Type::Figure, "an SVG bar chart: one bar per result, its height the metric, with ± error bars when the results have `std`")
-            .req("values", Type::list(Type::Metrics), "the results, one bar each")
-            .req("labels", Type::list(Type::Str), "one label per bar")
-            .opt("metric", Type::Str, Value::Str("mean".into()), "the metric that sets a bar's height")
-            .opt("error", Type::Str, Value::Str("std".into()), "the metric drawn as an error bar; `\"\"` for none")
-            .opt("title", Type::Str, Value::Str(String::new()), "chart title")
-            .opt("ylabel", Type::Str, Value::Str(String::new()), "y-axis label")
-            .opt("reference", Type::Float, Value::Float(f64::MIN), "draw a dashed horizontal line at this value (e.g. chance)")
-            .non_empty("values")
-            .check(Check::SameLength { a: "values", b: "labels", b_optional: false })
+        Signature::new(
+            "report",
+            "bar",
+            1,
+            Type::Figure,
+            "an SVG bar chart: one bar per result, its height the metric, with ± error bars when the results have `std`",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let paths = args.artifacts("values")?;
-        let labels = args.strs("labels")?;
-        if labels.len() != paths.len() {
-            return Err(OpError::invalid("labels", format!("has {} labels for {} values", labels.len(), paths.len())));
-        }
-        let metric = args.str("metric")?;
-        let error = args.str("error")?;
+    fn run(&self, ctx: &RunCtx, p: BarParams) -> Result<(), OpError> {
+        let paths = &p.values;
+        let labels = &p.labels;
+        let metric = p.metric.as_str();
+        let error = p.error.as_str();
         let mut bars = Vec::new();
-        for (p, label) in paths.iter().zip(&labels) {
-            let m: Metrics = artifact::read_metrics(p)?;
+        for (dir, label) in paths.iter().zip(labels) {
+            let m: Metrics = artifact::read_metrics(dir)?;
             let h = artifact::metric(&m, metric)?;
             let e = if error.is_empty() { None } else { m.get(error).and_then(|v| v.as_f64()) };
             bars.push((label.clone(), h, e));
         }
-        let reference = Some(args.float("reference")?).filter(|&r| r > f64::MIN);
-        let svg = bar_svg(args.str("title")?, args.str("ylabel")?, &bars, reference);
+        let reference = Some(p.reference).filter(|&r| r > f64::MIN);
+        let svg = bar_svg(&p.title, &p.ylabel, &bars, reference);
         std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
@@ -499,30 +628,78 @@ fn fmt_tick(v: f64) -> String {
 /// Curves (e.g. gold and proxy reward against d = √KL), one colour per group of curves.
 pub struct Curves;
 
+#[derive(Params)]
+#[params(rules = curves_rules)]
+pub struct CurvesParams {
+    /// one list of curves per group (each group the same length, e.g. one curve per seed), averaged
+    curves: CurveGrid,
+    /// one legend label per group
+    #[param(default = vec![])]
+    labels: Vec<String>,
+    /// instead of `labels`: the value that names each group, e.g. `sizes`
+    #[param(default = vec![])]
+    series: Vec<f64>,
+    /// legend text after each `series` value, e.g. `pairs`
+    #[param(default = "")]
+    series_name: String,
+    /// small multiples: the value that names each panel, e.g. `widths` (the groups of `curves` are split into that many panels, in order: `[[c[w, n, s] for s in seeds] for w in widths for n in sizes]`); one chart when empty
+    #[param(default = vec![])]
+    panels: Vec<f64>,
+    /// text after each `panels` value in the panel titles, e.g. `hidden units`
+    #[param(default = "")]
+    panel_name: String,
+    /// the column on the x axis
+    #[param(default = "d")]
+    x: String,
+    /// the columns drawn, each as a line per group
+    #[param(default = vec!["gold".to_string(), "proxy".to_string()], non_empty)]
+    y: Vec<String>,
+    /// chart title
+    #[param(default = "")]
+    title: String,
+    /// x-axis label (default: the x column)
+    #[param(default = "")]
+    xlabel: String,
+    /// y-axis label
+    #[param(default = "")]
+    ylabel: String,
+}
+
+/// The groups need names: `labels`, or `series` to make them from.
+fn curves_rules() -> Vec<Check> {
+    vec![Check::Rule {
+        params: &["labels", "series"],
+        doc: "`labels` or `series` is not empty",
+        test: |v| match (v[0], v[1]) {
+            (Value::List(labels), Value::List(series)) if labels.is_empty() && series.is_empty() => Some(
+                "`labels` and `series` are both empty; give one label (or `series` value) per group of curves"
+                    .to_string(),
+            ),
+            _ => None,
+        },
+    }]
+}
+
 impl Op for Curves {
+    type Params = CurvesParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("report", "curves", 1, Type::Figure, "an SVG chart of curves: each group of curves (e.g. one per seed) is averaged point by point and drawn in one colour, its first `y` column solid and the others dashed")
-            .req("curves", Type::list(Type::list(Type::Curve)), "one list of curves per group (each group the same length, e.g. one curve per seed), averaged")
-            .opt("labels", Type::list(Type::Str), Value::List(vec![]), "one legend label per group")
-            .opt("series", Type::list(Type::Float), Value::List(vec![]), "instead of `labels`: the value that names each group, e.g. `sizes`")
-            .opt("series_name", Type::Str, Value::Str(String::new()), "legend text after each `series` value, e.g. `pairs`")
-            .opt("panels", Type::list(Type::Float), Value::List(vec![]), "small multiples: the value that names each panel, e.g. `widths` (the groups of `curves` are split into that many panels, in order: `[[c[w, n, s] for s in seeds] for w in widths for n in sizes]`); one chart when empty")
-            .opt("panel_name", Type::Str, Value::Str(String::new()), "text after each `panels` value in the panel titles, e.g. `hidden units`")
-            .opt("x", Type::Str, Value::Str("d".into()), "the column on the x axis")
-            .opt("y", Type::list(Type::Str), Value::List(vec![Value::Str("gold".into()), Value::Str("proxy".into())]), "the columns drawn, each as a line per group")
-            .opt("title", Type::Str, Value::Str(String::new()), "chart title")
-            .opt("xlabel", Type::Str, Value::Str(String::new()), "x-axis label (default: the x column)")
-            .opt("ylabel", Type::Str, Value::Str(String::new()), "y-axis label")
+        Signature::new(
+            "report",
+            "curves",
+            1,
+            Type::Figure,
+            "an SVG chart of curves: each group of curves (e.g. one per seed) is averaged point by point and drawn in one colour, its first `y` column solid and the others dashed",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
+    fn run(&self, ctx: &RunCtx, p: CurvesParams) -> Result<(), OpError> {
         // Nested lists arrive flattened: the labels say how many groups there are.
-        let all = args.artifacts("curves")?;
-        let mut labels = args.strs("labels")?;
+        let all = &p.curves.0;
+        let mut labels = p.labels.clone();
         if labels.is_empty() {
-            let name = args.str("series_name")?;
-            labels =
-                args.floats("series")?.iter().map(|v| format!("{} {name}", fmt_tick(*v)).trim().to_string()).collect();
+            let name = &p.series_name;
+            labels = p.series.iter().map(|v| format!("{} {name}", fmt_tick(*v)).trim().to_string()).collect();
         }
         if labels.is_empty() || all.len() % labels.len() != 0 {
             return Err(OpError::invalid(
@@ -534,7 +711,7 @@ impl Op for Curves {
                 ),
             ));
         }
-        let panels = args.floats("panels")?;
+        let panels = &p.panels;
         let n_panels = panels.len().max(1);
         if all.len() % (labels.len() * n_panels) != 0 {
             return Err(OpError::invalid(
@@ -547,15 +724,12 @@ impl Op for Curves {
                 ),
             ));
         }
-        let (xc, ys) = (args.str("x")?, args.strs("y")?);
-        if ys.is_empty() {
-            return Err(OpError::invalid("y", "is empty; name at least one column"));
-        }
-        let xlabel = match args.str("xlabel")? {
+        let (xc, ys) = (p.x.as_str(), &p.y);
+        let xlabel = match p.xlabel.as_str() {
             "" => xc,
             l => l,
         };
-        let title = args.str("title")?;
+        let title = p.title.as_str();
         let mut svgs = Vec::new();
         for (pi, panel) in all.chunks(all.len() / n_panels).enumerate() {
             let mut lines = Vec::new();
@@ -571,10 +745,10 @@ impl Op for Curves {
                 }
             }
             let title = match panels.get(pi) {
-                Some(v) => format!("{title} ({} {})", fmt_tick(*v), args.str("panel_name")?).replace(" )", ")"),
+                Some(v) => format!("{title} ({} {})", fmt_tick(*v), p.panel_name).replace(" )", ")"),
                 None => title.to_string(),
             };
-            svgs.push(lines_svg(&title, xlabel, args.str("ylabel")?, &lines, None));
+            svgs.push(lines_svg(&title, xlabel, &p.ylabel, &lines, None));
         }
         let svg = if svgs.len() == 1 { svgs.remove(0) } else { side_by_side(&svgs) };
         std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;

@@ -2,9 +2,11 @@
 
 use crate::artifact::{self, Dataset, Metrics};
 use crate::lmops;
+use crate::params::{DatasetDir, EstimateDir, MetricsDir, ModelDir, Params};
 use crate::text::TextData;
-use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::{Op, OpError, Registry, RunCtx, Signature, Type};
 use serde_json::json;
+use std::ops::Range;
 
 pub fn register(r: &mut Registry) {
     r.add(Accuracy);
@@ -23,7 +25,20 @@ pub fn register(r: &mut Registry) {
 /// Whether refining an estimate with an extra argument predicts the estimator's error.
 pub struct Orthogonality;
 
+#[derive(Params)]
+#[params(same_length(estimates, refined), same_length(estimates, references))]
+pub struct OrthogonalityParams {
+    /// G(Y), one per problem
+    estimates: Vec<EstimateDir>,
+    /// G(Y | an extra argument), one per problem
+    refined: Vec<EstimateDir>,
+    /// Y, one per problem
+    references: Vec<EstimateDir>,
+}
+
 impl Op for Orthogonality {
+    type Params = OrthogonalityParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "score",
@@ -32,17 +47,15 @@ impl Op for Orthogonality {
             Type::Metrics,
             "error orthogonality over problems: the correlation between an estimator's error (reference − estimate) and the change an extra argument makes to its estimate (refined − estimate); near 0 when the estimator cannot predict its own errors (`corr`, its `stderr`, `n`)",
         )
-        .req("estimates", Type::list(Type::Estimate), "G(Y), one per problem")
-        .req("refined", Type::list(Type::Estimate), "G(Y | an extra argument), one per problem")
-        .req("references", Type::list(Type::Estimate), "Y, one per problem")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let read = |name: &str| -> Result<Vec<f64>, OpError> {
-            args.artifacts(name)?.iter().map(|p| crate::estimate::read(p).map(|e| e.0)).collect()
+    fn run(&self, ctx: &RunCtx, p: OrthogonalityParams) -> Result<(), OpError> {
+        let read = |dirs: &[EstimateDir]| -> Result<Vec<f64>, OpError> {
+            dirs.iter().map(|p| crate::estimate::read(p).map(|e| e.0)).collect()
         };
-        let (g, r, y) = (read("estimates")?, read("refined")?, read("references")?);
-        if g.len() != r.len() || g.len() != y.len() || g.len() < 3 {
+        let (g, r, y) = (read(&p.estimates)?, read(&p.refined)?, read(&p.references)?);
+        // The lists have one entry per problem (a declared rule); there must be three.
+        if g.len() < 3 {
             return Err(OpError::invalid(
                 "references",
                 format!(
@@ -68,7 +81,18 @@ impl Op for Orthogonality {
 /// How an estimator's estimates compare with reference values over many problems.
 pub struct Estimates;
 
+#[derive(Params)]
+#[params(same_length(estimates, references))]
+pub struct EstimatesParams {
+    /// the estimates
+    estimates: Vec<EstimateDir>,
+    /// the reference for each estimate, in the same order
+    references: Vec<EstimateDir>,
+}
+
 impl Op for Estimates {
+    type Params = EstimatesParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "score",
@@ -77,13 +101,12 @@ impl Op for Estimates {
             Type::Metrics,
             "errors of estimates against references, one pair per problem (e.g. per network): `mean_signed_error` (estimate − reference) with its `stderr`, `mean_abs_error`, `corr_error_estimate` (an estimator should not predict its own errors: near 0 is good), `mean_reference_stderr`, `n`",
         )
-        .req("estimates", Type::list(Type::Estimate), "the estimates")
-        .req("references", Type::list(Type::Estimate), "the reference for each estimate, in the same order")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let (e, r) = (args.artifacts("estimates")?, args.artifacts("references")?);
-        if e.len() != r.len() || e.len() < 2 {
+    fn run(&self, ctx: &RunCtx, p: EstimatesParams) -> Result<(), OpError> {
+        let (e, r) = (&p.estimates, &p.references);
+        // One reference per estimate is a declared rule; there must be two.
+        if e.len() < 2 {
             return Err(OpError::invalid(
                 "references",
                 format!("has {} references for {} estimates; give one per estimate, at least two", r.len(), e.len()),
@@ -118,7 +141,20 @@ pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
 /// A reward model's scores of texts.
 pub struct Rewards;
 
+#[derive(Params)]
+pub struct RewardsParams {
+    /// a language model with a scalar head (from `finetune.reward`)
+    model: ModelDir,
+    /// records with `prompt` and `completion`, or `text`
+    data: DatasetDir,
+    /// records per model call
+    #[param(default = 64, min = 1)]
+    batch: usize,
+}
+
 impl Op for Rewards {
+    type Params = RewardsParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "score",
@@ -127,14 +163,11 @@ impl Op for Rewards {
             Type::Metrics,
             "a reward model's score (its scalar head at the last token) of each record's `prompt` + `completion` (or its `text`): `mean`, `std`, `n`; every record with its `reward` is written to `rows.jsonl` beside the metrics",
         )
-        .req("model", Type::Model, "a language model with a scalar head (from `finetune.reward`)")
-        .req("data", Type::Dataset, "records with `prompt` and `completion`, or `text`")
-        .opt("batch", Type::Int, Value::Int(64), "records per model call")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let lm = lmops::load_lm(args, "model")?;
-        let data = TextData::read(args.artifact("data")?, "data")?;
+    fn run(&self, ctx: &RunCtx, p: RewardsParams) -> Result<(), OpError> {
+        let lm = lmops::load_lm(&p.model, "model")?;
+        let data = TextData::read(&p.data, "data")?;
         let texts: Vec<String> = match (data.strings("prompt", "data"), data.strings("completion", "data")) {
             (Ok(p), Ok(c)) => p.iter().zip(&c).map(|(p, c)| format!("{p}{c}")).collect(),
             _ => data.strings("text", "data")?.into_iter().map(str::to_string).collect(),
@@ -144,7 +177,7 @@ impl Op for Rewards {
             return Err(OpError::invalid("data", format!("record {} has no text to score", i + 1)));
         }
         let mut dec = lm.decoder(ctx, false)?;
-        let batch = args.int_at_least("batch", 1)?;
+        let batch = p.batch;
         let mut rewards = Vec::with_capacity(seqs.len());
         for chunk in seqs.chunks(batch) {
             ctx.check_cancel()?;
@@ -167,7 +200,21 @@ impl Op for Rewards {
 /// Classification accuracy: argmax over the logits in `logits` against the labels.
 pub struct Accuracy;
 
+#[derive(Params)]
+#[params(within(logits, model = "outputs"), agree(data = "width", model = "inputs"))]
+pub struct AccuracyParams {
+    /// the classifier
+    model: ModelDir,
+    /// inputs `x` with labels `y`
+    data: DatasetDir,
+    /// the logits that compete in the argmax
+    #[param(default = 0..10)]
+    logits: Range<usize>,
+}
+
 impl Op for Accuracy {
+    type Params = AccuracyParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "score",
@@ -176,18 +223,13 @@ impl Op for Accuracy {
             Type::Metrics,
             "share of rows whose argmax over `logits` equals the label; also the mean cross-entropy over those logits",
         )
-        .req("model", Type::Model, "the classifier")
-        .req("data", Type::Dataset, "inputs `x` with labels `y`")
-        .opt("logits", Type::Range, Value::Range { start: 0, end: 10 }, "the logits that compete in the argmax")
-        .check(Check::Within { param: "logits", input: "model", fact: "outputs" })
-        .check(Check::Agree { a: ("data", "width"), b: ("model", "inputs") })
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let mut model = crate::nnops::Inference::load(ctx, args.artifact("model")?)?;
-        let d = Dataset::read(args.artifact("data")?)?;
+    fn run(&self, ctx: &RunCtx, p: AccuracyParams) -> Result<(), OpError> {
+        let mut model = crate::nnops::Inference::load(ctx, &p.model)?;
+        let d = Dataset::read(&p.data)?;
         let y = d.y.as_ref().ok_or_else(|| OpError::invalid("data", "has no labels `y` to score against"))?;
-        let range = args.range("logits")?;
+        let range = p.logits;
         // Check what can be checked before running the model.
         if let Some(o) = model.outputs {
             crate::nnops::check_logits(o, &range, "logits")?;
@@ -233,18 +275,33 @@ pub fn accuracy(logits: &[f32], outputs: usize, y: &[i64], range: &std::ops::Ran
 /// Mean, standard deviation and 95% confidence interval of one metric over many runs.
 pub struct Summary;
 
+#[derive(Params)]
+pub struct SummaryParams {
+    /// results to summarise, e.g. `[acc[s] for s in seeds]`
+    #[param(non_empty)]
+    values: Vec<MetricsDir>,
+    /// which metric of each result
+    #[param(default = "accuracy")]
+    metric: String,
+}
+
 impl Op for Summary {
+    type Params = SummaryParams;
+
     fn signature(&self) -> Signature {
-        Signature::new("score", "summary", 1, Type::Metrics, "mean, sample standard deviation, 95% confidence half-width (Student t), min and max of one metric over a list of results")
-            .req("values", Type::list(Type::Metrics), "results to summarise, e.g. `[acc[s] for s in seeds]`")
-            .opt("metric", Type::Str, Value::Str("accuracy".into()), "which metric of each result")
-            .non_empty("values")
+        Signature::new(
+            "score",
+            "summary",
+            1,
+            Type::Metrics,
+            "mean, sample standard deviation, 95% confidence half-width (Student t), min and max of one metric over a list of results",
+        )
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let metric = args.str("metric")?;
-        let xs = args
-            .artifacts("values")?
+    fn run(&self, ctx: &RunCtx, p: SummaryParams) -> Result<(), OpError> {
+        let metric = p.metric.as_str();
+        let xs = p
+            .values
             .iter()
             .map(|p| artifact::metric(&artifact::read_metrics(p)?, metric))
             .collect::<Result<Vec<f64>, OpError>>()?;
@@ -316,7 +373,15 @@ fn text_stats(dir: &std::path::Path) -> Result<Metrics, OpError> {
 /// Row count and input statistics of a dataset: a cheap, model-free score.
 pub struct Stats;
 
+#[derive(Params)]
+pub struct StatsParams {
+    /// the dataset
+    data: DatasetDir,
+}
+
 impl Op for Stats {
+    type Params = StatsParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "score",
@@ -325,11 +390,10 @@ impl Op for Stats {
             Type::Metrics,
             "row count, width, and mean/std/min/max of the inputs of a dataset; for text, the record count, mean lengths, and a filter's counts (kept, rejected, and why)",
         )
-        .req("data", Type::Dataset, "the dataset")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let dir = args.artifact("data")?;
+    fn run(&self, ctx: &RunCtx, p: StatsParams) -> Result<(), OpError> {
+        let dir: &std::path::Path = &p.data;
         if TextData::is_text(dir) {
             return artifact::write_metrics(ctx.out, &text_stats(dir)?);
         }
@@ -354,7 +418,22 @@ impl Op for Stats {
 /// Exact log-probability of one continuation, optionally ranked among alternatives.
 pub struct Logprob;
 
+#[derive(Params)]
+pub struct LogprobParams {
+    /// the language model
+    model: ModelDir,
+    /// the conditioning text
+    prompt: String,
+    /// the text whose probability is measured
+    continuation: String,
+    /// alternatives to rank the continuation among (it is added if missing)
+    #[param(default = vec![])]
+    choices: Vec<String>,
+}
+
 impl Op for Logprob {
+    type Params = LogprobParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "score",
@@ -363,17 +442,13 @@ impl Op for Logprob {
             Type::Metrics,
             "the exact log-probability of `continuation` after `prompt` (`logprob`, `prob`, `tokens`); with `choices`, also every choice's log-probability, the continuation's probability renormalised among the choices (`choice_prob`) and its `rank` (1: most likely)",
         )
-        .req("model", Type::Model, "the language model")
-        .req("prompt", Type::Str, "the conditioning text")
-        .req("continuation", Type::Str, "the text whose probability is measured")
-        .opt("choices", Type::list(Type::Str), Value::List(vec![]), "alternatives to rank the continuation among (it is added if missing)")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let lm = lmops::load_lm(args, "model")?;
-        let prompt = lm.encode(args.str("prompt")?, "prompt")?;
-        let cont_text = args.str("continuation")?;
-        let mut choices = args.strs("choices")?;
+    fn run(&self, ctx: &RunCtx, p: LogprobParams) -> Result<(), OpError> {
+        let lm = lmops::load_lm(&p.model, "model")?;
+        let prompt = lm.encode(&p.prompt, "prompt")?;
+        let cont_text = p.continuation.as_str();
+        let mut choices = p.choices;
         if !choices.is_empty() && !choices.iter().any(|c| c == cont_text) {
             choices.push(cont_text.to_string());
         }
@@ -412,7 +487,20 @@ impl Op for Logprob {
 /// Log-probabilities of every record's completion.
 pub struct Logprobs;
 
+#[derive(Params)]
+pub struct LogprobsParams {
+    /// the language model
+    model: ModelDir,
+    /// records with `prompt` and `completion`
+    data: DatasetDir,
+    /// records per model call
+    #[param(default = 64, min = 1)]
+    batch: usize,
+}
+
 impl Op for Logprobs {
+    type Params = LogprobsParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "score",
@@ -421,19 +509,16 @@ impl Op for Logprobs {
             Type::Metrics,
             "the exact log-probability of each record's `completion` after its `prompt`, in batches: the mean (`mean_logprob`), the total, the mean per token (`logprob_per_token`) and `perplexity`; every record with its `logprob` is written to `rows.jsonl` beside the metrics",
         )
-        .req("model", Type::Model, "the language model")
-        .req("data", Type::Dataset, "records with `prompt` and `completion`")
-        .opt("batch", Type::Int, Value::Int(64), "records per model call")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let lm = lmops::load_lm(args, "model")?;
-        let data = TextData::read(args.artifact("data")?, "data")?;
+    fn run(&self, ctx: &RunCtx, p: LogprobsParams) -> Result<(), OpError> {
+        let lm = lmops::load_lm(&p.model, "model")?;
+        let data = TextData::read(&p.data, "data")?;
         let pairs = lmops::pairs(lm.tokenizer(), &data, "data")?;
         let mut dec = lm.decoder(ctx, false)?;
         let mut out = data.clone();
         let (mut total, mut tokens) = (0.0f64, 0usize);
-        let batch = args.int_at_least("batch", 1)?;
+        let batch = p.batch;
         for (ci, chunk) in pairs.chunks(batch).enumerate() {
             ctx.check_cancel()?;
             let scored = lab_nn::decode::score(&mut dec, chunk).map_err(|e| match e {
@@ -461,7 +546,15 @@ impl Op for Logprobs {
 /// How often generated completions equal their targets.
 pub struct Match;
 
+#[derive(Params)]
+pub struct MatchParams {
+    /// records with `completion` and `target`
+    data: DatasetDir,
+}
+
 impl Op for Match {
+    type Params = MatchParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "score",
@@ -470,11 +563,10 @@ impl Op for Match {
             Type::Metrics,
             "the share of records whose `completion` equals their `target` (`exact_match`; surrounding whitespace ignored), e.g. after `generate.text` on held-out prompts",
         )
-        .req("data", Type::Dataset, "records with `completion` and `target`")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let data = TextData::read(args.artifact("data")?, "data")?;
+    fn run(&self, ctx: &RunCtx, p: MatchParams) -> Result<(), OpError> {
+        let data = TextData::read(&p.data, "data")?;
         let got = data.strings("completion", "data")?;
         let want = data.strings("target", "data")?;
         let hits = got.iter().zip(&want).filter(|(g, w)| g.trim() == w.trim()).count();
@@ -488,7 +580,17 @@ impl Op for Match {
 /// How often a reward model agrees with labelled comparisons.
 pub struct Preferences;
 
+#[derive(Params)]
+pub struct PreferencesParams {
+    /// a reward model with one output over feature rows (e.g. from `finetune.reward`)
+    model: ModelDir,
+    /// comparisons: rows of the preferred features, then the other's (from `generate.comparisons`)
+    data: DatasetDir,
+}
+
 impl Op for Preferences {
+    type Params = PreferencesParams;
+
     fn signature(&self) -> Signature {
         Signature::new(
             "score",
@@ -497,13 +599,11 @@ impl Op for Preferences {
             Type::Metrics,
             "the share of comparisons a reward model over feature rows orders as labelled (`accuracy`; ties count half), with the mean Bradley–Terry loss (`loss`, nats) and `n`",
         )
-        .req("model", Type::Model, "a reward model with one output over feature rows (e.g. from `finetune.reward`)")
-        .req("data", Type::Dataset, "comparisons: rows of the preferred features, then the other's (from `generate.comparisons`)")
     }
 
-    fn run(&self, ctx: &RunCtx, args: &Args) -> Result<(), OpError> {
-        let mut model = crate::nnops::Inference::load(ctx, args.artifact("model")?)?;
-        let d = artifact::Dataset::read(args.artifact("data")?)?;
+    fn run(&self, ctx: &RunCtx, p: PreferencesParams) -> Result<(), OpError> {
+        let mut model = crate::nnops::Inference::load(ctx, &p.model)?;
+        let d = artifact::Dataset::read(&p.data)?;
         let w = d.x.ncols();
         if w % 2 != 0 || model.inputs.is_some_and(|f| 2 * f != w) {
             return Err(OpError::invalid(

@@ -16,15 +16,17 @@ pub struct Signature {
     /// What one step of this op needs when a cluster runs it (`--executor slurm`).
     pub resources: Resources,
     /// What its arguments must satisfy, checked by `labrun check` wherever the values are
-    /// known before the run.
+    /// known before the run. Filled from the op's `Params` by the registry, with `params`.
     pub checks: Vec<Check>,
     /// Facts about its output that later checks read (a model's input width, a dataset's).
     pub yields: Vec<Yield>,
 }
 
 /// A rule an op's arguments must follow, declared in its signature and checked before the
-/// run (and again by the op, for values only known then).
+/// run (and again by the op, for values only known then). Rules compare equal by their
+/// fields, a `Rule`'s test by its address (enough to find a declared rule in tests).
 #[derive(Debug, Clone, PartialEq)]
+#[allow(unpredictable_function_pointer_comparisons)]
 pub enum Check {
     /// A number (or every number of a list) at least `min`; more than `min` when `strict`.
     Min { param: &'static str, min: f64, strict: bool },
@@ -43,6 +45,30 @@ pub enum Check {
     Within { param: &'static str, input: &'static str, fact: &'static str },
     /// Two inputs whose facts must agree (the data's `width`, the model's `inputs`).
     Agree { a: (&'static str, &'static str), b: (&'static str, &'static str) },
+    /// A rule the others cannot say, over the values of `params` (checked once all are
+    /// known): `test` returns what is wrong, if anything. `doc` says the rule in words.
+    Rule { params: &'static [&'static str], doc: &'static str, test: fn(&[&Value]) -> Option<String> },
+}
+
+/// A rule that the arguments break: at which argument, what is wrong, and a hint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Broken {
+    pub param: &'static str,
+    pub message: String,
+    pub help: String,
+}
+
+/// A number as messages write it: `3`, `0.250`, `1.00e-4`.
+pub fn fmt_num(x: f64) -> String {
+    if x == x.trunc() && x.abs() < 1e9 {
+        format!("{x:.0}")
+    } else if x.abs() >= 100.0 {
+        format!("{x:.1}")
+    } else if x.abs() >= 0.001 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.2e}")
+    }
 }
 
 /// A fact about an op's output, for later [`Check::Within`] and [`Check::Agree`].
@@ -80,6 +106,117 @@ impl Check {
             }
             Check::Within { param, input, fact } => format!("`{param}` lies within the {fact} of `{input}`"),
             Check::Agree { a, b } => format!("the {} of `{}` equals the {} of `{}`", a.1, a.0, b.1, b.0),
+            Check::Rule { doc, .. } => doc.to_string(),
+        }
+    }
+
+    /// The parameters this rule reads.
+    pub fn params(&self) -> Vec<&'static str> {
+        match self {
+            Check::Min { param, .. } | Check::Max { param, .. } | Check::OneOf { param, .. } => vec![param],
+            Check::NonEmpty { param } => vec![param],
+            Check::Less { low, high } => vec![low, high],
+            Check::SameLength { a, b, .. } => vec![a, b],
+            Check::Within { param, input, .. } => vec![param, input],
+            Check::Agree { a, b } => vec![a.0, b.0],
+            Check::Rule { params, .. } => params.to_vec(),
+        }
+    }
+
+    /// Whether the values break this rule, for rules on values (`Within` and `Agree` read
+    /// facts of inputs, which the engine knows). `value` gives an argument's value when it
+    /// is known, `len` a list's length (of values or of inputs).
+    pub fn broken<'v>(
+        &self,
+        sig: &Signature,
+        value: &dyn Fn(&str) -> Option<&'v Value>,
+        len: &dyn Fn(&str) -> Option<usize>,
+    ) -> Option<Broken> {
+        let doc = |p: &str| sig.param(p).map_or(String::new(), |s| format!("`{p}`: {}", s.doc));
+        let op = sig.name();
+        match self {
+            Check::Min { param, min: bound, strict } | Check::Max { param, max: bound, strict } => {
+                let is_min = matches!(self, Check::Min { .. });
+                let nums: Vec<f64> = match value(param) {
+                    Some(Value::List(xs)) => xs.iter().filter_map(Value::as_f64).collect(),
+                    // A range's bound is its start (its end is at least that).
+                    Some(Value::Range { start, .. }) if is_min => vec![*start as f64],
+                    Some(v) => v.as_f64().into_iter().collect(),
+                    None => Vec::new(),
+                };
+                let x = nums.into_iter().find(|&x| match (is_min, *strict) {
+                    (true, true) => x <= *bound,
+                    (true, false) => x < *bound,
+                    (false, true) => x >= *bound,
+                    (false, false) => x > *bound,
+                })?;
+                let cmp = match (is_min, *strict) {
+                    (true, true) => ">",
+                    (true, false) => "≥",
+                    (false, true) => "<",
+                    (false, false) => "≤",
+                };
+                let (each, what) = match value(param) {
+                    Some(Value::List(_)) => (" (each)", "it is"),
+                    Some(Value::Range { .. }) => (" (its start)", "it starts at"),
+                    _ => ("", "it is"),
+                };
+                Some(Broken {
+                    param,
+                    message: format!(
+                        "`{param}` of `{op}` must be {cmp} {}{each}, but {what} {}",
+                        fmt_num(*bound),
+                        fmt_num(x)
+                    ),
+                    help: doc(param),
+                })
+            }
+            Check::OneOf { param, options } => {
+                let bad = match value(param) {
+                    Some(Value::Str(v)) => Some(v.as_str()),
+                    Some(Value::List(xs)) => xs.iter().filter_map(Value::as_str).find(|v| !options.contains(v)),
+                    _ => None,
+                }
+                .filter(|v| !options.contains(v))?;
+                let list = options.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ");
+                Some(Broken {
+                    param,
+                    message: format!("`{param}` of `{op}` is `{bad}`; it takes {list}"),
+                    help: doc(param),
+                })
+            }
+            Check::NonEmpty { param } => (len(param) == Some(0)).then(|| Broken {
+                param,
+                message: format!("`{param}` of `{op}` is empty"),
+                help: doc(param),
+            }),
+            Check::Less { low, high } => {
+                let a = value(low).and_then(Value::as_f64)?;
+                let b = value(high).and_then(Value::as_f64)?;
+                (a >= b).then(|| Broken {
+                    param: high,
+                    message: format!("`{low}` ({}) must be less than `{high}` ({}) in `{op}`", fmt_num(a), fmt_num(b)),
+                    help: format!("swap them, or widen the interval: {}", doc(high)),
+                })
+            }
+            Check::SameLength { a, b, b_optional } => {
+                let (la, lb) = (len(a)?, len(b)?);
+                (la != lb && !(*b_optional && lb == 0)).then(|| Broken {
+                    param: b,
+                    message: format!("`{b}` has {lb} entries but `{a}` has {la}, in `{op}`"),
+                    help: format!("give one entry of `{b}` per entry of `{a}`"),
+                })
+            }
+            Check::Rule { params, doc: rule, test } => {
+                let values: Vec<&Value> = params.iter().map(|p| value(p)).collect::<Option<_>>()?;
+                let message = test(&values)?;
+                Some(Broken {
+                    param: params[0],
+                    message: format!("{message}, in `{op}`"),
+                    help: format!("the rule: {rule}"),
+                })
+            }
+            Check::Within { .. } | Check::Agree { .. } => None,
         }
     }
 }
@@ -224,37 +361,6 @@ impl Signature {
         }
     }
 
-    /// Adds a rule the arguments must follow.
-    pub fn check(mut self, c: Check) -> Self {
-        self.checks.push(c);
-        self
-    }
-
-    /// `param` > 0 (each element of a list).
-    pub fn positive(self, param: &'static str) -> Self {
-        self.check(Check::Min { param, min: 0.0, strict: true })
-    }
-
-    /// `param` ≥ `min` (each element of a list).
-    pub fn at_least(self, param: &'static str, min: f64) -> Self {
-        self.check(Check::Min { param, min, strict: false })
-    }
-
-    /// `min ≤ param ≤ max`.
-    pub fn between(self, param: &'static str, min: f64, max: f64) -> Self {
-        self.check(Check::Min { param, min, strict: false }).check(Check::Max { param, max, strict: false })
-    }
-
-    /// `param` is one of `options`.
-    pub fn one_of(self, param: &'static str, options: &'static [&'static str]) -> Self {
-        self.check(Check::OneOf { param, options })
-    }
-
-    /// `param` is not an empty list.
-    pub fn non_empty(self, param: &'static str) -> Self {
-        self.check(Check::NonEmpty { param })
-    }
-
     /// Declares a fact about the output.
     pub fn yields(mut self, y: Yield) -> Self {
         self.yields.push(y);
@@ -267,16 +373,50 @@ impl Signature {
         self
     }
 
-    /// Adds a required parameter.
-    pub fn req(mut self, name: &'static str, ty: Type, doc: &'static str) -> Self {
-        self.params.push(ParamSpec { name, ty, default: None, doc });
-        self
+    /// Checks the rules on values against the arguments of a run (the checker enforced
+    /// them already; this keeps an op safe when called directly).
+    pub fn validate(&self, args: &crate::Args) -> Result<(), crate::OpError> {
+        let value = |p: &str| match args.map.get(p) {
+            Some(crate::ArgIn::Value(v)) => Some(v),
+            _ => None,
+        };
+        // Lists of inputs arrive flattened (a list of lists is one list): their lengths
+        // were checked at lowering, where the nesting is known.
+        let len = |p: &str| match args.map.get(p) {
+            Some(crate::ArgIn::Value(Value::List(v))) => Some(v.len()),
+            _ => None,
+        };
+        for c in &self.checks {
+            if let Some(b) = c.broken(self, &value, &len) {
+                // `argument `count` of `filter.head` must be ≥ 1, …`, not the name twice.
+                let prefix = format!("`{}` ", b.param);
+                let message = b.message.strip_prefix(&prefix).map_or(b.message.clone(), str::to_string);
+                return Err(crate::OpError::Invalid { name: b.param.to_string(), message });
+            }
+        }
+        Ok(())
     }
 
-    /// Adds a parameter with a default.
-    pub fn opt(mut self, name: &'static str, ty: Type, default: Value, doc: &'static str) -> Self {
-        self.params.push(ParamSpec { name, ty, default: Some(default), doc });
-        self
+    /// Panics when a rule or a fact names no parameter, or a name is declared twice: a bug
+    /// in an op's declaration, found when the registry is built (by every test).
+    pub fn assert_consistent(&self) {
+        let name = self.name();
+        for (i, p) in self.params.iter().enumerate() {
+            assert!(self.params[..i].iter().all(|q| q.name != p.name), "{name}: `{}` is declared twice", p.name);
+        }
+        let known = |p: &str| self.param(p).is_some();
+        for c in &self.checks {
+            for p in c.params() {
+                assert!(known(p), "{name}: the rule `{}` names `{p}`, which is no parameter", c.describe());
+            }
+        }
+        for y in &self.yields {
+            let p = match y {
+                Yield::Const(..) => continue,
+                Yield::Arg(_, p) | Yield::Product(_, p) | Yield::From(_, p, _) | Yield::All(p) => p,
+            };
+            assert!(known(p), "{name}: a fact of the output names `{p}`, which is no parameter");
+        }
     }
 
     /// `kind.method`

@@ -34,7 +34,7 @@ impl Ws {
         std::fs::create_dir(&out).unwrap();
         let cancel = AtomicBool::new(false);
         let ctx = RunCtx { out: &out, threads: 1, device: lab_nn::Device::Cpu, progress: &|_| {}, cancel: &cancel };
-        op.run(&ctx, &a)?;
+        op.run_args(sig, &ctx, &a)?;
         Ok(out)
     }
 }
