@@ -343,12 +343,23 @@ fn ctrl_c_stops_cleanly_and_the_run_resumes() {
 #[test]
 fn a_value_only_the_op_can_judge_fails_at_run_time_at_its_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("lm.lab"), "base = model.gpt(alphabet: \"ab\", width: 10, heads: 4)\n").unwrap();
-    assert_eq!(labrun(dir.path(), &["check", "lm.lab"]).code, 0, "checking needs only the signature");
-    let r = labrun(dir.path(), &["run", "lm.lab", "--cache", dir.path().join("c").to_str().unwrap()]);
+    // The digits' training split has 1,438 rows: only the data can say 5,000 is too many.
+    std::fs::write(dir.path().join("h.lab"), "h = filter.head(data.digits(), count: 5000)\n").unwrap();
+    assert_eq!(labrun(dir.path(), &["check", "h.lab"]).code, 0, "checking needs only the signature");
+    let r = labrun(dir.path(), &["run", "h.lab", "--cache", dir.path().join("c").to_str().unwrap()]);
     assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("is 5000 but the dataset has only 1438 rows"), "{}", r.stderr);
+    assert!(r.stderr.contains("h.lab:1:5"), "{}", r.stderr);
+}
+
+#[test]
+fn a_rule_between_parameters_fails_at_check_time_at_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lm.lab"), "base = model.gpt(alphabet: \"ab\", width: 10, heads: 4)\n").unwrap();
+    let r = labrun(dir.path(), &["check", "lm.lab"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("`width` 10 is not a multiple of `heads` 4"), "{}", r.stderr);
-    assert!(r.stderr.contains("lm.lab:1:8"), "{}", r.stderr);
+    assert!(r.stderr.contains("lm.lab:1:"), "{}", r.stderr);
 }
 
 #[test]

@@ -193,7 +193,7 @@ impl Op for Form {
 pub struct Trend;
 
 #[derive(Params)]
-#[params(same_length_or_empty(values, x), rules = trend_rules)]
+#[params(same_length_or_empty(values, x), rules = x_axis_rules)]
 pub struct TrendParams {
     /// the results (fits, scores), one per x
     values: Vec<MetricsDir>,
@@ -210,15 +210,16 @@ pub struct TrendParams {
     log_x: bool,
 }
 
-/// Exactly one of `x` and `x_metric`; with `log_x`, positive `x`.
-fn trend_rules() -> Vec<Check> {
+/// Exactly one of `x` and `x_metric` gives the x values (one per result); on a
+/// logarithmic axis, given ones are positive. `fit.trend` and `report.lines` share them.
+pub(crate) fn x_axis_rules() -> Vec<Check> {
     vec![
         Check::Rule {
             params: &["x", "x_metric"],
             doc: "`x` or `x_metric` is given",
             test: |v| match (v[0], v[1].as_str()) {
                 (Value::List(xs), Some("")) if xs.is_empty() => {
-                    Some("`x` is empty; give one x per result, or `x_metric`".to_string())
+                    Some("`x` is empty; give one x per result, or `x_metric` to read them from the results".to_string())
                 }
                 _ => None,
             },
@@ -265,7 +266,7 @@ impl Op for Trend {
         let paths = &p.values;
         let mut xs = p.x;
         let x_metric = p.x_metric.as_str();
-        // Exactly one of `x` and `x_metric` is given: the rules of `trend_rules`.
+        // Exactly one of `x` and `x_metric` is given: the rules of `x_axis_rules`.
         if xs.is_empty() {
             xs = paths
                 .iter()
@@ -284,7 +285,7 @@ impl Op for Trend {
         let ys: Vec<f64> =
             paths.iter().map(|p| artifact::metric(&artifact::read_metrics(p)?, metric)).collect::<Result<_, _>>()?;
         let log = p.log_x;
-        // Given `x` follow the rule of `trend_rules`; read from `x_metric` they are known only now.
+        // Given `x` follow the rule of `x_axis_rules`; read from `x_metric` they are known only now.
         if log && xs.iter().any(|&x| x.is_nan() || x <= 0.0) {
             return Err(OpError::invalid("x", "must be positive with `log_x: true`"));
         }

@@ -23,7 +23,8 @@ pub const ARCH: &str = "markov";
 
 /// The largest logit table a policy may have (entries), so that a typo in `vocab` is an
 /// error rather than gigabytes.
-const MAX_TABLE: usize = 1 << 24;
+/// The most logits a policy's table holds.
+pub const MAX_TABLE: usize = 1 << 24;
 
 /// A policy saved during RL: its bias, the step it was reached at and its exact KL to π₀.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

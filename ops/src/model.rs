@@ -498,10 +498,10 @@ fn markov_rules() -> Vec<Check> {
             let vocab = v[0].as_i64().filter(|&n| n >= 2)? as u128;
             let length = v[1].as_i64().filter(|&n| n >= 1)? as u128;
             let n = length.saturating_mul((vocab + 1).saturating_mul(vocab + 1)).saturating_mul(vocab);
-            (n > 1 << 24).then(|| {
+            (n > crate::markov::MAX_TABLE as u128).then(|| {
                 format!(
                     "`vocab`: length {length} × (vocab {vocab} + 1)² × vocab is {n} logits, more than {}",
-                    1u32 << 24
+                    crate::markov::MAX_TABLE
                 )
             })
         },

@@ -120,7 +120,7 @@ pub struct Lines;
     same_length_or_empty(series, metrics),
     same_length(values, series),
     same_length_or_empty(series, labels),
-    rules = lines_rules
+    rules = crate::fit::x_axis_rules
 )]
 pub struct LinesParams {
     /// one list of results per series, one result per x value
@@ -165,45 +165,6 @@ pub struct LinesParams {
     /// a logarithmic x axis (x values must be positive)
     #[param(default = false)]
     log_x: bool,
-}
-
-/// Exactly one of `x` and `x_metric` gives the x values; given ones are positive on a
-/// logarithmic axis.
-fn lines_rules() -> Vec<Check> {
-    vec![
-        Check::Rule {
-            params: &["x", "x_metric"],
-            doc: "`x` or `x_metric` is given",
-            test: |v| match (v[0], v[1].as_str()) {
-                (Value::List(xs), Some("")) if xs.is_empty() => {
-                    Some("`x` is empty; give the x values, or `x_metric` to read them from the results".to_string())
-                }
-                _ => None,
-            },
-        },
-        Check::Rule {
-            params: &["x_metric", "x"],
-            doc: "`x_metric` is not given with `x`",
-            test: |v| match (v[0].as_str(), v[1]) {
-                (Some(m), Value::List(xs)) if !m.is_empty() && !xs.is_empty() => {
-                    Some("`x_metric` is given with `x`; give one of them".to_string())
-                }
-                _ => None,
-            },
-        },
-        Check::Rule {
-            params: &["x", "log_x"],
-            doc: "`x` is positive when `log_x: true`",
-            test: |v| match (v[0], v[1]) {
-                (Value::List(xs), Value::Bool(true))
-                    if xs.iter().filter_map(Value::as_f64).any(|x| x.is_nan() || x <= 0.0) =>
-                {
-                    Some("`x` must be positive for `log_x: true`".to_string())
-                }
-                _ => None,
-            },
-        },
-    ]
 }
 
 impl Op for Lines {

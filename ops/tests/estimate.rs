@@ -64,7 +64,7 @@ fn arguments_and_iterated_estimation() {
     );
     assert!((e - t.0).abs() < 4.0 * t.1, "{e} vs {t:?}");
     let err = ws.run("estimate.iterated", vec![("model", art(&m)), ("method", s("magic"))]).unwrap_err().to_string();
-    assert!(err.contains("`mean_prop` or `cov_prop`"), "{err}");
+    assert!(err.contains("it takes `mean_prop`, `cov_prop`"), "{err}");
     let two = ws
         .run(
             "model.mlp",

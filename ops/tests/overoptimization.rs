@@ -342,7 +342,7 @@ fn bad_input_is_a_clear_error() {
     assert!(e.contains("fewer than two points"), "{e}");
     // Out-of-range settings.
     let e = ws.run("model.gold_reward", vec![("policy", art(&base)), ("correlation", f(1.5))]).unwrap_err().to_string();
-    assert!(e.contains("[−1, 1]"), "{e}");
+    assert!(e.contains("`correlation` of `model.gold_reward` must be ≤ 1"), "{e}");
     let e = ws.run("model.markov", vec![("vocab", int(5000))]).unwrap_err().to_string();
     assert!(e.contains("more than"), "{e}");
 }
