@@ -44,15 +44,12 @@ fn bounds(sig: &Signature, name: &str) -> (Option<(f64, bool)>, Option<(f64, boo
 fn valid_number(sig: &Signature, name: &str, int: bool) -> f64 {
     let (lo, hi) = bounds(sig, name);
     let mut x = match lo {
-        Some((m, strict)) => {
-            if int {
-                m.floor() + 1.0 + if strict { 0.0 } else { 0.0 }
-            } else if strict {
-                m + 0.25
-            } else {
-                m
-            }
-        }
+        Some((m, strict)) => match (int, strict) {
+            (true, true) => m.floor() + 1.0,
+            (true, false) => m.ceil(),
+            (false, true) => m + 0.25,
+            (false, false) => m,
+        },
         None => 1.0,
     };
     if let Some((m, _)) = hi

@@ -30,9 +30,10 @@
 //! may be empty), `within(param, input = "fact")`, `agree(a = "fact", b = "fact")`, and
 //! `rules = path` (a `fn() -> Vec<Check>` for rules the others cannot say).
 //!
-//! `#[derive(Choice)]` turns a fieldless enum into a string parameter with fixed options:
-//! each variant is its snake_case name (or `#[choice(name = "…")]`), and `check` reports any
-//! other string at its argument before the run.
+//! `#[derive(Choice)]` turns a fieldless `Copy` enum into a string parameter with fixed
+//! options (`lab_ops::params::Options`, with `FromStr` and `Display`): each variant is its
+//! snake_case name (or `#[choice(name = "…")]`), and `check` reports any other string at its
+//! argument before the run.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as Tokens};
@@ -338,12 +339,9 @@ fn choice(input: &DeriveInput) -> syn::Result<Tokens> {
     let name = &input.ident;
     let lib = quote!(::lab_ops::params);
     Ok(quote! {
-        impl #name {
-            /// Every option, as a `.lab` file writes it.
-            pub const OPTIONS: &'static [&'static str] = &[#(#names),*];
-
-            /// The option as a `.lab` file writes it.
-            pub fn as_str(self) -> &'static str {
+        impl #lib::Options for #name {
+            const OPTIONS: &'static [&'static str] = &[#(#names),*];
+            fn as_str(self) -> &'static str {
                 match self { #(#name::#idents => #names,)* }
             }
         }
@@ -352,34 +350,13 @@ fn choice(input: &DeriveInput) -> syn::Result<Tokens> {
             fn from_str(s: &str) -> ::core::result::Result<Self, Self::Err> {
                 match s {
                     #(#names => ::core::result::Result::Ok(#name::#idents),)*
-                    other => ::core::result::Result::Err(#lib::not_an_option(other, Self::OPTIONS)),
+                    other => ::core::result::Result::Err(#lib::not_an_option(other, <Self as #lib::Options>::OPTIONS)),
                 }
             }
         }
         impl ::core::fmt::Display for #name {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl #lib::ParamType for #name {
-            fn ty() -> ::lab_ops::Type {
-                ::lab_ops::Type::Str
-            }
-            fn implied(name: &'static str, _has_min: bool, out: &mut ::std::vec::Vec<::lab_ops::Check>) {
-                out.push(::lab_ops::Check::OneOf { param: name, options: Self::OPTIONS });
-            }
-            fn from_arg(args: &::lab_ops::Args, name: &'static str) -> ::core::result::Result<Self, ::lab_ops::OpError> {
-                args.str(name)?.parse().map_err(|e: ::std::string::String| ::lab_ops::OpError::invalid(name, e))
-            }
-        }
-        impl #lib::FromDefault<#name> for #name {
-            fn from_default(v: #name) -> Self {
-                v
-            }
-        }
-        impl #lib::ValueParam for #name {
-            fn to_value(&self) -> ::lab_ops::Value {
-                ::lab_ops::Value::Str(self.as_str().into())
+                f.write_str(#lib::Options::as_str(*self))
             }
         }
     })

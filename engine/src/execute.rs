@@ -299,14 +299,15 @@ impl StepError {
 
     /// An op's own error, with the op's blame; the error is kept as the source.
     pub fn op(e: OpError) -> StepError {
+        let message = e.to_string();
         let err = match &e {
             OpError::Cancelled => return StepError::cancelled(),
-            OpError::Io(io) if disk_full(io) => StepError::new(Failure::DiskFull, Blame::Environment, e.to_string()),
+            OpError::Io(io) if disk_full(io) => StepError::new(Failure::DiskFull, Blame::Environment, message),
             // Libraries (ONNX Runtime) report a full disk in words only.
-            _ if e.to_string().contains("No space left on device") => {
-                StepError::new(Failure::DiskFull, Blame::Environment, e.to_string())
+            _ if message.contains("No space left on device") => {
+                StepError::new(Failure::DiskFull, Blame::Environment, message)
             }
-            _ => StepError::new(Failure::Op, e.blame(), e.to_string()),
+            _ => StepError::new(Failure::Op, e.blame(), message),
         };
         StepError { source: Some(std::sync::Arc::new(e)), ..err }
     }

@@ -79,16 +79,23 @@ pub enum Trainable {
     Head,
 }
 
+impl Trainable {
+    const ALL: [Trainable; 4] = [Trainable::All, Trainable::Body, Trainable::Embeddings, Trainable::Head];
+    /// Every option, as `.lab` files write it.
+    pub const OPTIONS: &[&str] = &["all", "body", "embeddings", "head"];
+
+    pub fn as_str(self) -> &'static str {
+        Self::OPTIONS[Self::ALL.iter().position(|&t| t == self).expect("listed")]
+    }
+}
+
 impl std::str::FromStr for Trainable {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "all" => Ok(Trainable::All),
-            "body" => Ok(Trainable::Body),
-            "embeddings" => Ok(Trainable::Embeddings),
-            "head" => Ok(Trainable::Head),
-            other => Err(format!("is `{other}`; use `all`, `body`, `embeddings` or `head`")),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("is `{s}`; use `all`, `body`, `embeddings` or `head`"))
     }
 }
 
@@ -182,14 +189,20 @@ pub enum Init {
     Pytorch,
 }
 
+impl Init {
+    const ALL: [Init; 2] = [Init::Gpt2, Init::Pytorch];
+    /// Every option, as `.lab` files write it.
+    pub const OPTIONS: &[&str] = &["gpt2", "pytorch"];
+
+    pub fn as_str(self) -> &'static str {
+        Self::OPTIONS[Self::ALL.iter().position(|&i| i == self).expect("listed")]
+    }
+}
+
 impl std::str::FromStr for Init {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "gpt2" => Ok(Init::Gpt2),
-            "pytorch" => Ok(Init::Pytorch),
-            other => Err(format!("is `{other}`; use `gpt2` or `pytorch`")),
-        }
+        Self::ALL.into_iter().find(|i| i.as_str() == s).ok_or_else(|| format!("is `{s}`; use `gpt2` or `pytorch`"))
     }
 }
 

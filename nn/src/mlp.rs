@@ -19,16 +19,23 @@ pub enum Activation {
     Sigmoid,
 }
 
+impl Activation {
+    const ALL: [Activation; 4] = [Activation::Relu, Activation::Tanh, Activation::Gelu, Activation::Sigmoid];
+    /// Every option, as `.lab` files (and `model.json`) write it.
+    pub const OPTIONS: &[&str] = &["relu", "tanh", "gelu", "sigmoid"];
+
+    pub fn as_str(self) -> &'static str {
+        Self::OPTIONS[Self::ALL.iter().position(|&a| a == self).expect("listed")]
+    }
+}
+
 impl std::str::FromStr for Activation {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "relu" => Ok(Activation::Relu),
-            "tanh" => Ok(Activation::Tanh),
-            "gelu" => Ok(Activation::Gelu),
-            "sigmoid" => Ok(Activation::Sigmoid),
-            other => Err(format!("unknown activation `{other}`; use `relu`, `tanh`, `gelu` or `sigmoid`")),
-        }
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown activation `{s}`; use `relu`, `tanh`, `gelu` or `sigmoid`"))
     }
 }
 

@@ -333,7 +333,7 @@ impl Op for Iterated {
 
     fn run(&self, ctx: &RunCtx, p: IteratedParams) -> Result<(), OpError> {
         let (_, net) = load_net(&p.model)?;
-        let method = p.method.as_str();
+        let method = p.method;
         let g: fn(&Net, &[f64]) -> Result<f64, OpError> = match p.method {
             Propagation::MeanProp => mean_prop,
             Propagation::CovProp => cov_prop,

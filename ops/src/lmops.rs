@@ -3,7 +3,7 @@
 //! the training log written next to the weights.
 
 use crate::nnops::session_options;
-use crate::params::{Choice, Params};
+use crate::params::Params;
 use crate::text::TextData;
 use crate::{Check, OpError, Progress, RunCtx};
 use lab_nn::decode::Decoder;
@@ -130,26 +130,6 @@ pub fn load_gpt(dir: &Path, name: &str) -> Result<Gpt, OpError> {
     }
 }
 
-/// What trains in a language model.
-#[derive(Debug, Clone, Copy, PartialEq, Choice)]
-pub enum Train {
-    All,
-    Body,
-    Embeddings,
-    Head,
-}
-
-impl From<Train> for Trainable {
-    fn from(t: Train) -> Trainable {
-        match t {
-            Train::All => Trainable::All,
-            Train::Body => Trainable::Body,
-            Train::Embeddings => Trainable::Embeddings,
-            Train::Head => Trainable::Head,
-        }
-    }
-}
-
 /// The parameters every LM training op takes (`#[param(flatten, defaults(steps = …, lr =
 /// …, batch = …))]` sets an op's own defaults).
 #[derive(Debug, Clone, Params)]
@@ -174,8 +154,8 @@ pub struct LmTraining {
     #[param(default = 1.0, min = 0)]
     pub clip: f64,
     /// what trains: `all`, `body` (blocks + final norm), `embeddings` or `head`
-    #[param(default = Train::All)]
-    pub train: Train,
+    #[param(default = Trainable::All)]
+    pub train: Trainable,
     /// share of rows held out to measure a validation loss
     #[param(default = 0.0, min = 0, lt = 1)]
     pub val_fraction: f64,
@@ -224,7 +204,7 @@ impl LmTraining {
             eval_every: self.eval_every,
             patience: (self.patience > 0).then_some(self.patience),
         };
-        (cfg, self.train.into(), self.val_fraction)
+        (cfg, self.train, self.val_fraction)
     }
 }
 

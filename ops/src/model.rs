@@ -31,22 +31,6 @@ pub enum GptTokenizer {
     Byte,
 }
 
-/// How `model.gpt` draws fresh weights.
-#[derive(Debug, Clone, Copy, PartialEq, Choice)]
-pub enum GptInit {
-    Gpt2,
-    Pytorch,
-}
-
-impl From<GptInit> for lab_nn::gpt::Init {
-    fn from(i: GptInit) -> lab_nn::gpt::Init {
-        match i {
-            GptInit::Gpt2 => lab_nn::gpt::Init::Gpt2,
-            GptInit::Pytorch => lab_nn::gpt::Init::Pytorch,
-        }
-    }
-}
-
 #[derive(Params)]
 #[params(rules = gpt_rules)]
 pub struct GptParams {
@@ -75,8 +59,8 @@ pub struct GptParams {
     #[param(default = false)]
     value_head: bool,
     /// `gpt2` (N(0, 0.02), scaled residual projections) or `pytorch` (embeddings N(0, 1), linear layers U(±1/√fan_in))
-    #[param(default = GptInit::Gpt2)]
-    init: GptInit,
+    #[param(default = lab_nn::gpt::Init::Gpt2)]
+    init: lab_nn::gpt::Init,
     /// initialisation seed; equal seeds give equal weights
     #[param(default = 0)]
     seed: i64,
@@ -170,7 +154,7 @@ impl Op for GptOp {
             tied: p.tied,
             value_head: p.value_head,
         };
-        Gpt::init_with(spec, tokenizer, p.seed as u64, p.init.into())?.save(ctx.out)?;
+        Gpt::init_with(spec, tokenizer, p.seed as u64, p.init)?.save(ctx.out)?;
         Ok(())
     }
 }
@@ -273,26 +257,6 @@ impl Op for ImportLm {
 /// A multilayer perceptron with fresh weights: `inputs` → `hidden`… → `outputs`.
 pub struct MlpOp;
 
-/// The nonlinearity of `model.mlp`.
-#[derive(Debug, Clone, Copy, PartialEq, Choice)]
-pub enum MlpActivation {
-    Relu,
-    Tanh,
-    Gelu,
-    Sigmoid,
-}
-
-impl From<MlpActivation> for Activation {
-    fn from(a: MlpActivation) -> Activation {
-        match a {
-            MlpActivation::Relu => Activation::Relu,
-            MlpActivation::Tanh => Activation::Tanh,
-            MlpActivation::Gelu => Activation::Gelu,
-            MlpActivation::Sigmoid => Activation::Sigmoid,
-        }
-    }
-}
-
 /// How `model.mlp` draws fresh weights.
 #[derive(Debug, Clone, Copy, PartialEq, Choice)]
 pub enum MlpWeights {
@@ -313,8 +277,8 @@ pub struct MlpParams {
     #[param(min = 1)]
     outputs: usize,
     /// `relu`, `tanh`, `gelu` or `sigmoid`
-    #[param(default = MlpActivation::Relu)]
-    activation: MlpActivation,
+    #[param(default = Activation::Relu)]
+    activation: Activation,
     /// weights ~ N(0, 1/fan_in) (`lecun`) or N(0, 2/fan_in) (`he`)
     #[param(default = MlpWeights::Lecun)]
     init: MlpWeights,
@@ -375,7 +339,7 @@ impl Op for MlpOp {
             MlpWeights::He => 2.0,
         };
         let how = MlpInit { gain, bias_std: p.bias_std, positive_readout: p.positive_readout };
-        let spec = MlpSpec { inputs: p.inputs, hidden: p.hidden, outputs: p.outputs, activation: p.activation.into() };
+        let spec = MlpSpec { inputs: p.inputs, hidden: p.hidden, outputs: p.outputs, activation: p.activation };
         Mlp::init_with(spec, p.seed as u64, how).save(ctx.out)?;
         Ok(())
     }

@@ -4,8 +4,9 @@
 //! reads (names, types, defaults, docs), the [`Check`]s `labrun check` enforces, and the
 //! typed value `run` receives. Each field's Rust type says what the `.lab` file may pass
 //! ([`ParamType`]): `i64`, `usize` (an integer ≥ 0), `f64`, `bool`, `String`, `Range<usize>`,
-//! lists of these, a [`Choice`](lab_derive::Choice) enum, a file ([`FilePath`]) or folder
-//! ([`DirPath`]), or an artifact made by another step ([`ModelDir`], [`DatasetDir`], …).
+//! lists of these, an enum of options ([`Options`], `#[derive(Choice)]`), a file ([`FilePath`]) or folder
+//! ([`DirPath`]), or artifacts made by other steps ([`ModelDir`], [`DatasetDir`], …; lists of
+//! them, and [`Grid`]s for lists of lists).
 //!
 //! A complete op:
 //!
@@ -116,7 +117,7 @@ pub fn set_default(specs: &mut [ParamSpec], name: &str, value: Value) {
     spec.default = Some(value);
 }
 
-/// The message for a string that is none of a [`Choice`]'s options.
+/// The message for a string that is none of an enum's options.
 pub fn not_an_option(got: &str, options: &[&str]) -> String {
     let list = options.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ");
     format!("is `{got}`; it takes {list}")
@@ -128,222 +129,117 @@ fn min0(name: &'static str, has_min: bool, out: &mut Vec<Check>) {
     }
 }
 
-impl ParamType for i64 {
-    fn ty() -> Type {
-        Type::Int
-    }
-    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-        args.int(name)
-    }
-}
-
-impl ValueParam for i64 {
-    fn to_value(&self) -> Value {
-        Value::Int(*self)
-    }
-}
-
-/// A count or a size: an integer that is at least 0.
-impl ParamType for usize {
-    fn ty() -> Type {
-        Type::Int
-    }
-    fn implied(name: &'static str, has_min: bool, out: &mut Vec<Check>) {
-        min0(name, has_min, out)
-    }
-    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-        let v = args.int(name)?;
-        usize::try_from(v).map_err(|_| OpError::invalid(name, format!("must be at least 0, got {v}")))
-    }
-}
-
-impl ValueParam for usize {
-    fn to_value(&self) -> Value {
-        Value::Int(*self as i64)
-    }
-}
-
-impl ParamType for f64 {
-    fn ty() -> Type {
-        Type::Float
-    }
-    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-        args.float(name)
-    }
-}
-
-impl ValueParam for f64 {
-    fn to_value(&self) -> Value {
-        Value::Float(*self)
-    }
-}
-
-impl ParamType for bool {
-    fn ty() -> Type {
-        Type::Bool
-    }
-    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-        args.bool(name)
-    }
-}
-
-impl ValueParam for bool {
-    fn to_value(&self) -> Value {
-        Value::Bool(*self)
-    }
-}
-
-impl ParamType for String {
-    fn ty() -> Type {
-        Type::Str
-    }
-    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-        args.str(name).map(str::to_string)
-    }
-}
-
-impl ValueParam for String {
-    fn to_value(&self) -> Value {
-        Value::Str(self.clone())
-    }
-}
-
-/// A half-open range of indices, `a..b` with `0 ≤ a ≤ b`.
-impl ParamType for Range<usize> {
-    fn ty() -> Type {
-        Type::Range
-    }
-    fn implied(name: &'static str, has_min: bool, out: &mut Vec<Check>) {
-        min0(name, has_min, out)
-    }
-    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-        args.range(name)
-    }
-}
-
-impl ValueParam for Range<usize> {
-    fn to_value(&self) -> Value {
-        Value::Range { start: self.start as i64, end: self.end as i64 }
-    }
-}
-
-impl ParamType for Vec<i64> {
-    fn ty() -> Type {
-        Type::list(Type::Int)
-    }
-    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-        args.ints(name)
-    }
-}
-
-impl ValueParam for Vec<i64> {
-    fn to_value(&self) -> Value {
-        Value::List(self.iter().map(|&i| Value::Int(i)).collect())
-    }
-}
-
-/// Counts or sizes: integers that are each at least 0.
-impl ParamType for Vec<usize> {
-    fn ty() -> Type {
-        Type::list(Type::Int)
-    }
-    fn implied(name: &'static str, has_min: bool, out: &mut Vec<Check>) {
-        min0(name, has_min, out)
-    }
-    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-        args.ints(name)?
-            .into_iter()
-            .map(|v| {
-                usize::try_from(v).map_err(|_| OpError::invalid(name, format!("must each be at least 0, got {v}")))
-            })
-            .collect()
-    }
-}
-
-impl ValueParam for Vec<usize> {
-    fn to_value(&self) -> Value {
-        Value::List(self.iter().map(|&i| Value::Int(i as i64)).collect())
-    }
-}
-
-impl ParamType for Vec<f64> {
-    fn ty() -> Type {
-        Type::list(Type::Float)
-    }
-    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-        args.floats(name)
-    }
-}
-
-impl ValueParam for Vec<f64> {
-    fn to_value(&self) -> Value {
-        Value::List(self.iter().map(|&x| Value::Float(x)).collect())
-    }
-}
-
-impl ParamType for Vec<String> {
-    fn ty() -> Type {
-        Type::list(Type::Str)
-    }
-    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-        args.strs(name)
-    }
-}
-
-impl ValueParam for Vec<String> {
-    fn to_value(&self) -> Value {
-        Value::List(self.iter().map(|s| Value::Str(s.clone())).collect())
-    }
-}
-
-macro_rules! path_param {
-    ($(#[$doc:meta])* $name:ident, $ty:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct $name(pub PathBuf);
-
-        impl Deref for $name {
-            type Target = Path;
-            fn deref(&self) -> &Path {
-                &self.0
-            }
-        }
-
-        impl AsRef<Path> for $name {
-            fn as_ref(&self) -> &Path {
-                &self.0
-            }
-        }
-
-        impl ParamType for $name {
+/// A plain value type: its `.lab` type, how an argument is read, how a default is written,
+/// and (for counts) the rule it implies.
+macro_rules! value_param {
+    ($t:ty, $ty:expr, |$args:ident, $name:ident| $read:expr, |$v:ident| $value:expr $(, implied $implied:ident)?) => {
+        impl ParamType for $t {
             fn ty() -> Type {
-                Type::$ty
+                $ty
             }
-            fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-                path_arg(args, name).map($name)
+            $(fn implied(name: &'static str, has_min: bool, out: &mut Vec<Check>) {
+                $implied(name, has_min, out)
+            })?
+            fn from_arg($args: &Args, $name: &'static str) -> Result<Self, OpError> {
+                $read
+            }
+        }
+
+        impl ValueParam for $t {
+            fn to_value(&self) -> Value {
+                let $v = self;
+                $value
             }
         }
     };
 }
 
-/// A `Path` or `Dir` argument: the absolute path lowering resolved it to.
-fn path_arg(args: &Args, name: &'static str) -> Result<PathBuf, OpError> {
-    Ok(PathBuf::from(args.str(name)?))
+/// A count or a size as the op receives it; the rule `≥ 0` was checked before the run.
+fn count(v: i64, name: &str) -> Result<usize, OpError> {
+    usize::try_from(v).map_err(|_| OpError::invalid(name, format!("must be at least 0, got {v}")))
 }
 
-path_param!(
-    /// A file named in the `.lab` file (relative to it); its content is part of the key.
-    FilePath,
-    Path
+value_param!(i64, Type::Int, |args, name| args.int(name), |v| Value::Int(*v));
+value_param!(usize, Type::Int, |args, name| count(args.int(name)?, name), |v| Value::Int(*v as i64), implied min0);
+value_param!(f64, Type::Float, |args, name| args.float(name), |v| Value::Float(*v));
+value_param!(bool, Type::Bool, |args, name| args.bool(name), |v| Value::Bool(*v));
+value_param!(String, Type::Str, |args, name| args.str(name).map(str::to_string), |v| Value::Str(v.clone()));
+// A half-open range of indices, `a..b` with `0 ≤ a ≤ b`.
+value_param!(
+    Range<usize>,
+    Type::Range,
+    |args, name| args.range(name),
+    |v| Value::Range { start: v.start as i64, end: v.end as i64 },
+    implied min0
 );
-path_param!(
-    /// A file or a folder named in the `.lab` file; everything in it is part of the key.
-    DirPath,
-    Dir
+value_param!(Vec<i64>, Type::list(Type::Int), |args, name| args.ints(name), |v| Value::List(
+    v.iter().map(|&i| Value::Int(i)).collect()
+));
+value_param!(
+    Vec<usize>,
+    Type::list(Type::Int),
+    |args, name| args.ints(name)?.into_iter().map(|v| count(v, name)).collect(),
+    |v| Value::List(v.iter().map(|&i| Value::Int(i as i64)).collect()),
+    implied min0
 );
+value_param!(Vec<f64>, Type::list(Type::Float), |args, name| args.floats(name), |v| Value::List(
+    v.iter().map(|&x| Value::Float(x)).collect()
+));
+value_param!(Vec<String>, Type::list(Type::Str), |args, name| args.strs(name), |v| Value::List(
+    v.iter().map(|s| Value::Str(s.clone())).collect()
+));
 
-macro_rules! artifact_param {
-    ($(#[$doc:meta])* $name:ident, $ty:ident) => {
+/// A string parameter with fixed options, as an enum: what `#[derive(Choice)]` implements,
+/// and what labrun's own option enums of `lab_nn` implement below. `check` reports any other
+/// string at its argument.
+pub trait Options: Copy + std::str::FromStr<Err = String> {
+    /// Every option, as a `.lab` file writes it.
+    const OPTIONS: &'static [&'static str];
+    /// The option as a `.lab` file writes it.
+    fn as_str(self) -> &'static str;
+}
+
+impl<T: Options> ParamType for T {
+    fn ty() -> Type {
+        Type::Str
+    }
+    fn implied(name: &'static str, _has_min: bool, out: &mut Vec<Check>) {
+        out.push(Check::OneOf { param: name, options: T::OPTIONS });
+    }
+    fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
+        args.str(name)?.parse().map_err(|e: String| OpError::invalid(name, e))
+    }
+}
+
+impl<T: Options> ValueParam for T {
+    fn to_value(&self) -> Value {
+        Value::Str(self.as_str().into())
+    }
+}
+
+impl<T: Options> FromDefault<T> for T {
+    fn from_default(v: T) -> Self {
+        v
+    }
+}
+
+/// The option enums of `lab_nn`, whose names live there.
+macro_rules! nn_options {
+    ($($t:ty),*) => {$(
+        impl Options for $t {
+            const OPTIONS: &'static [&'static str] = <$t>::OPTIONS;
+            fn as_str(self) -> &'static str {
+                <$t>::as_str(self)
+            }
+        }
+    )*};
+}
+
+nn_options!(lab_nn::gpt::Trainable, lab_nn::gpt::Init, lab_nn::mlp::Activation);
+
+/// A folder or a file the op reads: the path, as a `&Path` too.
+macro_rules! path_newtype {
+    ($(#[$doc:meta])* $name:ident, $ty:ident, |$args:ident, $arg:ident| $read:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name(pub PathBuf);
@@ -365,10 +261,35 @@ macro_rules! artifact_param {
             fn ty() -> Type {
                 Type::$ty
             }
-            fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-                Ok($name(args.artifact(name)?.to_path_buf()))
+            fn from_arg($args: &Args, $arg: &'static str) -> Result<Self, OpError> {
+                $read.map($name)
             }
         }
+    };
+}
+
+path_newtype!(
+    /// A file named in the `.lab` file (relative to it; the absolute path lowering resolved
+    /// it to); its content is part of the key.
+    FilePath,
+    Path,
+    |args, name| args.str(name).map(PathBuf::from)
+);
+path_newtype!(
+    /// A file or a folder named in the `.lab` file; everything in it is part of the key.
+    DirPath,
+    Dir,
+    |args, name| args.str(name).map(PathBuf::from)
+);
+
+/// A list of lists of inputs (`[[Metrics]]`): the engine passes nested lists flattened,
+/// row-major, so the op receives every folder in one list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grid<T>(pub Vec<T>);
+
+macro_rules! artifact_param {
+    ($(#[$doc:meta])* $name:ident, $ty:ident) => {
+        path_newtype!($(#[$doc])* $name, $ty, |args, name| args.artifact(name).map(Path::to_path_buf));
 
         impl ParamType for Vec<$name> {
             fn ty() -> Type {
@@ -376,6 +297,15 @@ macro_rules! artifact_param {
             }
             fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
                 Ok(args.artifacts(name)?.iter().cloned().map($name).collect())
+            }
+        }
+
+        impl ParamType for Grid<$name> {
+            fn ty() -> Type {
+                Type::list(Type::list(Type::$ty))
+            }
+            fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
+                Ok(Grid(args.artifacts(name)?.iter().cloned().map($name).collect()))
             }
         }
 
@@ -401,7 +331,7 @@ artifact_param!(
     Dataset
 );
 artifact_param!(
-    /// A `Model` made by another step: its folder .
+    /// A `Model` made by another step: its folder (`lab_nn::folder::ModelFolder`).
     ModelDir,
     Model
 );

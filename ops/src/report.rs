@@ -2,10 +2,9 @@
 
 use crate::artifact::{self, Metrics};
 use crate::curve::{self, Curve};
-use crate::params::{MetricsDir, ModelDir, ParamType, Params};
-use crate::{Args, Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
+use crate::params::{CurveDir, Grid, MetricsDir, ModelDir, Params};
+use crate::{Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use std::fmt::Write;
-use std::path::PathBuf;
 
 pub fn register(r: &mut Registry) {
     r.add(Bar);
@@ -13,36 +12,6 @@ pub fn register(r: &mut Registry) {
     r.add(Loss);
     r.add(Curves);
 }
-
-/// A list of lists of artifacts (`[[Metrics]]`, `[[Curve]]`): the engine passes nested
-/// lists flattened, row-major, so the op receives every folder in one list.
-macro_rules! nested_param {
-    ($(#[$doc:meta])* $name:ident, $ty:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub struct $name(pub Vec<PathBuf>);
-
-        impl ParamType for $name {
-            fn ty() -> Type {
-                Type::list(Type::list(Type::$ty))
-            }
-            fn from_arg(args: &Args, name: &'static str) -> Result<Self, OpError> {
-                Ok($name(args.artifacts(name)?.to_vec()))
-            }
-        }
-    };
-}
-
-nested_param!(
-    /// `[[Metrics]]`, flattened row-major.
-    MetricsGrid,
-    Metrics
-);
-nested_param!(
-    /// `[[Curve]]`, flattened row-major.
-    CurveGrid,
-    Curve
-);
 
 /// Training-loss curves of trained language models.
 pub struct Loss;
@@ -125,7 +94,7 @@ pub struct Lines;
 pub struct LinesParams {
     /// one list of results per series, one result per x value
     #[param(non_empty)]
-    values: MetricsGrid,
+    values: Grid<MetricsDir>,
     /// the x values (or give `x_metric`)
     #[param(default = vec![])]
     x: Vec<f64>,
@@ -593,7 +562,7 @@ pub struct Curves;
 #[params(rules = curves_rules)]
 pub struct CurvesParams {
     /// one list of curves per group (each group the same length, e.g. one curve per seed), averaged
-    curves: CurveGrid,
+    curves: Grid<CurveDir>,
     /// one legend label per group
     #[param(default = vec![])]
     labels: Vec<String>,
