@@ -6,9 +6,10 @@
 //! `cargo bench --bench training`
 
 use lab_nn::mlp::{Activation, Mlp, MlpSpec};
+use lab_nn::mlp_train::{Data, Objective, Targets, train};
 use lab_nn::optim::{OptimConfig, Optimizer, Schedule};
 use lab_nn::runtime::SessionOptions;
-use lab_nn::train::{Data, Objective, Targets, TrainConfig, train};
+use lab_nn::train::TrainConfig;
 use std::time::Instant;
 
 const BATCH: usize = 32;

@@ -24,6 +24,7 @@ pub mod gpt;
 pub mod graph;
 pub mod lm;
 pub mod mlp;
+pub mod mlp_train;
 pub mod onnx;
 pub mod onnx_io;
 pub mod optim;

@@ -101,8 +101,8 @@ fn an_mlp_reward_model_learns_separable_comparisons() {
     )
     .unwrap();
     assert!(!report.val_loss.is_empty());
-    let rb = lab_nn::train::predict(&model, &vb, SessionOptions::default()).unwrap();
-    let rw = lab_nn::train::predict(&model, &vw, SessionOptions::default()).unwrap();
+    let rb = lab_nn::mlp_train::predict(&model, &vb, SessionOptions::default()).unwrap();
+    let rw = lab_nn::mlp_train::predict(&model, &vw, SessionOptions::default()).unwrap();
     let acc = rb.iter().zip(&rw).filter(|(a, b)| a > b).count() as f64 / rb.len() as f64;
     assert!(acc > 0.9, "held-out accuracy {acc}");
     // Mismatched widths are an error, not a panic.

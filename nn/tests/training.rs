@@ -4,9 +4,10 @@
 use lab_nn::autodiff::grad;
 use lab_nn::exec::run_session;
 use lab_nn::mlp::{Activation, Mlp, MlpSpec};
+use lab_nn::mlp_train::{Data, Objective, Targets, train};
 use lab_nn::optim::{OptimConfig, Optimizer, Schedule, step};
 use lab_nn::runtime::{SessionOptions, session};
-use lab_nn::train::{Data, Objective, Targets, TrainConfig, train};
+use lab_nn::train::TrainConfig;
 use lab_nn::{DType, Graph, NnError, Tensor};
 
 /// loss = sum(w * c) for constant c: the gradient is c, so updates are easy to compute.

@@ -9,8 +9,8 @@ use crate::params::{DatasetDir, ModelDir, Params};
 use crate::text::TextData;
 use crate::{Op, OpError, Progress, Registry, RunCtx, Signature, Type, Yield};
 use lab_nn::lm::{LmObjective, Ranked};
+use lab_nn::mlp_train::Objective;
 use lab_nn::reward::{self, Pairs};
-use lab_nn::train::Objective;
 use std::ops::Range;
 use std::path::Path;
 
@@ -404,8 +404,8 @@ fn reward_mlp(ctx: &RunCtx, p: &RewardParams) -> Result<(), OpError> {
     if !val_idx.is_empty() {
         // How often the trained model ranks a held-out pair as the labels do.
         let opts = nnops::session_options(ctx);
-        let rb = lab_nn::train::predict(&model, &vb, opts)?;
-        let rw = lab_nn::train::predict(&model, &vw, opts)?;
+        let rb = lab_nn::mlp_train::predict(&model, &vb, opts)?;
+        let rw = lab_nn::mlp_train::predict(&model, &vw, opts)?;
         let acc = rb.iter().zip(&rw).filter(|(a, b)| a > b).count() as f64 / rb.len() as f64;
         let mut m = crate::artifact::Metrics::new();
         m.insert("val_accuracy".into(), serde_json::json!(acc));

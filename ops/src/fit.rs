@@ -6,7 +6,7 @@
 use crate::artifact::{self, Metrics};
 use crate::curve;
 use crate::params::{CurveDir, MetricsDir, Params};
-use crate::report::lines_svg;
+use crate::svg::lines_svg;
 use crate::{Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 use serde_json::json;
 

@@ -13,6 +13,7 @@
 extern crate self as lab_ops;
 
 pub mod artifact;
+pub mod best_of_n;
 pub mod bigbench;
 pub mod curve;
 mod lmops;
@@ -36,6 +37,7 @@ pub mod model;
 pub mod probe;
 pub mod report;
 pub mod score;
+pub mod svg;
 pub mod text;
 
 /// Where model ops run.

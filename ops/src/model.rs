@@ -574,7 +574,7 @@ impl Op for GoldReward {
             Ok((raw.iter().map(|r| (r - m) / sd).collect(), (m, sd)))
         };
         let raw = |m: &Mlp| -> Result<Vec<f64>, OpError> {
-            Ok(lab_nn::train::predict(m, &x, opts)?.iter().map(|&v| v as f64).collect())
+            Ok(lab_nn::mlp_train::predict(m, &x, opts)?.iter().map(|&v| v as f64).collect())
         };
         let (q, sq) = standardize(raw(&quality)?)?;
         let (o, so) = standardize(raw(&other)?)?;

@@ -4,9 +4,10 @@ use crate::artifact::Dataset;
 use crate::params::Params;
 use crate::{OpError, Progress, RunCtx};
 use lab_nn::mlp::Mlp;
+use lab_nn::mlp_train::{self, Data, Objective, Targets};
 use lab_nn::optim::{OptimConfig, Optimizer, Schedule};
 use lab_nn::runtime::SessionOptions;
-use lab_nn::train::{self, Data, Objective, Targets, TrainConfig};
+use lab_nn::train::{self, TrainConfig};
 use std::path::Path;
 
 pub fn session_options(ctx: &RunCtx) -> SessionOptions {
@@ -174,7 +175,7 @@ pub fn fit(
         }
         ctx.check_cancel().is_ok()
     };
-    match train::train(model, &data, None, &objective, &cfg, &mut on_step) {
+    match mlp_train::train(model, &data, None, &objective, &cfg, &mut on_step) {
         Ok(_) => Ok(()),
         Err(_) if ctx.check_cancel().is_err() => Err(OpError::Cancelled),
         Err(lab_nn::NnError::NonFinite { step, value }) => Err(OpError::Numeric(format!(

@@ -50,7 +50,7 @@ fn mlp_learns_digits_to_95_percent() {
     let x =
         lab_nn::Tensor::f32(vec![2, 64], lab_ops::data::load_digits().unwrap().x.as_slice().unwrap()[..128].to_vec());
     let standalone = lab_nn::exec::run_session(&mut s, &[("x", &x)]).unwrap();
-    let ours = lab_nn::train::predict(&model, x.as_f32().unwrap(), Default::default()).unwrap();
+    let ours = lab_nn::mlp_train::predict(&model, x.as_f32().unwrap(), Default::default()).unwrap();
     assert_eq!(standalone[0].as_f32().unwrap(), &ours[..]);
 }
 

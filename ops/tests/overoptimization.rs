@@ -5,8 +5,8 @@
 mod common;
 use common::{Ws, art, int, s, v};
 use lab_ops::Value;
+use lab_ops::best_of_n::{best_of_n, kl_best_of_n, log_factorials};
 use lab_ops::curve::Curve;
-use lab_ops::estimate::{best_of_n, kl_best_of_n, log_factorials};
 use lab_ops::markov::{self, Markov};
 use rand::Rng;
 use std::path::{Path, PathBuf};
