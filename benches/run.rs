@@ -5,7 +5,7 @@
 //!
 //! `cargo bench --bench run`
 
-use lab_engine::execute::{RunOptions, run};
+use lab_engine::execute::{RunOptions, run_local as run};
 use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::sync::atomic::AtomicBool;
@@ -35,7 +35,6 @@ fn main() {
         cancel: &cancel,
         on_event: &quiet,
         pipeline: "many",
-        executor: &lab_engine::execute::Executor::Local,
     };
 
     let t = Instant::now();

@@ -1,7 +1,8 @@
 use crate::cli::{Cli, Command, GraphFormat};
-use lab_engine::{Compiled, Diag, Exit, Plan, Sources, render};
+use crate::shared::{compiled, open_cache, print_diags, stem};
+use lab_engine::{Diag, Exit, Plan, Sources};
 use lab_ops::{Registry, Value};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -22,53 +23,12 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Doctor { cache } => crate::maintain::doctor(cache.cache.as_deref()),
         Command::Log { run, count, cache } => crate::maintain::log(run, count, cache.cache.as_deref()),
         Command::SlurmWorker { specs, cache } => {
-            let cache = match crate::run::open_cache(cache.cache.as_deref()) {
+            let cache = match open_cache(cache.cache.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
             lab_engine::slurm::worker(&cache, &registry, &specs).into()
         }
-    }
-}
-
-pub fn color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-}
-
-pub fn width() -> usize {
-    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).unwrap_or(100)
-}
-
-pub fn print_diags(diags: &[Diag], sources: &Sources) {
-    let text = render(diags, sources, color(), width());
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(text.as_bytes());
-    let n = diags.len();
-    let _ = writeln!(err, "labrun: {n} error{}", if n == 1 { "" } else { "s" });
-}
-
-/// Compiles or prints the diagnostics and returns the exit code.
-pub fn compiled(file: &Path, set: &crate::cli::SetArgs, registry: &Registry) -> Result<(Sources, Plan), ExitCode> {
-    compiled_kept(file, set, registry, None)
-}
-
-/// [`compiled`], keeping large files' syntax trees in `parsed` (a folder of the cache) so
-/// that the next run of the same text skips parsing.
-pub fn compiled_kept(
-    file: &Path,
-    set: &crate::cli::SetArgs,
-    registry: &Registry,
-    parsed: Option<&Path>,
-) -> Result<(Sources, Plan), ExitCode> {
-    let Compiled { sources, plan, diags } =
-        lab_engine::compile_kept(file, set.import_root.as_deref(), &set.set, registry, parsed);
-    if !diags.is_empty() {
-        print_diags(&diags, &sources);
-        return Err(Exit::User.into());
-    }
-    match plan {
-        Some(p) => Ok((sources, p)),
-        None => Err(Exit::User.into()),
     }
 }
 
@@ -118,12 +78,12 @@ fn plan(
             }
         }
     };
-    let cache = match crate::run::open_cache(cache) {
+    let cache = match open_cache(cache) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let status = lab_engine::execute::status(&plan, &cache);
-    let name = crate::run::stem(file);
+    let name = stem(file);
     let from: Vec<Option<String>> =
         status.results.iter().map(|r| lab_engine::execute::computed_by(r.as_ref()?).filter(|p| *p != name)).collect();
     print!("{}", plan_text(&plan, &status.cached, &from));

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod maintain;
 mod run;
+mod shared;
 
 use lab_engine::Exit;
 use std::process::ExitCode;

@@ -1,8 +1,7 @@
 //! `labrun why`, `labrun cache …` and `labrun doctor`.
 
 use crate::cli::CacheAction;
-use crate::commands::compiled;
-use crate::run::{cache_dir, open_cache, pipeline_id};
+use crate::shared::{cache_dir, compiled, open_cache, pipeline_id};
 use lab_engine::Exit;
 use lab_ops::Registry;
 use serde_json::Value as Json;
@@ -295,7 +294,7 @@ fn utc(unix: f64) -> String {
 
 /// `labrun log`: the latest runs, or one run with its steps.
 pub fn log(run: Option<i64>, count: usize, cache_arg: Option<&Path>) -> ExitCode {
-    let cache = match crate::run::open_cache(cache_arg) {
+    let cache = match open_cache(cache_arg) {
         Ok(c) => c,
         Err(code) => return code,
     };

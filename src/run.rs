@@ -1,11 +1,12 @@
 //! `labrun run`: progress display, events, summary, reports.
 
 use crate::cli::{ExecutorKind, RunArgs};
-use crate::commands::{color, compiled_kept, print_diags, width};
+use crate::shared::{cache_dir, cache_error, color, compiled_kept, pipeline_id, print_diags, stem, width};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lab_cache::Cache;
 use lab_engine::Exit;
-use lab_engine::execute::{Event, Executor, Failure, RunOptions, RunReport};
+use lab_engine::execute::{Event, Failure, RunOptions, RunReport};
+use lab_engine::run::ExecutorConfig as Executor;
 use lab_engine::{Diag, Plan};
 
 use lab_ops::{Blame, Registry};
@@ -17,42 +18,6 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// The cache directory: `--cache`/`LABRUN_CACHE`, else the per-user cache directory.
-pub fn cache_dir(arg: Option<&Path>) -> PathBuf {
-    if let Some(p) = arg {
-        return p.to_path_buf();
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("labrun");
-    }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
-    home.join(".cache/labrun")
-}
-
-pub fn open_cache(arg: Option<&Path>) -> Result<Cache, ExitCode> {
-    let dir = cache_dir(arg);
-    Cache::open(&dir).map_err(|e| cache_error(&dir, &e))
-}
-
-fn cache_error(dir: &Path, e: &lab_cache::CacheError) -> ExitCode {
-    eprintln!(
-        "labrun: cannot use the cache at {}: {e}\n  help: pass `--cache DIR` or set LABRUN_CACHE to a writable directory",
-        dir.display()
-    );
-    Exit::Environment.into()
-}
-
-/// A stable id for a pipeline file's run records: its name and a hash of its path.
-pub fn pipeline_id(file: &Path) -> String {
-    let canon = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
-    let h = lab_cache::Key::of(canon.to_string_lossy().as_bytes()).to_string();
-    format!("{}-{}", stem(file), &h[..12])
-}
-
-pub fn stem(file: &Path) -> String {
-    file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into())
-}
 
 struct Display {
     multi: Option<MultiProgress>,
@@ -270,10 +235,9 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         cancel: &cancel,
         on_event: &on_event,
         pipeline: &name,
-        executor: &executor,
     };
     let t = lab_engine::timing::phase("schedule");
-    let report = lab_engine::execute::run(&plan, &cache, registry, &opts);
+    let report = lab_engine::run::run(&plan, &cache, registry, &opts, &executor);
     drop(t);
     display.finish();
     let t = lab_engine::timing::phase("record");

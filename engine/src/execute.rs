@@ -65,18 +65,20 @@ pub struct RunOptions<'a> {
     pub on_event: &'a (dyn Fn(&Event) + Sync),
     /// The pipeline's name, recorded with each result (not part of any key).
     pub pipeline: &'a str,
-    /// Where steps run: this process, or jobs on a Slurm cluster.
-    pub executor: &'a Executor,
 }
 
-/// Where the steps of a run are computed.
-#[derive(Debug, Clone, Default)]
-pub enum Executor {
-    /// Threads of this process.
-    #[default]
-    Local,
-    /// Jobs on a Slurm cluster, meeting in the (shared) cache.
-    Slurm(crate::slurm::SlurmConfig),
+/// Where the steps of a run are computed: threads of this process ([`run_local`]) or jobs
+/// on a cluster (`slurm::Driver`). The scheduler starts steps and waits for them through
+/// this, and knows nothing else of where they run.
+pub trait Executor {
+    /// Steps computed at once.
+    fn capacity(&self) -> usize;
+    /// Starts (or queues) a step.
+    fn start(&mut self, a: Action);
+    /// The next step to end; `None` when nothing runs.
+    fn wait(&mut self) -> Option<(usize, Done)>;
+    /// Drops what has not started yet: the run stops.
+    fn halt(&mut self) {}
 }
 
 /// The outcome of a run.
@@ -352,67 +354,70 @@ pub struct Action {
     pub resources: lab_ops::Resources,
 }
 
-/// Runs every node of `plan` that the cache lacks, with the executor `opts` names.
-pub fn run(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -> RunReport {
-    match opts.executor {
-        Executor::Local => {
-            let jobs = opts.jobs.max(1);
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().expect("thread pool");
-            let (tx, rx) = std::sync::mpsc::channel::<(usize, Done)>();
-            pool.in_place_scope(|scope| {
-                let mut start = |a: Action| {
-                    let tx = tx.clone();
-                    scope.spawn(move |_| {
-                        let done = execute(&a, cache, registry, opts);
-                        let _ = tx.send((a.node, done));
-                    });
-                };
-                // Results wait for a group commit at most this long while no step ends.
-                let mut not_recorded = None;
-                let mut wait = || loop {
-                    match rx.recv_timeout(GROUP_LATENCY) {
-                        Ok(done) => return Some(done),
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                            if let Err(e) = cache.flush_commits() {
-                                not_recorded = Some(e.to_string());
-                            }
-                        }
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
-                    }
-                };
-                let mut report = schedule(plan, cache, opts, jobs, &mut start, &mut wait, &mut || {});
-                if let Err(e) = cache.flush_commits() {
-                    not_recorded = Some(e.to_string());
-                }
-                report.not_recorded = not_recorded;
-                report
-            })
+/// Runs every node of `plan` that the cache lacks on `opts.jobs` threads of this process.
+pub fn run_local(plan: &Plan, cache: &Cache, registry: &Registry, opts: &RunOptions) -> RunReport {
+    let jobs = opts.jobs.max(1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().expect("thread pool");
+    pool.in_place_scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Done)>();
+        let mut threads = Threads { scope, tx, rx, jobs, cache, registry, opts, not_recorded: None };
+        let mut report = schedule(plan, cache, opts, &mut threads);
+        if let Err(e) = cache.flush_commits() {
+            threads.not_recorded = Some(e.to_string());
         }
-        Executor::Slurm(cfg) => {
-            // `start` only queues: the scheduler starts every ready step before it waits, so
-            // the driver sees them together and can put small ones into one job.
-            let driver = std::cell::RefCell::new(crate::slurm::Driver::new(cfg.clone(), cache, opts));
-            let mut start = |a: Action| driver.borrow_mut().enqueue(a);
-            let mut wait = || driver.borrow_mut().next_done();
-            let mut halt = || driver.borrow_mut().halt();
-            schedule(plan, cache, opts, usize::MAX, &mut start, &mut wait, &mut halt)
+        report.not_recorded = threads.not_recorded;
+        report
+    })
+}
+
+/// The local executor: each step a task of a rayon scope.
+struct Threads<'s, 'a> {
+    scope: &'s rayon::Scope<'a>,
+    tx: std::sync::mpsc::Sender<(usize, Done)>,
+    rx: std::sync::mpsc::Receiver<(usize, Done)>,
+    jobs: usize,
+    cache: &'a Cache,
+    registry: &'a Registry,
+    opts: &'a RunOptions<'a>,
+    /// Why a group commit failed, if one did.
+    not_recorded: Option<String>,
+}
+
+impl Executor for Threads<'_, '_> {
+    fn capacity(&self) -> usize {
+        self.jobs
+    }
+
+    fn start(&mut self, a: Action) {
+        let (tx, cache, registry, opts) = (self.tx.clone(), self.cache, self.registry, self.opts);
+        self.scope.spawn(move |_| {
+            let done = execute(&a, cache, registry, opts);
+            let _ = tx.send((a.node, done));
+        });
+    }
+
+    /// Results wait for a group commit at most `GROUP_LATENCY` while no step ends.
+    fn wait(&mut self) -> Option<(usize, Done)> {
+        loop {
+            match self.rx.recv_timeout(GROUP_LATENCY) {
+                Ok(done) => return Some(done),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(e) = self.cache.flush_commits() {
+                        self.not_recorded = Some(e.to_string());
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
         }
     }
 }
 
 /// The scheduler shared by every executor: keys from input artifact ids, cache lookups,
-/// `start` for what must be computed (at most `capacity` at once), `wait` for the next
-/// action to end, `halt` to drop what an executor has not started yet. A failure skips what depends on it and, unless `keep_going`, starts
-/// nothing new.
-fn schedule(
-    plan: &Plan,
-    cache: &Cache,
-    opts: &RunOptions,
-    capacity: usize,
-    start: &mut dyn FnMut(Action),
-    wait: &mut dyn FnMut() -> Option<(usize, Done)>,
-    halt: &mut dyn FnMut(),
-) -> RunReport {
+/// the executor's `start` for what must be computed (at most its `capacity` at once),
+/// `wait` for the next action to end, `halt` to drop what it has not started yet. A failure
+/// skips what depends on it and, unless `keep_going`, starts nothing new.
+pub(crate) fn schedule(plan: &Plan, cache: &Cache, opts: &RunOptions, exec: &mut dyn Executor) -> RunReport {
+    let capacity = exec.capacity();
     let n = plan.nodes.len();
     let mut report =
         RunReport { outputs: vec![None; n], keys: vec![None; n], computed_by: vec![None; n], ..Default::default() };
@@ -451,7 +456,7 @@ fn schedule(
             running += 1;
             (opts.on_event)(&Event::Started { node: i });
             let (_, shown) = preimage(plan, node, &report.outputs).expect("inputs are done");
-            start(Action {
+            exec.start(Action {
                 node: i,
                 step: node.name.clone(),
                 op: std::sync::Arc::clone(&node.op),
@@ -465,7 +470,7 @@ fn schedule(
         if running == 0 {
             break;
         }
-        let Some((i, done)) = wait() else { break };
+        let Some((i, done)) = exec.wait() else { break };
         running -= 1;
         match done {
             Done::Ok { id, secs, by_other } => {
@@ -499,7 +504,7 @@ fn schedule(
                 if !opts.keep_going {
                     stop = true;
                     // What an executor holds back for a free slot never starts.
-                    halt();
+                    exec.halt();
                 }
             }
             Done::NotStarted => {

@@ -25,6 +25,7 @@ mod lower;
 mod plan;
 mod prune;
 pub mod report;
+pub mod run;
 pub mod slurm;
 mod source;
 pub mod timing;

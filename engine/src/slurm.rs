@@ -14,7 +14,8 @@
 //! `batch_minutes`: a sweep of a thousand tiny steps becomes two jobs, not a thousand, and
 //! long steps get a job each.
 
-use crate::execute::{Action, Done, Event, Executor, RunOptions, StepError, execute};
+use crate::execute::{Action, Done, Event, Executor, RunOptions, RunReport, StepError, execute, schedule};
+use crate::plan::Plan;
 use lab_cache::{ArtifactId, Cache, Key};
 use lab_ops::{ArgIn, Args, Blame, Progress, Registry, Resources, Value};
 use serde::{Deserialize, Serialize};
@@ -243,6 +244,31 @@ const NEVER: &[&str] = &[
     "QOSMaxGRESPerJob",
     "DependencyNeverSatisfied",
 ];
+
+/// Runs every node of `plan` that the cache lacks as jobs on a Slurm cluster.
+pub fn run(plan: &Plan, cache: &Cache, cfg: &SlurmConfig, opts: &RunOptions) -> RunReport {
+    schedule(plan, cache, opts, &mut Driver::new(cfg.clone(), cache, opts))
+}
+
+/// `start` only queues: the scheduler starts every ready step before it waits, so the
+/// driver sees them together and can put small ones into one job.
+impl Executor for Driver<'_> {
+    fn capacity(&self) -> usize {
+        usize::MAX
+    }
+
+    fn start(&mut self, a: Action) {
+        self.enqueue(a);
+    }
+
+    fn wait(&mut self) -> Option<(usize, Done)> {
+        self.next_done()
+    }
+
+    fn halt(&mut self) {
+        Driver::halt(self)
+    }
+}
 
 impl<'a> Driver<'a> {
     pub fn new(cfg: SlurmConfig, cache: &'a Cache, opts: &'a RunOptions<'a>) -> Driver<'a> {
@@ -836,7 +862,6 @@ fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel
             }
         }
     };
-    let executor = Executor::Local;
     let opts = RunOptions {
         jobs: 1,
         threads: spec.threads.max(1),
@@ -846,7 +871,6 @@ fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel
         cancel,
         on_event: &on_event,
         pipeline: &spec.pipeline,
-        executor: &executor,
     };
     let done = execute(&action, cache, registry, &opts);
     // The driver reads the outcome as final: the result is on disk before it is written.
