@@ -2,7 +2,7 @@
 //! scheduler on rayon. A failure starts nothing new (unless `keep_going`), lets running
 //! steps finish, and is never cached.
 
-use crate::plan::{ArgVal, Node, Plan};
+use crate::plan::{ArgVal, Node, NodeKey, Plan};
 use lab_cache::{ActionResult, ArtifactId, Cache, Key};
 pub use lab_ops::Args;
 use lab_ops::{ArgIn, Blame, OpError, Progress, Registry, RunCtx};
@@ -121,50 +121,26 @@ fn preimage_parts(
     readable: bool,
 ) -> Option<(Vec<u8>, Option<serde_json::Value>)> {
     let mut bytes = Vec::with_capacity(256);
-    // `kind.method`, written without building the string.
-    let (kind, method) = (node.op.kind.as_bytes(), node.op.method.as_bytes());
-    bytes.extend_from_slice(&((kind.len() + 1 + method.len()) as u64).to_le_bytes());
-    bytes.extend_from_slice(kind);
-    bytes.push(b'.');
-    bytes.extend_from_slice(method);
-    bytes.extend_from_slice(&node.op.version.to_le_bytes());
-    let mut params = serde_json::Map::new();
-    let mut inputs = serde_json::Map::new();
-    let mut ids = Vec::new();
-    for (k, v) in &node.args {
-        bytes.extend_from_slice(&(k.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(k.as_bytes());
-        match v {
-            ArgVal::Value(v) => {
-                bytes.push(0);
-                v.encode(&mut bytes);
-                if readable {
-                    params.insert(k.to_string(), json!(v.to_string()));
-                }
+    NodeKey::write(&node.op, &node.args, &mut bytes, &mut |n, out| {
+        out.extend_from_slice(&outputs[n]?.0);
+        Some(())
+    })?;
+    let shown = readable.then(|| {
+        let mut params = serde_json::Map::new();
+        let mut inputs = serde_json::Map::new();
+        for (k, v) in &node.args {
+            if let ArgVal::Value(v) = v {
+                params.insert(k.to_string(), json!(v.to_string()));
+                continue;
             }
-            other => {
-                bytes.push(1);
-                ids.clear();
-                collect_ids(other, outputs, &mut ids)?;
-                bytes.extend_from_slice(&(ids.len() as u64).to_le_bytes());
-                for (_, id) in &ids {
-                    bytes.extend_from_slice(&id.0);
-                }
-                if readable {
-                    let mut shown: Vec<serde_json::Value> = ids
-                        .iter()
-                        .map(|(n, id)| json!({"step": plan.nodes[*n].name, "artifact": id.to_string()}))
-                        .collect();
-                    inputs.insert(
-                        k.to_string(),
-                        if matches!(other, ArgVal::Node(_)) { shown.remove(0) } else { json!(shown) },
-                    );
-                }
-            }
+            let mut ids = Vec::new();
+            collect_ids(v, outputs, &mut ids).expect("the key covers every input");
+            let mut shown: Vec<serde_json::Value> =
+                ids.iter().map(|(n, id)| json!({"step": plan.nodes[*n].name, "artifact": id.to_string()})).collect();
+            inputs.insert(k.to_string(), if matches!(v, ArgVal::Node(_)) { shown.remove(0) } else { json!(shown) });
         }
-    }
-    let shown =
-        readable.then(|| json!({"op": node.op.name(), "version": node.op.version, "params": params, "inputs": inputs}));
+        json!({"op": node.op.name(), "version": node.op.version, "params": params, "inputs": inputs})
+    });
     Some((bytes, shown))
 }
 

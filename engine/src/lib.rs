@@ -33,7 +33,7 @@ mod typed;
 
 pub use diagnostic::{CODES, Diag, render, suggest};
 pub use exit::Exit;
-pub use plan::{ArgVal, Node, NodeArgs, Plan, ReportPlan, RowPlan, TablePlan};
+pub use plan::{ArgVal, Node, NodeArgs, NodeKey, Plan, ReportPlan, RowPlan, TablePlan};
 pub use source::{SourceFile, Sources};
 
 use lab_ops::Registry;
@@ -92,17 +92,47 @@ pub fn compile_kept(
     parsed: Option<&Path>,
 ) -> Compiled {
     let t = timing::phase("load");
-    let (loaded, mut diags) = load::load(path, import_root, parsed);
+    let (loaded, diags) = load::load(path, import_root, parsed);
     drop(t);
     let t = timing::phase("check");
-    let program = check::collect(&loaded, &mut diags);
+    let mut sources = loaded.sources.clone();
+    let typed = match check(&loaded, overrides, registry, &mut sources, diags) {
+        Ok(typed) => typed,
+        Err(mut diags) => {
+            sort(&mut diags);
+            return Compiled { sources, plan: None, diags };
+        }
+    };
+    drop(t);
+    let t = timing::phase("lower");
+    let dirs = sources.files.iter().map(|f| f.path.parent().map(Path::to_path_buf).unwrap_or_default()).collect();
+    let (plan, mut lower_diags) = lower::Lowerer::new(&typed, dirs).lower();
+    sort(&mut lower_diags);
+    drop(t);
+    let _t = timing::phase("free");
+    // The syntax trees and the typed program are freed on another thread: for ten thousand
+    // steps that is milliseconds the run need not wait for.
+    std::thread::spawn(move || drop((typed, loaded)));
+    Compiled { sources, plan, diags: lower_diags }
+}
+
+/// Checking: every name resolved, every expression typed against the op signatures, and
+/// the `--set` overrides (parsed as little files of their own, added to `sources`) resolved
+/// and typed like the rest. The typed program, or every error at once (with `diags`, those
+/// of loading).
+fn check(
+    loaded: &load::Loaded,
+    overrides: &[Override],
+    registry: &Registry,
+    sources: &mut Sources,
+    mut diags: Vec<Diag>,
+) -> Result<typed::Typed, Vec<Diag>> {
+    let program = check::collect(loaded, &mut diags);
     let mut checker = check::Checker::new(&program, registry);
     checker.check_all();
     diags.extend(std::mem::take(&mut checker.diags));
     let names: Vec<String> = overrides.iter().map(|o| o.name.clone()).collect();
     diags.extend(lower::check_override_names(&program, &names));
-    // Overrides parse as expressions of their own little source file.
-    let mut sources = loaded.sources.clone();
     let mut parsed = std::collections::BTreeMap::new();
     for o in overrides {
         let text = format!("{} = {}", o.name, o.value);
@@ -120,24 +150,7 @@ pub fn compile_kept(
             })),
         }
     }
-    // The typed program: what lowering reads (overrides resolved and typed like the rest).
     let typed = checker.typed(&parsed);
     diags.extend(std::mem::take(&mut checker.diags));
-    if !diags.is_empty() {
-        sort(&mut diags);
-        return Compiled { sources, plan: None, diags };
-    }
-    drop(t);
-    let t = timing::phase("lower");
-    let dirs = sources.files.iter().map(|f| f.path.parent().map(Path::to_path_buf).unwrap_or_default()).collect();
-    let (plan, mut lower_diags) = lower::Lowerer::new(&typed, dirs).lower();
-    sort(&mut lower_diags);
-    drop(t);
-    let _t = timing::phase("free");
-    drop(checker);
-    drop(program);
-    // The syntax trees and the typed program are freed on another thread: for ten thousand
-    // steps that is milliseconds the run need not wait for.
-    std::thread::spawn(move || drop((typed, loaded)));
-    Compiled { sources, plan, diags: lower_diags }
+    if diags.is_empty() { Ok(typed) } else { Err(diags) }
 }

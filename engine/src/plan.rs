@@ -85,6 +85,53 @@ impl FromIterator<(Cow<'static, str>, ArgVal)> for NodeArgs {
     }
 }
 
+/// The canonical bytes of an invocation — op, version, every argument by name — of which
+/// both deduplication (at lowering, inputs written as node ids) and the cache key (at run
+/// time, inputs written as their artifact ids) are made. One layout for both, so two calls
+/// are one node exactly when, given the same inputs, they would have one cache key.
+pub struct NodeKey;
+
+impl NodeKey {
+    /// Appends the bytes to `out`. `input` appends the id of one input node, or returns
+    /// `None` when it is not known yet (and then so is the key). A list of inputs is written
+    /// flattened: its count, then each input in order.
+    pub fn write(
+        op: &Signature,
+        args: &NodeArgs,
+        out: &mut Vec<u8>,
+        input: &mut dyn FnMut(usize, &mut Vec<u8>) -> Option<()>,
+    ) -> Option<()> {
+        // `kind.method`, written without building the string.
+        let (kind, method) = (op.kind.as_bytes(), op.method.as_bytes());
+        out.extend_from_slice(&((kind.len() + 1 + method.len()) as u64).to_le_bytes());
+        out.extend_from_slice(kind);
+        out.push(b'.');
+        out.extend_from_slice(method);
+        out.extend_from_slice(&op.version.to_le_bytes());
+        let mut nodes = Vec::new();
+        for (k, v) in args {
+            out.extend_from_slice(&(k.len() as u64).to_le_bytes());
+            out.extend_from_slice(k.as_bytes());
+            match v {
+                ArgVal::Value(v) => {
+                    out.push(0);
+                    v.encode(out);
+                }
+                other => {
+                    out.push(1);
+                    nodes.clear();
+                    other.deps(&mut nodes);
+                    out.extend_from_slice(&(nodes.len() as u64).to_le_bytes());
+                    for &n in &nodes {
+                        input(n, out)?;
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+}
+
 /// One op invocation.
 #[derive(Debug, Clone)]
 pub struct Node {

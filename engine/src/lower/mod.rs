@@ -3,16 +3,18 @@
 //! the typed program that `check` produced ([`crate::typed`]): names are already resolved
 //! and calls bound, so nothing here looks a name up or walks syntax.
 
+mod inputs;
+mod rules;
+
 use crate::Diag;
 use crate::check::{Def, Program};
 use crate::diagnostic::suggest;
-use crate::plan::{ArgVal, Node, NodeArgs as Args, Plan, ReportPlan, RowPlan, TablePlan};
+use crate::plan::{ArgVal, Node, NodeArgs as Args, NodeKey, Plan, ReportPlan, RowPlan, TablePlan};
 use crate::typed::{DefId, TDefKind, TExpr, TKind, TRow, TTableItem, Typed};
 use foldhash::HashMap as FxHashMap;
 use lab_grammar::{BinOp, Span};
 use lab_ops::{Type, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 /// Sweeps may create at most this many steps in all.
 pub const MAX_INSTANCES: usize = 1_000_000;
@@ -463,15 +465,12 @@ impl<'a> Lowerer<'a> {
                         _ => return None,
                     },
                 };
+                // Inputs by node id: one node per invocation, in the cache key's layout.
                 let mut key = Vec::with_capacity(128);
-                key.extend_from_slice(sig.kind.as_bytes());
-                key.push(b'.');
-                key.extend_from_slice(sig.method.as_bytes());
-                key.extend_from_slice(&sig.version.to_le_bytes());
-                for (k, v) in &args {
-                    key.extend_from_slice(k.as_bytes());
-                    encode_arg(v, &mut key);
-                }
+                NodeKey::write(&sig, &args, &mut key, &mut |n, out| {
+                    out.extend_from_slice(&(n as u64).to_le_bytes());
+                    Some(())
+                });
                 let name = if named { owner.to_string() } else { owner.trim_start_matches('/').to_string() };
                 if let Some(&id) = self.dedupe.get(&key) {
                     // Names are unique (steps resolve once, nested names carry their owner), so no
@@ -505,149 +504,6 @@ impl<'a> Lowerer<'a> {
             idx.push(self.constant(i, env)?);
         }
         Some(idx)
-    }
-
-    /// A `Path` (or `Dir`) argument: resolved against its file's directory and hashed, so
-    /// the cache key changes when the file's content does (for a folder, when any file in
-    /// it, or its name, does).
-    fn resolve_path(&mut self, p: &str, span: Span, folder_ok: bool) -> Option<(String, String)> {
-        let base = self.dirs.get(span.file as usize).cloned().unwrap_or_default();
-        let path = base.join(p);
-        let hashed = std::fs::metadata(&path).and_then(|m| {
-            let mut h = blake3::Hasher::new();
-            if m.is_dir() && folder_ok {
-                hash_tree(&path, Path::new(""), &mut h)?;
-                return Ok(h.finalize().to_hex().to_string());
-            }
-            if m.is_dir() {
-                return Err(std::io::Error::other("it is a directory"));
-            }
-            hash_file(&path, &mut h)?;
-            Ok(h.finalize().to_hex().to_string())
-        });
-        match hashed {
-            Ok(hash) => Some((path.display().to_string(), hash)),
-            Err(e) => {
-                let why = if e.kind() == std::io::ErrorKind::Other { e.to_string() } else { e.kind().to_string() };
-                self.diags.push(
-                    Diag::new("lab::io", format!("cannot read `{p}`: {why}"))
-                        .at(span, format!("looked for {}", path.display()))
-                        .help("paths are relative to the `.lab` file that names them"),
-                );
-                None
-            }
-        }
-    }
-
-    /// The facts a call's output carries, from its signature's declarations.
-    fn facts_of(&self, sig: &lab_ops::Signature, args: &Args) -> BTreeMap<&'static str, i64> {
-        let mut facts = BTreeMap::new();
-        let input = |name: &str| match args.get(name) {
-            Some(ArgVal::Node(n)) => Some(&self.nodes[*n].facts),
-            _ => None,
-        };
-        for y in &sig.yields {
-            match y {
-                lab_ops::Yield::Const(f, v) => {
-                    facts.insert(*f, *v);
-                }
-                lab_ops::Yield::Arg(f, p) => {
-                    if let Some(ArgVal::Value(Value::Int(v))) = args.get(p) {
-                        facts.insert(*f, *v);
-                    }
-                }
-                lab_ops::Yield::Product(f, p) => {
-                    if let Some(ArgVal::Value(Value::List(xs))) = args.get(p) {
-                        let prod = xs.iter().try_fold(1i64, |acc, x| x.as_i64().and_then(|v| acc.checked_mul(v)));
-                        if let Some(v) = prod {
-                            facts.insert(*f, v);
-                        }
-                    }
-                }
-                lab_ops::Yield::From(f, i, of) => {
-                    if let Some(v) = input(i).and_then(|fs| fs.get(of)) {
-                        facts.insert(*f, *v);
-                    }
-                }
-                lab_ops::Yield::All(i) => {
-                    if let Some(fs) = input(i) {
-                        facts.extend(fs.iter().map(|(k, v)| (*k, *v)));
-                    }
-                }
-            }
-        }
-        facts
-    }
-
-    /// Checks the rules of a call's signature wherever the values are known now; every
-    /// broken rule is reported, each at its argument.
-    fn check_args(&mut self, sig: &lab_ops::Signature, args: &Args, spans: &BTreeMap<&'static str, Span>, call: Span) {
-        use lab_ops::Check;
-        let span = |p: &str| spans.get(p).copied().unwrap_or(call);
-        let value = |p: &str| match args.get(p) {
-            Some(ArgVal::Value(v)) => Some(v),
-            _ => None,
-        };
-        let len = |p: &str| match args.get(p) {
-            Some(ArgVal::Value(Value::List(xs))) => Some(xs.len()),
-            Some(ArgVal::List(xs)) => Some(xs.len()),
-            _ => None,
-        };
-        let facts = |p: &str| match args.get(p) {
-            Some(ArgVal::Node(n)) => {
-                Some((&self.nodes[*n].facts, self.nodes[*n].name.clone(), self.nodes[*n].op.name()))
-            }
-            _ => None,
-        };
-        let mut found: Vec<Diag> = Vec::new();
-        for c in &sig.checks {
-            if let Some(b) = c.broken(sig, &value, &len) {
-                // A string that is no option: suggest the nearest one.
-                let help = match (c, value(b.param)) {
-                    (Check::OneOf { options, .. }, Some(Value::Str(v))) => {
-                        crate::suggest(v, options.iter().copied()).unwrap_or(b.help)
-                    }
-                    _ => b.help,
-                };
-                found.push(Diag::new("lab::bad_value", b.message).at(span(b.param), "here").help(help));
-                continue;
-            }
-            match c {
-                Check::Within { param, input, fact } => {
-                    if let (Some(Value::Range { start, end }), Some((fs, name, op))) = (value(param), facts(input))
-                        && let Some(&n) = fs.get(fact)
-                        && (*end > n || *start < 0)
-                    {
-                        found.push(
-                            Diag::new(
-                                "lab::bad_value",
-                                format!("`{param}` is {start}..{end}, but `{name}` ({op}) has {n} {fact}"),
-                            )
-                            .at(span(param), "here")
-                            .help(format!("valid ranges lie within 0..{n}")),
-                        );
-                    }
-                }
-                Check::Agree { a, b } => {
-                    if let (Some((fa, na, oa)), Some((fb, nb, ob))) = (facts(a.0), facts(b.0))
-                        && let (Some(&x), Some(&y)) = (fa.get(a.1), fb.get(b.1))
-                        && x != y
-                    {
-                        found.push(
-                            Diag::new(
-                                "lab::bad_value",
-                                format!("`{}` of `{}` has {} {x}, but `{}` has {} {y}", a.0, sig.name(), a.1, b.0, b.1),
-                            )
-                            .at(span(a.0), format!("`{na}` ({oa}): {} {x}", a.1))
-                            .also(span(b.0), format!("`{nb}` ({ob}): {} {y}", b.1))
-                            .help(format!("pass {} whose {} matches the {} of {}", a.0, a.1, b.1, b.0)),
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-        self.diags.extend(found);
     }
 
     fn comprehend(
@@ -899,57 +755,10 @@ fn encode_index(idx: &[Value]) -> Vec<u8> {
     out
 }
 
-fn encode_arg(a: &ArgVal, out: &mut Vec<u8>) {
-    match a {
-        ArgVal::Value(v) => {
-            out.push(0);
-            v.encode(out);
-        }
-        ArgVal::Node(n) => {
-            out.push(1);
-            out.extend_from_slice(&(*n as u64).to_le_bytes());
-        }
-        ArgVal::List(items) => {
-            out.push(2);
-            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            items.iter().for_each(|i| encode_arg(i, out));
-        }
-    }
-}
-
 pub(crate) fn instance_name(family: &str, idx: &[Value]) -> String {
     if idx.is_empty() {
         family.to_string()
     } else {
         format!("{family}[{}]", idx.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))
     }
-}
-
-/// A regular file into the hash, streamed: a device or a pipe is refused, and a large data
-/// file is never held in memory.
-fn hash_file(path: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
-    if !std::fs::metadata(path)?.is_file() {
-        return Err(std::io::Error::other("it is not a regular file (a device, a pipe or a socket)"));
-    }
-    lab_cache::hash_file(h, path)
-}
-
-/// Every file under `dir` into the hash, in name order, each with its relative path and
-/// length (so moving bytes between files changes the key).
-fn hash_tree(dir: &Path, rel: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
-    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir.join(rel))?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let r = rel.join(e.file_name());
-        let t = std::fs::metadata(e.path())?;
-        if t.is_dir() {
-            hash_tree(dir, &r, h)?;
-        } else {
-            h.update(r.to_string_lossy().as_bytes());
-            h.update(&[0]);
-            h.update(&t.len().to_le_bytes());
-            hash_file(&e.path(), h).map_err(|err| std::io::Error::other(format!("{}: {err}", r.display())))?;
-        }
-    }
-    Ok(())
 }

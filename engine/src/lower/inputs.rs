@@ -1,0 +1,70 @@
+//! Files and folders named in `.lab` files: resolved against the naming file's folder and
+//! hashed into the step's key, so an edited file is never served from the cache.
+
+use super::Lowerer;
+use crate::Diag;
+use lab_grammar::Span;
+use std::path::Path;
+
+impl Lowerer<'_> {
+    /// A `Path` (or `Dir`) argument: resolved against its file's directory and hashed, so
+    /// the cache key changes when the file's content does (for a folder, when any file in
+    /// it, or its name, does).
+    pub(super) fn resolve_path(&mut self, p: &str, span: Span, folder_ok: bool) -> Option<(String, String)> {
+        let base = self.dirs.get(span.file as usize).cloned().unwrap_or_default();
+        let path = base.join(p);
+        let hashed = std::fs::metadata(&path).and_then(|m| {
+            let mut h = blake3::Hasher::new();
+            if m.is_dir() && folder_ok {
+                hash_tree(&path, Path::new(""), &mut h)?;
+                return Ok(h.finalize().to_hex().to_string());
+            }
+            if m.is_dir() {
+                return Err(std::io::Error::other("it is a directory"));
+            }
+            hash_file(&path, &mut h)?;
+            Ok(h.finalize().to_hex().to_string())
+        });
+        match hashed {
+            Ok(hash) => Some((path.display().to_string(), hash)),
+            Err(e) => {
+                let why = if e.kind() == std::io::ErrorKind::Other { e.to_string() } else { e.kind().to_string() };
+                self.diags.push(
+                    Diag::new("lab::io", format!("cannot read `{p}`: {why}"))
+                        .at(span, format!("looked for {}", path.display()))
+                        .help("paths are relative to the `.lab` file that names them"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// A regular file into the hash, streamed: a device or a pipe is refused, and a large data
+/// file is never held in memory.
+fn hash_file(path: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file (a device, a pipe or a socket)"));
+    }
+    lab_cache::hash_file(h, path)
+}
+
+/// Every file under `dir` into the hash, in name order, each with its relative path and
+/// length (so moving bytes between files changes the key).
+fn hash_tree(dir: &Path, rel: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
+    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir.join(rel))?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let r = rel.join(e.file_name());
+        let t = std::fs::metadata(e.path())?;
+        if t.is_dir() {
+            hash_tree(dir, &r, h)?;
+        } else {
+            h.update(r.to_string_lossy().as_bytes());
+            h.update(&[0]);
+            h.update(&t.len().to_le_bytes());
+            hash_file(&e.path(), h).map_err(|err| std::io::Error::other(format!("{}: {err}", r.display())))?;
+        }
+    }
+    Ok(())
+}
