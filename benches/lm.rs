@@ -99,7 +99,7 @@ fn python_once(args: &[String]) -> Option<serde_json::Value> {
 
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
-    lab_nn::runtime::init(&|m| eprintln!("{m}")).expect("ONNX Runtime");
+    lab_nn::runtime::init().expect("ONNX Runtime");
     let configs = [
         Config { name: "tiny_lm (2x64, ctx 32)", width: 64, layers: 2, heads: 4, context: 32, batch: 64 },
         Config { name: "small (4x128, ctx 64)", width: 128, layers: 4, heads: 4, context: 64, batch: 32 },

@@ -51,7 +51,7 @@ fn main() {
     let rows = (steps + 10) * BATCH;
     let x: Vec<f32> = (0..rows * 64).map(|_| (rnd() % 2000) as f32 / 1000.0 - 1.0).collect();
     let y: Vec<i64> = (0..rows).map(|_| (rnd() % 10) as i64).collect();
-    lab_nn::runtime::init(&|m| eprintln!("{m}")).expect("ONNX Runtime");
+    lab_nn::runtime::init().expect("ONNX Runtime");
     // Setup (graph building, session creation) is measured with 10 steps and subtracted.
     let mut best = 0.0f64;
     for _ in 0..3 {

@@ -17,8 +17,17 @@ pub struct Cli {
 pub enum Command {
     /// Run a pipeline: check it, plan it, compute what the cache lacks, write the reports
     Run(RunArgs),
+    /// Print a pipeline's last results (`results/<name>/results.md`)
+    Show {
+        /// The pipeline's `.lab` file, its name (`subliminal`), or a results folder
+        pipeline: PathBuf,
+        /// Where its results were written, if not `results/<name>` (`run --results`)
+        #[arg(long, value_name = "DIR")]
+        results: Option<PathBuf>,
+    },
     /// Check files for syntax and type errors without running anything
     Check {
+        /// `.lab` files to check
         #[arg(required = true)]
         files: Vec<PathBuf>,
         #[command(flatten)]
@@ -26,6 +35,7 @@ pub enum Command {
     },
     /// Show the steps a run would execute, in order, with their ops, inputs and cache status
     Plan {
+        /// The pipeline: a `.lab` file
         file: PathBuf,
         /// Steps to plan for (default: everything)
         targets: Vec<String>,
@@ -36,6 +46,7 @@ pub enum Command {
     },
     /// Print the DAG of a pipeline for Graphviz or Mermaid
     Graph {
+        /// The pipeline: a `.lab` file
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
@@ -44,7 +55,9 @@ pub enum Command {
     },
     /// Explain why a step would run (what changed since the last run) or that it is cached
     Why {
+        /// The pipeline: a `.lab` file
         file: PathBuf,
+        /// A step's name (`teacher[0]`)
         step: String,
         #[command(flatten)]
         set: SetArgs,
@@ -53,14 +66,18 @@ pub enum Command {
     },
     /// Format `.lab` files in place (or check that they are formatted)
     Fmt {
+        /// `.lab` files to format
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Change nothing; exit 1 if a file is not formatted
         #[arg(long)]
         check: bool,
     },
-    /// List the ops, or document one (`labrun ops finetune.distill`)
-    Ops { name: Option<String> },
+    /// List the ops, one line each, or document one (`labrun ops finetune.distill`)
+    Ops {
+        /// An op (`kind.method`) to document, or a kind (`finetune`) to list its ops
+        name: Option<String>,
+    },
     /// Inspect and maintain the cache
     Cache {
         #[command(subcommand)]
@@ -106,9 +123,19 @@ pub enum ExecutorKind {
 #[derive(Subcommand, Debug)]
 pub enum CacheAction {
     /// List stored artifacts
-    Ls,
-    /// Show one artifact (by a prefix of its id)
-    Show { id: String },
+    Ls {
+        /// Name each artifact by the steps of recent runs that made or used it (from `labrun log`)
+        #[arg(long)]
+        names: bool,
+    },
+    /// Show one artifact: by a prefix of its id, or by a step's name in the last run (`teacher[0]`)
+    Show {
+        /// An artifact id (or a prefix of one), or a step name
+        what: String,
+        /// Resolve step names in this run (a number from `labrun log`) instead of the latest
+        #[arg(long, value_name = "N")]
+        run: Option<i64>,
+    },
     /// Re-hash every artifact; quarantine corrupt ones so they are recomputed
     Verify,
     /// Remove what no pipeline's latest run used and nothing pins
@@ -146,6 +173,7 @@ pub struct CacheArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
+    /// The pipeline to run: a `.lab` file
     pub file: PathBuf,
     /// Steps to compute (default: everything, and the reports)
     pub targets: Vec<String>,
@@ -159,8 +187,8 @@ pub struct RunArgs {
     /// ONNX Runtime threads per step (default: 1; one thread per step is fastest for small models)
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Execution provider for model ops
-    #[arg(long, default_value = "cpu")]
+    /// Execution provider for model ops: `cpu`, or `cuda` (needs `onnxruntime-gpu`; `labrun doctor` says whether it is there)
+    #[arg(long, default_value = "cpu", value_parser = device_parser())]
     pub device: lab_ops::Device,
     /// After a failure, go on with the steps that do not depend on it
     #[arg(long)]
@@ -172,14 +200,24 @@ pub struct RunArgs {
     #[arg(long)]
     pub force_all: bool,
     /// Print machine-readable events (JSON lines) on stdout instead of progress bars
-    #[arg(long)]
+    #[arg(long, conflicts_with = "quiet")]
     pub json: bool,
+    /// Print nothing while running but failures and warnings; the summary and results at the end
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Where reports go (default: results/<pipeline name>)
     #[arg(long, value_name = "DIR")]
     pub results: Option<PathBuf>,
     /// Where steps run (default: `[run] executor` of labrun.toml, else local)
     #[arg(long, value_enum)]
     pub executor: Option<ExecutorKind>,
+}
+
+/// `--device`: its values listed in `--help` and in the error for another.
+fn device_parser() -> impl clap::builder::TypedValueParser<Value = lab_ops::Device> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["cpu", "cuda"])
+        .map(|s| s.parse::<lab_ops::Device>().expect("a listed device parses"))
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -189,7 +227,7 @@ pub enum GraphFormat {
 }
 
 const SUBCOMMANDS: &[&str] =
-    &["run", "check", "plan", "graph", "why", "fmt", "ops", "cache", "log", "doctor", "slurm-worker", "help"];
+    &["run", "show", "check", "plan", "graph", "why", "fmt", "ops", "cache", "log", "doctor", "slurm-worker", "help"];
 
 /// `labrun FILE …` means `labrun run FILE …`.
 pub fn normalise_args(mut args: Vec<OsString>) -> Vec<OsString> {

@@ -15,6 +15,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Graph { file, format, set } => graph(&file, format, &set, &registry),
         Command::Fmt { files, check } => fmt(&files, check),
         Command::Ops { name } => ops(name.as_deref(), &registry),
+        Command::Show { pipeline, results } => show(&pipeline, results.as_deref()),
         Command::Run(args) => crate::run::run(args, &registry),
         Command::Why { file, step, set, cache } => {
             crate::maintain::why(&file, &step, &set, cache.cache.as_deref(), &registry)
@@ -188,18 +189,69 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// The first sentence of an op's documentation, cut to `room` characters.
+pub fn summary(doc: &str, room: usize) -> String {
+    let first = doc.split_once(". ").map_or(doc, |(s, _)| s).trim_end_matches('.');
+    if first.chars().count() <= room {
+        return first.to_string();
+    }
+    let cut: String = first.chars().take(room.saturating_sub(1)).collect();
+    // At a word boundary where there is one.
+    let cut = cut.rsplit_once(' ').map_or(cut.as_str(), |(a, _)| a).trim_end_matches([',', ';', ':']);
+    format!("{cut}…")
+}
+
+/// `labrun show`: a pipeline's `results.md`, found from its file, its name or its folder.
+fn show(pipeline: &Path, results: Option<&Path>) -> ExitCode {
+    let dir = match results {
+        Some(d) => d.to_path_buf(),
+        None if pipeline.is_dir() => pipeline.to_path_buf(),
+        None => PathBuf::from("results").join(stem(pipeline)),
+    };
+    let file = dir.join("results.md");
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            print!("{text}");
+            Exit::Success.into()
+        }
+        Err(e) => {
+            let hint = if pipeline.extension().is_some_and(|x| x == "lab") && pipeline.is_file() {
+                format!("run it first: `labrun {}`", pipeline.display())
+            } else {
+                "name the pipeline's `.lab` file, or its results folder (`--results DIR` if the run was given one)".into()
+            };
+            eprintln!("labrun: no results at {} ({}); {hint}", file.display(), io_reason(&e));
+            Exit::User.into()
+        }
+    }
+}
+
+/// An I/O error in words a user expects.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "it is a folder".into(),
+        _ => e.to_string(),
+    }
+}
+
 fn ops(name: Option<&str>, registry: &Registry) -> ExitCode {
-    match name {
+    let kinds: Vec<&str> = registry.signatures().map(|s| s.kind).collect();
+    let kind = name.filter(|n| kinds.contains(n));
+    match name.filter(|_| kind.is_none()) {
         None => {
-            let mut kind = "";
-            for s in registry.signatures() {
-                if s.kind != kind {
-                    kind = s.kind;
-                    println!("\n{kind}");
+            let width = crate::shared::width().max(60);
+            let name_w = registry.signatures().map(|s| s.name().len()).max().unwrap_or(20);
+            let mut at = "";
+            for s in registry.signatures().filter(|s| kind.is_none_or(|k| s.kind == k)) {
+                if s.kind != at {
+                    at = s.kind;
+                    println!("{}{at}", if kind.is_some() { "" } else { "\n" });
                 }
-                println!("  {:24} {}", s.name(), s.doc);
+                println!("  {:name_w$}  {}", s.name(), summary(s.doc, width - name_w - 4));
             }
-            println!("\n`labrun ops NAME` documents one op.");
+            println!("\n`labrun ops NAME` documents one op in full.");
             Exit::Success.into()
         }
         Some(n) => {

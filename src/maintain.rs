@@ -1,7 +1,7 @@
 //! `labrun why`, `labrun cache …` and `labrun doctor`.
 
 use crate::cli::CacheAction;
-use crate::shared::{cache_dir, compiled, open_cache, pipeline_id};
+use crate::shared::{cache_dir, compiled, open_cache, pipeline_id, utc};
 use lab_engine::Exit;
 use lab_ops::Registry;
 use serde_json::Value as Json;
@@ -127,16 +127,37 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
         Exit::User.into()
     };
     match action {
-        CacheAction::Ls => {
+        CacheAction::Ls { names } => {
             let list = cache.list();
             let total: u64 = list.iter().map(|e| e.bytes).sum();
+            let named = if names { step_names(&cache) } else { Default::default() };
             for e in &list {
-                println!("{}  {:>10}  {}", &e.id.to_string()[..16], human(e.bytes), e.files.join(", "));
+                let id = &e.id.to_string()[..16];
+                if names {
+                    let name = named.get(&e.id).map_or("-", String::as_str);
+                    println!("{id}  {:>10}  {name:32}  {}", human(e.bytes), e.files.join(", "));
+                } else {
+                    println!("{id}  {:>10}  {}", human(e.bytes), e.files.join(", "));
+                }
             }
             println!("{} artifacts, {} in {}", list.len(), human(total), cache.root().display());
+            if names {
+                println!("names are `pipeline: step` of the latest run that made or used each artifact (`labrun log`)");
+            }
         }
-        CacheAction::Show { id } => match cache.find(&id) {
-            Ok(e) => {
+        CacheAction::Show { what, run } => match resolve(&cache, &what, run) {
+            Err(message) => {
+                eprintln!("labrun: {message}");
+                return Exit::User.into();
+            }
+            Ok((found, step)) => {
+                let e = match found {
+                    Ok(e) => e,
+                    Err(e) => return not_found(e),
+                };
+                if let Some(step) = step {
+                    println!("step     {step}");
+                }
                 println!(
                     "artifact {}\npath     {}\nsize     {}",
                     e.id,
@@ -150,7 +171,6 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
                     println!("{m}");
                 }
             }
-            Err(e) => return not_found(e),
         },
         CacheAction::Verify => match cache.verify() {
             Ok(r) => {
@@ -224,6 +244,61 @@ pub fn cache(action: CacheAction, cache_arg: Option<&Path>) -> ExitCode {
     Exit::Success.into()
 }
 
+/// For each artifact, `pipeline: step` of the most recent indexed run that made or used it.
+fn step_names(cache: &lab_cache::Cache) -> std::collections::BTreeMap<lab_cache::ArtifactId, String> {
+    let mut names = std::collections::BTreeMap::new();
+    let Ok((ix, _)) = lab_cache::index::RunIndex::open(cache.root()) else { return names };
+    for run in ix.recent(50).unwrap_or_default() {
+        if let Ok(Some((_, steps))) = ix.run(run.id) {
+            for s in steps {
+                if let Some(a) = s.artifact {
+                    names.entry(a).or_insert_with(|| format!("{}: {}", run.pipeline, s.step));
+                }
+            }
+        }
+    }
+    names
+}
+
+/// What `cache show WHAT` means: an artifact id's prefix, or else a step of a run (the
+/// latest, or `--run N`). Returns the lookup and the step it came from; an error says why
+/// no step could be found, with the names that come close.
+#[allow(clippy::type_complexity)]
+fn resolve(
+    cache: &lab_cache::Cache,
+    what: &str,
+    run: Option<i64>,
+) -> Result<(Result<lab_cache::Entry, lab_cache::CacheError>, Option<String>), String> {
+    let hex = !what.is_empty() && what.chars().all(|c| c.is_ascii_hexdigit());
+    if run.is_none() && hex {
+        let found = cache.find(what);
+        if !matches!(found, Err(lab_cache::CacheError::NotFound(_))) {
+            return Ok((found, None));
+        }
+    }
+    let (ix, _) = lab_cache::index::RunIndex::open(cache.root()).map_err(|e| format!("cannot read the run index: {e}"))?;
+    let id = match run {
+        Some(id) => id,
+        None => match ix.recent(1).map_err(|e| format!("cannot read the run index: {e}"))?.first() {
+            Some(r) => r.id,
+            None => return Err(format!("no artifact id starts with `{what}`, and no run is recorded to look up a step of that name (`labrun log` lists runs)")),
+        },
+    };
+    let Some((summary, steps)) = ix.run(id).map_err(|e| format!("cannot read the run index: {e}"))? else {
+        return Err(format!("no run {id} in the index; `labrun log` lists the runs"));
+    };
+    let Some(step) = steps.iter().find(|s| s.step == what) else {
+        let hint = lab_engine::suggest(what, steps.iter().map(|s| s.step.as_str()))
+            .unwrap_or_else(|| format!("`labrun log {id}` lists its steps"));
+        let id_note = if hex { "no artifact id starts with it, and " } else { "" };
+        return Err(format!("`{what}`: {id_note}run {id} ({}) has no step of that name; {hint}", summary.pipeline));
+    };
+    let Some(artifact) = step.artifact else {
+        return Err(format!("step `{what}` of run {id} ({}) has no artifact: it {}", summary.pipeline, step.status));
+    };
+    Ok((cache.find(&artifact.to_string()), Some(format!("{what} (run {id}, {}; {})", summary.pipeline, step.op))))
+}
+
 fn human(b: u64) -> String {
     match b {
         b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
@@ -239,7 +314,7 @@ pub fn doctor(cache_arg: Option<&Path>) -> ExitCode {
     println!("data dir    {}", lab_nn::runtime::data_dir().display());
     println!("cores       {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     println!("threads     1 ONNX Runtime thread per step by default (`--threads`); steps run in parallel (`-j`)");
-    match lab_nn::runtime::init(&|m| eprintln!("labrun: {m}")) {
+    match lab_nn::runtime::init() {
         Ok(info) => {
             println!("onnxruntime {} ({})", info.version, info.source);
             println!("library     {}", info.library.display());
@@ -273,23 +348,6 @@ fn slurm_doctor() {
         }
         Err(e) => println!("slurm       not usable: {e} (only `--executor slurm` needs it)"),
     }
-}
-
-/// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix time.
-fn utc(unix: f64) -> String {
-    let secs = unix.max(0.0) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// `labrun log`: the latest runs, or one run with its steps.

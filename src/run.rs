@@ -1,8 +1,8 @@
 //! `labrun run`: progress display, events, summary, reports.
 
 use crate::cli::{ExecutorKind, RunArgs};
-use crate::shared::{cache_dir, cache_error, color, compiled_kept, pipeline_id, print_diags, stem, width};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use crate::progress::{Display, Mode};
+use crate::shared::{cache_dir, cache_error, color, compiled_kept, pipeline_id, print_diags, say, stem, width};
 use lab_cache::Cache;
 use lab_engine::Exit;
 use lab_engine::execute::{Event, Failure, RunOptions, RunReport};
@@ -12,114 +12,12 @@ use lab_engine::{Diag, Plan};
 use lab_ops::{Blame, Registry};
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-struct Display {
-    multi: Option<MultiProgress>,
-    overall: Option<ProgressBar>,
-    bars: Mutex<BTreeMap<usize, ProgressBar>>,
-    json: bool,
-}
-
-impl Display {
-    fn new(json: bool, total: usize) -> Display {
-        let tty = std::io::stderr().is_terminal() && !json;
-        if !tty {
-            return Display { multi: None, overall: None, bars: Mutex::new(BTreeMap::new()), json };
-        }
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let overall = multi.add(ProgressBar::new(total as u64));
-        overall.set_style(
-            ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {pos}/{len} steps  {elapsed}  {msg}")
-                .expect("template")
-                .progress_chars("=> "),
-        );
-        overall.set_prefix("labrun");
-        Display { multi: Some(multi), overall: Some(overall), bars: Mutex::new(BTreeMap::new()), json }
-    }
-
-    fn event(&self, plan: &Plan, e: &Event) {
-        if self.json {
-            let line = match e {
-                Event::Start { total } => json!({"event": "start", "steps": total}),
-                Event::Cached { node } => json!({"event": "cached", "step": plan.nodes[*node].name}),
-                Event::Started { node } => {
-                    json!({"event": "started", "step": plan.nodes[*node].name, "op": plan.nodes[*node].op.name()})
-                }
-                Event::Progress { node, progress } => {
-                    json!({"event": "progress", "step": plan.nodes[*node].name, "done": progress.done, "total": progress.total, "message": progress.message})
-                }
-                Event::Finished { node, secs, by_other } => {
-                    json!({"event": if *by_other { "cached" } else { "executed" }, "step": plan.nodes[*node].name, "seconds": secs})
-                }
-                Event::Failed { node, error, .. } => {
-                    json!({"event": "failed", "step": plan.nodes[*node].name, "error": error.message, "failure": error.failure})
-                }
-                Event::Skipped { node, because } => {
-                    json!({"event": "skipped", "step": plan.nodes[*node].name, "because": because.map(|b| plan.nodes[b].name.clone())})
-                }
-                Event::Retry { node, reason } => {
-                    json!({"event": "retry", "step": plan.nodes[*node].name, "reason": reason})
-                }
-            };
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            return;
-        }
-        if let Event::Retry { node, reason } = e {
-            let line = format!("labrun: step `{}`: {reason}", plan.nodes[*node].name);
-            match &self.multi {
-                Some(m) => {
-                    let _ = m.println(line);
-                }
-                None => eprintln!("{line}"),
-            }
-            return;
-        }
-        let (Some(multi), Some(overall)) = (&self.multi, &self.overall) else { return };
-        let mut bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
-        match e {
-            Event::Start { .. } => {}
-            Event::Cached { .. } | Event::Skipped { .. } => overall.inc(1),
-            Event::Started { node } => {
-                let b = multi.add(ProgressBar::new(0));
-                b.set_style(
-                    ProgressStyle::with_template("  {prefix:44!} {bar:20} {pos}/{len} {msg}")
-                        .expect("template")
-                        .progress_chars("=> "),
-                );
-                b.set_prefix(format!("{} ({})", plan.nodes[*node].name, plan.nodes[*node].op.name()));
-                bars.insert(*node, b);
-            }
-            Event::Progress { node, progress } => {
-                if let Some(b) = bars.get(node) {
-                    b.set_length(progress.total);
-                    b.set_position(progress.done);
-                    b.set_message(progress.message.clone());
-                }
-            }
-            Event::Finished { node, .. } | Event::Failed { node, .. } => {
-                if let Some(b) = bars.remove(node) {
-                    b.finish_and_clear();
-                    multi.remove(&b);
-                }
-                overall.inc(1);
-            }
-            Event::Retry { .. } => {}
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(o) = &self.overall {
-            o.finish_and_clear();
-        }
-    }
-}
 
 pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     let started = Instant::now();
@@ -174,12 +72,12 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     let index = match lab_cache::index::RunIndex::open(cache.root()) {
         Ok((ix, note)) => {
             if let Some(n) = note {
-                eprintln!("labrun: {n}");
+                say(&format!("labrun: {n}"));
             }
             Some(ix)
         }
         Err(e) => {
-            eprintln!("labrun: warning: cannot open the run index ({e}); this run will not be in `labrun log`");
+            say(&format!("labrun: warning: cannot open the run index ({e}); this run will not be in `labrun log`"));
             None
         }
     };
@@ -187,7 +85,7 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
     let config = match crate::config::load(&args.file) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("labrun: {e}");
+            say(&format!("labrun: {e}"));
             return Exit::User.into();
         }
     };
@@ -203,17 +101,22 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         let slurm = matches!(executor, Executor::Slurm(_));
         let _ = ctrlc::set_handler(move || {
             if cancel.swap(true, Ordering::SeqCst) {
-                eprintln!("\nlabrun: stopping now");
+                say("\nlabrun: stopping now");
                 std::process::exit(i32::from(Exit::Interrupted.code()));
             }
             if slurm {
-                eprintln!("\nlabrun: cancelling the Slurm jobs this run submitted");
+                say("\nlabrun: cancelling the Slurm jobs this run submitted");
             } else {
-                eprintln!("\nlabrun: stopping after the running steps (Ctrl-C again to stop at once)");
+                say("\nlabrun: stopping after the running steps (Ctrl-C again to stop at once)");
             }
         });
     }
-    let display = Display::new(args.json, plan.nodes.len());
+    let display = Arc::new(Display::new(Mode::choose(args.json, args.quiet), plan.nodes.len()));
+    {
+        // An install of ONNX Runtime during a step is announced through the display.
+        let display = display.clone();
+        lab_nn::runtime::set_announcer(move |m| display.note(m));
+    }
     // How long each step took, for the run index.
     let seconds: Mutex<BTreeMap<usize, f64>> = Mutex::new(BTreeMap::new());
     let on_event = |e: &Event| {
@@ -267,7 +170,10 @@ pub fn run(args: RunArgs, registry: &Registry) -> ExitCode {
         let _t = lab_engine::timing::phase("index");
         index_run(ix, &run);
     }
-    eprint!("{}", lab_engine::timing::summary());
+    let timing = lab_engine::timing::summary();
+    if !timing.is_empty() {
+        let _ = std::io::stderr().write_all(timing.as_bytes());
+    }
     // The process ends next: freeing a plan of thousands of steps piece by piece would only
     // delay the exit. (The cache is dropped: that writes its index.)
     drop(cache);
@@ -309,47 +215,80 @@ fn finish(
         .collect();
     if !diags.is_empty() {
         let text = lab_engine::render(&diags, sources, color(), width());
-        eprint!("{text}");
+        let _ = std::io::stderr().write_all(text.as_bytes());
     }
     if let Some(e) = &report.not_recorded {
-        eprintln!(
+        say(&format!(
             "labrun: warning: the last results of this run could not be recorded in the cache ({e}); those steps run again next time"
-        );
+        ));
     }
     let reused = report.cached.iter().filter(|&&i| report.computed_by[i].as_ref().is_some_and(|p| *p != name)).count();
     let summary = summary_line(report, plan.nodes.len(), reused, started.elapsed().as_secs_f64());
-    if args.json {
-        println!(
-            "{}",
-            json!({"event": "summary", "steps": plan.nodes.len(), "executed": report.executed.len(), "cached": report.cached.len(),
-                   "reused_from_other_pipelines": reused, "failed": report.failed.len(), "skipped": report.skipped.len(),
-                   "cancelled": report.cancelled, "seconds": started.elapsed().as_secs_f64()})
-        );
+    if !args.json {
+        say(&summary);
+    }
+    let code = if report.cancelled {
+        Exit::Interrupted
     } else {
-        eprintln!("{summary}");
-    }
-    if report.cancelled {
-        return Exit::Interrupted;
-    }
-    // The machine's fault first (nothing the user changes helps), then labrun's.
-    for blame in [Blame::Environment, Blame::Internal, Blame::User] {
-        if report.failed.iter().any(|(_, e)| e.blame == blame) {
-            return blame.into();
-        }
-    }
-    if args.targets.is_empty() && !plan.reports.is_empty() {
+        // The machine's fault first (nothing the user changes helps), then labrun's.
+        [Blame::Environment, Blame::Internal, Blame::User]
+            .into_iter()
+            .find(|b| report.failed.iter().any(|(_, e)| e.blame == *b))
+            .map_or(Exit::Success, Exit::from)
+    };
+    let mut results = None;
+    if code == Exit::Success && args.targets.is_empty() && !plan.reports.is_empty() {
         let rendered = lab_engine::report::render(plan, &report.outputs, cache);
         let dir = args.results.clone().unwrap_or_else(|| PathBuf::from("results").join(name));
         if let Err(e) = lab_engine::report::write(&dir, &rendered, name) {
-            eprintln!("labrun: cannot write results to {}: {e}", dir.display());
+            say(&format!("labrun: cannot write results to {}: {e}", dir.display()));
             return Exit::Environment;
         }
-        if !args.json {
-            print!("{}", rendered.markdown);
-            println!("results written to {}", dir.display());
-        }
+        results = Some((dir, rendered));
     }
-    Exit::Success
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut summary = json!({"event": "summary", "steps": plan.nodes.len(), "executed": report.executed.len(), "cached": report.cached.len(),
+               "reused_from_other_pipelines": reused, "failed": report.failed.len(), "skipped": report.skipped.len(),
+               "cancelled": report.cancelled, "seconds": started.elapsed().as_secs_f64()});
+        if let Some((dir, rendered)) = &results {
+            summary["results"] = json!(dir.join("results.md"));
+            summary["headlines"] = rendered
+                .headlines
+                .iter()
+                .map(|h| json!({"report": h.report, "table": h.table, "label": h.label, "cells": h.cells.iter().map(|(c, v)| json!({c: v})).collect::<Vec<_>>()}))
+                .collect();
+        }
+        let _ = writeln!(out, "{summary}");
+    } else if let Some((dir, rendered)) = &results {
+        let _ = out.write_all(headlines_text(&rendered.headlines).as_bytes());
+        let _ = writeln!(
+            out,
+            "results: {} (`labrun show {}` prints them)",
+            dir.join("results.md").display(),
+            args.file.display()
+        );
+    }
+    code
+}
+
+/// The rows a pipeline marks `headline`, under their report and table.
+pub fn headlines_text(headlines: &[lab_engine::report::Headline]) -> String {
+    let mut s = String::new();
+    let mut at: Option<(&str, Option<&str>)> = None;
+    for h in headlines {
+        let here = (h.report.as_str(), h.table.as_deref());
+        if at != Some(here) {
+            match here.1 {
+                Some(t) => s.push_str(&format!("{}: {t}\n", here.0)),
+                None => s.push_str(&format!("{}\n", here.0)),
+            }
+            at = Some(here);
+        }
+        let cells: Vec<String> = h.cells.iter().map(|(c, v)| format!("{c} {v}")).collect();
+        s.push_str(&format!("  {}: {}\n", h.label, cells.join(", ")));
+    }
+    s
 }
 
 fn summary_line(r: &RunReport, total: usize, reused: usize, secs: f64) -> String {
@@ -491,6 +430,6 @@ fn index_run(ix: &lab_cache::index::RunIndex, r: &IndexedRun) {
         skipped: r.report.skipped.len() as i64,
     };
     if let Err(e) = ix.record_lazy(&summary, &digest, steps) {
-        eprintln!("labrun: warning: cannot add this run to the run index: {e}");
+        say(&format!("labrun: warning: cannot add this run to the run index: {e}"));
     }
 }

@@ -1,7 +1,7 @@
 //! A full disk under the cache: the failing step says so, with exit code 2 and what to
 //! do; nothing already computed is lost or left corrupt. The cache lives on a small tmpfs,
-//! which needs root to mount: CI sets LABRUN_REQUIRE_TMPFS=1 so that a machine where it
-//! cannot be mounted fails the test instead of skipping it.
+//! which needs root to mount: where it cannot be mounted the test is reported ignored, with
+//! the reason, and CI sets LABRUN_REQUIRE_TMPFS=1 so that there it fails instead.
 
 mod common;
 use common::{labrun, root};
@@ -30,15 +30,26 @@ impl Drop for SmallDisk {
     }
 }
 
-#[test]
+/// Whether a tmpfs can be mounted here.
+fn tmpfs() -> Result<(), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    match SmallDisk::mount(&dir.path().join("probe")) {
+        Some(_) => Ok(()),
+        None => Err("cannot mount a tmpfs for the cache (`mount -t tmpfs` needs root)".into()),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    common::run_service_tests(
+        common::Service { available: tmpfs, required_by: "LABRUN_REQUIRE_TMPFS" },
+        &[("a_full_disk_is_reported_as_the_machines_and_loses_nothing", a_full_disk_is_reported_as_the_machines_and_loses_nothing)],
+    )
+}
+
 fn a_full_disk_is_reported_as_the_machines_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let Some(_disk) = SmallDisk::mount(&cache) else {
-        assert!(std::env::var_os("LABRUN_REQUIRE_TMPFS").is_none(), "cannot mount a tmpfs for the cache (needs root)");
-        eprintln!("skipped: mounting a tmpfs needs root (set LABRUN_REQUIRE_TMPFS=1 to make this an error)");
-        return;
-    };
+    let _disk = SmallDisk::mount(&cache).expect("a tmpfs mounts (one did a moment ago)");
     let file = root().join("tests/pipelines/disk_full.lab");
     let c = cache.to_str().unwrap();
     let run = || {

@@ -14,7 +14,14 @@ fn tiny_lm_learns_to_count_and_reports_samples_and_its_loss_curve() {
     let args = ["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--set", "steps=400"];
     let r = labrun(dir.path(), &args);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("counting (greedy)"), "samples are printed:\n{}", r.stdout);
+    // The run ends with its headline rows and where the report is; `labrun show` prints it.
+    let headline = r.stdout.lines().find(|l| l.starts_with("  counting, trained: ")).unwrap_or_default();
+    assert!(headline.contains("exact_match "), "headlines are printed:\n{}", r.stdout);
+    assert!(r.stdout.contains("results: results/tiny_lm/results.md"), "{}", r.stdout);
+    assert!(!r.stdout.contains("counting (greedy)"), "not the whole report:\n{}", r.stdout);
+    let shown = labrun(dir.path(), &["show", file.to_str().unwrap()]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(shown.stdout.contains("counting (greedy)"), "samples are in the report:\n{}", shown.stdout);
     let out = dir.path().join("results/tiny_lm");
     let results: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let m = |label: &str| table_row(&results, 0, label)["metrics"]["exact_match"].as_f64().unwrap();

@@ -1,7 +1,7 @@
 //! `--executor slurm` against a real single-node Slurm cluster (slurmctld, slurmd and munge,
 //! started by `scripts/slurm-cluster start`, which `.ci/run` calls and which exports
 //! `SLURM_CONF`). CI sets `LABRUN_REQUIRE_SLURM=1`, so there a missing cluster fails the
-//! tests; elsewhere they say why they did not run.
+//! tests; elsewhere they are reported ignored, with the reason.
 
 mod common;
 use common::{labrun, root};
@@ -10,16 +10,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Whether a cluster answers; panics when CI requires one and none does.
-fn cluster() -> bool {
+/// Whether a cluster answers.
+fn cluster() -> Result<(), String> {
     let ok = Command::new("sinfo").args(["-h", "-o", "%a"]).output().is_ok_and(|o| o.status.success());
-    if !ok && std::env::var_os("LABRUN_REQUIRE_SLURM").is_some_and(|v| v == "1") {
-        panic!("LABRUN_REQUIRE_SLURM=1 but no Slurm cluster answers (start one: scripts/slurm-cluster start)");
-    }
-    if !ok {
-        eprintln!("no Slurm cluster answers: not testing the Slurm executor (scripts/slurm-cluster start)");
-    }
-    ok
+    if ok { Ok(()) } else { Err("no Slurm cluster answers (start one: `eval \"$(scripts/slurm-cluster start)\"`)".into()) }
+}
+
+fn main() -> std::process::ExitCode {
+    common::run_service_tests(
+        common::Service { available: cluster, required_by: "LABRUN_REQUIRE_SLURM" },
+        &[
+            ("a_pipeline_run_through_slurm_matches_a_local_run", a_pipeline_run_through_slurm_matches_a_local_run),
+            ("a_failing_step_reports_its_error_at_its_line", a_failing_step_reports_its_error_at_its_line),
+            ("a_job_cancelled_under_the_driver_is_submitted_again", a_job_cancelled_under_the_driver_is_submitted_again),
+            ("a_killed_driver_restarts_without_submitting_work_again", a_killed_driver_restarts_without_submitting_work_again),
+            ("two_drivers_at_once_compute_each_action_once", two_drivers_at_once_compute_each_action_once),
+            ("ctrl_c_cancels_the_jobs_the_driver_submitted", ctrl_c_cancels_the_jobs_the_driver_submitted),
+            ("labrun_toml_configures_the_executor_and_retries_run_out", labrun_toml_configures_the_executor_and_retries_run_out),
+            ("a_failure_stops_what_is_not_yet_submitted", a_failure_stops_what_is_not_yet_submitted),
+        ],
+    )
 }
 
 fn pipeline(name: &str) -> String {
@@ -101,11 +111,7 @@ fn executed(stderr: &str) -> usize {
     before.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
-#[test]
 fn a_pipeline_run_through_slurm_matches_a_local_run() {
-    if !cluster() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let (local, slurm) = (dir.path().join("local"), dir.path().join("slurm"));
     std::fs::create_dir_all(&local).unwrap();
@@ -148,11 +154,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-#[test]
 fn a_failing_step_reports_its_error_at_its_line() {
-    if !cluster() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let file = pipeline("failing.lab");
@@ -165,11 +167,7 @@ fn a_failing_step_reports_its_error_at_its_line() {
     assert!(r.stderr.contains("1 executed"), "{}", r.stderr);
 }
 
-#[test]
 fn a_job_cancelled_under_the_driver_is_submitted_again() {
-    if !cluster() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let file = pipeline("slow.lab");
@@ -184,11 +182,7 @@ fn a_job_cancelled_under_the_driver_is_submitted_again() {
     assert_eq!(slow_jobs, 2);
 }
 
-#[test]
 fn a_killed_driver_restarts_without_submitting_work_again() {
-    if !cluster() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let file = pipeline("slow.lab");
@@ -210,11 +204,7 @@ fn a_killed_driver_restarts_without_submitting_work_again() {
     assert!(r.stderr.contains("1 executed, 3 cached"), "{}", r.stderr);
 }
 
-#[test]
 fn two_drivers_at_once_compute_each_action_once() {
-    if !cluster() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let file = pipeline("sweep.lab");
@@ -229,11 +219,7 @@ fn two_drivers_at_once_compute_each_action_once() {
     assert_eq!(actions.len(), 14);
 }
 
-#[test]
 fn ctrl_c_cancels_the_jobs_the_driver_submitted() {
-    if !cluster() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let file = pipeline("slow.lab");
@@ -260,11 +246,7 @@ fn ctrl_c_cancels_the_jobs_the_driver_submitted() {
 
 /// The project's `labrun.toml` picks the executor and its settings; with no retries left, a
 /// cancelled job fails its step with Slurm's reason and the job's log.
-#[test]
 fn labrun_toml_configures_the_executor_and_retries_run_out() {
-    if !cluster() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let file = dir.path().join("slow.lab");
@@ -293,11 +275,7 @@ fn labrun_toml_configures_the_executor_and_retries_run_out() {
 
 /// After a failure (without `--keep-going`), what the driver still held back for a free
 /// slot is never submitted.
-#[test]
 fn a_failure_stops_what_is_not_yet_submitted() {
-    if !cluster() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     std::fs::write(dir.path().join("bad.jsonl"), "{\"text\": \"fine\"}\nnot json\n").unwrap();

@@ -654,16 +654,14 @@ impl<'a, 'r> Checker<'a, 'r> {
 }
 
 fn t_row(row: &lab_grammar::Row, value: TExpr) -> TRow {
-    TRow { label: row.label.clone(), label_span: row.label_span, value, span: row.span }
+    TRow { headline: row.headline, label: row.label.clone(), label_span: row.label_span, value, span: row.span }
 }
 
 /// A param's default as written, for messages about `--set`.
+/// A param's default as `--set` takes it (`[0, 1, 2]`); long ones are cut.
 fn text_of(e: &Expr) -> String {
-    match &e.kind {
-        ExprKind::Int { text, .. } | ExprKind::Float { text, .. } => text.clone(),
-        ExprKind::Str(s) => format!("{s:?}"),
-        _ => "…".into(),
-    }
+    let text = lab_grammar::flat(e);
+    if text.chars().count() <= 60 { text } else { format!("{}…", text.chars().take(59).collect::<String>()) }
 }
 
 /// The `{name}` holes of a row label.

@@ -47,10 +47,13 @@ pub fn load(root: &Path, project: Option<&Path>, parsed: Option<&Path>) -> (Load
                 if let Some(span) = from {
                     d = d.at(span, "imported here");
                 }
+                let with_lab = path.with_extension("lab");
+                let missing_extension = path.extension().is_none() && with_lab.is_file();
                 d = d.help(match (encoding, from.is_some()) {
-                    (true, _) => "`.lab` files are UTF-8 text; save it as UTF-8",
-                    (false, true) => "import paths are relative to the importing file",
-                    (false, false) => "check the path; labrun takes a `.lab` file",
+                    (true, _) => "`.lab` files are UTF-8 text; save it as UTF-8".to_string(),
+                    (false, _) if missing_extension => format!("did you mean `{}`?", display_path(&with_lab)),
+                    (false, true) => "import paths are relative to the importing file".into(),
+                    (false, false) => "check the path; labrun takes a `.lab` file".into(),
                 });
                 diags.push(d);
                 continue;
@@ -207,7 +210,11 @@ fn display_path(p: &Path) -> String {
 
 fn read_text(path: &Path) -> Result<String, String> {
     use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(|e| e.kind().to_string())?;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        k => k.to_string(),
+    })?;
     if meta.is_dir() {
         return Err("it is a directory".into());
     }

@@ -158,6 +158,8 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub struct RowPlan {
     pub label: String,
+    /// Marked `headline`: the end of a run prints it.
+    pub headline: bool,
     pub value: ArgVal,
     pub span: Span,
 }

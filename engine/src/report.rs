@@ -14,6 +14,19 @@ pub struct Rendered {
     pub json: Json,
     /// (file name, SVG in the cache)
     pub figures: Vec<(String, PathBuf)>,
+    /// The rows marked `headline`, for the end of a run.
+    pub headlines: Vec<Headline>,
+}
+
+/// A row marked `headline`: where it is and its cells as the table shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Headline {
+    pub report: String,
+    /// The table's caption; `None` for a loose row.
+    pub table: Option<String>,
+    pub label: String,
+    /// (column, value) as in `results.md`.
+    pub cells: Vec<(String, String)>,
 }
 
 fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Json {
@@ -128,15 +141,31 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
             let rows: Vec<(String, Json)> =
                 t.rows.iter().map(|row| (row.label.clone(), row_value(plan, row, outputs, cache))).collect();
             md_table(t.caption.as_deref(), &rows, &mut r.markdown);
+            for (_, (label, v)) in t.rows.iter().zip(&rows).filter(|(row, _)| row.headline) {
+                r.headlines.push(Headline {
+                    report: rep.title.clone(),
+                    table: t.caption.clone(),
+                    label: label.clone(),
+                    cells: cells(v),
+                });
+            }
             tables.push(json!({
                 "caption": t.caption,
-                "rows": rows.iter().map(|(l, v)| { let mut v = v.clone(); v["label"] = json!(l); v }).collect::<Vec<_>>(),
+                "rows": t.rows.iter().zip(&rows).map(|(row, (l, v))| with_label(v, l, row.headline)).collect::<Vec<_>>(),
             }));
         }
         let mut figures = Vec::new();
         let mut singles = Vec::new();
         for row in &rep.rows {
             let value = row_value(plan, row, outputs, cache);
+            if row.headline {
+                r.headlines.push(Headline {
+                    report: rep.title.clone(),
+                    table: None,
+                    label: row.label.clone(),
+                    cells: cells(&value),
+                });
+            }
             let svg = match &row.value {
                 ArgVal::Node(n) => outputs[*n].and_then(|id| lab_ops::artifact::figure(&cache.artifact_path(&id))),
                 _ => None,
@@ -148,14 +177,15 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
                     figures.push(json!({"label": row.label, "file": file}));
                     r.figures.push((file, path));
                 }
-                None => singles.push((row.label.clone(), value)),
+                None => singles.push((row.label.clone(), value, row.headline)),
             }
         }
-        let (texts, singles): (Vec<_>, Vec<_>) = singles.into_iter().partition(|(_, v)| v.get("records").is_some());
+        let (texts, singles): (Vec<_>, Vec<_>) = singles.into_iter().partition(|(_, v, _)| v.get("records").is_some());
         if !singles.is_empty() {
-            md_table(None, &singles, &mut r.markdown);
+            let rows: Vec<(String, Json)> = singles.iter().map(|(l, v, _)| (l.clone(), v.clone())).collect();
+            md_table(None, &rows, &mut r.markdown);
         }
-        for (label, v) in &texts {
+        for (label, v, _) in &texts {
             md_samples(label, v["records"].as_array().map_or(&[][..], |a| &a[..]), &mut r.markdown);
         }
         let singles: Vec<_> = singles.into_iter().chain(texts).collect();
@@ -163,11 +193,21 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
             "title": rep.title,
             "tables": tables,
             "figures": figures,
-            "values": singles.iter().map(|(l, v)| { let mut v = v.clone(); v["label"] = json!(l); v }).collect::<Vec<_>>(),
+            "values": singles.iter().map(|(l, v, h)| with_label(v, l, *h)).collect::<Vec<_>>(),
         }));
     }
     r.json = json!({"params": plan.params, "reports": reports});
     r
+}
+
+/// A row's JSON with its label, and `"headline": true` where it is marked so.
+fn with_label(v: &Json, label: &str, headline: bool) -> Json {
+    let mut v = v.clone();
+    v["label"] = json!(label);
+    if headline {
+        v["headline"] = json!(true);
+    }
+    v
 }
 
 pub(crate) fn sanitize(s: &str) -> String {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -898,20 +898,16 @@ fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel
 
 /// For `labrun doctor`: whether `sbatch` answers, and the partitions `sinfo` lists.
 pub fn describe_cluster() -> Result<(String, Vec<String>), String> {
-    let v = Command::new("sbatch").arg("--version").output().map_err(|e| format!("`sbatch` not found ({e})"))?;
+    let v = output_within(Command::new("sbatch").arg("--version"), DOCTOR_WAIT)
+        .map_err(|e| format!("`sbatch` cannot run ({e}); install Slurm's client tools on this machine"))?;
     if !v.status.success() {
-        return Err(format!("`sbatch --version` failed: {}", String::from_utf8_lossy(&v.stderr).trim()));
+        return Err(cluster_trouble(&String::from_utf8_lossy(&v.stderr)));
     }
     let version = String::from_utf8_lossy(&v.stdout).trim().to_string();
-    let p = Command::new("sinfo")
-        .args(["-h", "-o", "%P|%a|%D|%c|%m|%l|%G"])
-        .output()
-        .map_err(|e| format!("`sinfo` not found ({e})"))?;
+    let p = output_within(Command::new("sinfo").args(["-h", "-o", "%P|%a|%D|%c|%m|%l|%G"]), DOCTOR_WAIT)
+        .map_err(|e| format!("{version}, but `sinfo` cannot run ({e})"))?;
     if !p.status.success() {
-        return Err(format!(
-            "{version}, but the controller does not answer: {}",
-            String::from_utf8_lossy(&p.stderr).trim()
-        ));
+        return Err(format!("{version}, but {}", cluster_trouble(&String::from_utf8_lossy(&p.stderr))));
     }
     let parts = String::from_utf8_lossy(&p.stdout)
         .lines()
@@ -934,9 +930,67 @@ pub fn describe_cluster() -> Result<(String, Vec<String>), String> {
     Ok((version, parts))
 }
 
+/// How long `labrun doctor` waits for a Slurm command (a missing `slurm.conf` makes them
+/// retry for a minute).
+const DOCTOR_WAIT: Duration = Duration::from_secs(10);
+
+/// A command's output, or an error if it cannot start or has not finished within `limit`
+/// (then it is killed).
+fn output_within(cmd: &mut Command, limit: Duration) -> std::io::Result<std::process::Output> {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let start = Instant::now();
+    while child.try_wait()?.is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", limit.as_secs()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output()
+}
+
+/// What a Slurm client's error output means, in one sentence with what to do: its fatal
+/// line (else its last error), without the program's prefix, and a hint for the usual
+/// causes.
+pub fn cluster_trouble(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let pick = lines.iter().rev().find(|l| l.contains("fatal:")).or_else(|| lines.last());
+    let Some(line) = pick else { return "the cluster does not answer, and its client says nothing of why".into() };
+    // `sinfo: fatal: Could not …` → `Could not …`
+    let said = line.rsplit_once("fatal: ").or_else(|| line.rsplit_once("error: ")).map_or(*line, |(_, s)| s).trim();
+    let lower = stderr.to_lowercase();
+    let hint = if lower.contains("configuration source") || lower.contains("slurm.conf") || lower.contains("configuration file") {
+        "no usable slurm.conf here: set SLURM_CONF to the cluster's configuration, or for a local test cluster run `eval \"$(scripts/slurm-cluster start)\"`"
+    } else if lower.contains("unable to contact slurm controller") || lower.contains("connection refused") {
+        "the controller (slurmctld) does not answer: is it running, and is this machine allowed to reach it?"
+    } else if lower.contains("munge") {
+        "authentication (munge) fails: is munged running with the cluster's key?"
+    } else {
+        "`sinfo` on this machine shows the same error"
+    };
+    format!("the cluster does not answer ({said}); {hint}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_errors_are_summarised_with_what_to_do() {
+        let no_conf = "sinfo: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host\nsinfo: error: fetch_config: DNS SRV lookup failed\nsinfo: error: _establish_config_source: failed to fetch config\nsinfo: fatal: Could not establish a configuration source\n";
+        let s = cluster_trouble(no_conf);
+        assert!(s.starts_with("the cluster does not answer (Could not establish a configuration source); "), "{s}");
+        assert!(s.contains("SLURM_CONF"), "{s}");
+        assert!(!s.contains("res_nsearch"), "only the fatal line: {s}");
+        let down = "sinfo: error: Unable to contact slurm controller (connect failure)\n";
+        let s = cluster_trouble(down);
+        assert!(s.contains("Unable to contact slurm controller (connect failure)") && s.contains("slurmctld"), "{s}");
+        assert_eq!(cluster_trouble("  \n"), "the cluster does not answer, and its client says nothing of why");
+    }
 
     #[test]
     fn time_limits_and_quoting_are_what_slurm_and_sh_expect() {

@@ -105,6 +105,7 @@ impl TDef {
 /// A row of a report.
 #[derive(Debug)]
 pub(crate) struct TRow {
+    pub headline: bool,
     pub label: String,
     pub label_span: Span,
     pub value: TExpr,

@@ -117,6 +117,9 @@ pub enum TableItem {
 /// `label = expr` or `"a label" = expr` inside a report.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
+    /// `headline "label" = …`: the end of a run prints this row.
+    #[serde(default)]
+    pub headline: bool,
     pub label: String,
     pub quoted: bool,
     pub label_span: Span,
@@ -311,7 +314,8 @@ fn step_shape(s: &Step, out: &mut String) {
 }
 
 fn row_shape(r: &Row, out: &mut String) {
-    let _ = write!(out, " (row {:?} ", r.label);
+    let mark = if r.headline { "headline " } else { "" };
+    let _ = write!(out, " ({mark}row {:?} ", r.label);
     r.value.shape(out);
     out.push(')');
 }

@@ -204,7 +204,8 @@ impl Formatter<'_> {
             self.blank();
         }
         let label = if row.quoted || !is_plain_name(&row.label) { quote(&row.label) } else { row.label.clone() };
-        self.assignment(&format!("{label} = "), &row.value, depth, row.span.end as usize);
+        let mark = if row.headline { "headline " } else { "" };
+        self.assignment(&format!("{mark}{label} = "), &row.value, depth, row.span.end as usize);
     }
 
     fn assignment(&mut self, head: &str, value: &Expr, depth: usize, end: usize) {
@@ -321,8 +322,8 @@ pub(crate) fn quote(s: &str) -> String {
     out
 }
 
-/// One-line rendering of an expression.
-pub(crate) fn flat(e: &Expr) -> String {
+/// One-line rendering of an expression, as `labrun fmt` writes it.
+pub fn flat(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Int { text, .. } | ExprKind::Float { text, .. } => text.clone(),
         ExprKind::Str(s) => quote(s),
@@ -377,6 +378,14 @@ mod tests {
         assert_eq!(once, want, "first pass");
         assert_eq!(fmt(&once), once, "not idempotent");
         assert_eq!(parse(&once, 0).unwrap().shape(), parse(src, 0).unwrap().shape(), "meaning changed");
+    }
+
+    #[test]
+    fn keeps_headline_marks() {
+        check(
+            "report \"R\" { table { headline   \"a b\"=x\nheadline=y } headline f=g }",
+            "report \"R\" {\n  table {\n    headline \"a b\" = x\n    headline = y\n  }\n  headline f = g\n}\n",
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod span;
 pub use ast::*;
 pub use depth::MAX_DEPTH;
 pub use error::ParseError;
-pub use format::format;
+pub use format::{flat, format};
 pub use parse::{MAX_NESTING, parse};
 
 /// Changes whenever the grammar, the syntax tree or the parser's code does: a parse saved

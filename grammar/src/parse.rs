@@ -250,7 +250,8 @@ impl Builder<'_> {
 
     fn row(&mut self, p: Pair<Rule>) -> Row {
         let span = self.span(&p);
-        let mut it = p.into_inner();
+        let mut it = p.into_inner().peekable();
+        let headline = it.next_if(|l| l.as_rule() == Rule::headline).is_some();
         let l = it.next().unwrap();
         let label_span = self.span(&l);
         let (label, quoted) = match l.as_rule() {
@@ -258,7 +259,7 @@ impl Builder<'_> {
             _ => (l.as_str().to_string(), false),
         };
         let value = self.expr(it.next().unwrap());
-        Row { label, quoted, label_span, value, span }
+        Row { headline, label, quoted, label_span, value, span }
     }
 
     fn binding(&mut self, p: Pair<Rule>) -> Binding {
@@ -684,6 +685,10 @@ mod tests {
             "(report \"T\" (table None (for (k ks) (e es) (row \"k={k}\" s[k,e,]))))";
         report: "report \"T\" { table \"acc\" { teacher = score.accuracy(t, d), \"a b\" = x } fig = report.bar(x) }" =>
             "(report \"T\" (table Some(\"acc\") (row \"teacher\" (score.accuracy t d)) (row \"a b\" x)) (row \"fig\" (report.bar x)))";
+        headline_rows: "report \"T\" { table { headline \"a b\" = x, headline y = z, headline = w, headlines = v } headline f = g }" =>
+            "(report \"T\" (table None (headline row \"a b\" x) (headline row \"y\" z) (row \"headline\" w) (row \"headlines\" v)) (headline row \"f\" g))";
+        headline_in_table_for: "report \"T\" { table { for k in ks { headline \"k={k}\" = s[k] } } }" =>
+            "(report \"T\" (table None (for (k ks) (headline row \"k={k}\" s[k,]))))";
         keyword_prefix_names: "inputs = 1\nformat = 2\nreports = 3" => "(step inputs 1)\n(step format 2)\n(step reports 3)";
         crlf: "a = 1\r\nb = 2\r\n" => "(step a 1)\n(step b 2)";
     }

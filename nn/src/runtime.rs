@@ -4,7 +4,9 @@
 //! Search order for `libonnxruntime.so*`: `ORT_DYLIB_PATH`; labrun's data directory
 //! (`$LABRUN_HOME`, else `$XDG_DATA_HOME/labrun`, else `~/.local/share/labrun`); an
 //! `onnxruntime` package importable by `python3`. When none is found, labrun installs the
-//! official `onnxruntime` wheel with pip into its data directory.
+//! official `onnxruntime` wheel with pip into its data directory (or the wheel file named
+//! by `LABRUN_ORT_WHEEL`, for machines that cannot download), and announces what it
+//! fetches, where it puts it and how big it is through [`set_announcer`].
 
 use crate::{Device, NnError};
 use std::path::{Path, PathBuf};
@@ -28,6 +30,25 @@ pub struct RuntimeInfo {
 
 static RUNTIME: OnceLock<Result<(RuntimeInfo, ort::environment::Environment), String>> = OnceLock::new();
 
+type Announcer = Box<dyn Fn(&str) + Send + Sync>;
+static ANNOUNCER: std::sync::RwLock<Option<Announcer>> = std::sync::RwLock::new(None);
+
+/// Where announcements of slow, visible work (an install) go; by default standard error,
+/// as `labrun: MESSAGE`. A program with a progress display routes them through it.
+pub fn set_announcer(f: impl Fn(&str) + Send + Sync + 'static) {
+    *ANNOUNCER.write().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(f));
+}
+
+fn announce(message: &str) {
+    match &*ANNOUNCER.read().unwrap_or_else(|p| p.into_inner()) {
+        Some(f) => f(message),
+        None => {
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "labrun: {message}");
+        }
+    }
+}
+
 /// labrun's own data directory.
 pub fn data_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("LABRUN_HOME") {
@@ -48,26 +69,25 @@ pub fn loaded() -> Option<&'static RuntimeInfo> {
     }
 }
 
-/// Loads ONNX Runtime once per process; `notify` hears about slow steps (an install).
-pub fn init(notify: &dyn Fn(&str)) -> Result<&'static RuntimeInfo, NnError> {
-    environment(notify).map(|(info, _)| info)
+/// Loads ONNX Runtime once per process. An install, if one is needed, is announced (see
+/// [`set_announcer`]).
+pub fn init() -> Result<&'static RuntimeInfo, NnError> {
+    environment().map(|(info, _)| info)
 }
 
-fn environment(
-    notify: &dyn Fn(&str),
-) -> Result<(&'static RuntimeInfo, &'static ort::environment::Environment), NnError> {
-    let r = RUNTIME.get_or_init(|| load(notify).map_err(|e| e.to_string()));
+fn environment() -> Result<(&'static RuntimeInfo, &'static ort::environment::Environment), NnError> {
+    let r = RUNTIME.get_or_init(|| load().map_err(|e| e.to_string()));
     match r {
         Ok((info, env)) => Ok((info, env)),
         Err(e) => Err(NnError::RuntimeMissing(e.clone())),
     }
 }
 
-fn load(notify: &dyn Fn(&str)) -> Result<(RuntimeInfo, ort::environment::Environment), NnError> {
+fn load() -> Result<(RuntimeInfo, ort::environment::Environment), NnError> {
     let (library, source) = match find_library() {
         Some(found) => found,
         None => {
-            install(notify)?;
+            install()?;
             find_in(&data_dir().join(format!("onnxruntime-{PINNED_VERSION}")))
                 .map(|p| (p, "labrun data dir"))
                 .ok_or_else(|| {
@@ -135,8 +155,8 @@ fn find_in(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Installs the pinned wheel into the data directory, holding a lock so that two labrun
-/// processes do not install at once.
-fn install(notify: &dyn Fn(&str)) -> Result<(), NnError> {
+/// processes do not install at once. Each stage is announced: what, where, how big.
+fn install() -> Result<(), NnError> {
     let root = data_dir();
     std::fs::create_dir_all(&root)?;
     let lock = std::fs::File::create(root.join("install.lock"))?;
@@ -145,27 +165,101 @@ fn install(notify: &dyn Fn(&str)) -> Result<(), NnError> {
     if find_in(&target).is_some() {
         return Ok(());
     }
-    notify(&format!(
-        "ONNX Runtime not found; installing onnxruntime=={PINNED_VERSION} with pip into {}",
-        target.display()
-    ));
+    let started = std::time::Instant::now();
     let partial = root.join(format!(".onnxruntime-{PINNED_VERSION}.partial"));
     let _ = std::fs::remove_dir_all(&partial);
-    let out = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--target"])
-        .arg(&partial)
-        .arg(format!("onnxruntime=={PINNED_VERSION}"))
-        .output()
-        .map_err(|e| NnError::RuntimeMissing(format!("cannot run `python3 -m pip` to install ONNX Runtime: {e}; install it yourself (`pip install onnxruntime`) or set ORT_DYLIB_PATH")))?;
-    if !out.status.success() {
+    let help = "install it yourself (`pip install onnxruntime`), set ORT_DYLIB_PATH to its libonnxruntime.so, or set LABRUN_ORT_WHEEL to a downloaded onnxruntime wheel";
+    let pip = |args: &[&std::ffi::OsStr], what: &str| -> Result<(), NnError> {
+        let out = Command::new("python3")
+            .args(["-m", "pip"])
+            .args(args)
+            .args(["--quiet", "--disable-pip-version-check", "--no-deps"])
+            .output()
+            .map_err(|e| NnError::RuntimeMissing(format!("cannot run `python3 -m pip` to {what}: {e}; {help}")))?;
+        if !out.status.success() {
+            return Err(NnError::RuntimeMissing(format!(
+                "`pip` could not {what}: {}; {help}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    };
+    let wheel = match std::env::var_os("LABRUN_ORT_WHEEL") {
+        Some(w) => {
+            let w = PathBuf::from(w);
+            if !w.is_file() {
+                return Err(NnError::RuntimeMissing(format!(
+                    "LABRUN_ORT_WHEEL names {}, which is not a file; point it at an onnxruntime wheel (`pip download onnxruntime=={PINNED_VERSION}` makes one)",
+                    w.display()
+                )));
+            }
+            announce(&format!(
+                "ONNX Runtime not found; installing it from {} ({}) into {}",
+                w.display(),
+                megabytes(file_size(&w)),
+                target.display()
+            ));
+            w
+        }
+        None => {
+            announce(&format!(
+                "ONNX Runtime not found; downloading the onnxruntime=={PINNED_VERSION} wheel with pip (about 25 MB) to install into {}",
+                target.display()
+            ));
+            let downloads = partial.join("wheel");
+            pip(
+                &["download".as_ref(), "--only-binary=:all:".as_ref(), "--dest".as_ref(), downloads.as_os_str(), format!("onnxruntime=={PINNED_VERSION}").as_ref()],
+                &format!("download onnxruntime=={PINNED_VERSION}"),
+            )?;
+            let w = std::fs::read_dir(&downloads)?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == "whl"))
+                .ok_or_else(|| NnError::RuntimeMissing(format!("pip downloaded no wheel of onnxruntime=={PINNED_VERSION}; {help}")))?;
+            announce(&format!(
+                "downloaded {} ({}); unpacking it",
+                w.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                megabytes(file_size(&w))
+            ));
+            w
+        }
+    };
+    let unpacked = partial.join("onnxruntime");
+    pip(
+        &["install".as_ref(), "--no-index".as_ref(), "--target".as_ref(), unpacked.as_os_str(), wheel.as_os_str()],
+        &format!("unpack {}", wheel.display()),
+    )?;
+    if find_in(&unpacked).is_none() {
         return Err(NnError::RuntimeMissing(format!(
-            "`pip install onnxruntime=={PINNED_VERSION}` failed: {}; install it yourself (`pip install onnxruntime`) or set ORT_DYLIB_PATH",
-            String::from_utf8_lossy(&out.stderr).trim()
+            "the wheel {} holds no onnxruntime/capi/libonnxruntime.so.*; {help}",
+            wheel.display()
         )));
     }
     // A complete install appears at once or not at all.
-    std::fs::rename(&partial, &target)?;
+    std::fs::rename(&unpacked, &target)?;
+    let _ = std::fs::remove_dir_all(&partial);
+    announce(&format!(
+        "installed ONNX Runtime in {} ({} on disk, {:.0} s); `labrun doctor` shows it",
+        target.display(),
+        megabytes(tree_size(&target)),
+        started.elapsed().as_secs_f64()
+    ));
     Ok(())
+}
+
+fn file_size(p: &Path) -> u64 {
+    std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
+fn tree_size(p: &Path) -> u64 {
+    match std::fs::read_dir(p) {
+        Ok(entries) => entries.flatten().map(|e| tree_size(&e.path())).sum(),
+        Err(_) => file_size(p),
+    }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// How a session runs.
@@ -186,7 +280,7 @@ impl Default for SessionOptions {
 /// Creates a session for an ONNX model. Asking for CUDA where it cannot run is an error,
 /// never a silent CPU run.
 pub fn session(model: &[u8], opts: SessionOptions) -> Result<ort::session::Session, NnError> {
-    let (info, env) = environment(&|_| {})?;
+    let (info, env) = environment()?;
     let mut b = ort::session::Session::builder(env)?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)?
         .with_intra_threads(opts.threads.max(1))?

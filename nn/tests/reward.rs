@@ -25,7 +25,7 @@ fn linear(w: [f32; 2], b: f32) -> Mlp {
 ///          = (0.639846, 0.091213); ∂loss/∂b = 0 (b cancels in every difference).
 #[test]
 fn bradley_terry_loss_and_gradient_match_a_hand_computation() {
-    lab_nn::runtime::init(&|_| {}).unwrap();
+    lab_nn::runtime::init().unwrap();
     let model = linear([0.5, -1.0], 0.3);
     let (mut g, loss) = mlp_loss_graph(&model).unwrap();
     let params: Vec<_> =
@@ -60,7 +60,7 @@ fn bradley_terry_loss_and_gradient_match_a_hand_computation() {
 /// the labels on pairs it never saw, and validation stops training early.
 #[test]
 fn an_mlp_reward_model_learns_separable_comparisons() {
-    lab_nn::runtime::init(&|_| {}).unwrap();
+    lab_nn::runtime::init().unwrap();
     let truth = |x: &[f32]| 2.0 * x[0] - x[1] + 0.5 * x[2] * x[3];
     let mut state = 12345u64;
     let mut rnd = || {

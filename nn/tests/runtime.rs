@@ -6,7 +6,7 @@ use lab_nn::{DType, Device, Graph, NnError, Tensor};
 
 #[test]
 fn runtime_loads_and_runs_a_graph() {
-    let info = init(&|m| eprintln!("{m}")).expect("ONNX Runtime loads");
+    let info = init().expect("ONNX Runtime loads");
     assert!(info.library.exists());
     let mut g = Graph::new(DType::F32);
     let x = g.input("x", DType::F32, &[-1, 3]);
@@ -22,7 +22,7 @@ fn runtime_loads_and_runs_a_graph() {
 
 #[test]
 fn asking_for_cuda_without_it_is_an_error_not_a_cpu_run() {
-    let info = init(&|_| {}).unwrap();
+    let info = init().unwrap();
     let mut g = Graph::new(DType::F32);
     let x = g.input("x", DType::F32, &[1]);
     let y = g.identity(x);

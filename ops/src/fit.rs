@@ -109,7 +109,7 @@ impl Op for Form {
                 "least-squares fit of R(d) = d(α − β ln d), RL's overoptimization form, to the point-by-point mean of the curves given (e.g. one per seed); reports `alpha`, `beta`, `r2`, the fitted peak `d_star`, `gold_star` (when β > 0), the largest measured y (`y_max` at `d_at_max`), the last (`y_end` at `d_end`), `fall` = y_max − y_end, and `proxy_rises` (1 when a `proxy` column never decreases)",
             ),
         };
-        Signature::new("fit", method, 1, Type::Fit, doc)
+        Signature::new("fit", method, 2, Type::Fit, doc)
     }
 
     fn run(&self, ctx: &RunCtx, p: FormParams) -> Result<(), OpError> {

@@ -39,7 +39,7 @@ impl Op for Loss {
         Signature::new(
             "report",
             "loss",
-            2,
+            3,
             Type::Figure,
             "an SVG chart of the training loss of each model against the step (averaged over windows of `smooth` steps), with the validation loss where it was measured",
         )
@@ -134,6 +134,10 @@ pub struct LinesParams {
     /// a logarithmic x axis (x values must be positive)
     #[param(default = false)]
     log_x: bool,
+    /// the top of the y axis (higher points are drawn at the top); by default the axis
+    /// fits the data, and starts at 0 when they come near it
+    #[param(default = f64::MIN)]
+    y_max: f64,
 }
 
 impl Op for Lines {
@@ -143,7 +147,7 @@ impl Op for Lines {
         Signature::new(
             "report",
             "lines",
-            3,
+            4,
             Type::Figure,
             "an SVG line chart: one line per series (rows of `values`) over the x values, with ± error bars when the results have `std`",
         )
@@ -198,7 +202,8 @@ impl Op for Lines {
             lines.push(Line::from((label, pts)));
         }
         let reference = Some(p.reference).filter(|&r| r > f64::MIN);
-        let svg = lines_svg_scaled(&p.title, &p.xlabel, &p.ylabel, &lines, reference, log_x);
+        let y_max = Some(p.y_max).filter(|&m| m > f64::MIN);
+        let svg = lines_svg_scaled(&p.title, &p.xlabel, &p.ylabel, &lines, reference, log_x, y_max);
         std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
@@ -230,6 +235,10 @@ pub struct BarParams {
     /// draw a dashed horizontal line at this value (e.g. chance)
     #[param(default = f64::MIN)]
     reference: f64,
+    /// the top of the y axis (taller bars are drawn cut); by default the axis fits every
+    /// bar, or the rest when a few tower more than 3× over them
+    #[param(default = f64::MIN)]
+    y_max: f64,
 }
 
 impl Op for Bar {
@@ -239,7 +248,7 @@ impl Op for Bar {
         Signature::new(
             "report",
             "bar",
-            1,
+            2,
             Type::Figure,
             "an SVG bar chart: one bar per result, its height the metric, with ± error bars when the results have `std`",
         )
@@ -258,7 +267,8 @@ impl Op for Bar {
             bars.push((label.clone(), h, e));
         }
         let reference = Some(p.reference).filter(|&r| r > f64::MIN);
-        let svg = bar_svg(&p.title, &p.ylabel, &bars, reference);
+        let y_max = Some(p.y_max).filter(|&m| m > f64::MIN);
+        let svg = bar_svg(&p.title, &p.ylabel, &bars, reference, y_max);
         std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
@@ -326,7 +336,7 @@ impl Op for Curves {
         Signature::new(
             "report",
             "curves",
-            1,
+            2,
             Type::Figure,
             "an SVG chart of curves: each group of curves (e.g. one per seed) is averaged point by point and drawn in one colour, its first `y` column solid and the others dashed",
         )

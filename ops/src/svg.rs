@@ -24,12 +24,61 @@ impl From<(String, Points)> for Line {
     }
 }
 
-/// A self-contained line chart.
-pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], reference: Option<f64>) -> String {
-    lines_svg_scaled(title, xlabel, ylabel, lines, reference, false)
+/// The y axis's range for values from `lo` to `hi`: round ends, at multiples of a round
+/// step, that hold the data snugly. Zero is on the axis when `zero` (bars grow from it) or
+/// when the data come within their own span of it, so that lines at 0.90–0.95 show their
+/// differences and lines at 0.1–0.6 start at 0.
+pub(crate) fn y_axis(lo: f64, hi: f64, zero: bool) -> (f64, f64) {
+    if !(lo.is_finite() && hi.is_finite()) {
+        return (0.0, 1.0);
+    }
+    let (mut lo, mut hi) = (lo.min(hi), hi.max(lo));
+    let span = hi - lo;
+    if zero || (lo > 0.0 && lo <= span) {
+        lo = lo.min(0.0);
+    }
+    if zero || (hi < 0.0 && -hi <= span) {
+        hi = hi.max(0.0);
+    }
+    if hi - lo < 1e-12 {
+        // One value: a band around it.
+        let pad = if hi != 0.0 { hi.abs() * 0.1 } else { 1.0 };
+        (lo, hi) = (lo - pad, hi + pad);
+    }
+    let step = nice_ceiling((hi - lo) / 5.0);
+    // Rounded to the step's decimals, so that 6 × 0.1 is 0.6.
+    let scale = 10f64.powi((1 - step.log10().floor() as i32).max(0));
+    let ends = |v: f64, up: bool| {
+        let k = v / step;
+        let k = if up { (k - 1e-9).ceil() } else { (k + 1e-9).floor() };
+        (k * step * scale).round() / scale
+    };
+    (ends(lo, false), ends(hi, true))
 }
 
-/// A line chart whose x axis is logarithmic when `log_x` (every x must then be positive).
+/// Where a bar chart's axis ends: above every bar, unless a few bars tower over the rest
+/// (more than three times the next): then the axis fits the rest, and the towering bars are
+/// drawn cut, so that the differences among the others stay visible.
+pub(crate) fn bar_axis_top(tops: &[f64]) -> f64 {
+    let mut sorted: Vec<f64> = tops.iter().copied().filter(|t| t.is_finite()).collect();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let most_cut = sorted.len() / 3;
+    for k in 1..=most_cut {
+        if sorted[k] > 0.0 && sorted[k - 1] > 3.0 * sorted[k] {
+            return sorted[k];
+        }
+    }
+    sorted.first().copied().unwrap_or(0.0)
+}
+
+/// A self-contained line chart.
+pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], reference: Option<f64>) -> String {
+    lines_svg_scaled(title, xlabel, ylabel, lines, reference, false, None)
+}
+
+/// A line chart whose x axis is logarithmic when `log_x` (every x must then be positive);
+/// the y axis ends at `y_max` when given (higher points are drawn at the top), else where
+/// the data need.
 pub fn lines_svg_scaled(
     title: &str,
     xlabel: &str,
@@ -37,6 +86,7 @@ pub fn lines_svg_scaled(
     lines: &[Line],
     reference: Option<f64>,
     log_x: bool,
+    y_max: Option<f64>,
 ) -> String {
     let tx = |x: f64| if log_x { x.log10() } else { x };
     let scaled: Vec<(&str, Points)> =
@@ -49,12 +99,16 @@ pub fn lines_svg_scaled(
     let pts = scaled.iter().flat_map(|(_, p)| p.iter());
     let xmin = pts.clone().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let xmax = pts.clone().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
-    // The y range covers every point with its error bar, and 0.
-    let top_val = pts.clone().map(|p| p.1 + p.2.unwrap_or(0.0)).chain(reference).fold(0.0f64, f64::max);
-    let low_val = pts.map(|p| p.1 - p.2.unwrap_or(0.0)).chain(reference).fold(0.0f64, f64::min);
-    let ymax = if top_val > 0.0 { nice_ceiling(top_val) } else { 0.0 };
-    let ymin = if low_val < 0.0 { -nice_ceiling(-low_val) } else { 0.0 };
-    let ymax = if ymax == ymin { ymin + 1.0 } else { ymax };
+    // The y range covers every point with its error bar, and the reference line.
+    let finite = |v: &f64| v.is_finite();
+    let top_val =
+        pts.clone().map(|p| p.1 + p.2.unwrap_or(0.0)).chain(reference).filter(finite).fold(f64::NEG_INFINITY, f64::max);
+    let low_val = pts.map(|p| p.1 - p.2.unwrap_or(0.0)).chain(reference).filter(finite).fold(f64::INFINITY, f64::min);
+    let (ymin, ymax) = match y_max {
+        Some(m) => y_axis(low_val.min(m), m, false),
+        None => y_axis(low_val, top_val, false),
+    };
+    let ymax = y_max.map_or(ymax, |m| m.max(ymin + 1e-12));
     let (pw, ph) = (w - left - right, h - top - bottom);
     let xs = |x: f64| if xmax > xmin { left + pw * (x - xmin) / (xmax - xmin) } else { left + pw / 2.0 };
     let ys = |v: f64| top + ph * (1.0 - ((v - ymin) / (ymax - ymin)).clamp(0.0, 1.0));
@@ -190,13 +244,24 @@ pub(crate) fn esc(s: &str) -> String {
 }
 
 /// A self-contained SVG; deterministic bytes for deterministic inputs.
-pub fn bar_svg(title: &str, ylabel: &str, bars: &[(String, f64, Option<f64>)], reference: Option<f64>) -> String {
+/// Bars grow from 0; the axis ends at `y_max` when given, else where [`bar_axis_top`]
+/// puts it. A bar above the axis is drawn cut, with a break mark and its value.
+pub fn bar_svg(
+    title: &str,
+    ylabel: &str,
+    bars: &[(String, f64, Option<f64>)],
+    reference: Option<f64>,
+    y_max: Option<f64>,
+) -> String {
     let (w, h) = (120.0 + 110.0 * bars.len() as f64, 420.0);
     let (left, right, top, bottom) = (70.0, 20.0, 50.0, 90.0);
-    let top_val = bars.iter().map(|(_, v, e)| v + e.unwrap_or(0.0)).chain(reference).fold(0.0f64, f64::max);
-    let ymax = nice_ceiling(top_val.max(1e-12));
+    let tops: Vec<f64> = bars.iter().map(|(_, v, e)| v + e.unwrap_or(0.0)).collect();
+    let top_val = y_max.unwrap_or_else(|| bar_axis_top(&tops).max(reference.unwrap_or(0.0)));
+    let low_val = bars.iter().map(|(_, v, e)| v - e.unwrap_or(0.0)).chain(reference).fold(0.0f64, f64::min);
+    let (ymin, ymax) = y_axis(low_val, top_val.max(1e-12), true);
+    let ymax = y_max.unwrap_or(ymax);
     let plot_h = h - top - bottom;
-    let y = |v: f64| top + plot_h * (1.0 - (v / ymax).clamp(0.0, 1.0));
+    let y = |v: f64| top + plot_h * (1.0 - ((v - ymin) / (ymax - ymin)).clamp(0.0, 1.0));
     let mut s = String::new();
     let _ = write!(
         s,
@@ -204,8 +269,9 @@ pub fn bar_svg(title: &str, ylabel: &str, bars: &[(String, f64, Option<f64>)], r
     );
     let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, w / 2.0, esc(title));
-    for i in 0..=5 {
-        let v = ymax * i as f64 / 5.0;
+    let step = nice_ceiling((ymax - ymin) / 5.0);
+    let ticks = (0..=20).map(|i| (ymin / step).ceil() * step + i as f64 * step).take_while(|&v| v <= ymax + 1e-9 * step);
+    for v in ticks {
         let yy = y(v);
         let _ = write!(
             s,
@@ -229,10 +295,25 @@ pub fn bar_svg(title: &str, ylabel: &str, bars: &[(String, f64, Option<f64>)], r
         let _ = write!(
             s,
             r##"<rect x="{x0:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="#4878a8"/>"##,
-            y(*v),
-            y(0.0) - y(*v)
+            y(*v).min(y(0.0)),
+            (y(0.0) - y(*v)).abs()
         );
-        if let Some(e) = e.filter(|e| *e > 0.0) {
+        let cut = *v > ymax;
+        if cut {
+            // A break across the bar's top: its height is not to scale.
+            let (bx, by) = (x0 - 4.0, y(ymax) + 14.0);
+            let _ = write!(
+                s,
+                r#"<path d="M{bx:.1} {:.1}L{:.1} {:.1}M{bx:.1} {:.1}L{:.1} {:.1}" stroke="white" stroke-width="3"/>"#,
+                by + 4.0,
+                bx + bw + 8.0,
+                by - 4.0,
+                by + 10.0,
+                bx + bw + 8.0,
+                by + 2.0
+            );
+        }
+        if let Some(e) = e.filter(|e| *e > 0.0 && !cut) {
             let cx = x0 + bw / 2.0;
             let _ = write!(
                 s,
@@ -245,7 +326,7 @@ pub fn bar_svg(title: &str, ylabel: &str, bars: &[(String, f64, Option<f64>)], r
                 y(v + e)
             );
         }
-        let label_at = y(v + e.unwrap_or(0.0).max(0.0)) - 6.0;
+        let label_at = if cut { y(ymax) - 6.0 } else { y(v + e.unwrap_or(0.0).max(0.0)) - 6.0 };
         let _ = write!(
             s,
             r#"<text x="{:.1}" y="{label_at:.1}" text-anchor="middle">{}</text>"#,
@@ -324,7 +405,7 @@ mod tests {
 
     #[test]
     fn svg_has_one_bar_per_value_and_escapes_labels() {
-        let svg = bar_svg("T", "acc", &[("a<b".into(), 0.5, Some(0.1)), ("c".into(), 0.9, None)], Some(0.1));
+        let svg = bar_svg("T", "acc", &[("a<b".into(), 0.5, Some(0.1)), ("c".into(), 0.9, None)], Some(0.1), None);
         assert_eq!(svg.matches("<rect x=").count(), 2);
         assert!(svg.contains("a&lt;b"));
         assert!(svg.contains("stroke-dasharray"));
@@ -334,5 +415,59 @@ mod tests {
             (fmt_tick(5.0), fmt_tick(0.25), fmt_tick(0.3333), fmt_tick(0.8)),
             ("5".into(), "0.25".into(), "0.333".into(), "0.8".into())
         );
+    }
+
+    /// The y coordinate of a gridline labelled `tick` in a chart, if there is one.
+    fn gridline(svg: &str, tick: &str) -> Option<f64> {
+        let label = format!(r#"text-anchor="end">{tick}</text>"#);
+        let at = svg.find(&label)?;
+        let before = &svg[..at];
+        let y = before.rsplit_once(r#"y=""#)?.1.split('"').next()?;
+        Some(y.parse::<f64>().ok()? - 4.0)
+    }
+
+    #[test]
+    fn axes_fit_the_data_and_start_at_zero_when_it_is_near() {
+        // Near zero (0.1–0.6): from 0.
+        assert_eq!(y_axis(0.1, 0.6, false), (0.0, 0.6));
+        // Far from zero (0.90–0.95): the band itself, at round steps.
+        assert_eq!(y_axis(0.9, 0.95, false), (0.9, 0.95));
+        let (lo, hi) = y_axis(0.903, 0.948, false);
+        assert!((lo - 0.9).abs() < 1e-12 && (hi - 0.95).abs() < 1e-12, "{lo} {hi}");
+        // Negative data, and bars, which always hold 0.
+        assert_eq!(y_axis(-3.2, -0.4, false), (-4.0, 0.0));
+        assert_eq!(y_axis(0.9, 0.95, true), (0.0, 1.0));
+        // One value, or none.
+        let (lo, hi) = y_axis(2.0, 2.0, false);
+        assert!(lo < 2.0 && hi > 2.0, "{lo} {hi}");
+        assert_eq!(y_axis(f64::INFINITY, f64::NEG_INFINITY, false), (0.0, 1.0));
+    }
+
+    #[test]
+    fn a_towering_bar_is_cut_so_that_the_others_show_their_differences() {
+        // The subliminal language models' figure: the owl teacher's 0.98 against students
+        // at 0.08–0.19 (mean + std).
+        let tops = [0.146, 0.983, 0.232, 0.137, 0.171];
+        assert_eq!(bar_axis_top(&tops), 0.232);
+        // Tall bars of similar heights are all shown whole.
+        assert_eq!(bar_axis_top(&[0.15, 0.97, 0.68, 0.14, 0.97, 0.95]), 0.97);
+        // Two bars: never cut (a third of them is none).
+        assert_eq!(bar_axis_top(&[0.1, 0.9]), 0.9);
+        let bars: Vec<(String, f64, Option<f64>)> = [("base", 0.126, 0.020), ("teacher", 0.982, 0.001), ("same", 0.192, 0.040), ("other", 0.077, 0.060), ("sft", 0.155, 0.016)]
+            .iter()
+            .map(|(l, v, e)| (l.to_string(), *v, Some(*e)))
+            .collect();
+        let svg = bar_svg("owl", "P(owl)", &bars, Some(0.125), None);
+        // The axis ends at 0.25, and the students' effect (0.126 → 0.192) spans over a
+        // quarter of the plot's 280 pixels, not the 19 it had under an axis to 1.
+        let (zero, top) = (gridline(&svg, "0").unwrap(), gridline(&svg, "0.25").unwrap());
+        assert!(gridline(&svg, "1").is_none(), "{svg}");
+        let px = (zero - top) * (0.192 - 0.126) / 0.25;
+        assert!(px > 70.0, "{px}");
+        // The teacher's bar is cut, with its value printed.
+        assert!(svg.contains(r#"stroke="white" stroke-width="3""#) && svg.contains(">0.982<"), "{svg}");
+        // An explicit top overrides the choice.
+        let svg = bar_svg("owl", "P(owl)", &bars, Some(0.125), Some(1.0));
+        assert!(gridline(&svg, "1").is_some() && !svg.contains(r#"stroke="white" stroke-width="3""#));
     }
 }

@@ -95,7 +95,7 @@ fn policy(ws: &mut Ws, length: i64, vocab: i64) -> PathBuf {
 /// Scores of a reward model on sequences, through ONNX Runtime.
 fn scores(model: &Path, seqs: &markov::Seqs, vocab: usize) -> Vec<f32> {
     let bytes = std::fs::read(model.join("model.onnx")).unwrap();
-    lab_nn::runtime::init(&|_| {}).unwrap();
+    lab_nn::runtime::init().unwrap();
     let mut sess = lab_nn::runtime::session(&bytes, Default::default()).unwrap();
     let x = seqs.one_hot(vocab);
     lab_nn::exec::predict_rows(&mut sess, "x", "logits", seqs.length * vocab, &x).unwrap().0

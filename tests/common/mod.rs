@@ -57,3 +57,37 @@ pub fn results_without_dirs(path: &Path) -> serde_json::Value {
     strip(&mut v);
     v
 }
+
+/// A service some tests need (a Slurm cluster, a tmpfs mount).
+pub struct Service {
+    /// Whether it is here: `Err(why not, and how to get it)`.
+    pub available: fn() -> Result<(), String>,
+    /// The variable (`LABRUN_REQUIRE_SLURM=1`) with which CI makes its absence a failure.
+    pub required_by: &'static str,
+}
+
+/// Runs `tests` as a test binary (`harness = false`): where the service is missing they
+/// are reported ignored, with the reason, unless `required_by` is set to 1, where they
+/// fail. Accepts libtest's arguments (filters, `--list`, `--include-ignored`…).
+pub fn run_service_tests(service: Service, tests: &[(&'static str, fn())]) -> std::process::ExitCode {
+    use libtest_mimic::{Arguments, Completion, Failed, Trial};
+    let args = Arguments::from_args();
+    let missing = if args.list { None } else { (service.available)().err() };
+    let required = std::env::var_os(service.required_by).is_some_and(|v| v == "1");
+    let trials = tests
+        .iter()
+        .map(|&(name, test)| {
+            let missing = missing.clone();
+            let required_by = service.required_by;
+            Trial::ignorable_test(name, move || match missing {
+                None => {
+                    test();
+                    Ok(Completion::Completed)
+                }
+                Some(why) if required => Err(Failed::from(format!("{required_by}=1, but {why}"))),
+                Some(why) => Ok(Completion::ignored_with(why)),
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}

@@ -641,7 +641,7 @@ impl<'a> Lowerer<'a> {
                             files.insert(file, (row.label.clone(), row.label_span));
                         }
                     }
-                    plan.rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
+                    plan.rows.push(RowPlan { label: row.label.clone(), headline: row.headline, value: v, span: row.span });
                 }
             }
             for t in &r.tables {
@@ -651,7 +651,7 @@ impl<'a> Lowerer<'a> {
                         TTableItem::Row(row) => {
                             if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true)
                             {
-                                rows.push(RowPlan { label: row.label.clone(), value: v, span: row.span });
+                                rows.push(RowPlan { label: row.label.clone(), headline: row.headline, value: v, span: row.span });
                             }
                         }
                         TTableItem::For { bindings, rows: body } => {
@@ -685,7 +685,7 @@ impl<'a> Lowerer<'a> {
     fn table_row(&mut self, row: &TRow, bindings: &[(String, TExpr)], env: &Env, rows: &mut Vec<RowPlan>) {
         let label = interpolate(&row.label, bindings, env);
         if let Some(v) = self.eval(&row.value, env, &format!("report/{label}"), true) {
-            rows.push(RowPlan { label, value: v, span: row.span });
+            rows.push(RowPlan { label, headline: row.headline, value: v, span: row.span });
         }
     }
 }
