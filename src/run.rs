@@ -256,7 +256,15 @@ fn finish(
             summary["headlines"] = rendered
                 .headlines
                 .iter()
-                .map(|h| json!({"report": h.report, "table": h.table, "label": h.label, "cells": h.cells.iter().map(|(c, v)| json!({c: v})).collect::<Vec<_>>()}))
+                .map(|h| {
+                    let mut row = json!({"report": h.report, "table": h.table, "label": h.label});
+                    for key in ["metrics", "value"] {
+                        if let Some(v) = h.json.get(key) {
+                            row[key] = v.clone();
+                        }
+                    }
+                    row
+                })
                 .collect();
         }
         let _ = writeln!(out, "{summary}");

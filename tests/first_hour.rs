@@ -157,9 +157,16 @@ fn a_run_ends_with_its_headlines_and_show_prints_the_report() {
     let rows = json["reports"][0]["tables"][0]["rows"].as_array().unwrap();
     let marked: Vec<&str> = rows.iter().filter(|r| r["headline"] == true).map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(marked, ["student, same init, aux logits only", "student, different init, aux logits only"]);
-    // A cached rerun says the same.
+    // A cached rerun says the same; with `--json`, as numbers.
     let again = labrun(dir.path(), &args);
     assert_eq!(again.stdout, r.stdout);
+    let j = labrun(dir.path(), &[&args[..], &["--json"]].concat());
+    let summary: serde_json::Value = serde_json::from_str(j.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["results"], "results/subliminal_mlp/results.md");
+    let first = &summary["headlines"][0];
+    assert_eq!(first["label"], "student, same init, aux logits only");
+    assert_eq!(first["metrics"]["n"], 1.0);
+    assert!(first["metrics"]["mean"].as_f64().is_some_and(|m| (0.0..=1.0).contains(&m)), "{summary}");
     // `show` by file, by name, by folder.
     let md = std::fs::read_to_string(dir.path().join("results/subliminal_mlp/results.md")).unwrap();
     for what in [file, "subliminal_mlp", "results/subliminal_mlp"] {

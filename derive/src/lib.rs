@@ -5,8 +5,9 @@
 //! comment, with its default and its value rules in `#[param(…)]`. Rules between fields go
 //! in `#[params(…)]` on the struct, and name fields that the compiler checks exist.
 //!
-//! ```ignore
-//! /// The parameters of `filter.take`.
+//! ```text
+//! /// The parameters of `filter.take` (a complete op, compiled as a doc test, is in
+//! /// `lab_ops::params`).
 //! #[derive(Params)]
 //! pub struct TakeParams {
 //!     /// the dataset

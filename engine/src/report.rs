@@ -27,6 +27,8 @@ pub struct Headline {
     pub label: String,
     /// (column, value) as in `results.md`.
     pub cells: Vec<(String, String)>,
+    /// The row as `results.json` has it (its metrics, or its value).
+    pub json: Json,
 }
 
 fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Json {
@@ -147,6 +149,7 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
                     table: t.caption.clone(),
                     label: label.clone(),
                     cells: cells(v),
+                    json: v.clone(),
                 });
             }
             tables.push(json!({
@@ -164,6 +167,7 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
                     table: None,
                     label: row.label.clone(),
                     cells: cells(&value),
+                    json: value.clone(),
                 });
             }
             let svg = match &row.value {

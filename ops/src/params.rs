@@ -10,7 +10,10 @@
 //!
 //! A complete op:
 //!
-//! ```ignore
+//! ```
+//! use lab_ops::params::{DatasetDir, Params};
+//! use lab_ops::{Op, OpError, RunCtx, Signature, Type};
+//!
 //! #[derive(Params)]
 //! pub struct TakeParams {
 //!     /// the dataset
@@ -29,8 +32,20 @@
 //!     fn signature(&self) -> Signature {
 //!         Signature::new("filter", "take", 1, Type::Dataset, "a random subset of `count` rows")
 //!     }
-//!     fn run(&self, ctx: &RunCtx, p: TakeParams) -> Result<(), OpError> { … }
+//!     fn run(&self, _ctx: &RunCtx, p: TakeParams) -> Result<(), OpError> {
+//!         let _rows = (p.data, p.count, p.seed); // read p.data, write ctx.out
+//!         Ok(())
+//!     }
 //! }
+//!
+//! // Declared once: the parameters, their types and defaults, and the rules they imply.
+//! let mut specs = Vec::new();
+//! TakeParams::specs(&mut specs);
+//! let names: Vec<&str> = specs.iter().map(|s| s.name).collect();
+//! assert_eq!(names, ["data", "count", "seed"]);
+//! let mut rules = Vec::new();
+//! TakeParams::checks(&mut rules);
+//! assert!(!rules.is_empty(), "`count: usize` is at least 0");
 //! ```
 
 use crate::{Args, Check, OpError, ParamSpec, Type, Value};

@@ -3,7 +3,7 @@
 use crate::artifact::{self, Metrics};
 use crate::curve::{self, Curve};
 use crate::params::{CurveDir, Grid, MetricsDir, ModelDir, Params};
-use crate::svg::{Line, bar_svg, fmt_tick, lines_svg, lines_svg_scaled, side_by_side};
+use crate::svg::{Line, YEnds, bar_svg, fmt_tick, lines_svg, lines_svg_scaled, side_by_side};
 use crate::{Check, Op, OpError, Registry, RunCtx, Signature, Type, Value};
 
 pub fn register(r: &mut Registry) {
@@ -202,8 +202,8 @@ impl Op for Lines {
             lines.push(Line::from((label, pts)));
         }
         let reference = Some(p.reference).filter(|&r| r > f64::MIN);
-        let y_max = Some(p.y_max).filter(|&m| m > f64::MIN);
-        let svg = lines_svg_scaled(&p.title, &p.xlabel, &p.ylabel, &lines, reference, log_x, y_max);
+        let y = YEnds { min: None, max: Some(p.y_max).filter(|&m| m > f64::MIN) };
+        let svg = lines_svg_scaled(&p.title, &p.xlabel, &p.ylabel, &lines, reference, log_x, y);
         std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())
     }
@@ -379,8 +379,8 @@ impl Op for Curves {
             l => l,
         };
         let title = p.title.as_str();
-        let mut svgs = Vec::new();
-        for (pi, panel) in all.chunks(all.len() / n_panels).enumerate() {
+        let mut panels_lines = Vec::new();
+        for panel in all.chunks(all.len() / n_panels) {
             let mut lines = Vec::new();
             for (gi, (group, label)) in panel.chunks(panel.len() / labels.len()).zip(&labels).enumerate() {
                 let curves = group.iter().map(|d| Curve::read(d)).collect::<Result<Vec<_>, _>>()?;
@@ -393,11 +393,28 @@ impl Op for Curves {
                     lines.push(Line { label, points, dashed: j > 0, color: Some(gi) });
                 }
             }
+            panels_lines.push(lines);
+        }
+        // Panels side by side share one y axis, so that their heights compare.
+        let (lo, hi) = panels_lines
+            .iter()
+            .flatten()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .filter(|y| y.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| (lo.min(y), hi.max(y)));
+        let shared = if panels_lines.len() > 1 {
+            let (min, max) = crate::svg::y_axis(lo, hi, false);
+            YEnds { min: Some(min), max: Some(max) }
+        } else {
+            YEnds::default()
+        };
+        let mut svgs = Vec::new();
+        for (pi, lines) in panels_lines.iter().enumerate() {
             let title = match panels.get(pi) {
                 Some(v) => format!("{title} ({} {})", fmt_tick(*v), p.panel_name).replace(" )", ")"),
                 None => title.to_string(),
             };
-            svgs.push(lines_svg(&title, xlabel, &p.ylabel, &lines, None));
+            svgs.push(lines_svg_scaled(&title, xlabel, &p.ylabel, lines, None, false, shared));
         }
         let svg = if svgs.len() == 1 { svgs.remove(0) } else { side_by_side(&svgs) };
         std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;

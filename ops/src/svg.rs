@@ -71,14 +71,21 @@ pub(crate) fn bar_axis_top(tops: &[f64]) -> f64 {
     sorted.first().copied().unwrap_or(0.0)
 }
 
+/// Ends of a y axis given by hand; the ends not given are chosen from the data.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct YEnds {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
 /// A self-contained line chart.
 pub fn lines_svg(title: &str, xlabel: &str, ylabel: &str, lines: &[Line], reference: Option<f64>) -> String {
-    lines_svg_scaled(title, xlabel, ylabel, lines, reference, false, None)
+    lines_svg_scaled(title, xlabel, ylabel, lines, reference, false, YEnds::default())
 }
 
 /// A line chart whose x axis is logarithmic when `log_x` (every x must then be positive);
-/// the y axis ends at `y_max` when given (higher points are drawn at the top), else where
-/// the data need.
+/// the y axis ends where `y` says (points beyond are drawn at the edge), else where the
+/// data need.
 pub fn lines_svg_scaled(
     title: &str,
     xlabel: &str,
@@ -86,7 +93,7 @@ pub fn lines_svg_scaled(
     lines: &[Line],
     reference: Option<f64>,
     log_x: bool,
-    y_max: Option<f64>,
+    y: YEnds,
 ) -> String {
     let tx = |x: f64| if log_x { x.log10() } else { x };
     let scaled: Vec<(&str, Points)> =
@@ -104,11 +111,10 @@ pub fn lines_svg_scaled(
     let top_val =
         pts.clone().map(|p| p.1 + p.2.unwrap_or(0.0)).chain(reference).filter(finite).fold(f64::NEG_INFINITY, f64::max);
     let low_val = pts.map(|p| p.1 - p.2.unwrap_or(0.0)).chain(reference).filter(finite).fold(f64::INFINITY, f64::min);
-    let (ymin, ymax) = match y_max {
-        Some(m) => y_axis(low_val.min(m), m, false),
-        None => y_axis(low_val, top_val, false),
-    };
-    let ymax = y_max.map_or(ymax, |m| m.max(ymin + 1e-12));
+    let (lo, hi) = (y.min.unwrap_or(low_val), y.max.unwrap_or(top_val));
+    let (ymin, ymax) = y_axis(lo.min(hi), hi.max(lo), false);
+    let ymin = y.min.unwrap_or(ymin);
+    let ymax = y.max.unwrap_or(ymax).max(ymin + 1e-12);
     let (pw, ph) = (w - left - right, h - top - bottom);
     let xs = |x: f64| if xmax > xmin { left + pw * (x - xmin) / (xmax - xmin) } else { left + pw / 2.0 };
     let ys = |v: f64| top + ph * (1.0 - ((v - ymin) / (ymax - ymin)).clamp(0.0, 1.0));
