@@ -189,9 +189,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The first sentence of an op's documentation, cut to `room` characters.
+/// The first sentence of an op's documentation (not ended by `e.g.` and the like), cut to
+/// `room` characters.
 pub fn summary(doc: &str, room: usize) -> String {
-    let first = doc.split_once(". ").map_or(doc, |(s, _)| s).trim_end_matches('.');
+    let end = doc.match_indices(". ").map(|(i, _)| i).find(|&i| {
+        let before = &doc[..i];
+        !["e.g", "i.e", "vs", "etc", "cf"].iter().any(|a| before.ends_with(a))
+    });
+    let first = end.map_or(doc, |i| &doc[..i]).trim_end_matches('.');
     if first.chars().count() <= room {
         return first.to_string();
     }
@@ -290,5 +295,22 @@ fn ops(name: Option<&str>, registry: &Registry) -> ExitCode {
             );
             Exit::Success.into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary;
+
+    #[test]
+    fn summaries_end_at_the_first_sentence_and_fit_their_room() {
+        assert_eq!(summary("a chart (e.g. gold). More here.", 80), "a chart (e.g. gold)");
+        assert_eq!(summary("one, i.e. two. Three.", 80), "one, i.e. two");
+        assert_eq!(summary("no full stop", 80), "no full stop");
+        // Cut at a word, with an ellipsis, within the room.
+        let s = summary("the records of a JSON Lines file, one object per line", 24);
+        assert_eq!(s, "the records of a JSON…");
+        assert!(s.chars().count() <= 24);
+        assert_eq!(summary("ééééé ééééé", 4), "ééé…");
     }
 }

@@ -260,9 +260,9 @@ fn step_names(cache: &lab_cache::Cache) -> std::collections::BTreeMap<lab_cache:
     names
 }
 
-/// What `cache show WHAT` means: an artifact id's prefix, or else a step of a run (the
-/// latest, or `--run N`). Returns the lookup and the step it came from; an error says why
-/// no step could be found, with the names that come close.
+/// What `cache show WHAT` means: a step of a run (the latest, or `--run N`), else an
+/// artifact id's prefix. Returns the lookup and the step it came from; an error says why
+/// nothing was found, with the step names that come close.
 #[allow(clippy::type_complexity)]
 fn resolve(
     cache: &lab_cache::Cache,
@@ -270,33 +270,40 @@ fn resolve(
     run: Option<i64>,
 ) -> Result<(Result<lab_cache::Entry, lab_cache::CacheError>, Option<String>), String> {
     let hex = !what.is_empty() && what.chars().all(|c| c.is_ascii_hexdigit());
-    if run.is_none() && hex {
-        let found = cache.find(what);
-        if !matches!(found, Err(lab_cache::CacheError::NotFound(_))) {
-            return Ok((found, None));
-        }
-    }
-    let (ix, _) = lab_cache::index::RunIndex::open(cache.root()).map_err(|e| format!("cannot read the run index: {e}"))?;
+    let by_id = || Ok((cache.find(what), None));
+    let index = lab_cache::index::RunIndex::open(cache.root()).map(|(ix, _)| ix);
+    let ix = match index {
+        Ok(ix) => ix,
+        Err(_) if hex && run.is_none() => return by_id(),
+        Err(e) => return Err(format!("cannot read the run index: {e}")),
+    };
     let id = match run {
-        Some(id) => id,
-        None => match ix.recent(1).map_err(|e| format!("cannot read the run index: {e}"))?.first() {
-            Some(r) => r.id,
-            None => return Err(format!("no artifact id starts with `{what}`, and no run is recorded to look up a step of that name (`labrun log` lists runs)")),
-        },
+        Some(id) => Some(id),
+        None => ix.recent(1).map_err(|e| format!("cannot read the run index: {e}"))?.first().map(|r| r.id),
+    };
+    let Some(id) = id else {
+        return if hex {
+            by_id()
+        } else {
+            Err(format!("no run is recorded to look up a step `{what}` in (`labrun log` lists runs)"))
+        };
     };
     let Some((summary, steps)) = ix.run(id).map_err(|e| format!("cannot read the run index: {e}"))? else {
         return Err(format!("no run {id} in the index; `labrun log` lists the runs"));
     };
-    let Some(step) = steps.iter().find(|s| s.step == what) else {
-        let hint = lab_engine::suggest(what, steps.iter().map(|s| s.step.as_str()))
-            .unwrap_or_else(|| format!("`labrun log {id}` lists its steps"));
-        let id_note = if hex { "no artifact id starts with it, and " } else { "" };
-        return Err(format!("`{what}`: {id_note}run {id} ({}) has no step of that name; {hint}", summary.pipeline));
-    };
-    let Some(artifact) = step.artifact else {
-        return Err(format!("step `{what}` of run {id} ({}) has no artifact: it {}", summary.pipeline, step.status));
-    };
-    Ok((cache.find(&artifact.to_string()), Some(format!("{what} (run {id}, {}; {})", summary.pipeline, step.op))))
+    // A step's exact name wins over an id prefix that happens to match it (`bad`, `e1`).
+    if let Some(step) = steps.iter().find(|s| s.step == what) {
+        let Some(artifact) = step.artifact else {
+            return Err(format!("step `{what}` of run {id} ({}) has no artifact: it {}", summary.pipeline, step.status));
+        };
+        return Ok((cache.find(&artifact.to_string()), Some(format!("{what} (run {id}, {}; {})", summary.pipeline, step.op))));
+    }
+    if hex && run.is_none() {
+        return by_id();
+    }
+    let hint = lab_engine::suggest(what, steps.iter().map(|s| s.step.as_str()))
+        .unwrap_or_else(|| format!("`labrun log {id}` lists its steps"));
+    Err(format!("`{what}`: run {id} ({}) has no step of that name; {hint}", summary.pipeline))
 }
 
 fn human(b: u64) -> String {

@@ -44,7 +44,8 @@ impl Mode {
 /// default 10 s).
 fn line_pace() -> Duration {
     let secs = std::env::var("LABRUN_PROGRESS_SECS").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(10.0);
-    Duration::from_secs_f64(secs.max(0.0))
+    // `inf` (never) or a huge value: as long as can be.
+    Duration::try_from_secs_f64(if secs.is_nan() { 10.0 } else { secs.max(0.0) }).unwrap_or(Duration::MAX)
 }
 
 /// Counts for the estimate of the time left.
@@ -199,17 +200,21 @@ impl Display {
             Event::Start { .. } | Event::Retry { .. } => {}
             Event::Cached { .. } | Event::Skipped { .. } => overall.inc(1),
             Event::Started { node } => {
+                // Until a step reports progress, only its time so far.
                 let b = multi.add(ProgressBar::new(0));
-                b.set_style(
-                    ProgressStyle::with_template("  {prefix:44!} {bar:20} {pos}/{len} {msg} ({eta} left)")
-                        .expect("template")
-                        .progress_chars("=> "),
-                );
+                b.set_style(ProgressStyle::with_template("  {prefix:44!} {elapsed}").expect("template"));
                 b.set_prefix(format!("{} ({})", plan.nodes[*node].name, plan.nodes[*node].op.name()));
                 bars.insert(*node, b);
             }
             Event::Progress { node, progress } => {
                 if let Some(b) = bars.get(node) {
+                    if b.length() == Some(0) && progress.total > 0 {
+                        b.set_style(
+                            ProgressStyle::with_template("  {prefix:44!} {bar:20} {pos}/{len} {msg} ({eta} left)")
+                                .expect("template")
+                                .progress_chars("=> "),
+                        );
+                    }
                     b.set_length(progress.total);
                     b.set_position(progress.done);
                     b.set_message(progress.message.clone());

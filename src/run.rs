@@ -236,23 +236,30 @@ fn finish(
             .find(|b| report.failed.iter().any(|(_, e)| e.blame == *b))
             .map_or(Exit::Success, Exit::from)
     };
-    let mut results = None;
+    let (mut code, mut results, mut results_error) = (code, None, None);
     if code == Exit::Success && args.targets.is_empty() && !plan.reports.is_empty() {
         let rendered = lab_engine::report::render(plan, &report.outputs, cache);
         let dir = args.results.clone().unwrap_or_else(|| PathBuf::from("results").join(name));
-        if let Err(e) = lab_engine::report::write(&dir, &rendered, name) {
-            say(&format!("labrun: cannot write results to {}: {e}", dir.display()));
-            return Exit::Environment;
+        match lab_engine::report::write(&dir, &rendered, name) {
+            Ok(()) => results = Some((dir, rendered)),
+            Err(e) => {
+                let message = format!("cannot write results to {}: {e}", dir.display());
+                say(&format!("labrun: {message}"));
+                results_error = Some(message);
+                code = Exit::Environment;
+            }
         }
-        results = Some((dir, rendered));
     }
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut summary = json!({"event": "summary", "steps": plan.nodes.len(), "executed": report.executed.len(), "cached": report.cached.len(),
                "reused_from_other_pipelines": reused, "failed": report.failed.len(), "skipped": report.skipped.len(),
                "cancelled": report.cancelled, "seconds": started.elapsed().as_secs_f64()});
+        if let Some(e) = &results_error {
+            summary["results_error"] = json!(e);
+        }
         if let Some((dir, rendered)) = &results {
-            summary["results"] = json!(dir.join("results.md"));
+            summary["results"] = json!(dir.join("results.md").to_string_lossy());
             summary["headlines"] = rendered
                 .headlines
                 .iter()
@@ -270,12 +277,10 @@ fn finish(
         let _ = writeln!(out, "{summary}");
     } else if let Some((dir, rendered)) = &results {
         let _ = out.write_all(headlines_text(&rendered.headlines).as_bytes());
-        let _ = writeln!(
-            out,
-            "results: {} (`labrun show {}` prints them)",
-            dir.join("results.md").display(),
-            args.file.display()
-        );
+        // `show` finds a run's results by its file, or by their folder when `--results` moved them.
+        let shown = if args.results.is_some() { dir.display().to_string() } else { args.file.display().to_string() };
+        let quoted = if shown.contains(char::is_whitespace) { format!("'{shown}'") } else { shown };
+        let _ = writeln!(out, "results: {} (`labrun show {quoted}` prints them)", dir.join("results.md").display());
     }
     code
 }

@@ -68,10 +68,10 @@ pub fn open_cache(arg: Option<&Path>) -> Result<Cache, ExitCode> {
 }
 
 pub fn cache_error(dir: &Path, e: &lab_cache::CacheError) -> ExitCode {
-    eprintln!(
+    say(&format!(
         "labrun: cannot use the cache at {}: {e}\n  help: pass `--cache DIR` or set LABRUN_CACHE to a writable directory",
         dir.display()
-    );
+    ));
     Exit::Environment.into()
 }
 
@@ -88,10 +88,17 @@ pub fn say(line: &str) {
     let _ = writeln!(err, "{line}");
 }
 
-/// The time of day now, `HH:MM:SS` (UTC), for progress lines.
+/// The local time of day now, `HH:MM:SS`, for progress lines (as `date` and file times
+/// show it; UTC where the local zone is unknown).
 pub fn clock() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    utc(now)[11..].to_string()
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let t = now as libc::time_t;
+    // SAFETY: `localtime_r` fills the `tm` it is given and keeps no pointer to it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
+        return utc(now as f64)[11..].to_string();
+    }
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix time.

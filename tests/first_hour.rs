@@ -1,7 +1,8 @@
 //! What a new user meets in the first hour: output that suits where it goes (pipes that
 //! close early, logs), the run's short summary and `labrun show`, the cache found by step
-//! names, the ONNX Runtime install announced, service tests reported ignored, and the
-//! messages for the usual slips.
+//! names, the ONNX Runtime install announced, and the messages for the usual slips. (That
+//! tests needing a missing service are reported ignored is checked by each such test
+//! binary itself: `tests/common/mod.rs`, `run_service_tests`.)
 
 mod common;
 use common::{labrun, labrun_env, root};
@@ -124,10 +125,11 @@ fn logs_get_timestamped_lines_with_training_progress() {
         "training progress with its loss:\n{}",
         r.stderr
     );
-    // At the default pace (10 s), a short run writes one progress line per step at most.
-    let r = labrun(
+    // At a slow pace, one progress line per step: its first.
+    let r = labrun_env(
         dir.path(),
         &["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--set", "seeds=[1]", "--set", "noise_rows=2000", "--set", "student_epochs=1", "-j", "1"],
+        &[("LABRUN_PROGRESS_SECS", "3600")],
     );
     let per_teacher = r.stderr.lines().filter(|l| l.contains("] progress teacher[1]: ")).count();
     assert_eq!(per_teacher, 1, "{}", r.stderr);
@@ -173,6 +175,10 @@ fn a_run_ends_with_its_headlines_and_show_prints_the_report() {
         let s = labrun(dir.path(), &["show", what]);
         assert_eq!((s.code, &s.stdout), (0, &md), "{what}: {}", s.stderr);
     }
+    // Results written elsewhere: the hint names their folder, which `show` takes.
+    let moved = labrun(dir.path(), &[&args[..], &["--results", "elsewhere"]].concat());
+    assert!(moved.stdout.trim_end().ends_with("results: elsewhere/results.md (`labrun show elsewhere` prints them)"), "{}", moved.stdout);
+    assert_eq!(labrun(dir.path(), &["show", "elsewhere"]).stdout, md);
     let none = labrun(dir.path(), &["show", "tiny_lm"]);
     assert_eq!(none.code, 1);
     assert!(none.stderr.contains("no results at results/tiny_lm/results.md (no such file)"), "{}", none.stderr);
@@ -198,6 +204,14 @@ fn the_cache_is_found_by_step_names() {
     assert!(typo.stderr.contains("run 1 (chains) has no step of that name; did you mean `stats[1]`?"), "{}", typo.stderr);
     let gone = labrun(dir.path(), &["cache", "show", "stats[1]", "--run", "7", "--cache", c]);
     assert!(gone.code == 1 && gone.stderr.contains("no run 7 in the index"), "{}", gone.stderr);
+    // A step whose name looks like an id prefix (`bad`) is found as a step.
+    let broken = root().join("tests/pipelines/broken_chain.lab");
+    let r = labrun(dir.path(), &["run", broken.to_str().unwrap(), "--keep-going", "--cache", c]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let bad = labrun(dir.path(), &["cache", "show", "bad", "--cache", c]);
+    assert!(bad.code == 1 && bad.stderr.contains("step `bad` of run 2 (broken_chain) has no artifact: it failed"), "{}", bad.stderr);
+    let source = labrun(dir.path(), &["cache", "show", "source", "--cache", c]);
+    assert!(source.stdout.starts_with("step     source (run 2, broken_chain; generate.noise)"), "{}", source.stdout);
     // `ls --names`: every artifact of the run with its step.
     let ls = labrun(dir.path(), &["cache", "ls", "--names", "--cache", c]);
     for step in ["noise[0]", "kept[1]", "stats[0]", "stats[1]"] {
@@ -245,48 +259,7 @@ fn the_usual_slips_get_messages_that_say_what_to_do() {
     let empty = tempfile::tempdir().unwrap();
     let d = labrun_env(dir.path(), &["doctor"], &[("PATH", empty.path().to_str().unwrap())]);
     let slurm = d.stdout.lines().find(|l| l.starts_with("slurm")).unwrap_or_default();
-    assert!(slurm.contains("`sbatch` cannot run") && slurm.contains("install Slurm's client tools"), "{}", d.stdout);
-}
-
-/// The test binary `name-HASH` built beside this one (the newest, if several).
-fn sibling_test(name: &str) -> PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&deps)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            n.strip_prefix(name).and_then(|r| r.strip_prefix('-')).is_some_and(|h| !h.contains('.'))
-        })
-        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
-        .collect();
-    found.sort();
-    found.pop().unwrap_or_else(|| panic!("no `{name}` test binary in {} (build it: `cargo test --release --test {name} --no-run`)", deps.display())).1
-}
-
-#[test]
-fn tests_that_need_a_missing_service_are_reported_ignored_or_fail_where_required() {
-    // The Slurm tests on a machine without Slurm's tools (an empty PATH).
-    let empty = tempfile::tempdir().unwrap();
-    let slurm = sibling_test("slurm");
-    let run = |require: bool| {
-        let mut cmd = Command::new(&slurm);
-        cmd.env("PATH", empty.path()).env_remove("LABRUN_REQUIRE_SLURM").args(["--test-threads", "1"]);
-        if require {
-            cmd.env("LABRUN_REQUIRE_SLURM", "1");
-        }
-        let out = cmd.output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    let (code, out) = run(false);
-    assert_eq!(code, Some(0), "{out}");
-    let line = out.lines().find(|l| l.starts_with("test a_failure_stops_what_is_not_yet_submitted ")).unwrap_or_default();
-    assert!(line.ends_with(" ... ignored (no Slurm cluster answers (start one: `eval \"$(scripts/slurm-cluster start)\"`))"), "{out}");
-    assert!(out.contains("0 passed; 0 failed; 8 ignored"), "{out}");
-    let (code, out) = run(true);
-    assert_eq!(code, Some(101), "{out}");
-    assert!(out.contains("LABRUN_REQUIRE_SLURM=1, but no Slurm cluster answers") && out.contains("8 failed"), "{out}");
+    assert!(slurm.contains("`sbatch` is not installed here; install Slurm's client tools"), "{}", d.stdout);
 }
 
 /// The real ONNX Runtime library this machine uses, as `labrun doctor` finds it.
@@ -303,21 +276,23 @@ fn installing_onnx_runtime_is_announced_with_what_where_and_how_big() {
     // A wheel made from the library this machine has (so that no download is needed), and
     // a `python3` that finds no onnxruntime package.
     let lib = real_library(d);
-    let wheel = d.join("onnxruntime-1.31.1-py3-none-any.whl");
+    let version = lab_nn::runtime::PINNED_VERSION;
+    let wheel = d.join(format!("onnxruntime-{version}-py3-none-any.whl"));
     let make = Command::new("python3")
         .arg("-c")
         .arg(
             "import sys, zipfile\n\
-             lib, out = sys.argv[1], sys.argv[2]\n\
-             info = 'onnxruntime-1.31.1.dist-info/'\n\
+             lib, out, v = sys.argv[1], sys.argv[2], sys.argv[3]\n\
+             info = 'onnxruntime-' + v + '.dist-info/'\n\
              with zipfile.ZipFile(out, 'w') as z:\n\
-             \x20   z.write(lib, 'onnxruntime/capi/libonnxruntime.so.1.31.1')\n\
-             \x20   z.writestr(info + 'METADATA', 'Metadata-Version: 2.1\\nName: onnxruntime\\nVersion: 1.31.1\\n')\n\
+             \x20   z.write(lib, 'onnxruntime/capi/libonnxruntime.so.' + v)\n\
+             \x20   z.writestr(info + 'METADATA', 'Metadata-Version: 2.1\\nName: onnxruntime\\nVersion: ' + v + '\\n')\n\
              \x20   z.writestr(info + 'WHEEL', 'Wheel-Version: 1.0\\nGenerator: labrun-test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')\n\
              \x20   z.writestr(info + 'RECORD', '')\n",
         )
         .arg(&lib)
         .arg(&wheel)
+        .arg(version)
         .output()
         .unwrap();
     assert!(make.status.success(), "{}", String::from_utf8_lossy(&make.stderr));
@@ -348,7 +323,7 @@ fn installing_onnx_runtime_is_announced_with_what_where_and_how_big() {
         &env,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let target = home.join("onnxruntime-1.31.1");
+    let target = home.join(format!("onnxruntime-{version}"));
     let first = format!(
         "] ONNX Runtime not found; installing it from {} ({:.1} MB) into {}",
         wheel.display(),
@@ -358,11 +333,12 @@ fn installing_onnx_runtime_is_announced_with_what_where_and_how_big() {
     assert!(r.stderr.contains(&first), "{first}\n{}", r.stderr);
     let done = r.stderr.lines().find(|l| l.contains("] installed ONNX Runtime in ")).unwrap_or_else(|| panic!("{}", r.stderr));
     assert!(done.contains(&format!("in {} (", target.display())) && done.contains(" MB on disk, "), "{done}");
-    assert!(target.join("onnxruntime/capi/libonnxruntime.so.1.31.1").is_file());
+    let installed = target.join(format!("onnxruntime/capi/libonnxruntime.so.{version}"));
+    assert!(installed.is_file());
     // Once installed, it is used without a word.
     let again = labrun_env(d, &["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--force-all", "--set", "seeds=[0]", "--set", "noise_rows=1000", "--set", "student_epochs=1"], &env);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(!again.stderr.contains("ONNX Runtime not found"), "{}", again.stderr);
     let d2 = labrun_env(d, &["doctor"], &env);
-    assert!(d2.stdout.contains(&format!("library     {}", target.join("onnxruntime/capi/libonnxruntime.so.1.31.1").display())), "{}", d2.stdout);
+    assert!(d2.stdout.contains(&format!("library     {}", installed.display())), "{}", d2.stdout);
 }

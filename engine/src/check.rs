@@ -181,6 +181,13 @@ impl<'a, 'r> Checker<'a, 'r> {
                 match entry {
                     ReportEntry::Row(row) => {
                         let (value, _) = self.expr(&row.value, &Vec::new());
+                        if row.headline && matches!(value.ty, Type::Figure) {
+                            self.diags.push(
+                                Diag::new("lab::type_mismatch", "a figure cannot be a headline")
+                                    .at(row.label_span, "marked `headline`")
+                                    .help("headlines are numbers printed at the end of a run: mark a table row instead"),
+                            );
+                        }
                         report.rows.push(t_row(row, value));
                     }
                     ReportEntry::Table(t) => {

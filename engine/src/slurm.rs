@@ -898,14 +898,17 @@ fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel
 
 /// For `labrun doctor`: whether `sbatch` answers, and the partitions `sinfo` lists.
 pub fn describe_cluster() -> Result<(String, Vec<String>), String> {
-    let v = output_within(Command::new("sbatch").arg("--version"), DOCTOR_WAIT)
-        .map_err(|e| format!("`sbatch` cannot run ({e}); install Slurm's client tools on this machine"))?;
+    let v = output_within(Command::new("sbatch").arg("--version"), DOCTOR_WAIT).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "`sbatch` is not installed here; install Slurm's client tools".to_string(),
+        std::io::ErrorKind::TimedOut => format!("`sbatch --version` {e}; is SLURM_CONF set to the cluster's configuration?"),
+        _ => format!("`sbatch` cannot run ({e})"),
+    })?;
     if !v.status.success() {
         return Err(cluster_trouble(&String::from_utf8_lossy(&v.stderr)));
     }
     let version = String::from_utf8_lossy(&v.stdout).trim().to_string();
     let p = output_within(Command::new("sinfo").args(["-h", "-o", "%P|%a|%D|%c|%m|%l|%G"]), DOCTOR_WAIT)
-        .map_err(|e| format!("{version}, but `sinfo` cannot run ({e})"))?;
+        .map_err(|e| format!("{version}, but `sinfo` {e}"))?;
     if !p.status.success() {
         return Err(format!("{version}, but {}", cluster_trouble(&String::from_utf8_lossy(&p.stderr))));
     }
@@ -935,22 +938,37 @@ pub fn describe_cluster() -> Result<(String, Vec<String>), String> {
 const DOCTOR_WAIT: Duration = Duration::from_secs(10);
 
 /// A command's output, or an error if it cannot start or has not finished within `limit`
-/// (then it is killed).
+/// (then it is killed). Its output is read as it comes, so a long one never blocks it.
 fn output_within(cmd: &mut Command, limit: Duration) -> std::io::Result<std::process::Output> {
+    use std::io::Read;
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let start = Instant::now();
-    while child.try_wait()?.is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
             return Err(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("no answer within {} s", limit.as_secs()),
+                format!("did not answer within {} s", limit.as_secs()),
             ));
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output()
+    };
+    Ok(std::process::Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() })
 }
 
 /// What a Slurm client's error output means, in one sentence with what to do: its fatal
@@ -970,7 +988,7 @@ pub fn cluster_trouble(stderr: &str) -> String {
     } else if lower.contains("munge") {
         "authentication (munge) fails: is munged running with the cluster's key?"
     } else {
-        "`sinfo` on this machine shows the same error"
+        "run the command by hand to see all it says"
     };
     format!("the cluster does not answer ({said}); {hint}")
 }

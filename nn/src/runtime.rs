@@ -203,7 +203,7 @@ fn install() -> Result<(), NnError> {
         }
         None => {
             announce(&format!(
-                "ONNX Runtime not found; downloading the onnxruntime=={PINNED_VERSION} wheel with pip (about 25 MB) to install into {}",
+                "ONNX Runtime not found; downloading the onnxruntime=={PINNED_VERSION} wheel with pip (24 MB on Linux x86-64) to install into {}",
                 target.display()
             ));
             let downloads = partial.join("wheel");

@@ -268,6 +268,9 @@ impl Op for Bar {
         }
         let reference = Some(p.reference).filter(|&r| r > f64::MIN);
         let y_max = Some(p.y_max).filter(|&m| m > f64::MIN);
+        if y_max.is_some_and(|m| !(m > 0.0)) {
+            return Err(OpError::invalid("y_max", "must be above 0: bars grow from 0"));
+        }
         let svg = bar_svg(&p.title, &p.ylabel, &bars, reference, y_max);
         std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
         Ok(())

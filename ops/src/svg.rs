@@ -265,7 +265,7 @@ pub fn bar_svg(
     let top_val = y_max.unwrap_or_else(|| bar_axis_top(&tops).max(reference.unwrap_or(0.0)));
     let low_val = bars.iter().map(|(_, v, e)| v - e.unwrap_or(0.0)).chain(reference).fold(0.0f64, f64::min);
     let (ymin, ymax) = y_axis(low_val, top_val.max(1e-12), true);
-    let ymax = y_max.unwrap_or(ymax);
+    let ymax = y_max.filter(|&m| m > ymin).unwrap_or(ymax);
     let plot_h = h - top - bottom;
     let y = |v: f64| top + plot_h * (1.0 - ((v - ymin) / (ymax - ymin)).clamp(0.0, 1.0));
     let mut s = String::new();
