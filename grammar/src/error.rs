@@ -1,17 +1,15 @@
 use crate::Span;
-use miette::Diagnostic;
 use thiserror::Error;
 
-/// A syntax error, located and explained in words.
-#[derive(Debug, Clone, Error, Diagnostic, PartialEq)]
+/// A syntax error, located and explained in words: plain data, which the engine turns into
+/// a `lab::syntax` diagnostic (only the engine's renderer knows miette).
+#[derive(Debug, Clone, Error, PartialEq)]
 #[error("{message}")]
-#[diagnostic(code(lab::syntax))]
 pub struct ParseError {
     pub message: String,
-    #[label("{label}")]
     pub span: Span,
+    /// What the span's label says.
     pub label: String,
-    #[help]
     pub help: Option<String>,
 }
 

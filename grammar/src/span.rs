@@ -29,9 +29,3 @@ impl Span {
         self.start as usize..self.end as usize
     }
 }
-
-impl From<Span> for miette::SourceSpan {
-    fn from(s: Span) -> Self {
-        (s.start as usize, s.len()).into()
-    }
-}
