@@ -222,10 +222,14 @@ pub fn log_softmax(row: &[f32]) -> Vec<f64> {
     row.iter().map(|&v| v as f64 - lse).collect()
 }
 
+/// Temperatures below this decode greedily: the distribution is then the greedy choice to
+/// within float precision, and dividing logits by a subnormal number would overflow.
+pub const MIN_TEMPERATURE: f64 = 1e-4;
+
 /// How to pick each new token.
 #[derive(Debug, Clone)]
 pub struct Sampling {
-    /// 0 picks the most likely token (greedy).
+    /// 0 (or anything below [`MIN_TEMPERATURE`]) picks the most likely token (greedy).
     pub temperature: f64,
     /// Keep only the `top_k` most likely tokens (0: all).
     pub top_k: usize,
@@ -349,7 +353,7 @@ pub fn generate(
 
 /// Picks a token from one row of logits.
 fn pick(row: &[f32], cfg: &Sampling, rng: &mut impl Rng) -> usize {
-    if cfg.temperature <= 0.0 {
+    if cfg.temperature < MIN_TEMPERATURE {
         return argmax(row);
     }
     let mut cand: Vec<(usize, f64)> = row.iter().map(|&l| l as f64 / cfg.temperature).enumerate().collect();
@@ -480,6 +484,20 @@ mod tests {
         let p = Sampling { temperature: 1.0, top_p: 0.01, ..greedy };
         for _ in 0..50 {
             assert_eq!(pick(&row, &p, &mut rng), 1);
+        }
+    }
+
+    #[test]
+    fn a_vanishing_temperature_is_greedy() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let base = Sampling { temperature: 1e-310, top_k: 0, top_p: 1.0, max_new_tokens: 1, stop: vec![], seed: 0 };
+        for row in [[0.0f32, 3.0, 1.0, 2.9], [-5.0, -1.0, -3.0, -2.0], [2.0, -7.0, 1.5, 0.0]] {
+            for t in [1e-310, 1e-20, MIN_TEMPERATURE / 2.0] {
+                let cfg = Sampling { temperature: t, ..base.clone() };
+                for _ in 0..20 {
+                    assert_eq!(pick(&row, &cfg, &mut rng), argmax(&row), "temperature {t}, row {row:?}");
+                }
+            }
         }
     }
 

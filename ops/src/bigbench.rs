@@ -306,7 +306,7 @@ pub struct ScoreParams {
     /// generations are cut to this many characters before post-processing (the official `max_length`); 0: no cut
     #[param(default = 0)]
     max_length: i64,
-    /// sampling temperature of generations; 0 is greedy
+    /// sampling temperature of generations; 0 (or below 0.0001) is greedy
     #[param(default = 0.0, min = 0)]
     temperature: f64,
     /// the official random seed of the prompts (42), also the sampling seed

@@ -404,7 +404,7 @@ pub struct TextParams {
     model: ModelDir,
     /// records with a `prompt`
     prompts: DatasetDir,
-    /// sampling temperature; 0 is greedy
+    /// sampling temperature; 0 (or below 0.0001) is greedy
     #[param(default = 1.0, min = 0)]
     temperature: f64,
     /// sample among the k most likely tokens (0: all)

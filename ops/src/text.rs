@@ -59,11 +59,23 @@ impl TextData {
             .enumerate()
             .map(|(i, r)| {
                 r.get(field).and_then(Json::as_str).ok_or_else(|| {
-                    let have: Vec<&str> = r.keys().map(String::as_str).collect();
-                    OpError::invalid(
-                        arg,
-                        format!("record {} has no text field `{field}` (it has: {})", i + 1, have.join(", ")),
-                    )
+                    let message = match r.get(field) {
+                        // There, but not text: say what it is.
+                        Some(v) => {
+                            let shown = v.to_string();
+                            let shown = if shown.chars().count() > 40 {
+                                format!("{}…", shown.chars().take(39).collect::<String>())
+                            } else {
+                                shown
+                            };
+                            format!("record {}: `{field}` is {} ({shown}), not text", i + 1, kind(v))
+                        }
+                        None => {
+                            let have: Vec<&str> = r.keys().map(String::as_str).collect();
+                            format!("record {} has no field `{field}` (it has: {})", i + 1, have.join(", "))
+                        }
+                    };
+                    OpError::invalid(arg, message)
                 })
             })
             .collect()
@@ -82,6 +94,8 @@ pub fn samples(dir: &Path, n: usize) -> Option<Vec<Json>> {
 }
 
 pub fn parse_jsonl(text: &str, file: &str) -> Result<TextData, OpError> {
+    // Some tools (Windows editors, Excel exports) begin UTF-8 files with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut records = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -139,6 +153,20 @@ mod tests {
         assert_eq!(r, d);
         assert_eq!(r.strings("prompt", "data").unwrap(), vec!["a"]);
         let e = r.strings("text", "data").unwrap_err().to_string();
-        assert!(e.contains("record 1 has no text field `text` (it has: completion, prompt)"), "{e}");
+        assert!(e.contains("record 1 has no field `text` (it has: completion, prompt)"), "{e}");
+        // A field that is there but is not text says what it is.
+        let mut m = Map::new();
+        m.insert("prompt".to_string(), serde_json::json!(42));
+        let n = TextData { records: vec![m] };
+        let e = n.strings("prompt", "data").unwrap_err().to_string();
+        assert!(e.contains("record 1: `prompt` is a number (42), not text"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_record() {
+        let d = parse_jsonl("\u{feff}{\"text\": \"a\"}\n{\"text\": \"b\"}\n", "bom.jsonl").unwrap();
+        assert_eq!(d.strings("text", "data").unwrap(), vec!["a", "b"]);
+        // Only at the start: elsewhere it is a character like any other, and JSON refuses it.
+        assert!(parse_jsonl("{\"text\": \"a\"}\n\u{feff}{\"text\": \"b\"}\n", "x.jsonl").is_err());
     }
 }

@@ -19,6 +19,13 @@ use std::collections::{BTreeMap, HashMap};
 /// Sweeps may create at most this many steps in all.
 pub const MAX_INSTANCES: usize = 1_000_000;
 
+/// Sweeps may hold at most this many loop values in all (steps × their loop variables):
+/// a sweep over many variables is refused before its steps fill the memory.
+pub const MAX_LOOP_VALUES: usize = 8_000_000;
+
+/// A report table's `for` may make at most this many rows.
+pub const MAX_TABLE_ROWS: usize = 100_000;
+
 /// Loop values in scope, by slot (outermost first), as `check` numbered them.
 type Env = Vec<Value>;
 
@@ -82,6 +89,7 @@ pub(crate) struct Lowerer<'a> {
     nodes: Vec<Node>,
     dedupe: FxHashMap<Vec<u8>, usize>,
     total_instances: usize,
+    total_loop_values: usize,
     /// The directory of each source file, to resolve `Path` arguments.
     dirs: Vec<std::path::PathBuf>,
     pub diags: Vec<Diag>,
@@ -98,6 +106,7 @@ impl<'a> Lowerer<'a> {
             nodes: Vec::new(),
             dedupe: FxHashMap::default(),
             total_instances: 0,
+            total_loop_values: 0,
             dirs,
             diags: Vec::new(),
         }
@@ -200,7 +209,20 @@ impl<'a> Lowerer<'a> {
             let key = encode_index(&idx);
             let name = instance_name(&def.name, &idx);
             self.total_instances += 1;
-            if self.total_instances == MAX_INSTANCES + 1 {
+            self.total_loop_values += env.len();
+            if self.total_instances <= MAX_INSTANCES && self.total_loop_values > MAX_LOOP_VALUES {
+                self.diags.push(
+                    Diag::new(
+                        "lab::too_large",
+                        format!("sweeps hold more than {MAX_LOOP_VALUES} loop values (steps × loop variables)"),
+                    )
+                    .at(*span, format!("while expanding this step, over {} loop variables", env.len()))
+                    .help("sweep over fewer variables or fewer values"),
+                );
+                // Stop every sweep here, as past the step limit.
+                self.total_instances = MAX_INSTANCES + 1;
+            }
+            if self.total_instances == MAX_INSTANCES + 1 && self.total_loop_values <= MAX_LOOP_VALUES {
                 self.diags.push(
                     Diag::new("lab::too_large", format!("sweeps create more than {MAX_INSTANCES} steps"))
                         .at(*span, "while expanding this step")
@@ -656,16 +678,32 @@ impl<'a> Lowerer<'a> {
                         }
                         TTableItem::For { bindings, rows: body } => {
                             let mut envs: Vec<Env> = vec![Vec::new()];
-                            for (_, iter) in bindings {
+                            let mut too_many = false;
+                            'product: for (_, iter) in bindings {
                                 let mut next = Vec::new();
                                 for env in &envs {
                                     for v in self.iterate(iter, env).unwrap_or_default() {
+                                        if next.len() == MAX_TABLE_ROWS {
+                                            self.diags.push(
+                                                Diag::new(
+                                                    "lab::too_large",
+                                                    format!("this table's `for` makes more than {MAX_TABLE_ROWS} rows"),
+                                                )
+                                                .at(iter.span, "here")
+                                                .help("a table reads best with a few dozen rows: sweep over fewer values, or use a figure"),
+                                            );
+                                            too_many = true;
+                                            break 'product;
+                                        }
                                         let mut e = env.clone();
                                         e.push(v);
                                         next.push(e);
                                     }
                                 }
                                 envs = next;
+                            }
+                            if too_many {
+                                envs.clear();
                             }
                             for env in &envs {
                                 for row in body {
