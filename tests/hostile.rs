@@ -226,3 +226,22 @@ fn op_paths_must_be_regular_files() {
     assert!(r.stderr.contains("cannot read `/dev/zero`: it is not a regular file"), "{}", r.stderr);
     assert!(r.stderr.contains("cannot read `sub`: it is a directory"), "{}", r.stderr);
 }
+
+#[test]
+fn a_text_file_too_big_to_read_is_refused_by_its_size_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    // A sparse file: 1.1 GB long, no disk used.
+    let big = std::fs::File::create(dir.path().join("big.jsonl")).unwrap();
+    big.set_len((1 << 30) + (100 << 20)).unwrap();
+    drop(big);
+    std::fs::write(dir.path().join("big.lab"), "d = data.jsonl(path: \"big.jsonl\")\ns = score.stats(d)\n").unwrap();
+    let cache = dir.path().join("cache");
+    let r = labrun(dir.path(), &["run", "big.lab", "--cache", cache.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("big.jsonl is 1.2 GB; data.jsonl reads files of up to 1.1 GB into memory: split it"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("big.lab:1:5"), "at the step's line: {}", r.stderr);
+}

@@ -125,6 +125,9 @@ pub(crate) struct Checker<'a, 'r> {
     /// The typed definitions, by [`DefId`], as they are checked.
     resolved: Vec<Option<TDef>>,
     reports: Vec<TReport>,
+    /// Loop variables already reported for hiding a param or a step (a `for` block's
+    /// bindings are checked once per step inside it).
+    shadowing: BTreeSet<Span>,
 }
 
 /// Loop variables in scope, innermost last.
@@ -142,6 +145,7 @@ impl<'a, 'r> Checker<'a, 'r> {
             diags: Vec::new(),
             resolved: (0..program.names.len()).map(|_| None).collect(),
             reports: Vec::new(),
+            shadowing: BTreeSet::new(),
         }
     }
 
@@ -318,6 +322,20 @@ impl<'a, 'r> Checker<'a, 'r> {
 
     /// A loop's range, typed, and the type of its variable.
     fn binding_type(&mut self, b: &Binding, scope: &Scope) -> (TExpr, Type) {
+        // A loop variable named like a param or a step would silently hide it in the loop.
+        if let Some(&id) = self.program.ids.get(&b.name.name)
+            && self.shadowing.insert(b.name.span)
+        {
+            let def = &self.program.defs[id];
+            let what = if matches!(def, Def::Param(_)) { "param" } else { "step" };
+            let n = &b.name.name;
+            self.diags.push(
+                Diag::new("lab::duplicate", format!("the loop variable `{n}` has the name of a {what}"))
+                    .at(b.name.span, "this loop variable")
+                    .also(def.name_span(), format!("the {what}"))
+                    .help(format!("inside the loop, `{n}` would mean the loop's value, not the {what}: rename the variable")),
+            );
+        }
         let (iter, is_const) = self.expr(&b.iter, scope);
         if !is_const {
             self.diags.push(

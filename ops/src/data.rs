@@ -51,8 +51,7 @@ impl Op for TextFile {
 
     fn run(&self, ctx: &RunCtx, p: TextFileParams) -> Result<(), OpError> {
         let path = p.path.display().to_string();
-        let text = std::fs::read_to_string(&p.path)
-            .map_err(|e| OpError::Data(format!("cannot read {path} as UTF-8 text: {e}")))?;
+        let text = read_text_file(&p.path, "data.text")?;
         let docs: Vec<String> = match p.split {
             Split::Lines => text.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("{l}\n")).collect(),
             Split::File => vec![text],
@@ -95,8 +94,7 @@ impl Op for Jsonl {
 
     fn run(&self, ctx: &RunCtx, p: JsonlParams) -> Result<(), OpError> {
         let path = &p.path.display().to_string();
-        let text = std::fs::read_to_string(&p.path)
-            .map_err(|e| OpError::Data(format!("cannot read {path} as UTF-8 text: {e}")))?;
+        let text = read_text_file(&p.path, "data.jsonl")?;
         let mut data = text::parse_jsonl(&text, path)?;
         let (fields, rename) = (p.fields, p.rename);
         if !fields.is_empty() {
@@ -207,6 +205,27 @@ impl Op for Digits {
         };
         all.select(chosen).write(ctx.out)
     }
+}
+
+/// The largest text file `data.text` and `data.jsonl` read (into memory, whole).
+pub const MAX_TEXT_FILE_BYTES: u64 = 1 << 30;
+
+/// A whole text file, refused by its size before it is read when it is over
+/// [`MAX_TEXT_FILE_BYTES`].
+fn read_text_file(path: &std::path::Path, op: &str) -> Result<String, OpError> {
+    let shown = path.display();
+    let size = std::fs::metadata(path).map_err(|e| OpError::Data(format!("cannot read {shown}: {e}")))?.len();
+    if size > MAX_TEXT_FILE_BYTES {
+        return Err(OpError::invalid(
+            "path",
+            format!(
+                "{shown} is {:.1} GB; {op} reads files of up to {:.1} GB into memory: split it, or keep only the records you need",
+                size as f64 / 1e9,
+                MAX_TEXT_FILE_BYTES as f64 / 1e9
+            ),
+        ));
+    }
+    std::fs::read_to_string(path).map_err(|e| OpError::Data(format!("cannot read {shown} as UTF-8 text: {e}")))
 }
 
 /// The shipped digits, unshuffled, pixels in [-1, 1].
