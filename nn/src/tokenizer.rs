@@ -50,10 +50,32 @@ impl Tokenizer {
         Ok(Tokenizer::Char { alphabet: chars })
     }
 
-    /// A Hugging Face tokenizer from the text of a `tokenizer.json`.
+    /// A Hugging Face tokenizer from the text of a `tokenizer.json`. Its vocabulary must
+    /// be one id per token, the ids 0..n: an empty vocabulary, two tokens with one id or an
+    /// id past the vocabulary's size would only fail later, inside the model.
     pub fn hf(json: &str) -> Result<Tokenizer, NnError> {
         let tok = tokenizers::Tokenizer::from_bytes(json.as_bytes())
             .map_err(|e| NnError::BadModel(format!("not a valid Hugging Face tokenizer.json: {e}")))?;
+        let vocab = tok.get_vocab(true);
+        if vocab.is_empty() {
+            return Err(NnError::BadModel("the tokenizer's vocabulary is empty".into()));
+        }
+        let mut by_id: Vec<(u32, &str)> = vocab.iter().map(|(t, &id)| (id, t.as_str())).collect();
+        by_id.sort();
+        if let Some(w) = by_id.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(NnError::BadModel(format!(
+                "the tokens {:?} and {:?} share the id {}: every token needs its own",
+                w[0].1, w[1].1, w[0].0
+            )));
+        }
+        let (last, token) = by_id[by_id.len() - 1];
+        if last as usize >= by_id.len() {
+            return Err(NnError::BadModel(format!(
+                "the token {token:?} has the id {last}, but the vocabulary has {} tokens: ids must run from 0 to {}",
+                by_id.len(),
+                by_id.len() - 1
+            )));
+        }
         Ok(Tokenizer::Hf { tok: Box::new(tok), json: json.to_string() })
     }
 
@@ -196,6 +218,27 @@ mod tests {
         let t = Tokenizer::Byte;
         assert_eq!(t.encode("hé").unwrap(), vec![104, 195, 169]);
         assert_eq!(t.decode(&[104, 195, 169]).unwrap(), "hé");
+    }
+
+    /// A word-level `tokenizer.json` with this vocabulary.
+    fn word_level(vocab: &str) -> String {
+        format!(
+            r#"{{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+               "pre_tokenizer": {{"type": "Whitespace"}}, "post_processor": null, "decoder": null,
+               "model": {{"type": "WordLevel", "vocab": {vocab}, "unk_token": "<unk>"}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_vocabulary_must_give_each_token_its_own_id_from_0() {
+        let t = Tokenizer::hf(&word_level(r#"{"<unk>": 0, "a": 1, "b": 2}"#)).unwrap();
+        assert_eq!(t.vocab(), 3);
+        let e = Tokenizer::hf(&word_level(r#"{"<unk>": 0, "a": 1, "b": 1}"#)).unwrap_err().to_string();
+        assert!(e.contains(r#"the tokens "a" and "b" share the id 1"#), "{e}");
+        let e = Tokenizer::hf(&word_level(r#"{"<unk>": 0, "a": 1, "b": 7}"#)).unwrap_err().to_string();
+        assert!(e.contains(r#"the token "b" has the id 7, but the vocabulary has 3 tokens: ids must run from 0 to 2"#), "{e}");
+        let e = Tokenizer::hf(&word_level("{}")).unwrap_err().to_string();
+        assert!(e.contains("the tokenizer's vocabulary is empty"), "{e}");
     }
 
     #[test]
