@@ -223,21 +223,12 @@ fn show(pipeline: &Path, results: Option<&Path>) -> ExitCode {
             let hint = if pipeline.extension().is_some_and(|x| x == "lab") && pipeline.is_file() {
                 format!("run it first: `labrun {}`", pipeline.display())
             } else {
-                "name the pipeline's `.lab` file, or its results folder (`--results DIR` if the run was given one)".into()
+                "name the pipeline's `.lab` file, or its results folder (`--results DIR` if the run was given one)"
+                    .into()
             };
-            eprintln!("labrun: no results at {} ({}); {hint}", file.display(), io_reason(&e));
+            eprintln!("labrun: no results at {} ({}); {hint}", file.display(), lab_engine::load::io_words(&e));
             Exit::User.into()
         }
-    }
-}
-
-/// An I/O error in words a user expects.
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        std::io::ErrorKind::IsADirectory => "it is a folder".into(),
-        _ => e.to_string(),
     }
 }
 

@@ -294,9 +294,15 @@ fn resolve(
     // A step's exact name wins over an id prefix that happens to match it (`bad`, `e1`).
     if let Some(step) = steps.iter().find(|s| s.step == what) {
         let Some(artifact) = step.artifact else {
-            return Err(format!("step `{what}` of run {id} ({}) has no artifact: it {}", summary.pipeline, step.status));
+            return Err(format!(
+                "step `{what}` of run {id} ({}) has no artifact: it {}",
+                summary.pipeline, step.status
+            ));
         };
-        return Ok((cache.find(&artifact.to_string()), Some(format!("{what} (run {id}, {}; {})", summary.pipeline, step.op))));
+        return Ok((
+            cache.find(&artifact.to_string()),
+            Some(format!("{what} (run {id}, {}; {})", summary.pipeline, step.op)),
+        ));
     }
     if hex && run.is_none() {
         return by_id();

@@ -142,17 +142,15 @@ impl Display {
             }
             _ => {}
         }
-        match self.mode {
-            Mode::Json => json_event(plan, e),
-            Mode::Lines => self.line(plan, e, &mut tally),
-            Mode::Bars => self.bar(plan, e, &tally),
-            Mode::Quiet => {}
-        }
-        if let Event::Retry { node, reason } = e
-            && self.mode != Mode::Lines
-            && self.mode != Mode::Json
-        {
-            self.note(&format!("step `{}`: {reason}", plan.nodes[*node].name));
+        match (self.mode, e) {
+            (Mode::Json, _) => json_event(plan, e),
+            (Mode::Lines, _) => self.line(plan, e, &mut tally),
+            // A retry is news even to a quiet run.
+            (Mode::Bars | Mode::Quiet, Event::Retry { node, reason }) => {
+                self.note(&format!("step `{}`: {reason}", plan.nodes[*node].name))
+            }
+            (Mode::Bars, _) => self.bar(plan, e, &tally),
+            (Mode::Quiet, _) => {}
         }
     }
 
@@ -177,7 +175,8 @@ impl Display {
             }
             Event::Finished { node, secs, by_other } => {
                 tally.last_line.remove(node);
-                let how = if *by_other { "computed meanwhile by another run".to_string() } else { format!("in {secs:.1}s") };
+                let how =
+                    if *by_other { "computed meanwhile by another run".to_string() } else { format!("in {secs:.1}s") };
                 format!("finished {} {how} ({}/{} steps{})", step(node), tally.settled, tally.total, left(tally))
             }
             Event::Failed { node, error } => {

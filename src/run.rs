@@ -298,7 +298,7 @@ pub fn headlines_text(headlines: &[lab_engine::report::Headline]) -> String {
             }
             at = Some(here);
         }
-        let cells: Vec<String> = h.cells.iter().map(|(c, v)| format!("{c} {v}")).collect();
+        let cells: Vec<String> = h.cells().iter().map(|(c, v)| format!("{c} {v}")).collect();
         s.push_str(&format!("  {}: {}\n", h.label, cells.join(", ")));
     }
     s

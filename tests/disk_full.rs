@@ -42,7 +42,10 @@ fn tmpfs() -> Result<(), String> {
 fn main() -> std::process::ExitCode {
     common::run_service_tests(
         common::Service { available: tmpfs, required_by: "LABRUN_REQUIRE_TMPFS" },
-        &[("a_full_disk_is_reported_as_the_machines_and_loses_nothing", a_full_disk_is_reported_as_the_machines_and_loses_nothing)],
+        &[(
+            "a_full_disk_is_reported_as_the_machines_and_loses_nothing",
+            a_full_disk_is_reported_as_the_machines_and_loses_nothing,
+        )],
     )
 }
 

@@ -87,11 +87,7 @@ fn a_run_whose_readers_go_away_still_computes_and_records_everything() {
     let cache = dir.path().join("cache");
     let c = cache.to_str().unwrap();
     let file = chains();
-    let (code, signal, _) = with_closed_stdout(
-        dir.path(),
-        &["run", &file, "--cache", c, "--set", "rows=2000"],
-        true,
-    );
+    let (code, signal, _) = with_closed_stdout(dir.path(), &["run", &file, "--cache", c, "--set", "rows=2000"], true);
     assert_eq!((code, signal), (Some(0), None));
     assert!(dir.path().join("results/chains/results.md").is_file());
     let again = labrun(dir.path(), &["run", &file, "--cache", c, "--set", "rows=2000"]);
@@ -107,7 +103,20 @@ fn logs_get_timestamped_lines_with_training_progress() {
     let file = root().join("pipelines/subliminal_mlp.lab");
     let r = labrun_env(
         dir.path(),
-        &["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--set", "seeds=[0]", "--set", "noise_rows=2000", "--set", "student_epochs=1", "-j", "1"],
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "--set",
+            "seeds=[0]",
+            "--set",
+            "noise_rows=2000",
+            "--set",
+            "student_epochs=1",
+            "-j",
+            "1",
+        ],
         &[("LABRUN_PROGRESS_SECS", "0")],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -128,13 +137,41 @@ fn logs_get_timestamped_lines_with_training_progress() {
     // At a slow pace, one progress line per step: its first.
     let r = labrun_env(
         dir.path(),
-        &["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--set", "seeds=[1]", "--set", "noise_rows=2000", "--set", "student_epochs=1", "-j", "1"],
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "--set",
+            "seeds=[1]",
+            "--set",
+            "noise_rows=2000",
+            "--set",
+            "student_epochs=1",
+            "-j",
+            "1",
+        ],
         &[("LABRUN_PROGRESS_SECS", "3600")],
     );
     let per_teacher = r.stderr.lines().filter(|l| l.contains("] progress teacher[1]: ")).count();
     assert_eq!(per_teacher, 1, "{}", r.stderr);
     // `--quiet`: nothing but the summary.
-    let q = labrun(dir.path(), &["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--set", "seeds=[0]", "--set", "noise_rows=2000", "--set", "student_epochs=1", "--quiet"]);
+    let q = labrun(
+        dir.path(),
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "--set",
+            "seeds=[0]",
+            "--set",
+            "noise_rows=2000",
+            "--set",
+            "student_epochs=1",
+            "--quiet",
+        ],
+    );
     assert_eq!(q.code, 0, "{}", q.stderr);
     assert_eq!(q.stderr.trim().lines().count(), 1, "{}", q.stderr);
 }
@@ -145,19 +182,38 @@ fn a_run_ends_with_its_headlines_and_show_prints_the_report() {
     let cache = dir.path().join("cache");
     let file = root().join("pipelines/subliminal_mlp.lab");
     let file = file.to_str().unwrap();
-    let args = ["run", file, "--cache", cache.to_str().unwrap(), "--set", "seeds=[0]", "--set", "noise_rows=2000", "--set", "student_epochs=1"];
+    let args = [
+        "run",
+        file,
+        "--cache",
+        cache.to_str().unwrap(),
+        "--set",
+        "seeds=[0]",
+        "--set",
+        "noise_rows=2000",
+        "--set",
+        "student_epochs=1",
+    ];
     let r = labrun(dir.path(), &args);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let expected = "Subliminal learning in an MLP (digits): Test accuracy on digits over seeds (chance is 10%)\n  student, same init, aux logits only: mean ± std ";
     assert!(r.stdout.starts_with(expected), "{}", r.stdout);
     assert!(r.stdout.contains("\n  student, different init, aux logits only: mean ± std "), "{}", r.stdout);
     assert!(!r.stdout.contains("teacher:") && !r.stdout.contains("| "), "only the headline rows:\n{}", r.stdout);
-    assert!(r.stdout.trim_end().ends_with(&format!("results: results/subliminal_mlp/results.md (`labrun show {file}` prints them)")), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .trim_end()
+            .ends_with(&format!("results: results/subliminal_mlp/results.md (`labrun show {file}` prints them)")),
+        "{}",
+        r.stdout
+    );
     // The JSON marks the headline rows too.
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/subliminal_mlp/results.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/subliminal_mlp/results.json")).unwrap())
+            .unwrap();
     let rows = json["reports"][0]["tables"][0]["rows"].as_array().unwrap();
-    let marked: Vec<&str> = rows.iter().filter(|r| r["headline"] == true).map(|r| r["label"].as_str().unwrap()).collect();
+    let marked: Vec<&str> =
+        rows.iter().filter(|r| r["headline"] == true).map(|r| r["label"].as_str().unwrap()).collect();
     assert_eq!(marked, ["student, same init, aux logits only", "student, different init, aux logits only"]);
     // A cached rerun says the same; with `--json`, as numbers.
     let again = labrun(dir.path(), &args);
@@ -177,7 +233,11 @@ fn a_run_ends_with_its_headlines_and_show_prints_the_report() {
     }
     // Results written elsewhere: the hint names their folder, which `show` takes.
     let moved = labrun(dir.path(), &[&args[..], &["--results", "elsewhere"]].concat());
-    assert!(moved.stdout.trim_end().ends_with("results: elsewhere/results.md (`labrun show elsewhere` prints them)"), "{}", moved.stdout);
+    assert!(
+        moved.stdout.trim_end().ends_with("results: elsewhere/results.md (`labrun show elsewhere` prints them)"),
+        "{}",
+        moved.stdout
+    );
     assert_eq!(labrun(dir.path(), &["show", "elsewhere"]).stdout, md);
     let none = labrun(dir.path(), &["show", "tiny_lm"]);
     assert_eq!(none.code, 1);
@@ -201,7 +261,11 @@ fn the_cache_is_found_by_step_names() {
     assert_eq!(labrun(dir.path(), &["cache", "show", "stats[1]", "--run", "1", "--cache", c]).code, 0);
     let typo = labrun(dir.path(), &["cache", "show", "stat[1]", "--cache", c]);
     assert_eq!(typo.code, 1);
-    assert!(typo.stderr.contains("run 1 (chains) has no step of that name; did you mean `stats[1]`?"), "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("run 1 (chains) has no step of that name; did you mean `stats[1]`?"),
+        "{}",
+        typo.stderr
+    );
     let gone = labrun(dir.path(), &["cache", "show", "stats[1]", "--run", "7", "--cache", c]);
     assert!(gone.code == 1 && gone.stderr.contains("no run 7 in the index"), "{}", gone.stderr);
     // A step whose name looks like an id prefix (`bad`) is found as a step.
@@ -209,7 +273,11 @@ fn the_cache_is_found_by_step_names() {
     let r = labrun(dir.path(), &["run", broken.to_str().unwrap(), "--keep-going", "--cache", c]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let bad = labrun(dir.path(), &["cache", "show", "bad", "--cache", c]);
-    assert!(bad.code == 1 && bad.stderr.contains("step `bad` of run 2 (broken_chain) has no artifact: it failed"), "{}", bad.stderr);
+    assert!(
+        bad.code == 1 && bad.stderr.contains("step `bad` of run 2 (broken_chain) has no artifact: it failed"),
+        "{}",
+        bad.stderr
+    );
     let source = labrun(dir.path(), &["cache", "show", "source", "--cache", c]);
     assert!(source.stdout.starts_with("step     source (run 2, broken_chain; generate.noise)"), "{}", source.stdout);
     // `ls --names`: every artifact of the run with its step.
@@ -234,7 +302,11 @@ fn the_op_listing_has_one_line_per_op_and_names_give_the_full_text() {
     let doc: String = full.stdout.lines().nth(2).unwrap().chars().take(20).collect();
     assert!(doc.chars().count() == 20 && take.contains(&doc), "{take}\n{doc}");
     let kind = labrun(dir.path(), &["ops", "filter"]);
-    assert!(kind.stdout.lines().filter(|l| l.starts_with("  ")).all(|l| l.trim_start().starts_with("filter.")), "{}", kind.stdout);
+    assert!(
+        kind.stdout.lines().filter(|l| l.starts_with("  ")).all(|l| l.trim_start().starts_with("filter.")),
+        "{}",
+        kind.stdout
+    );
 }
 
 #[test]
@@ -265,7 +337,8 @@ fn the_usual_slips_get_messages_that_say_what_to_do() {
 /// The real ONNX Runtime library this machine uses, as `labrun doctor` finds it.
 fn real_library(dir: &Path) -> PathBuf {
     let d = labrun(dir, &["doctor"]);
-    let line = d.stdout.lines().find(|l| l.starts_with("library")).unwrap_or_else(|| panic!("{}{}", d.stdout, d.stderr));
+    let line =
+        d.stdout.lines().find(|l| l.starts_with("library")).unwrap_or_else(|| panic!("{}{}", d.stdout, d.stderr));
     PathBuf::from(line.trim_start_matches("library").trim())
 }
 
@@ -298,7 +371,8 @@ fn installing_onnx_runtime_is_announced_with_what_where_and_how_big() {
     assert!(make.status.success(), "{}", String::from_utf8_lossy(&make.stderr));
     let bin = d.join("bin");
     std::fs::create_dir(&bin).unwrap();
-    let python = String::from_utf8(Command::new("sh").args(["-c", "command -v python3"]).output().unwrap().stdout).unwrap();
+    let python =
+        String::from_utf8(Command::new("sh").args(["-c", "command -v python3"]).output().unwrap().stdout).unwrap();
     let shim = bin.join("python3");
     std::fs::write(
         &shim,
@@ -319,7 +393,18 @@ fn installing_onnx_runtime_is_announced_with_what_where_and_how_big() {
     let cache = d.join("cache");
     let r = labrun_env(
         d,
-        &["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--set", "seeds=[0]", "--set", "noise_rows=1000", "--set", "student_epochs=1"],
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "--set",
+            "seeds=[0]",
+            "--set",
+            "noise_rows=1000",
+            "--set",
+            "student_epochs=1",
+        ],
         &env,
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -331,12 +416,29 @@ fn installing_onnx_runtime_is_announced_with_what_where_and_how_big() {
         target.display()
     );
     assert!(r.stderr.contains(&first), "{first}\n{}", r.stderr);
-    let done = r.stderr.lines().find(|l| l.contains("] installed ONNX Runtime in ")).unwrap_or_else(|| panic!("{}", r.stderr));
+    let done =
+        r.stderr.lines().find(|l| l.contains("] installed ONNX Runtime in ")).unwrap_or_else(|| panic!("{}", r.stderr));
     assert!(done.contains(&format!("in {} (", target.display())) && done.contains(" MB on disk, "), "{done}");
     let installed = target.join(format!("onnxruntime/capi/libonnxruntime.so.{version}"));
     assert!(installed.is_file());
     // Once installed, it is used without a word.
-    let again = labrun_env(d, &["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--force-all", "--set", "seeds=[0]", "--set", "noise_rows=1000", "--set", "student_epochs=1"], &env);
+    let again = labrun_env(
+        d,
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--cache",
+            cache.to_str().unwrap(),
+            "--force-all",
+            "--set",
+            "seeds=[0]",
+            "--set",
+            "noise_rows=1000",
+            "--set",
+            "student_epochs=1",
+        ],
+        &env,
+    );
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(!again.stderr.contains("ONNX Runtime not found"), "{}", again.stderr);
     let d2 = labrun_env(d, &["doctor"], &env);

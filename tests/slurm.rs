@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 /// Whether a cluster answers.
 fn cluster() -> Result<(), String> {
     let ok = Command::new("sinfo").args(["-h", "-o", "%a"]).output().is_ok_and(|o| o.status.success());
-    if ok { Ok(()) } else { Err("no Slurm cluster answers (start one: `eval \"$(scripts/slurm-cluster start)\"`)".into()) }
+    if ok {
+        Ok(())
+    } else {
+        Err("no Slurm cluster answers (start one: `eval \"$(scripts/slurm-cluster start)\"`)".into())
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -22,11 +26,20 @@ fn main() -> std::process::ExitCode {
         &[
             ("a_pipeline_run_through_slurm_matches_a_local_run", a_pipeline_run_through_slurm_matches_a_local_run),
             ("a_failing_step_reports_its_error_at_its_line", a_failing_step_reports_its_error_at_its_line),
-            ("a_job_cancelled_under_the_driver_is_submitted_again", a_job_cancelled_under_the_driver_is_submitted_again),
-            ("a_killed_driver_restarts_without_submitting_work_again", a_killed_driver_restarts_without_submitting_work_again),
+            (
+                "a_job_cancelled_under_the_driver_is_submitted_again",
+                a_job_cancelled_under_the_driver_is_submitted_again,
+            ),
+            (
+                "a_killed_driver_restarts_without_submitting_work_again",
+                a_killed_driver_restarts_without_submitting_work_again,
+            ),
             ("two_drivers_at_once_compute_each_action_once", two_drivers_at_once_compute_each_action_once),
             ("ctrl_c_cancels_the_jobs_the_driver_submitted", ctrl_c_cancels_the_jobs_the_driver_submitted),
-            ("labrun_toml_configures_the_executor_and_retries_run_out", labrun_toml_configures_the_executor_and_retries_run_out),
+            (
+                "labrun_toml_configures_the_executor_and_retries_run_out",
+                labrun_toml_configures_the_executor_and_retries_run_out,
+            ),
             ("a_failure_stops_what_is_not_yet_submitted", a_failure_stops_what_is_not_yet_submitted),
         ],
     )

@@ -189,7 +189,9 @@ impl<'a, 'r> Checker<'a, 'r> {
                             self.diags.push(
                                 Diag::new("lab::type_mismatch", "a figure cannot be a headline")
                                     .at(row.label_span, "marked `headline`")
-                                    .help("headlines are numbers printed at the end of a run: mark a table row instead"),
+                                    .help(
+                                        "headlines are numbers printed at the end of a run: mark a table row instead",
+                                    ),
                             );
                         }
                         report.rows.push(t_row(row, value));
@@ -333,7 +335,9 @@ impl<'a, 'r> Checker<'a, 'r> {
                 Diag::new("lab::duplicate", format!("the loop variable `{n}` has the name of a {what}"))
                     .at(b.name.span, "this loop variable")
                     .also(def.name_span(), format!("the {what}"))
-                    .help(format!("inside the loop, `{n}` would mean the loop's value, not the {what}: rename the variable")),
+                    .help(format!(
+                        "inside the loop, `{n}` would mean the loop's value, not the {what}: rename the variable"
+                    )),
             );
         }
         let (iter, is_const) = self.expr(&b.iter, scope);

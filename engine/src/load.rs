@@ -203,6 +203,16 @@ fn confined(target: &Path, written: &str, project: Option<&(PathBuf, PathBuf)>) 
     Ok(())
 }
 
+/// A file system error in the words a user expects ("no such file", not "entity not found").
+pub fn io_words(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "it is a folder".into(),
+        k => k.to_string(),
+    }
+}
+
 fn display_path(p: &Path) -> String {
     let s = p.display().to_string();
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
@@ -210,11 +220,7 @@ fn display_path(p: &Path) -> String {
 
 fn read_text(path: &Path) -> Result<String, String> {
     use std::io::Read;
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        k => k.to_string(),
-    })?;
+    let meta = std::fs::metadata(path).map_err(|e| io_words(&e))?;
     if meta.is_dir() {
         return Err("it is a directory".into());
     }

@@ -18,17 +18,22 @@ pub struct Rendered {
     pub headlines: Vec<Headline>,
 }
 
-/// A row marked `headline`: where it is and its cells as the table shows them.
+/// A row marked `headline`: where it is, and the row as `results.json` has it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Headline {
     pub report: String,
     /// The table's caption; `None` for a loose row.
     pub table: Option<String>,
     pub label: String,
-    /// (column, value) as in `results.md`.
-    pub cells: Vec<(String, String)>,
     /// The row as `results.json` has it (its metrics, or its value).
     pub json: Json,
+}
+
+impl Headline {
+    /// (column, value) as `results.md` shows them.
+    pub fn cells(&self) -> Vec<(String, String)> {
+        cells(&self.json)
+    }
 }
 
 fn row_value(plan: &Plan, row: &RowPlan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Json {
@@ -148,7 +153,6 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
                     report: rep.title.clone(),
                     table: t.caption.clone(),
                     label: label.clone(),
-                    cells: cells(v),
                     json: v.clone(),
                 });
             }
@@ -166,7 +170,6 @@ pub fn render(plan: &Plan, outputs: &[Option<ArtifactId>], cache: &Cache) -> Ren
                     report: rep.title.clone(),
                     table: None,
                     label: row.label.clone(),
-                    cells: cells(&value),
                     json: value.clone(),
                 });
             }

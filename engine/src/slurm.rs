@@ -900,7 +900,9 @@ fn run_spec(spec: &Spec, cache: &Cache, registry: &Registry, dirs: &Dirs, cancel
 pub fn describe_cluster() -> Result<(String, Vec<String>), String> {
     let v = output_within(Command::new("sbatch").arg("--version"), DOCTOR_WAIT).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => "`sbatch` is not installed here; install Slurm's client tools".to_string(),
-        std::io::ErrorKind::TimedOut => format!("`sbatch --version` {e}; is SLURM_CONF set to the cluster's configuration?"),
+        std::io::ErrorKind::TimedOut => {
+            format!("`sbatch --version` {e}; is SLURM_CONF set to the cluster's configuration?")
+        }
         _ => format!("`sbatch` cannot run ({e})"),
     })?;
     if !v.status.success() {
@@ -942,7 +944,7 @@ const DOCTOR_WAIT: Duration = Duration::from_secs(10);
 fn output_within(cmd: &mut Command, limit: Duration) -> std::io::Result<std::process::Output> {
     use std::io::Read;
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+    fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
             if let Some(mut p) = pipe {
@@ -950,9 +952,8 @@ fn output_within(cmd: &mut Command, limit: Duration) -> std::io::Result<std::pro
             }
             bytes
         })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    }
+    let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -981,7 +982,10 @@ pub fn cluster_trouble(stderr: &str) -> String {
     // `sinfo: fatal: Could not …` → `Could not …`
     let said = line.rsplit_once("fatal: ").or_else(|| line.rsplit_once("error: ")).map_or(*line, |(_, s)| s).trim();
     let lower = stderr.to_lowercase();
-    let hint = if lower.contains("configuration source") || lower.contains("slurm.conf") || lower.contains("configuration file") {
+    let hint = if lower.contains("configuration source")
+        || lower.contains("slurm.conf")
+        || lower.contains("configuration file")
+    {
         "no usable slurm.conf here: set SLURM_CONF to the cluster's configuration, or for a local test cluster run `eval \"$(scripts/slurm-cluster start)\"`"
     } else if lower.contains("unable to contact slurm controller") || lower.contains("connection refused") {
         "the controller (slurmctld) does not answer: is it running, and is this machine allowed to reach it?"

@@ -208,14 +208,22 @@ fn install() -> Result<(), NnError> {
             ));
             let downloads = partial.join("wheel");
             pip(
-                &["download".as_ref(), "--only-binary=:all:".as_ref(), "--dest".as_ref(), downloads.as_os_str(), format!("onnxruntime=={PINNED_VERSION}").as_ref()],
+                &[
+                    "download".as_ref(),
+                    "--only-binary=:all:".as_ref(),
+                    "--dest".as_ref(),
+                    downloads.as_os_str(),
+                    format!("onnxruntime=={PINNED_VERSION}").as_ref(),
+                ],
                 &format!("download onnxruntime=={PINNED_VERSION}"),
             )?;
             let w = std::fs::read_dir(&downloads)?
                 .flatten()
                 .map(|e| e.path())
                 .find(|p| p.extension().is_some_and(|e| e == "whl"))
-                .ok_or_else(|| NnError::RuntimeMissing(format!("pip downloaded no wheel of onnxruntime=={PINNED_VERSION}; {help}")))?;
+                .ok_or_else(|| {
+                    NnError::RuntimeMissing(format!("pip downloaded no wheel of onnxruntime=={PINNED_VERSION}; {help}"))
+                })?;
             announce(&format!(
                 "downloaded {} ({}); unpacking it",
                 w.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),

@@ -236,7 +236,10 @@ mod tests {
         let e = Tokenizer::hf(&word_level(r#"{"<unk>": 0, "a": 1, "b": 1}"#)).unwrap_err().to_string();
         assert!(e.contains(r#"the tokens "a" and "b" share the id 1"#), "{e}");
         let e = Tokenizer::hf(&word_level(r#"{"<unk>": 0, "a": 1, "b": 7}"#)).unwrap_err().to_string();
-        assert!(e.contains(r#"the token "b" has the id 7, but the vocabulary has 3 tokens: ids must run from 0 to 2"#), "{e}");
+        assert!(
+            e.contains(r#"the token "b" has the id 7, but the vocabulary has 3 tokens: ids must run from 0 to 2"#),
+            "{e}"
+        );
         let e = Tokenizer::hf(&word_level("{}")).unwrap_err().to_string();
         assert!(e.contains("the tokenizer's vocabulary is empty"), "{e}");
     }

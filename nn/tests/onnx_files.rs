@@ -79,7 +79,9 @@ fn main() -> std::process::ExitCode {
             Ok(Completion::Completed)
         }
         (false, true) => Err(Failed::from("LABRUN_REQUIRE_ONNX_CHECKER=1, but `python3 -c 'import onnx'` fails")),
-        (false, false) => Ok(Completion::ignored_with("the `onnx` Python package is not importable (`pip install onnx`)")),
+        (false, false) => {
+            Ok(Completion::ignored_with("the `onnx` Python package is not importable (`pip install onnx`)"))
+        }
     };
     let trials = vec![
         Trial::test("exported_models_read_back", || {

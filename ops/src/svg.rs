@@ -276,7 +276,8 @@ pub fn bar_svg(
     let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, w / 2.0, esc(title));
     let step = nice_ceiling((ymax - ymin) / 5.0);
-    let ticks = (0..=20).map(|i| (ymin / step).ceil() * step + i as f64 * step).take_while(|&v| v <= ymax + 1e-9 * step);
+    let ticks =
+        (0..=20).map(|i| (ymin / step).ceil() * step + i as f64 * step).take_while(|&v| v <= ymax + 1e-9 * step);
     for v in ticks {
         let yy = y(v);
         let _ = write!(
@@ -459,10 +460,16 @@ mod tests {
         assert_eq!(bar_axis_top(&[0.15, 0.97, 0.68, 0.14, 0.97, 0.95]), 0.97);
         // Two bars: never cut (a third of them is none).
         assert_eq!(bar_axis_top(&[0.1, 0.9]), 0.9);
-        let bars: Vec<(String, f64, Option<f64>)> = [("base", 0.126, 0.020), ("teacher", 0.982, 0.001), ("same", 0.192, 0.040), ("other", 0.077, 0.060), ("sft", 0.155, 0.016)]
-            .iter()
-            .map(|(l, v, e)| (l.to_string(), *v, Some(*e)))
-            .collect();
+        let bars: Vec<(String, f64, Option<f64>)> = [
+            ("base", 0.126, 0.020),
+            ("teacher", 0.982, 0.001),
+            ("same", 0.192, 0.040),
+            ("other", 0.077, 0.060),
+            ("sft", 0.155, 0.016),
+        ]
+        .iter()
+        .map(|(l, v, e)| (l.to_string(), *v, Some(*e)))
+        .collect();
         let svg = bar_svg("owl", "P(owl)", &bars, Some(0.125), None);
         // The axis ends at 0.25, and the students' effect (0.126 → 0.192) spans over a
         // quarter of the plot's 280 pixels, not the 19 it had under an axis to 1.

@@ -98,20 +98,23 @@ pub fn run_service_tests(service: Service, tests: &[(&'static str, fn())]) -> st
         };
         let (code, out) = run(false)?;
         let ignored = |n: &&str| {
-            out.lines().any(|l| l.starts_with(&format!("test {n} ")) && l.contains(" ... ignored (") && l.ends_with(')'))
+            out.lines()
+                .any(|l| l.starts_with(&format!("test {n} ")) && l.contains(" ... ignored (") && l.ends_with(')'))
         };
         if code != Some(0) || !names.iter().all(|n| ignored(n)) {
             return Err(format!("without the service, every test should be ignored with a reason:\n{out}").into());
         }
         let (code, out) = run(true)?;
-        if code != Some(101) || !out.contains(&format!("{required_by}=1, but ")) || !out.contains(&format!("{} failed", names.len())) {
+        if code != Some(101)
+            || !out.contains(&format!("{required_by}=1, but "))
+            || !out.contains(&format!("{} failed", names.len()))
+        {
             return Err(format!("with {required_by}=1 and no service, every test should fail:\n{out}").into());
         }
         Ok(())
     });
     let trials = std::iter::once(self_check)
-        .chain(tests.iter()
-        .map(|&(name, test)| {
+        .chain(tests.iter().map(|&(name, test)| {
             let missing = missing.clone();
             let required_by = service.required_by;
             Trial::ignorable_test(name, move || match missing {

@@ -663,7 +663,12 @@ impl<'a> Lowerer<'a> {
                             files.insert(file, (row.label.clone(), row.label_span));
                         }
                     }
-                    plan.rows.push(RowPlan { label: row.label.clone(), headline: row.headline, value: v, span: row.span });
+                    plan.rows.push(RowPlan {
+                        label: row.label.clone(),
+                        headline: row.headline,
+                        value: v,
+                        span: row.span,
+                    });
                 }
             }
             for t in &r.tables {
@@ -673,7 +678,12 @@ impl<'a> Lowerer<'a> {
                         TTableItem::Row(row) => {
                             if let Some(v) = self.eval(&row.value, &Vec::new(), &format!("report/{}", row.label), true)
                             {
-                                rows.push(RowPlan { label: row.label.clone(), headline: row.headline, value: v, span: row.span });
+                                rows.push(RowPlan {
+                                    label: row.label.clone(),
+                                    headline: row.headline,
+                                    value: v,
+                                    span: row.span,
+                                });
                             }
                         }
                         TTableItem::For { bindings, rows: body } => {
