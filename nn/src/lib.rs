@@ -11,6 +11,8 @@
 //!   reward models over features; [`weights`]: safetensors; [`tokenizer`]: text to token ids.
 //! - [`decode`]: generation with a KV cache, log-probabilities and activations through
 //!   GPT-2's ONNX decoder interface (labrun's models and imported ones).
+//! - [`tree`]: decision trees over bits (random, learned, backdoored), exported with the
+//!   `ai.onnx.ml` tree operators.
 //! - [`folder`]: a model folder's files (`model.json`, weights, `model.onnx`).
 //! - [`runtime`]: finding, installing and loading ONNX Runtime; sessions on CPU or CUDA.
 
@@ -33,6 +35,7 @@ pub mod runtime;
 pub mod tensor;
 pub mod tokenizer;
 pub mod train;
+pub mod tree;
 pub mod weights;
 
 pub use device::Device;

@@ -67,8 +67,14 @@ impl MlpSpec {
 
     /// Appends the forward pass: `x` [N, inputs] → logits [N, outputs].
     pub fn forward(&self, g: &mut Graph, x: V, params: &[V]) -> V {
+        self.forward_layers(g, x, params).1
+    }
+
+    /// The forward pass with each hidden layer's activations (after the nonlinearity), in
+    /// order, and the logits.
+    pub fn forward_layers(&self, g: &mut Graph, x: V, params: &[V]) -> (Vec<V>, V) {
         let layers = params.len() / 2;
-        let mut h = x;
+        let (mut h, mut hidden) = (x, Vec::new());
         for i in 0..layers {
             let z = g.matmul(h, params[2 * i]);
             h = g.add(z, params[2 * i + 1]);
@@ -79,9 +85,10 @@ impl MlpSpec {
                     Activation::Gelu => g.gelu(h),
                     Activation::Sigmoid => g.sigmoid(h),
                 };
+                hidden.push(h);
             }
         }
-        h
+        (hidden, h)
     }
 }
 
@@ -163,6 +170,33 @@ impl Mlp {
         g
     }
 
+    /// What a defender reads of the model at each row: inputs `x` [N, inputs] and
+    /// `target` [N, outputs] (one-hot labels); outputs `logits`, the last hidden layer's
+    /// activations `hidden` [N, width] (the inputs for a model without hidden layers), the
+    /// cross-entropy `loss` [N] of each row against its target, and `grad_x` [N, inputs],
+    /// the gradient of each row's loss with respect to its input.
+    pub fn diagnostics_graph(&self) -> Result<Graph, NnError> {
+        let mut g = Graph::new(DType::F32);
+        let x = g.input("x", DType::F32, &[-1, self.spec.inputs as i64]);
+        let target = g.input("target", DType::F32, &[-1, self.spec.outputs as i64]);
+        let ps: Vec<V> = self.params.iter().map(|(n, t)| g.initializer(n, t.clone())).collect();
+        let (hidden, logits) = self.spec.forward_layers(&mut g, x, &ps);
+        let lps = g.log_softmax(logits, -1);
+        let picked = g.mul(target, lps);
+        let per_row = g.reduce_sum(picked, &[1], false);
+        let loss = g.neg(per_row);
+        // Rows are independent: the gradient of their sum is each row's own gradient.
+        let total = g.reduce_sum(loss, &[0], false);
+        let grad_x = crate::autodiff::grad(&mut g, total, &[x])?[0];
+        let last = hidden.last().copied().unwrap_or(x);
+        let last = g.identity(last);
+        g.output(logits, "logits");
+        g.output(last, "hidden");
+        g.output(loss, "loss");
+        g.output(grad_x, "grad_x");
+        Ok(g)
+    }
+
     /// Writes `model.json`, `weights.safetensors` and `model.onnx` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), NnError> {
         let folder = ModelFolder::new(dir);
@@ -189,5 +223,48 @@ impl Mlp {
         }
         let params = weights::take_params(weights::load(&folder.weights_path())?, meta.spec.param_shapes(), dir)?;
         Ok(Mlp { spec: meta.spec, params })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::run_graph;
+    use crate::runtime::SessionOptions;
+
+    #[test]
+    fn diagnostics_gradient_matches_finite_differences() {
+        let spec = MlpSpec { inputs: 3, hidden: vec![5, 4], outputs: 3, activation: Activation::Tanh };
+        let m = Mlp::init_with(spec, 1, MlpInit { bias_std: 0.3, ..MlpInit::default() });
+        let g = m.diagnostics_graph().unwrap();
+        let x = vec![0.3f32, -0.7, 1.1, -0.2, 0.5, 0.9];
+        let target = Tensor::f32(vec![2, 3], vec![0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+        let run = |x: &[f32]| {
+            run_graph(
+                &g,
+                &[("x", &Tensor::f32(vec![2, 3], x.to_vec())), ("target", &target)],
+                SessionOptions::default(),
+            )
+            .unwrap()
+        };
+        let out = run(&x);
+        assert_eq!(out[1].shape, vec![2, 4], "the last hidden layer");
+        let (loss, grad) = (out[2].as_f32().unwrap().to_vec(), out[3].as_f32().unwrap().to_vec());
+        let h = 1e-2f32;
+        for i in 0..x.len() {
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            let row = i / 3;
+            let fd = (run(&up)[2].as_f32().unwrap()[row] - run(&down)[2].as_f32().unwrap()[row]) / (2.0 * h);
+            assert!((fd - grad[i]).abs() < 2e-3, "input {i}: finite difference {fd}, gradient {}", grad[i]);
+        }
+        // The loss is the cross-entropy of each row's logits against its target.
+        let logits = out[0].as_f32().unwrap();
+        for (r, &t) in [1usize, 2].iter().enumerate() {
+            let l = &logits[r * 3..r * 3 + 3];
+            let lse = l.iter().map(|v| v.exp()).sum::<f32>().ln();
+            assert!((loss[r] - (lse - l[t])).abs() < 1e-5);
+        }
     }
 }

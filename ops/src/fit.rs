@@ -14,6 +14,7 @@ pub fn register(r: &mut Registry) {
     r.add(Form::Bon);
     r.add(Form::Rl);
     r.add(Trend);
+    r.add(crate::trees::FitTree);
 }
 
 /// Least squares without intercept, y ≈ a·f(d) − b·g(d): returns (a, b).

@@ -19,6 +19,8 @@ pub fn register(r: &mut Registry) {
     r.add(Text);
     r.add(NextToken);
     r.add(Comparisons);
+    r.add(crate::trees::Bits);
+    r.add(crate::trees::Labels);
 }
 
 /// `count` rows of independent uniform noise in [`low`, `high`); `shape` is the width of

@@ -13,17 +13,20 @@
 extern crate self as lab_ops;
 
 pub mod artifact;
+pub mod backdoor;
 pub mod best_of_n;
 pub mod bigbench;
 pub mod curve;
 mod lmops;
 pub mod markov;
 mod moments;
+pub mod monitor;
 mod nnops;
 mod op;
 pub mod params;
 mod registry;
 mod signature;
+pub mod trees;
 mod types;
 mod value;
 

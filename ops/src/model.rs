@@ -19,6 +19,7 @@ pub fn register(r: &mut Registry) {
     r.add(ValueHead);
     r.add(MarkovOp);
     r.add(GoldReward);
+    r.add(crate::trees::RandomTree);
 }
 
 /// A GPT language model with fresh weights; its vocabulary comes from its tokenizer.

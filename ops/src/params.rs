@@ -381,6 +381,11 @@ artifact_param!(
     Curve
 );
 artifact_param!(
+    /// An `Attack` (rounds of the backdoor game) made by another step.
+    AttackDir,
+    Attack
+);
+artifact_param!(
     /// A `Figure` made by another step.
     FigureDir,
     Figure

@@ -58,5 +58,7 @@ pub fn registry() -> Registry {
     crate::probe::register(&mut r);
     crate::estimate::register(&mut r);
     crate::report::register(&mut r);
+    crate::backdoor::register_attacks(&mut r);
+    crate::backdoor::register_defences(&mut r);
     r
 }

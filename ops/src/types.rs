@@ -27,6 +27,9 @@ pub enum Type {
     /// A table of points, one named column per quantity (`curve.csv`).
     Curve,
     Figure,
+    /// Rounds of the backdoor game: per round a trigger and the attacked model, with the
+    /// clean model and clean inputs the defender also faces.
+    Attack,
     /// The element type of `[]`, and the type given to anything that already failed to
     /// check (so one mistake is reported once).
     Any,
@@ -51,6 +54,7 @@ impl Type {
                 | Type::Fit
                 | Type::Curve
                 | Type::Figure
+                | Type::Attack
         )
     }
 
@@ -61,8 +65,8 @@ impl Type {
             (_, Type::Any) | (Type::Any, _) => true,
             (Type::Float, Type::Int) => true,
             (Type::Path | Type::Dir, Type::Str) => true,
-            // Estimates, fits and curves are results with metrics: they go where metrics go.
-            (Type::Metrics, Type::Estimate | Type::Fit | Type::Curve) => true,
+            // Estimates, fits, curves and attacks are results with metrics: they go where metrics go.
+            (Type::Metrics, Type::Estimate | Type::Fit | Type::Curve | Type::Attack) => true,
             (Type::List(a), Type::List(b)) => a.accepts(b),
             (a, b) => a == b,
         }
@@ -105,6 +109,7 @@ impl fmt::Display for Type {
             Type::Fit => write!(f, "Fit"),
             Type::Curve => write!(f, "Curve"),
             Type::Figure => write!(f, "Figure"),
+            Type::Attack => write!(f, "Attack"),
             Type::Any => write!(f, "?"),
         }
     }
