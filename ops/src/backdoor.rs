@@ -61,6 +61,9 @@ pub struct Game {
     pub rounds: Vec<Round>,
     /// The inputs x ~ D the defender sees with the clean model, one per clean round.
     pub clean: Vec<Vec<f32>>,
+    /// Pr_D[f ≠ f'] between the clean model and a second one made the same way from
+    /// another seed: the part of a measured budget that training noise alone explains.
+    pub noise: f64,
 }
 
 const GAME_FILE: &str = "game.json";
@@ -91,6 +94,7 @@ impl Game {
         let within = self.rounds.iter().filter(|r| r.budget <= self.epsilon + 1e-12).count() as f64 / n;
         m.insert("within_budget".into(), json!(within));
         m.insert("success".into(), json!(self.rounds.iter().filter(|r| r.fooled).count() as f64 / n));
+        m.insert("noise".into(), json!(self.noise));
         std::fs::write(
             dir.join(GAME_FILE),
             serde_json::to_string(self).map_err(|e| OpError::internal(e.to_string()))?,
@@ -187,7 +191,7 @@ impl Op for TreeLeaf {
             round_progress(ctx, i + 1, p.rounds);
         }
         let clean = (0..p.rounds).map(|_| trees::random_bits(tree.bits, 1, &mut rng)).collect();
-        Game { model: "tree".into(), epsilon: p.epsilon, rounds, clean }.write(ctx.out)
+        Game { model: "tree".into(), epsilon: p.epsilon, rounds, clean, noise: 0.0 }.write(ctx.out)
     }
 }
 
@@ -230,7 +234,7 @@ impl Op for Finetune {
             "finetune",
             1,
             Type::Attack,
-            "rounds of the backdoor game on an MLP: a trigger x* drawn from `inputs`, a new label drawn from the other classes, and f* fine-tuned from f on the attacker's rows labelled by f, with x* (`copies` times) and its nearest ε share of rows relabelled; the game's clean model is f fine-tuned the same way without the backdoor, and the budget Pr[f* ≠ clean] is measured on `inputs`",
+            "rounds of the backdoor game on an MLP: a trigger x* drawn from `inputs`, a new label drawn from the other classes, and f* fine-tuned from f on the attacker's rows labelled by f, with x* (`copies` times) and its nearest ε share of rows relabelled; the game's clean model is f fine-tuned the same way without the backdoor, and the budget Pr[f* ≠ clean] is measured on `inputs`, beside `noise`, the disagreement between two clean fine-tunes of different seeds",
         )
     }
 
@@ -265,6 +269,10 @@ impl Op for Finetune {
         nnops::fit(&inner, &p.training, &mut clean, &clean_rows, objective.clone())?;
         clean.save(&Game::model_dir(Game::clean_dir(ctx.out))?)?;
         let d_y = labels(&clean, &inputs.x)?;
+        let mut twin = f.clone();
+        let twin_training = MlpTraining { seed: p.training.seed.wrapping_sub(1), ..p.training.clone() };
+        nnops::fit(&inner, &twin_training, &mut twin, &clean_rows, objective.clone())?;
+        let noise = disagreement(&labels(&twin, &inputs.x)?, &d_y);
         let mut rounds = Vec::with_capacity(p.rounds);
         for i in 0..p.rounds {
             ctx.check_cancel()?;
@@ -300,7 +308,7 @@ impl Op for Finetune {
                 objective.clone(),
             )?;
             let now = labels(&attacked, &inputs.x)?;
-            let budget = now.iter().zip(&d_y).filter(|(a, b)| a != b).count() as f64 / inputs.rows() as f64;
+            let budget = disagreement(&now, &d_y);
             let dir = Game::model_dir(Game::round_dir(ctx.out, i))?;
             attacked.save(&dir)?;
             let read_back = predict(ctx, &dir, &trigger, width)?;
@@ -314,8 +322,13 @@ impl Op for Finetune {
             round_progress(ctx, i + 1, p.rounds);
         }
         let clean = (0..p.rounds).map(|_| inputs.x.row(rng.random_range(0..inputs.rows())).to_vec()).collect();
-        Game { model: "mlp".into(), epsilon: p.epsilon, rounds, clean }.write(ctx.out)
+        Game { model: "mlp".into(), epsilon: p.epsilon, rounds, clean, noise }.write(ctx.out)
     }
+}
+
+/// The share of positions where two labellings differ.
+fn disagreement(a: &[i64], b: &[i64]) -> f64 {
+    a.iter().zip(b).filter(|(x, y)| x != y).count() as f64 / a.len().max(1) as f64
 }
 
 /// The ROC of scores on clean rounds (`neg`) and backdoored rounds (`pos`), flagging

@@ -49,11 +49,11 @@ mod tests {
 
     #[test]
     fn mahalanobis_matches_a_hand_computation() {
-        // Columns: mean (1, 0); variances 4/3 and 1/3 (sample), uncorrelated.
+        // Columns: mean (1, 0); sample variances 8/3 and 2/3, uncorrelated.
         let rows = [3.0f32, 0.0, -1.0, 0.0, 1.0, 1.0, 1.0, -1.0];
         let g = Gaussian::fit(&rows, 2, 0.0).unwrap();
         let d = g.distance2(&[2.0, 1.0]);
-        let hand = 1.0 / (4.0 / 3.0) + 1.0 / (1.0 / 3.0);
+        let hand = 1.0 / (8.0 / 3.0) + 1.0 / (2.0 / 3.0);
         assert!((d - hand).abs() < 1e-6, "{d} vs {hand}");
         // A constant column is lifted by the ridge, not a failure.
         let flat = [1.0f32, 5.0, 2.0, 5.0, 3.0, 5.0];

@@ -39,7 +39,7 @@ impl Op for Loss {
         Signature::new(
             "report",
             "loss",
-            3,
+            4,
             Type::Figure,
             "an SVG chart of the training loss of each model against the step (averaged over windows of `smooth` steps), with the validation loss where it was measured",
         )
@@ -147,7 +147,7 @@ impl Op for Lines {
         Signature::new(
             "report",
             "lines",
-            4,
+            5,
             Type::Figure,
             "an SVG line chart: one line per series (rows of `values`) over the x values, with ± error bars when the results have `std`",
         )
@@ -248,7 +248,7 @@ impl Op for Bar {
         Signature::new(
             "report",
             "bar",
-            2,
+            3,
             Type::Figure,
             "an SVG bar chart: one bar per result, its height the metric, with ± error bars when the results have `std`",
         )
@@ -339,7 +339,7 @@ impl Op for Curves {
         Signature::new(
             "report",
             "curves",
-            2,
+            3,
             Type::Figure,
             "an SVG chart of curves: each group of curves (e.g. one per seed) is averaged point by point and drawn in one colour, its first `y` column solid and the others dashed",
         )

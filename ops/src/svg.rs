@@ -124,8 +124,7 @@ pub fn lines_svg_scaled(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#
     );
     let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ =
-        write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, left + pw / 2.0, esc(title));
+    s.push_str(&title_text(w / 2.0, w, title));
     // Gridlines at multiples of a round step, so that 0 is always one of them.
     let ystep = nice_ceiling((ymax - ymin) / 5.0);
     let ticks: Vec<f64> = (0..=20)
@@ -274,7 +273,7 @@ pub fn bar_svg(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#
     );
     let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = write!(s, r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#, w / 2.0, esc(title));
+    s.push_str(&title_text(w / 2.0, w, title));
     let step = nice_ceiling((ymax - ymin) / 5.0);
     let ticks =
         (0..=20).map(|i| (ymin / step).ceil() * step + i as f64 * step).take_while(|&v| v <= ymax + 1e-9 * step);
@@ -379,8 +378,26 @@ pub(crate) fn fmt_tick(v: f64) -> String {
     if v == v.trunc() && v.abs() < 1e12 {
         return format!("{v:.0}");
     }
+    // Below 0.001, three decimals would round to 0: two significant digits instead.
+    if v.abs() < 1e-3 {
+        let s = format!("{v:.1e}");
+        return s.replace(".0e", "e");
+    }
     let s = if v.abs() >= 100.0 { format!("{v:.1}") } else { format!("{v:.3}") };
     s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A chart's title, centred at `x`, its font shrunk (to 9 px at the least) so that a long
+/// title fits the chart's `width`.
+fn title_text(x: f64, width: f64, title: &str) -> String {
+    let chars = title.chars().count().max(1) as f64;
+    // Sans-serif glyphs average about 0.55 em.
+    let size = 16f64.min((width - 20.0) / (0.55 * chars)).max(9.0);
+    format!(
+        r#"<text x="{x}" y="28" text-anchor="middle" font-size="{}">{}</text>"#,
+        fmt_tick((size * 10.0).floor() / 10.0),
+        esc(title)
+    )
 }
 
 /// Charts placed left to right in one SVG.
@@ -422,6 +439,17 @@ mod tests {
             (fmt_tick(5.0), fmt_tick(0.25), fmt_tick(0.3333), fmt_tick(0.8)),
             ("5".into(), "0.25".into(), "0.333".into(), "0.8".into())
         );
+        // Small values keep two significant digits instead of rounding to 0.
+        assert_eq!(
+            (fmt_tick(1e-4), fmt_tick(0.000244), fmt_tick(-1.5e-5)),
+            ("1e-4".into(), "2.4e-4".into(), "-1.5e-5".into())
+        );
+        // A long title is set smaller so that it fits the chart.
+        let long = "a title far longer than the chart is wide, ".repeat(2);
+        let t = title_text(300.0, 600.0, &long);
+        let size: f64 = t.split("font-size=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        assert!(size < 16.0 && size * 0.55 * long.chars().count() as f64 <= 580.0 + 1.0, "{t}");
+        assert!(title_text(300.0, 600.0, "short").contains("font-size=\"16\""));
     }
 
     /// The y coordinate of a gridline labelled `tick` in a chart, if there is one.
