@@ -332,10 +332,11 @@ fn disagreement(a: &[i64], b: &[i64]) -> f64 {
 }
 
 /// The ROC of scores on clean rounds (`neg`) and backdoored rounds (`pos`), flagging
-/// scores ≥ a threshold: its points (fpr, tpr) from (0, 0) to (1, 1), and as metrics
+/// scores ≥ a threshold. The curve gives, at each false-positive rate 0, 0.01, …, 1, the
+/// best detection rate among thresholds whose false-positive rate is at most that (so the
+/// curves of several seeds average point by point: vertical averaging). The metrics are
 /// `auroc` (the Mann–Whitney statistic: P(pos > neg) + ½ P(pos = neg)) and
-/// `tpr_at_1pct_fpr`, `tpr_at_5pct_fpr` (the best detection rate among thresholds whose
-/// false-positive rate is at most 1% and 5%).
+/// `tpr_at_1pct_fpr`, `tpr_at_5pct_fpr`.
 pub fn roc(neg: &[f64], pos: &[f64]) -> Result<(Curve, Metrics), OpError> {
     if let Some(v) = neg.iter().chain(pos).find(|v| !v.is_finite()) {
         return Err(OpError::Numeric(format!("a defence scored a round {v}; scores must be finite numbers")));
@@ -344,10 +345,14 @@ pub fn roc(neg: &[f64], pos: &[f64]) -> Result<(Curve, Metrics), OpError> {
     thresholds.sort_by(|a, b| b.total_cmp(a));
     thresholds.dedup();
     let rate = |xs: &[f64], t: f64| xs.iter().filter(|&&v| v >= t).count() as f64 / xs.len() as f64;
-    let mut curve = Curve::new(&["fpr", "tpr", "threshold"]);
-    curve.push(vec![0.0, 0.0, f64::INFINITY]);
-    for &t in &thresholds {
-        curve.push(vec![rate(neg, t), rate(pos, t), t]);
+    // Operating points (fpr, tpr), from flagging nothing to flagging everything.
+    let points: Vec<(f64, f64)> =
+        std::iter::once((0.0, 0.0)).chain(thresholds.iter().map(|&t| (rate(neg, t), rate(pos, t)))).collect();
+    let at = |fpr: f64| points.iter().filter(|p| p.0 <= fpr + 1e-12).map(|p| p.1).fold(0.0, f64::max);
+    let mut curve = Curve::new(&["fpr", "tpr"]);
+    for i in 0..=100 {
+        let fpr = i as f64 / 100.0;
+        curve.push(vec![fpr, at(fpr)]);
     }
     let mut wins = 0.0;
     for &a in pos {
@@ -361,10 +366,8 @@ pub fn roc(neg: &[f64], pos: &[f64]) -> Result<(Curve, Metrics), OpError> {
             };
         }
     }
-    let auroc = wins / (pos.len() * neg.len()) as f64;
-    let at = |fpr: f64| curve.rows.iter().filter(|r| r[0] <= fpr + 1e-12).map(|r| r[1]).fold(0.0, f64::max);
     let mut m = Metrics::new();
-    m.insert("auroc".into(), json!(auroc));
+    m.insert("auroc".into(), json!(wins / (pos.len() * neg.len()) as f64));
     m.insert("tpr_at_1pct_fpr".into(), json!(at(0.01)));
     m.insert("tpr_at_5pct_fpr".into(), json!(at(0.05)));
     Ok((curve, m))
@@ -712,8 +715,10 @@ mod tests {
         assert!((auroc - 8.5 / 9.0).abs() < 1e-12, "{auroc}");
         // At threshold 4 no clean round is flagged and 2 of 3 backdoors are.
         assert!((m["tpr_at_1pct_fpr"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-12);
-        assert_eq!(curve.rows.first().unwrap()[..2], [0.0, 0.0]);
-        assert_eq!(curve.rows.last().unwrap()[..2], [1.0, 1.0]);
+        assert_eq!(curve.rows[0], [0.0, 2.0 / 3.0]);
+        assert_eq!(curve.rows[33], [0.33, 2.0 / 3.0]);
+        assert_eq!(curve.rows[34], [0.34, 1.0]);
+        assert_eq!(curve.rows.last().unwrap(), &[1.0, 1.0]);
         // Equal scores everywhere: chance.
         let (_, m) = roc(&[1.0; 4], &[1.0; 4]).unwrap();
         assert_eq!(m["auroc"].as_f64().unwrap(), 0.5);
