@@ -11,6 +11,7 @@
 //!   reward models over features; [`weights`]: safetensors; [`tokenizer`]: text to token ids.
 //! - [`decode`]: generation with a KV cache, log-probabilities and activations through
 //!   GPT-2's ONNX decoder interface (labrun's models and imported ones).
+//! - [`rl`]: policy-gradient training of MLP policies on a labelling environment.
 //! - [`tree`]: decision trees over bits (random, learned, backdoored), exported with the
 //!   `ai.onnx.ml` tree operators.
 //! - [`folder`]: a model folder's files (`model.json`, weights, `model.onnx`).
@@ -31,6 +32,7 @@ pub mod onnx;
 pub mod onnx_io;
 pub mod optim;
 pub mod reward;
+pub mod rl;
 pub mod runtime;
 pub mod tensor;
 pub mod tokenizer;

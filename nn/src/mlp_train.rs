@@ -50,7 +50,7 @@ impl Data<'_> {
 
 /// The loss graph shared by training and evaluation: inputs `x`, `target`, parameters
 /// (named after them).
-fn loss_graph(model: &Mlp, objective: &Objective, k: usize) -> (Graph, V) {
+pub fn loss_graph(model: &Mlp, objective: &Objective, k: usize) -> (Graph, V) {
     let mut g = Graph::new(DType::F32);
     let x = g.input("x", DType::F32, &[-1, model.spec.inputs as i64]);
     let params: Vec<V> = model

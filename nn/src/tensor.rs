@@ -114,6 +114,13 @@ impl Tensor {
         }
     }
 
+    pub fn as_f32_mut(&mut self) -> Option<&mut [f32]> {
+        match &mut self.data {
+            Data::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// Little-endian bytes, as ONNX `raw_data` and safetensors store them.
     pub fn to_le_bytes(&self) -> Vec<u8> {
         match &self.data {

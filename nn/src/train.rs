@@ -84,14 +84,137 @@ pub struct TrainReport {
     pub stopped_early: bool,
 }
 
+/// A training step as one ONNX Runtime session: forward, loss, backward and optimizer
+/// update, with the weights and the optimizer state kept as ORT values between steps.
+/// [`fit`] drives it over a dataset; on-policy methods drive it with fresh data each step.
+pub struct Stepper {
+    sess: ort::session::Session,
+    input_names: Vec<String>,
+    names: Vec<String>,
+    train_idx: Vec<usize>,
+    param_vals: Vec<DynValue>,
+    state: std::collections::HashMap<String, DynValue>,
+    state_names: &'static [&'static str],
+    steps: usize,
+}
+
+impl Stepper {
+    /// `graph` computes the scalar `loss` from inputs named after every parameter and the
+    /// inputs each step feeds. Only parameters marked `trainable` get gradients and
+    /// updates; the others are fed unchanged (frozen).
+    pub fn new(
+        mut graph: Graph,
+        loss: V,
+        params: &[(String, Tensor)],
+        trainable: &[bool],
+        optim_cfg: &OptimConfig,
+        opts: SessionOptions,
+    ) -> Result<Stepper, NnError> {
+        let input_of = |g: &Graph, name: &str| g.inputs.iter().copied().find(|&v| g.info(v).name == name);
+        let pv: Vec<V> = params
+            .iter()
+            .map(|(n, _)| {
+                input_of(&graph, n).ok_or_else(|| NnError::Graph(format!("the loss graph has no input `{n}`")))
+            })
+            .collect::<Result<_, _>>()?;
+        let train_idx: Vec<usize> = (0..params.len()).filter(|&i| trainable[i]).collect();
+        if train_idx.is_empty() {
+            return Err(NnError::Graph("nothing to train: every parameter is frozen".into()));
+        }
+        let wrt: Vec<V> = train_idx.iter().map(|&i| pv[i]).collect();
+        let grads = grad(&mut graph, loss, &wrt)?;
+        let step = optim::step(&mut graph, &wrt, &grads, optim_cfg);
+        graph.output(loss, "loss");
+        for (j, &i) in train_idx.iter().enumerate() {
+            graph.output(step.updated[j], &format!("new.{}", params[i].0));
+        }
+        let state_names = optim::state_names(optim_cfg.optimizer);
+        for (k, &s) in step.state_out.iter().enumerate() {
+            graph.output(s, &format!("new.{}", state_names[k]));
+        }
+        let sess = session(&graph.to_onnx_bytes("labrun training step"), opts)?;
+        let input_names: Vec<String> = sess.inputs().iter().map(|i| i.name().to_string()).collect();
+        let param_vals: Vec<DynValue> = params.iter().map(|(_, t)| to_ort(t)).collect::<Result<_, _>>()?;
+        // Optimizer state: one flat vector per moment over the trainable parameters.
+        let n_train: usize = train_idx.iter().map(|&i| params[i].1.len()).sum();
+        let mut state = std::collections::HashMap::new();
+        for name in state_names {
+            state.insert(name.to_string(), to_ort(&Tensor::zeros(DType::F32, vec![n_train]))?);
+        }
+        let names = params.iter().map(|(n, _)| n.clone()).collect();
+        Ok(Stepper { sess, input_names, names, train_idx, param_vals, state, state_names, steps: 0 })
+    }
+
+    /// One step on `feeds` (by input name) at learning rate `lr`; returns the loss before
+    /// the update. A loss that is not finite is an error, and the weights are not updated.
+    pub fn step(&mut self, feeds: &[(&str, DynValue)], lr: f32) -> Result<f32, NnError> {
+        let lrv = ort::value::Tensor::from_array((Vec::<i64>::new(), vec![lr]))?.into_dyn();
+        let tt = ort::value::Tensor::from_array((Vec::<i64>::new(), vec![(self.steps + 1) as f32]))?.into_dyn();
+        let inputs: Vec<SessionInputValue> = self
+            .input_names
+            .iter()
+            .map(|name| -> Result<SessionInputValue, NnError> {
+                Ok(match name.as_str() {
+                    "lr" => (&lrv).into(),
+                    "t" => (&tt).into(),
+                    n => {
+                        if let Some((_, v)) = feeds.iter().find(|(f, _)| *f == n) {
+                            v.into()
+                        } else if let Some(i) = self.names.iter().position(|p| p == n) {
+                            (&self.param_vals[i]).into()
+                        } else if let Some(v) = self.state.get(n) {
+                            v.into()
+                        } else {
+                            return Err(NnError::Graph(format!("nothing feeds the training input `{n}`")));
+                        }
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut out = self.sess.run(&inputs[..])?;
+        drop(inputs);
+        let loss_v: f32 = out["loss"].try_extract_tensor::<f32>()?.1[0];
+        if !loss_v.is_finite() {
+            return Err(NnError::NonFinite { step: self.steps + 1, value: loss_v });
+        }
+        for &i in &self.train_idx {
+            self.param_vals[i] = out.remove(format!("new.{}", self.names[i])).expect("updated parameter");
+        }
+        for name in self.state_names {
+            self.state.insert(name.to_string(), out.remove(format!("new.{name}")).expect("optimizer state"));
+        }
+        self.steps += 1;
+        Ok(loss_v)
+    }
+
+    /// The current weights, as ORT values in the parameters' order (to feed an inference
+    /// session without copying them out).
+    pub fn values(&self) -> &[DynValue] {
+        &self.param_vals
+    }
+
+    /// Replaces the current weights (e.g. with the best ones kept by early stopping).
+    fn set_values(&mut self, vals: Vec<DynValue>) {
+        self.param_vals = vals;
+    }
+
+    /// Copies the trained weights back into `params`.
+    pub fn write_back(&self, params: &mut [(String, Tensor)]) -> Result<(), NnError> {
+        for &i in &self.train_idx {
+            let (_, data) = self.param_vals[i].try_extract_tensor::<f32>()?;
+            params[i].1 = Tensor::f32(params[i].1.shape.clone(), data.to_vec());
+        }
+        Ok(())
+    }
+}
+
 /// Trains `params` in place: `graph` computes the scalar `loss` from inputs named after
 /// every parameter and the inputs that `data` feeds. Only parameters marked `trainable`
 /// get gradients and updates; the others are fed unchanged (frozen), and come back
-/// bit-identical. One step is one session run; weights and optimizer state stay ORT
-/// values between steps.
+/// bit-identical. One step is one session run ([`Stepper`]).
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
-    mut graph: Graph,
+    graph: Graph,
     loss: V,
     params: &mut [(String, Tensor)],
     trainable: &[bool],
@@ -104,38 +227,9 @@ pub fn fit(
     if rows == 0 {
         return Err(NnError::Graph("the training data has no rows".into()));
     }
-    let input_of = |g: &Graph, name: &str| g.inputs.iter().copied().find(|&v| g.info(v).name == name);
-    let pv: Vec<V> = params
-        .iter()
-        .map(|(n, _)| input_of(&graph, n).ok_or_else(|| NnError::Graph(format!("the loss graph has no input `{n}`"))))
-        .collect::<Result<_, _>>()?;
     let mut eval_graph = graph.clone();
     eval_graph.output(loss, "loss");
-    let train_idx: Vec<usize> = (0..params.len()).filter(|&i| trainable[i]).collect();
-    if train_idx.is_empty() {
-        return Err(NnError::Graph("nothing to train: every parameter is frozen".into()));
-    }
-    let wrt: Vec<V> = train_idx.iter().map(|&i| pv[i]).collect();
-    let grads = grad(&mut graph, loss, &wrt)?;
-    let step = optim::step(&mut graph, &wrt, &grads, &cfg.optim);
-    graph.output(loss, "loss");
-    for (j, &i) in train_idx.iter().enumerate() {
-        graph.output(step.updated[j], &format!("new.{}", params[i].0));
-    }
-    let names = optim::state_names(cfg.optim.optimizer);
-    for (k, &s) in step.state_out.iter().enumerate() {
-        graph.output(s, &format!("new.{}", names[k]));
-    }
-    let mut sess = session(&graph.to_onnx_bytes("labrun training step"), cfg.session)?;
-    let input_names: Vec<String> = sess.inputs().iter().map(|i| i.name().to_string()).collect();
-
-    let mut param_vals: Vec<DynValue> = params.iter().map(|(_, t)| to_ort(t)).collect::<Result<_, _>>()?;
-    // Optimizer state: one flat vector per moment over the trainable parameters.
-    let n_train: usize = train_idx.iter().map(|&i| params[i].1.len()).sum();
-    let mut state: std::collections::HashMap<String, DynValue> = std::collections::HashMap::new();
-    for name in names {
-        state.insert(name.to_string(), to_ort(&Tensor::zeros(DType::F32, vec![n_train]))?);
-    }
+    let mut stepper = Stepper::new(graph, loss, params, trainable, &cfg.optim, cfg.session)?;
     let mut eval = match val {
         Some(v) => Some((session(&eval_graph.to_onnx_bytes("labrun validation loss"), cfg.session)?, v)),
         None => None,
@@ -163,41 +257,7 @@ pub fn fit(
             }
             let feeds = data.feed(chunk)?;
             let lr = cfg.schedule.lr(cfg.lr, s, total) as f32;
-            let lrv = ort::value::Tensor::from_array((Vec::<i64>::new(), vec![lr]))?.into_dyn();
-            let tt = ort::value::Tensor::from_array((Vec::<i64>::new(), vec![(s + 1) as f32]))?.into_dyn();
-            let inputs: Vec<SessionInputValue> = input_names
-                .iter()
-                .map(|name| -> Result<SessionInputValue, NnError> {
-                    Ok(match name.as_str() {
-                        "lr" => (&lrv).into(),
-                        "t" => (&tt).into(),
-                        n => {
-                            if let Some((_, v)) = feeds.iter().find(|(f, _)| *f == n) {
-                                v.into()
-                            } else if let Some(i) = params.iter().position(|(p, _)| p == n) {
-                                (&param_vals[i]).into()
-                            } else if let Some(v) = state.get(n) {
-                                v.into()
-                            } else {
-                                return Err(NnError::Graph(format!("nothing feeds the training input `{n}`")));
-                            }
-                        }
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            let mut out = sess.run(&inputs[..])?;
-            drop(inputs);
-            let loss_v: f32 = out["loss"].try_extract_tensor::<f32>()?.1[0];
-            if !loss_v.is_finite() {
-                return Err(NnError::NonFinite { step: s + 1, value: loss_v });
-            }
-            for &i in &train_idx {
-                param_vals[i] = out.remove(format!("new.{}", params[i].0)).expect("updated parameter");
-            }
-            for name in names {
-                state.insert(name.to_string(), out.remove(format!("new.{name}")).expect("optimizer state"));
-            }
-            drop(out);
+            let loss_v = stepper.step(&feeds, lr)?;
             report.losses.push(loss_v);
             sum += loss_v as f64 * chunk.len() as f64;
             seen += chunk.len();
@@ -208,10 +268,10 @@ pub fn fit(
             if let Some((es, v)) = eval.as_mut()
                 && (s % cfg.eval_every.max(1) == 0 || s == total)
             {
-                let vl = mean_loss(es, *v, batch, params, &param_vals)?;
+                let vl = mean_loss(es, *v, batch, params, stepper.values())?;
                 report.val_loss.push((s, vl));
                 if best.as_ref().is_none_or(|(b, _)| vl < *b) {
-                    best = Some((vl, param_vals.iter().map(clone_value).collect::<Result<_, _>>()?));
+                    best = Some((vl, stepper.values().iter().map(clone_value).collect::<Result<_, _>>()?));
                     since_best = 0;
                 } else {
                     since_best += 1;
@@ -231,12 +291,9 @@ pub fn fit(
     if cfg.patience.is_some()
         && let Some((_, vals)) = best
     {
-        param_vals = vals;
+        stepper.set_values(vals);
     }
-    for &i in &train_idx {
-        let (_, data) = param_vals[i].try_extract_tensor::<f32>()?;
-        params[i].1 = Tensor::f32(params[i].1.shape.clone(), data.to_vec());
-    }
+    stepper.write_back(params)?;
     Ok(report)
 }
 
