@@ -193,18 +193,24 @@ impl Op for Digits {
     }
 
     fn run(&self, ctx: &RunCtx, p: DigitsParams) -> Result<(), OpError> {
-        let all = load_digits()?;
-        let mut idx: Vec<usize> = (0..all.rows()).collect();
-        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(p.split_seed as u64));
-        let n_test = (all.rows() as f64 * p.test_fraction).round() as usize;
-        let (train, test) = idx.split_at(all.rows() - n_test);
-        let chosen = match p.split {
-            DigitsSplit::Train => train,
-            DigitsSplit::Test => test,
-            DigitsSplit::All => &idx[..],
-        };
-        all.select(chosen).write(ctx.out)
+        digits_split(p.split, p.test_fraction, p.split_seed)?.write(ctx.out)
     }
+}
+
+/// The shipped digits' `split`: all images shuffled with `split_seed`, the last
+/// `test_fraction` held out as `test`.
+pub fn digits_split(split: DigitsSplit, test_fraction: f64, split_seed: i64) -> Result<Dataset, OpError> {
+    let all = load_digits()?;
+    let mut idx: Vec<usize> = (0..all.rows()).collect();
+    idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(split_seed as u64));
+    let n_test = (all.rows() as f64 * test_fraction).round() as usize;
+    let (train, test) = idx.split_at(all.rows() - n_test);
+    let chosen = match split {
+        DigitsSplit::Train => train,
+        DigitsSplit::Test => test,
+        DigitsSplit::All => &idx[..],
+    };
+    Ok(all.select(chosen))
 }
 
 /// The largest text file `data.text` and `data.jsonl` read (into memory, whole).

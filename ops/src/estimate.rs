@@ -23,6 +23,7 @@ pub fn register(r: &mut Registry) {
     r.add(Iterated);
     r.add(crate::best_of_n::BestOfN);
     r.add(crate::best_of_n::Rewards);
+    r.add(crate::rl::Frontier);
 }
 
 const FILE: &str = "estimate.json";

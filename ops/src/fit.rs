@@ -15,6 +15,7 @@ pub fn register(r: &mut Registry) {
     r.add(Form::Rl);
     r.add(Trend);
     r.add(crate::trees::FitTree);
+    r.add(crate::rl::RlScaling);
 }
 
 /// Least squares without intercept, y ≈ a·f(d) − b·g(d): returns (a, b).

@@ -25,6 +25,7 @@ mod nnops;
 mod op;
 pub mod params;
 mod registry;
+pub mod rl;
 mod signature;
 pub mod trees;
 mod types;

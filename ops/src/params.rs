@@ -386,6 +386,11 @@ artifact_param!(
     Attack
 );
 artifact_param!(
+    /// An `Env` (an environment) made by another step.
+    EnvDir,
+    Env
+);
+artifact_param!(
     /// A `Figure` made by another step.
     FigureDir,
     Figure

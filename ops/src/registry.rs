@@ -60,5 +60,7 @@ pub fn registry() -> Registry {
     crate::report::register(&mut r);
     crate::backdoor::register_attacks(&mut r);
     crate::backdoor::register_defences(&mut r);
+    crate::rl::register_envs(&mut r);
+    crate::rl::register_rl(&mut r);
     r
 }

@@ -315,6 +315,9 @@ pub struct CurvesParams {
     /// y-axis label
     #[param(default = "")]
     ylabel: String,
+    /// a logarithmic x axis (points with x ≤ 0 are left out)
+    #[param(default = false)]
+    log_x: bool,
 }
 
 /// The groups need names: `labels`, or `series` to make them from.
@@ -391,7 +394,8 @@ impl Op for Curves {
                 let x = mean.column(xc, "x")?;
                 for (j, yc) in ys.iter().enumerate() {
                     let y = mean.column(yc, "y")?;
-                    let points = x.iter().zip(&y).map(|(&a, &b)| (a, b, None)).collect();
+                    let points =
+                        x.iter().zip(&y).filter(|(a, _)| !p.log_x || **a > 0.0).map(|(&a, &b)| (a, b, None)).collect();
                     let label = if ys.len() > 1 { format!("{label}, {yc}") } else { label.clone() };
                     lines.push(Line { label, points, dashed: j > 0, color: Some(gi) });
                 }
@@ -417,7 +421,7 @@ impl Op for Curves {
                 Some(v) => format!("{title} ({} {})", fmt_tick(*v), p.panel_name).replace(" )", ")"),
                 None => title.to_string(),
             };
-            svgs.push(lines_svg_scaled(&title, xlabel, &p.ylabel, lines, None, false, shared));
+            svgs.push(lines_svg_scaled(&title, xlabel, &p.ylabel, lines, None, p.log_x, shared));
         }
         let svg = if svgs.len() == 1 { svgs.remove(0) } else { side_by_side(&svgs) };
         std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-const PALETTE: [&str; 6] = ["#4878a8", "#e8743b", "#19a979", "#945ecf", "#ed4a7b", "#13a4b4"];
+const PALETTE: [&str; 8] = ["#4878a8", "#e8743b", "#19a979", "#945ecf", "#ed4a7b", "#13a4b4", "#b8860b", "#5c5c5c"];
 
 /// Points (x, y, ± error) of a line.
 pub type Points = Vec<(f64, f64, Option<f64>)>;
@@ -375,11 +375,12 @@ pub(crate) fn nice_ceiling(v: f64) -> f64 {
 
 /// A number as a person writes it: `5`, `0.25`, `0.333`, `1200`.
 pub(crate) fn fmt_tick(v: f64) -> String {
-    if v == v.trunc() && v.abs() < 1e12 {
+    if v == v.trunc() && v.abs() < 1e5 {
         return format!("{v:.0}");
     }
-    // Below 0.001, three decimals would round to 0: two significant digits instead.
-    if v.abs() < 1e-3 {
+    // Below 0.001 three decimals would round to 0, and from 100,000 the digits crowd the
+    // axis: two significant digits instead.
+    if v.abs() < 1e-3 || v.abs() >= 1e5 {
         let s = format!("{v:.1e}");
         return s.replace(".0e", "e");
     }

@@ -30,6 +30,8 @@ pub enum Type {
     /// Rounds of the backdoor game: per round a trigger and the attacked model, with the
     /// clean model and clean inputs the defender also faces.
     Attack,
+    /// An environment an agent acts in (`env.*`).
+    Env,
     /// The element type of `[]`, and the type given to anything that already failed to
     /// check (so one mistake is reported once).
     Any,
@@ -55,6 +57,7 @@ impl Type {
                 | Type::Curve
                 | Type::Figure
                 | Type::Attack
+                | Type::Env
         )
     }
 
@@ -110,6 +113,7 @@ impl fmt::Display for Type {
             Type::Curve => write!(f, "Curve"),
             Type::Figure => write!(f, "Figure"),
             Type::Attack => write!(f, "Attack"),
+            Type::Env => write!(f, "Env"),
             Type::Any => write!(f, "?"),
         }
     }
