@@ -159,7 +159,7 @@ pub struct SetArgs {
     /// Override a param: `--set seed=3` (repeatable)
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<Override>,
-    /// Allow imports anywhere under this folder (default: the folder of the file run)
+    /// The project folder: imports and the files ops read must lie in it (default: the nearest folder with a labrun.toml at or above the file run, else that file's folder)
     #[arg(long, value_name = "DIR")]
     pub import_root: Option<PathBuf>,
 }

@@ -219,11 +219,18 @@ fn imports_stay_inside_the_project_and_are_never_printed() {
 fn op_paths_must_be_regular_files() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("sub")).unwrap();
-    std::fs::write(dir.path().join("p.lab"), "x = data.text(path: \"/dev/zero\")\ny = data.text(path: \"sub\")\n")
-        .unwrap();
+    let fifo = std::process::Command::new("mkfifo").arg(dir.path().join("pipe")).status().unwrap();
+    assert!(fifo.success());
+    std::fs::write(
+        dir.path().join("p.lab"),
+        "x = data.text(path: \"/dev/zero\")\ny = data.text(path: \"sub\")\nz = data.text(path: \"pipe\")\n",
+    )
+    .unwrap();
     let r = labrun(dir.path(), &["check", "p.lab"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("cannot read `/dev/zero`: it is not a regular file"), "{}", r.stderr);
+    // A device outside the project is not even opened; a pipe inside it is not a file.
+    assert!(r.stderr.contains("`/dev/zero` is outside the project folder"), "{}", r.stderr);
+    assert!(r.stderr.contains("cannot read `pipe`: it is not a regular file"), "{}", r.stderr);
     assert!(r.stderr.contains("cannot read `sub`: it is a directory"), "{}", r.stderr);
 }
 

@@ -109,12 +109,22 @@ fn produce(ty: &Type, sigs: &[&Signature], dir: &Path, out: &mut String, n: &mut
         writeln!(out, "s{n} = {call}").unwrap();
         return format!("s{n}");
     }
-    // The op making this type with the fewest required inputs.
+    // The op making this type with the fewest required inputs, among those that do not
+    // need an input of the very type they make (`estimate.frontier` makes a `Curve` from
+    // curves).
+    let base = |t: &Type| -> Type {
+        let mut t = t.clone();
+        while let Type::List(inner) = t {
+            t = *inner;
+        }
+        t
+    };
+    let own = |s: &&&Signature| s.params.iter().any(|p| p.default.is_none() && base(&p.ty) == *ty);
     let sig = sigs
         .iter()
-        .filter(|s| &s.output == ty && s.kind != "report")
+        .filter(|s| &s.output == ty && s.kind != "report" && !own(s))
         .chain(sigs.iter().filter(|s| &s.output == ty))
-        .min_by_key(|s| s.params.iter().filter(|p| p.default.is_none() && p.ty.is_artifact()).count())
+        .min_by_key(|s| (own(s), s.params.iter().filter(|p| p.default.is_none() && p.ty.is_artifact()).count()))
         .unwrap_or_else(|| panic!("no op makes a `{ty}`"));
     let call = call_of(sig, None, sigs, dir, out, n, depth + 1);
     *n += 1;

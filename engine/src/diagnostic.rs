@@ -11,6 +11,7 @@ pub const CODES: &[&str] = &[
     "lab::syntax",
     "lab::io",
     "lab::bad_import",
+    "lab::outside_project",
     "lab::empty",
     "lab::unknown_name",
     "lab::unknown_op",

@@ -106,7 +106,20 @@ pub fn compile_kept(
     drop(t);
     let t = timing::phase("lower");
     let dirs = sources.files.iter().map(|f| f.path.parent().map(Path::to_path_buf).unwrap_or_default()).collect();
-    let (plan, mut lower_diags) = lower::Lowerer::new(&typed, dirs).lower();
+    let (plan, mut lower_diags) = lower::Lowerer::new(&typed, dirs, loaded.project.clone()).lower();
+    // A report with nothing to show: no step anywhere in the program.
+    if plan.as_ref().is_some_and(|p| p.nodes.is_empty())
+        && let Some(span) = loaded.files.iter().flat_map(|(_, f)| &f.items).find_map(|i| match i {
+            lab_grammar::Item::Report(r) => Some(r.title.span),
+            _ => None,
+        })
+    {
+        lower_diags.push(
+            Diag::new("lab::empty", "this report has nothing to show: the program defines no steps")
+                .at(span, "a report with no steps")
+                .help("a report's rows show the results of steps, written `name = kind.method(args…)`; `labrun ops` lists the ops"),
+        );
+    }
     sort(&mut lower_diags);
     drop(t);
     let _t = timing::phase("free");

@@ -13,19 +13,37 @@ pub const MAX_FILE_BYTES: u64 = 64 << 20;
 pub struct Loaded {
     pub sources: Sources,
     pub files: Vec<(u32, File)>,
+    /// The project folder every file the program names must lie in: as shown in messages,
+    /// and canonical (for comparisons).
+    pub project: Option<(PathBuf, PathBuf)>,
+}
+
+/// The file that marks a project's folder (it also holds the project's settings).
+pub const PROJECT_FILE: &str = "labrun.toml";
+
+/// The project folder of a program whose root file is `root`: `given` (`--import-root`),
+/// else the nearest folder at or above the root file's that holds a `labrun.toml`, else
+/// the root file's folder.
+pub fn project_root(root: &Path, given: Option<&Path>) -> Option<PathBuf> {
+    if let Some(g) = given {
+        return Some(g.to_path_buf());
+    }
+    let dot = |p: &Path| if p.as_os_str().is_empty() { Path::new(".").to_path_buf() } else { p.to_path_buf() };
+    let dir = dot(root.parent()?);
+    // As written first (so messages show the path the user gave), then above it.
+    let written = dir.ancestors().map(dot).find(|a| a.join(PROJECT_FILE).is_file());
+    let above =
+        || std::path::absolute(&dir).ok()?.ancestors().map(Path::to_path_buf).find(|a| a.join(PROJECT_FILE).is_file());
+    Some(written.or_else(above).unwrap_or(dir))
 }
 
 /// Reads and parses `root` and everything it imports. Syntax errors of every file are
 /// collected; a file that cannot be read is reported at the `import` that named it.
-/// Imports must be `.lab` files inside `project` (by default the root file's folder).
+/// Imports must be `.lab` files inside the project folder ([`project_root`]).
 /// With `parsed`, a folder, large files' syntax trees are kept there and reused while the
 /// text is unchanged ([`parse_kept`]).
 pub fn load(root: &Path, project: Option<&Path>, parsed: Option<&Path>) -> (Loaded, Vec<Diag>) {
-    let project = project
-        .map(Path::to_path_buf)
-        .or_else(|| {
-            root.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".").to_path_buf() } else { p.to_path_buf() })
-        })
+    let project = project_root(root, project)
         // As the user wrote it (for messages) and as it is (for comparisons).
         .and_then(|p| p.canonicalize().ok().map(|c| (p, c)));
     let mut sources = Sources::default();
@@ -98,7 +116,7 @@ pub fn load(root: &Path, project: Option<&Path>, parsed: Option<&Path>) -> (Load
             );
         }
     }
-    (Loaded { sources, files }, diags)
+    (Loaded { sources, files, project }, diags)
 }
 
 /// Files smaller than this parse about as fast as a kept tree is read.
@@ -197,11 +215,14 @@ fn confined(target: &Path, written: &str, project: Option<&(PathBuf, PathBuf)>) 
     if !canon.starts_with(project) {
         return Err((
             format!("`{written}` is outside the project folder `{}`", display_path(shown)),
-            "imports stay inside the folder of the file labrun runs; to allow more, name a wider root with `--import-root DIR`".into(),
+            PROJECT_HELP.into(),
         ));
     }
     Ok(())
 }
+
+/// What the project folder is, and how to widen it.
+pub const PROJECT_HELP: &str = "labrun reads files inside the project folder: the nearest folder with a `labrun.toml` at or above the file it runs, else that file's folder; name a wider one with `--import-root DIR`";
 
 /// A file system error in the words a user expects ("no such file", not "entity not found").
 pub fn io_words(e: &std::io::Error) -> String {
@@ -213,7 +234,7 @@ pub fn io_words(e: &std::io::Error) -> String {
     }
 }
 
-fn display_path(p: &Path) -> String {
+pub(crate) fn display_path(p: &Path) -> String {
     let s = p.display().to_string();
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
 }

@@ -302,7 +302,11 @@ pub fn generate(
         let mut ids = Vec::with_capacity(b);
         for r in 0..b {
             let row = &step.logits[(r * s + s - 1) * v..(r * s + s) * v];
-            let id = if done[r].is_some() { 0 } else { pick(row, cfg, &mut rngs[r]) as i64 };
+            let id = if done[r].is_some() {
+                0
+            } else {
+                pick(finite_logits(row, r, (prompts[r].len() + t).saturating_sub(1))?, cfg, &mut rngs[r]) as i64
+            };
             if done[r].is_none() {
                 out[r].push(id);
                 if !cfg.stop.is_empty() {
@@ -409,6 +413,19 @@ pub fn rewards(dec: &mut Decoder, seqs: &[Vec<i64>]) -> Result<Vec<f64>, NnError
     Ok((0..seqs.len()).map(|r| values[r * pad.len + pad.len - 1] as f64).collect())
 }
 
+/// `row` if every logit in it is a finite number; otherwise an error naming the sequence
+/// (0-based `seq`) and the position whose logits are not.
+fn finite_logits(row: &[f32], seq: usize, position: usize) -> Result<&[f32], NnError> {
+    match row.iter().position(|x| !x.is_finite()) {
+        None => Ok(row),
+        Some(i) => Err(NnError::NonFiniteOutput(format!(
+            "the model's logit for token {i} is {} at position {position} of text {}; its weights or inputs hold NaN or infinite values",
+            row[i],
+            seq + 1
+        ))),
+    }
+}
+
 /// A prompt and its continuation, as token ids.
 pub type Pair = (Vec<i64>, Vec<i64>);
 
@@ -436,7 +453,8 @@ fn for_each_continuation_token(
         for j in 0..c.len() {
             // The logits at the position before a token predict it.
             let at = r * l + pad.pad[r] + p.len() + j - 1;
-            f(r, j, &out.logits[at * v..(at + 1) * v]);
+            let row = finite_logits(&out.logits[at * v..(at + 1) * v], r, p.len() + j - 1)?;
+            f(r, j, row);
         }
     }
     Ok(())

@@ -18,6 +18,9 @@ pub enum NnError {
     /// A graph that cannot be built or differentiated.
     #[error("graph: {0}")]
     Graph(String),
+    /// A model's output is NaN or infinite.
+    #[error("{0}")]
+    NonFiniteOutput(String),
     /// A loss became NaN or infinite.
     #[error("loss is {value} at step {step}; lower the learning rate or check the data")]
     NonFinite { step: usize, value: f32 },

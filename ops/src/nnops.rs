@@ -67,7 +67,16 @@ impl Inference {
 impl Inference {
     /// Outputs for rows `x` (row-major, `width` columns), and their row width.
     pub fn predict_x(&mut self, x: &[f32], width: usize) -> Result<(Vec<f32>, usize), OpError> {
-        Ok(lab_nn::exec::predict_rows(&mut self.session, &self.input, &self.output, width, x)?)
+        let (out, k) = lab_nn::exec::predict_rows(&mut self.session, &self.input, &self.output, width, x)?;
+        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+            return Err(OpError::Numeric(format!(
+                "the model's output {} for input row {} is {}; its weights or that row hold NaN or infinite values",
+                i % k.max(1),
+                i / k.max(1) + 1,
+                out[i]
+            )));
+        }
+        Ok((out, k))
     }
 }
 

@@ -13,6 +13,21 @@ impl Lowerer<'_> {
     pub(super) fn resolve_path(&mut self, p: &str, span: Span, folder_ok: bool) -> Option<(String, String)> {
         let base = self.dirs.get(span.file as usize).cloned().unwrap_or_default();
         let path = base.join(p);
+        // Nothing outside the project is read, not even to hash it. A path that does not
+        // exist is reported below, when it is read.
+        if let (Some((shown, project)), Ok(canon)) = (&self.project, path.canonicalize())
+            && !canon.starts_with(project)
+        {
+            self.diags.push(
+                Diag::new(
+                    "lab::outside_project",
+                    format!("`{p}` is outside the project folder `{}`", crate::load::display_path(shown)),
+                )
+                .at(span, "outside the project")
+                .help(crate::load::PROJECT_HELP),
+            );
+            return None;
+        }
         let hashed = std::fs::metadata(&path).and_then(|m| {
             let mut h = blake3::Hasher::new();
             if m.is_dir() && folder_ok {

@@ -92,11 +92,17 @@ pub(crate) struct Lowerer<'a> {
     total_loop_values: usize,
     /// The directory of each source file, to resolve `Path` arguments.
     dirs: Vec<std::path::PathBuf>,
+    /// The project folder `Path` arguments must lie in (as shown, canonical).
+    project: Option<(std::path::PathBuf, std::path::PathBuf)>,
     pub diags: Vec<Diag>,
 }
 
 impl<'a> Lowerer<'a> {
-    pub fn new(program: &'a Typed, dirs: Vec<std::path::PathBuf>) -> Self {
+    pub fn new(
+        program: &'a Typed,
+        dirs: Vec<std::path::PathBuf>,
+        project: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    ) -> Self {
         let n = program.defs.len();
         Lowerer {
             program,
@@ -108,6 +114,7 @@ impl<'a> Lowerer<'a> {
             total_instances: 0,
             total_loop_values: 0,
             dirs,
+            project,
             diags: Vec::new(),
         }
     }
@@ -630,9 +637,23 @@ impl<'a> Lowerer<'a> {
                     BinOp::Rem => a.rem_euclid(b),
                     BinOp::Range => unreachable!(),
                 };
-                if v.is_finite() { Some(Float(v)) } else { self.overflow(at) }
+                if v.is_finite() { Some(Float(v)) } else { self.float_overflow(at, v) }
             }
         }
+    }
+
+    fn float_overflow<T>(&mut self, at: Span, v: f64) -> Option<T> {
+        let (what, label) = if v.is_nan() {
+            ("not a number", "undefined for these values")
+        } else {
+            ("infinite: float overflow", "beyond the largest 64-bit float (about 1.8e308)")
+        };
+        self.diags.push(
+            Diag::new("lab::overflow", format!("the result is {what}"))
+                .at(at, label)
+                .help("keep values within ±1.8e308; a product of large numbers overflows"),
+        );
+        None
     }
 
     fn reports(&mut self) -> Vec<ReportPlan> {

@@ -1,0 +1,58 @@
+//! Bring-your-own models and programs: what used to be accepted wrongly or explained
+//! misleadingly now gets a clear error, with the exit code of a user's mistake.
+
+mod common;
+use common::labrun;
+
+fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
+    std::fs::write(dir.join(name), text).unwrap();
+    name.to_string()
+}
+
+#[test]
+fn a_report_with_no_steps_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "r.lab", "report \"r\" {\n  table \"t\" {\n    \"a\" = 1\n  }\n}\n");
+    let r = labrun(dir.path(), &["check", &f]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("this report has nothing to show: the program defines no steps"), "{}", r.stderr);
+    assert!(r.stderr.contains("r.lab:1"), "{}", r.stderr);
+}
+
+#[test]
+fn float_overflow_is_not_called_integer_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "o.lab",
+        "param x = 1e308 * 10.0\ny = model.mlp(inputs: 2, hidden: [2], outputs: 2, bias_std: x)\n",
+    );
+    let r = labrun(dir.path(), &["check", &f]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("the result is infinite: float overflow"), "{}", r.stderr);
+    assert!(!r.stderr.contains("integer overflow"), "{}", r.stderr);
+}
+
+/// A model whose weights hold NaN gives NaN outputs: an error naming the row, not a
+/// metric computed over NaN.
+#[test]
+fn non_finite_model_outputs_are_an_error() {
+    use lab_nn::mlp::{Activation, Mlp, MlpSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let spec = MlpSpec { inputs: 64, hidden: vec![4], outputs: 10, activation: Activation::Relu };
+    let mut m = Mlp::init(spec, 0);
+    m.params[1].1 = lab_nn::tensor::Tensor::f32(vec![4], vec![f32::NAN, 0.0, 0.0, 0.0]);
+    let model_dir = dir.path().join("nan_model");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    m.save(&model_dir).unwrap();
+    let f = write(
+        dir.path(),
+        "n.lab",
+        "m = model.onnx(path: \"nan_model/model.onnx\")\nacc = score.accuracy(m, data.digits(split: \"test\"))\n",
+    );
+    let cache = dir.path().join("cache");
+    let r = labrun(dir.path(), &["run", &f, "--cache", cache.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("for input row 1 is NaN"), "{}", r.stderr);
+    assert!(r.stderr.contains("acc"), "the step is named: {}", r.stderr);
+}
