@@ -65,6 +65,15 @@ impl MlpSpec {
             .collect()
     }
 
+    /// One graph input per parameter, named after it, in [`MlpSpec::param_shapes`] order
+    /// (for graphs whose weights are fed, such as a training step's).
+    pub fn param_inputs(&self, g: &mut Graph) -> Vec<V> {
+        self.param_shapes()
+            .iter()
+            .map(|(n, shape)| g.input(n, DType::F32, &shape.iter().map(|&d| d as i64).collect::<Vec<_>>()))
+            .collect()
+    }
+
     /// Appends the forward pass: `x` [N, inputs] → logits [N, outputs].
     pub fn forward(&self, g: &mut Graph, x: V, params: &[V]) -> V {
         self.forward_layers(g, x, params).1

@@ -53,11 +53,7 @@ impl Data<'_> {
 pub fn loss_graph(model: &Mlp, objective: &Objective, k: usize) -> (Graph, V) {
     let mut g = Graph::new(DType::F32);
     let x = g.input("x", DType::F32, &[-1, model.spec.inputs as i64]);
-    let params: Vec<V> = model
-        .params
-        .iter()
-        .map(|(n, t)| g.input(n, DType::F32, &t.shape.iter().map(|&d| d as i64).collect::<Vec<_>>()))
-        .collect();
+    let params = model.spec.param_inputs(&mut g);
     let target = g.input("target", DType::F32, &[-1, k as i64]);
     let logits = model.spec.forward(&mut g, x, &params);
     let r = objective.logits();

@@ -11,7 +11,7 @@
 //! policy is read with the current weights fed to an inference session, never copied out.
 
 use crate::NnError;
-use crate::graph::{Graph, V};
+use crate::graph::Graph;
 use crate::mlp::Mlp;
 use crate::mlp_train::{Objective, loss_graph};
 use crate::optim::{OptimConfig, Optimizer};
@@ -89,11 +89,7 @@ pub fn advantages(returns: &[f32], episodes: usize) -> Vec<f32> {
 fn policy_graph(model: &Mlp) -> Graph {
     let mut g = Graph::new(DType::F32);
     let x = g.input("x", DType::F32, &[-1, model.spec.inputs as i64]);
-    let params: Vec<V> = model
-        .params
-        .iter()
-        .map(|(n, t)| g.input(n, DType::F32, &t.shape.iter().map(|&d| d as i64).collect::<Vec<_>>()))
-        .collect();
+    let params = model.spec.param_inputs(&mut g);
     let logits = model.spec.forward(&mut g, x, &params);
     g.output(logits, "logits");
     g

@@ -113,22 +113,30 @@ impl Game {
         Ok(g)
     }
 
-    /// Fails unless the game's models are of the `kind` a defence reads.
     /// The rounds in which the attacker made a legal move (f*(x*) ≠ f(x*)), by index;
     /// defences score only these.
     pub fn legal(&self) -> impl Iterator<Item = (usize, &Round)> {
         self.rounds.iter().enumerate().filter(|(_, r)| r.fooled)
     }
 
-    fn expect(&self, kind: &str, arg: &str, op: &str) -> Result<(), OpError> {
-        if self.model != kind {
+    /// The game in `dir` (the argument `attack`), which must be played on `kind` models:
+    /// the ones the defence `op` reads.
+    fn open(dir: &Path, kind: &str, op: &str) -> Result<Game, OpError> {
+        let game = Game::read(dir, "attack")?;
+        if game.model != kind {
             return Err(OpError::invalid(
-                arg,
-                format!("is a game on `{}` models; `{op}` defends {kind} models", self.model),
+                "attack",
+                format!("is a game on `{}` models; `{op}` defends {kind} models", game.model),
             ));
         }
-        Ok(())
+        Ok(game)
     }
+}
+
+/// `ctx` without progress reports: for the trainings inside a round, whose own progress
+/// would hide the rounds'.
+fn without_progress<'a>(ctx: &RunCtx<'a>, quiet: &'a (dyn Fn(Progress) + Sync)) -> RunCtx<'a> {
+    RunCtx { out: ctx.out, threads: ctx.threads, device: ctx.device, progress: quiet, cancel: ctx.cancel }
 }
 
 /// Reports that `round` of `rounds` rounds are done.
@@ -258,9 +266,7 @@ impl Op for Finetune {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.training.seed as u64);
         let relabel = (p.epsilon * data.rows() as f64).floor() as usize;
         let objective = Objective::CrossEntropy { logits: 0..classes };
-        let quiet = |_: Progress| {};
-        let inner =
-            RunCtx { out: ctx.out, threads: ctx.threads, device: ctx.device, progress: &quiet, cancel: ctx.cancel };
+        let inner = without_progress(ctx, &|_| {});
         // The clean model of the game: f fine-tuned the same way, without the backdoor, so
         // that the defender cannot tell the two apart by the fine-tune alone. Budgets and
         // labels are measured against it.
@@ -416,8 +422,7 @@ impl Op for Depth {
     }
 
     fn run(&self, ctx: &RunCtx, p: DepthParams) -> Result<(), OpError> {
-        let game = Game::read(&p.attack, "attack")?;
-        game.expect("tree", "attack", "defend.depth")?;
+        let game = Game::open(&p.attack, "tree", "defend.depth")?;
         let clean = Tree::load(&Game::clean_dir(&p.attack))?;
         let neg: Vec<f64> = game.clean.iter().map(|x| clean.reach(x).depth as f64).collect();
         let pos = game
@@ -461,8 +466,7 @@ impl Op for Learn {
     }
 
     fn run(&self, ctx: &RunCtx, p: LearnParams) -> Result<(), OpError> {
-        let game = Game::read(&p.attack, "attack")?;
-        game.expect("tree", "attack", "defend.learn")?;
+        let game = Game::open(&p.attack, "tree", "defend.learn")?;
         let bits = game.rounds[0].trigger.len();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed as u64);
         let total = game.rounds.len() + game.clean.len();
@@ -581,8 +585,7 @@ impl Op for Mahalanobis {
     }
 
     fn run(&self, ctx: &RunCtx, p: MahalanobisParams) -> Result<(), OpError> {
-        let game = Game::read(&p.attack, "attack")?;
-        game.expect("mlp", "attack", "defend.mahalanobis")?;
+        let game = Game::open(&p.attack, "mlp", "defend.mahalanobis")?;
         let data = Dataset::read(&p.data)?;
         let dx = data.x.as_standard_layout().to_owned();
         let (neg, pos) = score_mlp_rounds(ctx, &p.attack, &game, |m, x, _| {
@@ -629,8 +632,7 @@ impl Op for Gradient {
     }
 
     fn run(&self, ctx: &RunCtx, p: GradientParams) -> Result<(), OpError> {
-        let game = Game::read(&p.attack, "attack")?;
-        game.expect("mlp", "attack", "defend.gradient")?;
+        let game = Game::open(&p.attack, "mlp", "defend.gradient")?;
         let (neg, pos) = score_mlp_rounds(ctx, &p.attack, &game, |m, x, _| {
             let r = readout(ctx, m, x)?;
             Ok(match p.statistic {
@@ -670,12 +672,9 @@ impl Op for Distill {
     }
 
     fn run(&self, ctx: &RunCtx, p: DistillParams) -> Result<(), OpError> {
-        let game = Game::read(&p.attack, "attack")?;
-        game.expect("mlp", "attack", "defend.distill")?;
+        let game = Game::open(&p.attack, "mlp", "defend.distill")?;
         let data = Dataset::read(&p.data)?;
-        let quiet = |_: Progress| {};
-        let inner =
-            RunCtx { out: ctx.out, threads: ctx.threads, device: ctx.device, progress: &quiet, cancel: ctx.cancel };
+        let inner = without_progress(ctx, &|_| {});
         let (neg, pos) = score_mlp_rounds(ctx, &p.attack, &game, |m, x, n| {
             nnops::check_width(m.spec.inputs, &data, "data")?;
             let k = m.spec.outputs;
