@@ -56,3 +56,38 @@ fn non_finite_model_outputs_are_an_error() {
     assert!(r.stderr.contains("for input row 1 is NaN"), "{}", r.stderr);
     assert!(r.stderr.contains("acc"), "the step is named: {}", r.stderr);
 }
+
+/// An exported GPT-2's context comes from its position-embedding table, and a record
+/// longer than it is refused before the model runs, by its number and length.
+#[test]
+fn an_imported_decoder_knows_its_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = common::root().join("nn/tests/fixtures/tiny_gpt2");
+    for f in ["model.onnx", "tokenizer.json"] {
+        std::fs::copy(fixture.join(f), dir.path().join(f)).unwrap();
+    }
+    let long = "the robot walks in the evening ".repeat(200);
+    write(
+        dir.path(),
+        "texts.jsonl",
+        &format!(
+            "{{\"prompt\": \"In\", \"completion\": \" the evening\"}}\n{{\"prompt\": \"{long}\", \"completion\": \" end\"}}\n"
+        ),
+    );
+    let f = write(
+        dir.path(),
+        "c.lab",
+        "lm = model.import_lm(path: \"model.onnx\", tokenizer: \"tokenizer.json\")\nlp = score.logprobs(lm, data.jsonl(path: \"texts.jsonl\"))\n",
+    );
+    let cache = dir.path().join("cache");
+    let r = labrun(dir.path(), &["run", &f, "--cache", cache.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("record 2 is"), "{}", r.stderr);
+    assert!(r.stderr.contains("beyond the model's context of"), "{}", r.stderr);
+    let show = labrun(dir.path(), &["cache", "show", "lm", "--cache", cache.to_str().unwrap()]);
+    let path = show.stdout.lines().find_map(|l| l.strip_prefix("path")).unwrap().trim().to_string();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(std::path::Path::new(&path).join("model.json")).unwrap())
+            .unwrap();
+    assert!(meta["context"].as_u64().is_some_and(|c| c > 0), "{meta}");
+}

@@ -474,6 +474,7 @@ impl Op for Text {
         let include_stop = p.include_stop;
         let prompts: Vec<Vec<i64>> =
             data.strings("prompt", "prompts")?.iter().map(|p| lm.encode(p, "prompts")).collect::<Result<_, _>>()?;
+        lm.within_context(prompts.iter().map(Vec::len), cfg.max_new_tokens, "prompts")?;
         let mut dec = lm.decoder(ctx, false)?;
         let total = prompts.len() as u64;
         let mut out = data.clone();
@@ -561,6 +562,7 @@ impl Op for NextToken {
             ));
         }
         let pairs = lmops::pairs(lm.tokenizer(), &data, "data")?;
+        lm.within_context(pairs.iter().map(|(p, c)| p.len() + c.len()), 0, "data")?;
         let mut dec = lm.decoder(ctx, false)?;
         let batch = p.batch;
         let mut logp: Vec<f32> = Vec::new();

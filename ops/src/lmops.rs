@@ -23,6 +23,8 @@ pub enum Lm {
     Imported {
         onnx: Vec<u8>,
         tokenizer: Tokenizer,
+        /// From the position-embedding table, when the export has one.
+        context: Option<usize>,
     },
 }
 
@@ -37,7 +39,7 @@ impl Lm {
     pub fn context(&self) -> Option<usize> {
         match self {
             Lm::Own(g) => Some(g.spec.context),
-            Lm::Imported { .. } => None,
+            Lm::Imported { context, .. } => *context,
         }
     }
 
@@ -50,9 +52,39 @@ impl Lm {
         Ok(Decoder::new(&bytes, self.context(), session_options(ctx))?)
     }
 
+    /// Refuses, before any work, a record of `arg` longer than the model's context: its
+    /// number (from 1), its length in tokens (`extra` more for generation) and the context.
+    pub fn within_context(&self, lens: impl Iterator<Item = usize>, extra: usize, arg: &str) -> Result<(), OpError> {
+        within_context(self.context(), lens, extra, arg)
+    }
+
     pub fn encode(&self, text: &str, arg: &str) -> Result<Vec<i64>, OpError> {
         encode(self.tokenizer(), text, arg)
     }
+}
+
+/// [`Lm::within_context`] for a model whose context is `context` (`None`: unknown).
+pub fn within_context(
+    context: Option<usize>,
+    lens: impl Iterator<Item = usize>,
+    extra: usize,
+    arg: &str,
+) -> Result<(), OpError> {
+    let Some(c) = context else { return Ok(()) };
+    for (i, len) in lens.enumerate() {
+        if len + extra > c {
+            let what =
+                if extra > 0 { format!("{len} tokens plus {extra} to generate") } else { format!("{len} tokens") };
+            return Err(OpError::invalid(
+                arg,
+                format!(
+                    "record {} is {what}, beyond the model's context of {c} tokens; shorten it, or use a model with a longer context",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The (`prompt`, `completion`) token ids of every record of the argument `arg`.
@@ -110,7 +142,9 @@ pub fn load_lm(dir: &Path, name: &str) -> Result<Lm, OpError> {
         "gpt" => Ok(Lm::Own(Gpt::load(dir)?)),
         "import_lm" => {
             let onnx = std::fs::read(lab_nn::folder::ModelFolder::new(dir).onnx_path())?;
-            Ok(Lm::Imported { onnx, tokenizer: Tokenizer::load(dir)? })
+            let meta: serde_json::Value = lab_nn::folder::ModelFolder::new(dir).read_meta("model description")?;
+            let context = meta["context"].as_u64().map(|c| c as usize);
+            Ok(Lm::Imported { onnx, tokenizer: Tokenizer::load(dir)?, context })
         }
         other => Err(OpError::invalid(
             name,

@@ -217,7 +217,7 @@ impl Op for ImportLm {
         Signature::new(
             "model",
             "import_lm",
-            1,
+            2,
             Type::Model,
             "a language model exported to ONNX with GPT-2's decoder interface (inputs `input_ids`, `attention_mask`, `position_ids`, `past_key_values.N.key/value`; outputs `logits`, `present.N.key/value`) and its Hugging Face `tokenizer.json`; for `generate.text` and `score.*`",
         )
@@ -238,7 +238,16 @@ impl Op for ImportLm {
                 "{path}: the decoder has no `position_ids` input; export it with position ids so that batches of prompts can be left-padded"
             )));
         }
-        let vocab = info.outputs.iter().find(|o| o.name == "logits").and_then(|o| o.shape.last().copied().flatten());
+        let logits = info.outputs.iter().find(|o| o.name == "logits");
+        if let Some(l) = logits.filter(|l| l.shape.len() != 3 || l.elem_type != 1) {
+            return Err(OpError::Data(format!(
+                "{path}: output `logits` is {} of element type {}; labrun reads float logits [batch, sequence, vocab]",
+                shape_words(&l.shape),
+                l.elem_type
+            )));
+        }
+        let vocab = logits.and_then(|o| o.shape.last().copied().flatten());
+        let context = context_length(&info);
         if let Some(v) = vocab
             && tokenizer.vocab() as i64 > v
         {
@@ -249,10 +258,34 @@ impl Op for ImportLm {
         }
         std::fs::write(ctx.out.join("model.onnx"), &bytes)?;
         tokenizer.save(ctx.out)?;
-        let meta = serde_json::json!({"arch": "import_lm", "layers": dec.layers, "heads": dec.heads, "head_dim": dec.head_dim, "vocab": vocab});
+        let meta = serde_json::json!({"arch": "import_lm", "layers": dec.layers, "heads": dec.heads, "head_dim": dec.head_dim, "vocab": vocab, "context": context});
         std::fs::write(ctx.out.join("model.json"), serde_json::to_string_pretty(&meta).expect("json"))?;
         Ok(())
     }
+}
+
+/// A shape in words: `[batch, 12, ?]`.
+fn shape_words(shape: &[Option<i64>]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// An exported decoder's context length: the rows of its learned position-embedding table
+/// (GPT-2's `wpe`, `position_embeddings`, `embed_positions`), if it has one. Models with
+/// rotary or other computed positions have none: their prompts are limited by memory only.
+pub fn context_length(info: &lab_nn::onnx_io::ModelInfo) -> Option<usize> {
+    info.initializers
+        .iter()
+        .filter(|(n, t)| {
+            let n = n.to_ascii_lowercase();
+            t.shape.len() == 2 && (n.contains("wpe") || n.contains("position_embed") || n.contains("embed_positions"))
+        })
+        .map(|(n, t)| {
+            // OPT's learned positions keep two rows before the first position.
+            let offset = if n.to_ascii_lowercase().contains("embed_positions") { 2 } else { 0 };
+            t.shape[0].saturating_sub(offset)
+        })
+        .next()
 }
 
 /// A multilayer perceptron with fresh weights: `inputs` → `hidden`… → `outputs`.

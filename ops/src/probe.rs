@@ -41,6 +41,7 @@ impl Op for InputGradients {
         let model = lmops::load_gpt(&p.model, "model")?;
         let data = TextData::read(&p.data, "data")?;
         let pairs = lmops::pairs(&model.tokenizer, &data, "data")?;
+        lmops::within_context(Some(model.spec.context), pairs.iter().map(|(p, c)| p.len() + c.len()), 0, "data")?;
         let mut grads = lab_nn::lm::InputGradients::new(&model, crate::nnops::session_options(ctx));
         let (mut de, mut doh, mut offsets) = (Vec::new(), Vec::new(), vec![0i64]);
         let mut out = data.clone();
@@ -146,6 +147,7 @@ impl Op for Activations {
         if let Some(i) = seqs.iter().position(Vec::is_empty) {
             return Err(OpError::invalid("data", format!("record {} has an empty text", i + 1)));
         }
+        lmops::within_context(Some(model.spec.context), seqs.iter().map(Vec::len), 0, "data")?;
         let d = model.spec.width;
         let mut dec = lmops::Lm::Own(model).decoder(ctx, true)?;
         let mut acts: Vec<Vec<f32>> = vec![Vec::with_capacity(seqs.len() * d); layers.len()];

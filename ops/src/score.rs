@@ -176,6 +176,7 @@ impl Op for Rewards {
         if let Some(i) = seqs.iter().position(Vec::is_empty) {
             return Err(OpError::invalid("data", format!("record {} has no text to score", i + 1)));
         }
+        lm.within_context(seqs.iter().map(Vec::len), 0, "data")?;
         let mut dec = lm.decoder(ctx, false)?;
         let batch = p.batch;
         let mut rewards = Vec::with_capacity(seqs.len());
@@ -460,6 +461,7 @@ impl Op for Logprob {
         if let Some(i) = pairs.iter().position(|(_, c)| c.is_empty()) {
             return Err(OpError::invalid("continuation", format!("{:?} has no tokens to score", texts[i])));
         }
+        lm.within_context(pairs.iter().map(|(p, c)| p.len() + c.len()), 0, "prompt")?;
         let mut dec = lm.decoder(ctx, false)?;
         let scored = lab_nn::decode::score(&mut dec, &pairs).map_err(|e| match e {
             lab_nn::NnError::BadModel(m) => OpError::invalid("prompt", m),
@@ -515,6 +517,7 @@ impl Op for Logprobs {
         let lm = lmops::load_lm(&p.model, "model")?;
         let data = TextData::read(&p.data, "data")?;
         let pairs = lmops::pairs(lm.tokenizer(), &data, "data")?;
+        lm.within_context(pairs.iter().map(|(p, c)| p.len() + c.len()), 0, "data")?;
         let mut dec = lm.decoder(ctx, false)?;
         let mut out = data.clone();
         let (mut total, mut tokens) = (0.0f64, 0usize);
