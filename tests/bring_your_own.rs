@@ -91,3 +91,19 @@ fn an_imported_decoder_knows_its_context() {
             .unwrap();
     assert!(meta["context"].as_u64().is_some_and(|c| c > 0), "{meta}");
 }
+
+/// A model too large for memory is blamed on the parameter that makes it so.
+#[test]
+fn a_huge_context_is_blamed_on_the_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "c.lab",
+        "m = model.gpt(alphabet: \"ab\", width: 8, heads: 1, layers: 1, context: 100000000000)\n",
+    );
+    let r = labrun(dir.path(), &["check", &f]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("`context` 100000000000 makes a model of"), "{}", r.stderr);
+    assert!(r.stderr.contains("position embeddings (`context` × `width`)"), "{}", r.stderr);
+    assert!(r.stderr.contains("c.lab:1:71"), "the context argument is pointed at: {}", r.stderr);
+}

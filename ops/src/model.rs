@@ -111,7 +111,22 @@ fn gpt_rules() -> Vec<Check> {
                             "`width` {width} is not a multiple of `heads` {heads}; each head gets width/heads dimensions"
                         ));
                     }
-                    return Some(format!("the model would have {n:.0} parameters; labrun builds GPTs up to 2^31"));
+                    // Name the part that makes it so large.
+                    let parts = [
+                        (
+                            v_ * d * if tied { 1.0 } else { 2.0 },
+                            "width",
+                            width,
+                            "the token embeddings (vocabulary × `width`)",
+                        ),
+                        (c * d, "context", context, "the position embeddings (`context` × `width`)"),
+                        (l * (12.0 * d * d + 13.0 * d), "layers", layers, "the blocks (`layers` × 12·`width`²)"),
+                    ];
+                    let (most, name, value, what) =
+                        parts.into_iter().max_by(|a, b| a.0.total_cmp(&b.0)).expect("three parts");
+                    return Some(format!(
+                        "`{name}` {value} makes a model of {n:.0} parameters, {most:.0} of them in {what}; labrun builds GPTs up to 2^31"
+                    ));
                 }
                 let spec = GptSpec {
                     vocab,

@@ -210,8 +210,11 @@ impl Check {
             Check::Rule { params, doc: rule, test } => {
                 let values: Vec<&Value> = params.iter().map(|p| value(p)).collect::<Option<_>>()?;
                 let message = test(&values)?;
+                // The message's first named parameter is the one to point at, when it is
+                // one of the rule's (a rule on sizes names the one that is too large).
+                let named = message.split('`').skip(1).step_by(2).find_map(|w| params.iter().find(|p| **p == w));
                 Some(Broken {
-                    param: params[0],
+                    param: named.copied().unwrap_or(params[0]),
                     message: format!("{message}, in `{op}`"),
                     help: format!("the rule: {rule}"),
                 })
