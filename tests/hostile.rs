@@ -242,13 +242,12 @@ fn a_text_file_too_big_to_read_is_refused_by_its_size_before_it_is_read() {
     big.set_len((1 << 30) + (100 << 20)).unwrap();
     drop(big);
     std::fs::write(dir.path().join("big.lab"), "d = data.jsonl(path: \"big.jsonl\")\ns = score.stats(d)\n").unwrap();
-    let cache = dir.path().join("cache");
-    let r = labrun(dir.path(), &["run", "big.lab", "--cache", cache.to_str().unwrap()]);
+    // `check` refuses it by its size, before hashing it, at the argument.
+    let r = labrun(dir.path(), &["check", "big.lab"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("big.jsonl is 1.2 GB; data.jsonl reads files of up to 1.1 GB into memory: split it"),
-        "{}",
-        r.stderr
-    );
-    assert!(r.stderr.contains("big.lab:1:5"), "at the step's line: {}", r.stderr);
+    assert!(r.stderr.contains("`big.jsonl` is 1.2 GB; this argument takes files of up to 1.1 GB"), "{}", r.stderr);
+    assert!(r.stderr.contains("big.lab:1:22"), "at the argument: {}", r.stderr);
+    // `labrun ops` states the limit.
+    let ops = labrun(dir.path(), &["ops", "data.jsonl"]);
+    assert!(ops.stdout.contains("`path` is a file of at most 1.1 GB"), "{}", ops.stdout);
 }

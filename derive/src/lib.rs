@@ -23,7 +23,8 @@
 //! Field options: `default = EXPR` (a value of the field's type; integer literals serve
 //! integer and float fields, string literals `String` fields),
 //! `min = N`, `max = N` (inclusive), `gt = N`, `lt = N` (strict), `positive` (`gt = 0`),
-//! `non_empty`, `one_of = ["a", "b"]` (strings), and `flatten` for a field whose type is
+//! `non_empty`, `one_of = ["a", "b"]` (strings), `max_bytes = N` (a file of at most N
+//! bytes, checked before it is read or hashed), and `flatten` for a field whose type is
 //! itself `Params` (shared groups such as the training settings), optionally with
 //! `defaults(name = EXPR, …)` to give its parameters this op's defaults.
 //!
@@ -83,6 +84,7 @@ struct FieldOpts {
     one_of: Option<Vec<LitStr>>,
     flatten: bool,
     defaults: Vec<(Ident, Expr)>,
+    max_bytes: Option<Expr>,
 }
 
 fn field_opts(field: &syn::Field) -> syn::Result<FieldOpts> {
@@ -102,6 +104,7 @@ fn field_opts(field: &syn::Field) -> syn::Result<FieldOpts> {
                     o.bounds.push((k, m.value()?.parse()?));
                 }
                 "positive" => o.bounds.push(("gt", syn::parse_quote!(0))),
+                "max_bytes" => o.max_bytes = Some(m.value()?.parse()?),
                 "non_empty" => o.non_empty = true,
                 "flatten" => o.flatten = true,
                 "one_of" => {
@@ -124,14 +127,16 @@ fn field_opts(field: &syn::Field) -> syn::Result<FieldOpts> {
                 }
                 _ => {
                     return Err(m.error(
-                        "unknown option; `#[param]` takes default, min, max, gt, lt, positive, non_empty, one_of, flatten, defaults",
+                        "unknown option; `#[param]` takes default, min, max, gt, lt, positive, non_empty, one_of, max_bytes, flatten, defaults",
                     ));
                 }
             }
             Ok(())
         })?;
     }
-    if o.flatten && (o.default.is_some() || !o.bounds.is_empty() || o.non_empty || o.one_of.is_some()) {
+    if o.flatten
+        && (o.default.is_some() || !o.bounds.is_empty() || o.non_empty || o.one_of.is_some() || o.max_bytes.is_some())
+    {
         return Err(syn::Error::new(field.span(), "a `flatten` field takes only `defaults(…)`"));
     }
     if !o.flatten && !o.defaults.is_empty() {
@@ -206,6 +211,11 @@ fn params(input: &DeriveInput) -> syn::Result<Tokens> {
         }
         if opts.non_empty {
             checks.push(quote_spanned!(span=> out.push(::lab_ops::Check::NonEmpty { param: #name });));
+        }
+        if let Some(e) = &opts.max_bytes {
+            checks.push(
+                quote_spanned!(e.span()=> out.push(::lab_ops::Check::MaxBytes { param: #name, bytes: (#e) as u64 });),
+            );
         }
         if let Some(options) = &opts.one_of {
             checks.push(

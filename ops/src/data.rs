@@ -30,6 +30,7 @@ pub enum Split {
 #[derive(Params)]
 pub struct TextFileParams {
     /// the file, relative to the `.lab` file
+    #[param(max_bytes = MAX_TEXT_FILE_BYTES)]
     path: FilePath,
     /// `lines` (one document per non-empty line) or `file` (one document)
     #[param(default = Split::Lines)]
@@ -70,6 +71,7 @@ pub struct Jsonl;
 #[params(same_length_or_empty(fields, rename))]
 pub struct JsonlParams {
     /// the file, relative to the `.lab` file
+    #[param(max_bytes = MAX_TEXT_FILE_BYTES)]
     path: FilePath,
     /// fields every record must have, and the only ones kept (`[]`: keep all)
     #[param(default = vec![])]

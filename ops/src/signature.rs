@@ -45,6 +45,9 @@ pub enum Check {
     Within { param: &'static str, input: &'static str, fact: &'static str },
     /// Two inputs whose facts must agree (the data's `width`, the model's `inputs`).
     Agree { a: (&'static str, &'static str), b: (&'static str, &'static str) },
+    /// A file argument of at most `bytes` bytes: checked by its size before the file is
+    /// hashed or read.
+    MaxBytes { param: &'static str, bytes: u64 },
     /// A rule the others cannot say, over the values of `params` (checked once all are
     /// known): `test` returns what is wrong, if anything. `doc` says the rule in words.
     Rule { params: &'static [&'static str], doc: &'static str, test: fn(&[&Value]) -> Option<String> },
@@ -56,6 +59,16 @@ pub struct Broken {
     pub param: &'static str,
     pub message: String,
     pub help: String,
+}
+
+/// A size as messages write it: `1.0 GB`, `12 MB`, `900 bytes`.
+pub fn fmt_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1_000_000_000 => format!("{:.1} GB", b as f64 / 1e9),
+        b if b >= 1_000_000 => format!("{:.0} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{:.0} kB", b as f64 / 1e3),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// A number as messages write it: `3`, `0.250`, `1.00e-4`.
@@ -100,6 +113,7 @@ impl Check {
                 )
             }
             Check::NonEmpty { param } => format!("`{param}` is not empty"),
+            Check::MaxBytes { param, bytes } => format!("`{param}` is a file of at most {}", fmt_bytes(*bytes)),
             Check::Less { low, high } => format!("`{low}` < `{high}`"),
             Check::SameLength { a, b, b_optional } => {
                 format!("`{b}` has one entry per `{a}`{}", if *b_optional { " (or none)" } else { "" })
@@ -114,7 +128,7 @@ impl Check {
     pub fn params(&self) -> Vec<&'static str> {
         match self {
             Check::Min { param, .. } | Check::Max { param, .. } | Check::OneOf { param, .. } => vec![param],
-            Check::NonEmpty { param } => vec![param],
+            Check::NonEmpty { param } | Check::MaxBytes { param, .. } => vec![param],
             Check::Less { low, high } => vec![low, high],
             Check::SameLength { a, b, .. } => vec![a, b],
             Check::Within { param, input, .. } => vec![param, input],
@@ -219,7 +233,8 @@ impl Check {
                     help: format!("the rule: {rule}"),
                 })
             }
-            Check::Within { .. } | Check::Agree { .. } => None,
+            // Sizes are checked where files are resolved (`labrun check`) and read.
+            Check::Within { .. } | Check::Agree { .. } | Check::MaxBytes { .. } => None,
         }
     }
 }

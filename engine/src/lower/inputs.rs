@@ -10,7 +10,13 @@ impl Lowerer<'_> {
     /// A `Path` (or `Dir`) argument: resolved against its file's directory and hashed, so
     /// the cache key changes when the file's content does (for a folder, when any file in
     /// it, or its name, does).
-    pub(super) fn resolve_path(&mut self, p: &str, span: Span, folder_ok: bool) -> Option<(String, String)> {
+    pub(super) fn resolve_path(
+        &mut self,
+        p: &str,
+        span: Span,
+        folder_ok: bool,
+        max_bytes: Option<u64>,
+    ) -> Option<(String, String)> {
         let base = self.dirs.get(span.file as usize).cloned().unwrap_or_default();
         let path = base.join(p);
         // Nothing outside the project is read, not even to hash it. A path that does not
@@ -25,6 +31,25 @@ impl Lowerer<'_> {
                 )
                 .at(span, "outside the project")
                 .help(crate::load::PROJECT_HELP),
+            );
+            return None;
+        }
+        // A file larger than its op reads is refused by its size, before it is hashed.
+        if let (Some(max), Ok(m)) = (max_bytes, std::fs::metadata(&path))
+            && m.is_file()
+            && m.len() > max
+        {
+            self.diags.push(
+                Diag::new(
+                    "lab::too_large",
+                    format!(
+                        "`{p}` is {}; this argument takes files of up to {}",
+                        lab_ops::fmt_bytes(m.len()),
+                        lab_ops::fmt_bytes(max)
+                    ),
+                )
+                .at(span, "too large")
+                .help("split the file, or keep only the records you need"),
             );
             return None;
         }

@@ -465,7 +465,11 @@ impl<'a> Lowerer<'a> {
                     v.deps(&mut deps);
                     if let (Type::Path | Type::Dir, ArgVal::Value(Value::Str(p))) = (&spec.ty, &v) {
                         let span = arg.as_ref().map_or(e.span, |a| a.span);
-                        let (abs, hash) = self.resolve_path(p, span, spec.ty == Type::Dir)?;
+                        let max_bytes = sig.checks.iter().find_map(|c| match c {
+                            lab_ops::Check::MaxBytes { param, bytes } if *param == spec.name => Some(*bytes),
+                            _ => None,
+                        });
+                        let (abs, hash) = self.resolve_path(p, span, spec.ty == Type::Dir, max_bytes)?;
                         args.insert(format!("{}#blake3", spec.name), ArgVal::Value(Value::Str(hash)));
                         args.insert(spec.name, ArgVal::Value(Value::Str(abs)));
                         continue;
