@@ -211,6 +211,7 @@ pub fn expected_return(model: &Mlp, env: &Env, seed: u64, opts: SessionOptions) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::V;
     use crate::mlp::{Activation, MlpInit, MlpSpec};
     use crate::tensor::Tensor;
 
