@@ -94,6 +94,6 @@ fn backdoor_ops_refuse_what_they_cannot_read() {
     let p = write("too_many.lab", "t = model.tree(bits: 3, leaves: 9)\n");
     let r = labrun(dir.path(), &["check", p.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("a tree over 3 bits has at most 8 leaves, not 9"), "{}", r.stderr);
-    assert!(r.stderr.contains("too_many.lab:1"), "{}", r.stderr);
+    assert!(r.stderr.contains("`leaves` 9 is more than a tree over 3 bits has: at most 8"), "{}", r.stderr);
+    assert!(r.stderr.contains("too_many.lab:1:33"), "at `leaves`: {}", r.stderr);
 }

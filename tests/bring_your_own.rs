@@ -15,7 +15,7 @@ fn a_report_with_no_steps_is_refused() {
     let f = write(dir.path(), "r.lab", "report \"r\" {\n  table \"t\" {\n    \"a\" = 1\n  }\n}\n");
     let r = labrun(dir.path(), &["check", &f]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("this report has nothing to show: the program defines no steps"), "{}", r.stderr);
+    assert!(r.stderr.contains("this report has nothing to show: the program makes no steps"), "{}", r.stderr);
     assert!(r.stderr.contains("r.lab:1"), "{}", r.stderr);
 }
 
@@ -106,4 +106,24 @@ fn a_huge_context_is_blamed_on_the_context() {
     assert!(r.stderr.contains("`context` 100000000000 makes a model of"), "{}", r.stderr);
     assert!(r.stderr.contains("position embeddings (`context` × `width`)"), "{}", r.stderr);
     assert!(r.stderr.contains("c.lab:1:71"), "the context argument is pointed at: {}", r.stderr);
+}
+
+/// A link inside a folder argument that leads out of the project is refused, and a
+/// project folder named with `--import-root` must exist (confinement is never off).
+#[test]
+fn links_out_of_the_project_and_a_missing_root_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let task = project.join("task");
+    std::fs::create_dir_all(&task).unwrap();
+    std::fs::write(dir.path().join("secret.json"), "{}").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("secret.json"), task.join("task.json")).unwrap();
+    std::fs::write(project.join("labrun.toml"), "").unwrap();
+    let f = write(&project, "t.lab", "t = data.bigbench(path: \"task\")\n");
+    let r = labrun(&project, &["check", &f]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("task.json: a link that leads outside the project folder"), "{}", r.stderr);
+    let r = labrun(&project, &["check", &f, "--import-root", "no/such/folder"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("`--import-root no/such/folder` is not a folder"), "{}", r.stderr);
 }

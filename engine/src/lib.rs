@@ -115,7 +115,7 @@ pub fn compile_kept(
         })
     {
         lower_diags.push(
-            Diag::new("lab::empty", "this report has nothing to show: the program defines no steps")
+            Diag::new("lab::empty", "this report has nothing to show: the program makes no steps (none is defined, or only in loops over empty lists)")
                 .at(span, "a report with no steps")
                 .help("a report's rows show the results of steps, written `name = kind.method(args…)`; `labrun ops` lists the ops"),
         );

@@ -43,12 +43,21 @@ pub fn project_root(root: &Path, given: Option<&Path>) -> Option<PathBuf> {
 /// With `parsed`, a folder, large files' syntax trees are kept there and reused while the
 /// text is unchanged ([`parse_kept`]).
 pub fn load(root: &Path, project: Option<&Path>, parsed: Option<&Path>) -> (Loaded, Vec<Diag>) {
+    let mut diags = Vec::new();
+    // A project folder named with `--import-root` must exist: confinement is never off.
+    if let Some(given) = project
+        && !given.is_dir()
+    {
+        diags.push(
+            Diag::new("lab::io", format!("`--import-root {}` is not a folder", display_path(given)))
+                .help("name the project folder that holds the `.lab` files and the data they read"),
+        );
+    }
     let project = project_root(root, project)
         // As the user wrote it (for messages) and as it is (for comparisons).
         .and_then(|p| p.canonicalize().ok().map(|c| (p, c)));
     let mut sources = Sources::default();
     let mut files = Vec::new();
-    let mut diags = Vec::new();
     let mut seen: BTreeMap<PathBuf, ()> = BTreeMap::new();
     let mut queue: Vec<(PathBuf, String, Option<lab_grammar::Span>)> =
         vec![(root.to_path_buf(), root.display().to_string(), None)];

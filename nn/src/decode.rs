@@ -305,7 +305,11 @@ pub fn generate(
             let id = if done[r].is_some() {
                 0
             } else {
-                pick(finite_logits(row, r, (prompts[r].len() + t).saturating_sub(1))?, cfg, &mut rngs[r]) as i64
+                pick(
+                    finite_logits(row, Some(first_row + r as u64 + 1), (prompts[r].len() + t).saturating_sub(1))?,
+                    cfg,
+                    &mut rngs[r],
+                ) as i64
             };
             if done[r].is_none() {
                 out[r].push(id);
@@ -413,15 +417,15 @@ pub fn rewards(dec: &mut Decoder, seqs: &[Vec<i64>]) -> Result<Vec<f64>, NnError
     Ok((0..seqs.len()).map(|r| values[r * pad.len + pad.len - 1] as f64).collect())
 }
 
-/// `row` if every logit in it is a finite number; otherwise an error naming the sequence
-/// (0-based `seq`) and the position whose logits are not.
-fn finite_logits(row: &[f32], seq: usize, position: usize) -> Result<&[f32], NnError> {
+/// `row` if every logit in it is a finite number; otherwise an error naming the position
+/// (and `text`, the record's number from 1, when known) whose logits are not.
+fn finite_logits(row: &[f32], text: Option<u64>, position: usize) -> Result<&[f32], NnError> {
     match row.iter().position(|x| !x.is_finite()) {
         None => Ok(row),
         Some(i) => Err(NnError::NonFiniteOutput(format!(
-            "the model's logit for token {i} is {} at position {position} of text {}; its weights or inputs hold NaN or infinite values",
+            "the model's logit for token {i} is {} at position {position}{}; its weights or inputs hold NaN or infinite values",
             row[i],
-            seq + 1
+            text.map_or(String::new(), |t| format!(" of record {t}"))
         ))),
     }
 }
@@ -453,7 +457,7 @@ fn for_each_continuation_token(
         for j in 0..c.len() {
             // The logits at the position before a token predict it.
             let at = r * l + pad.pad[r] + p.len() + j - 1;
-            let row = finite_logits(&out.logits[at * v..(at + 1) * v], r, p.len() + j - 1)?;
+            let row = finite_logits(&out.logits[at * v..(at + 1) * v], None, p.len() + j - 1)?;
             f(r, j, row);
         }
     }

@@ -56,10 +56,11 @@ impl Tree {
     pub fn random(bits: usize, leaves: usize, rng: &mut impl Rng) -> Tree {
         assert!(bits >= 1 && leaves >= 1 && (bits >= 63 || leaves as u128 <= 1u128 << bits));
         let mut t = Tree { bits, nodes: vec![Node::Leaf { p: 0.0 }] };
-        let mut open: Vec<(usize, Vec<usize>)> = vec![(0, Vec::new())];
+        // The leaves that can still be split (features left to test), with their tests.
+        let mut open: Vec<(usize, Vec<usize>)> = if bits > 0 { vec![(0, Vec::new())] } else { Vec::new() };
         for _ in 1..leaves {
-            let splittable: Vec<usize> = (0..open.len()).filter(|&i| open[i].1.len() < bits).collect();
-            let &i = splittable.choose(rng).expect("leaves ≤ 2^bits leaves a leaf to split");
+            // As `IndexedRandom::choose` draws an index.
+            let i = rng.random_range(0..open.len() as u32) as usize;
             let (node, used) = open.swap_remove(i);
             let free: Vec<usize> = (0..bits).filter(|f| !used.contains(f)).collect();
             let &feature = free.choose(rng).expect("a free feature");
@@ -69,8 +70,10 @@ impl Tree {
             t.nodes[node] = Node::Split { feature, zero, one };
             let mut used = used;
             used.push(feature);
-            open.push((zero, used.clone()));
-            open.push((one, used));
+            if used.len() < bits {
+                open.push((zero, used.clone()));
+                open.push((one, used));
+            }
         }
         for n in t.nodes.clone() {
             if let Node::Split { zero, one, .. } = n {
@@ -298,7 +301,8 @@ impl Tree {
             let b = best(&all, &[]);
             vec![(0, all, Vec::new(), b)]
         };
-        while t.leaves() < max_leaves.max(1) {
+        let mut leaves = 1;
+        while leaves < max_leaves.max(1) {
             let Some(i) = (0..open.len())
                 .filter(|&i| open[i].3.is_some())
                 .max_by(|&a, &b| open[a].3.unwrap().0.total_cmp(&open[b].3.unwrap().0).then(b.cmp(&a)))
@@ -314,6 +318,7 @@ impl Tree {
             t.nodes[node] = Node::Split { feature, zero, one };
             let mut used = used;
             used.push(feature);
+            leaves += 1;
             let (bz, bo) = (best(&z, &used), best(&o, &used));
             open.push((zero, z, used.clone(), bz));
             open.push((one, o, used, bo));

@@ -254,6 +254,12 @@ impl Op for Finetune {
         }
         let data = Dataset::read(&p.data)?;
         let inputs = Dataset::read(&p.inputs)?;
+        if inputs.rows() == 0 || data.rows() == 0 {
+            return Err(OpError::invalid(
+                "inputs",
+                "and `data` must hold rows: triggers and clean inputs are drawn from `inputs`, the fine-tune reads `data`",
+            ));
+        }
         nnops::check_width(width, &data, "data")?;
         nnops::check_width(width, &inputs, "inputs")?;
         let opts = nnops::session_options(ctx);
@@ -468,6 +474,12 @@ impl Op for Learn {
     fn run(&self, ctx: &RunCtx, p: LearnParams) -> Result<(), OpError> {
         let game = Game::open(&p.attack, "tree", "defend.learn")?;
         let bits = game.rounds[0].trigger.len();
+        if (p.samples as u128) * (bits as u128) > 1 << 31 {
+            return Err(OpError::invalid(
+                "samples",
+                format!("is {}: {} samples of {bits} bits are more than 2^31 numbers; use fewer", p.samples, p.samples),
+            ));
+        }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.seed as u64);
         let total = game.rounds.len() + game.clean.len();
         let score = |dir: &Path, x: &[f32], rng: &mut rand_chacha::ChaCha8Rng| -> Result<f64, OpError> {

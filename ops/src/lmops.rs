@@ -72,7 +72,8 @@ pub fn within_context(
 ) -> Result<(), OpError> {
     let Some(c) = context else { return Ok(()) };
     for (i, len) in lens.enumerate() {
-        if len + extra > c {
+        // The last generated token is never fed back, so it needs no position.
+        if len + extra.saturating_sub(1) > c {
             let what =
                 if extra > 0 { format!("{len} tokens plus {extra} to generate") } else { format!("{len} tokens") };
             return Err(OpError::invalid(

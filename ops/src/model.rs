@@ -122,8 +122,13 @@ fn gpt_rules() -> Vec<Check> {
                         (c * d, "context", context, "the position embeddings (`context` × `width`)"),
                         (l * (12.0 * d * d + 13.0 * d), "layers", layers, "the blocks (`layers` × 12·`width`²)"),
                     ];
-                    let (most, name, value, what) =
+                    let block = 12.0 * d * d + 13.0 * d;
+                    let (most, mut name, mut value, what) =
                         parts.into_iter().max_by(|a, b| a.0.total_cmp(&b.0)).expect("three parts");
+                    // One block alone too large is the width's doing, not the depth's.
+                    if name == "layers" && block > (1u64 << 31) as f64 {
+                        (name, value) = ("width", width);
+                    }
                     return Some(format!(
                         "`{name}` {value} makes a model of {n:.0} parameters, {most:.0} of them in {what}; labrun builds GPTs up to 2^31"
                     ));
@@ -254,7 +259,8 @@ impl Op for ImportLm {
             )));
         }
         let logits = info.outputs.iter().find(|o| o.name == "logits");
-        if let Some(l) = logits.filter(|l| l.shape.len() != 3 || l.elem_type != 1) {
+        // An output may declare no shape; one that does must have three dimensions.
+        if let Some(l) = logits.filter(|l| (!l.shape.is_empty() && l.shape.len() != 3) || l.elem_type != 1) {
             return Err(OpError::Data(format!(
                 "{path}: output `logits` is {} of element type {}; labrun reads float logits [batch, sequence, vocab]",
                 shape_words(&l.shape),

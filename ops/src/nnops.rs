@@ -17,13 +17,14 @@ pub fn session_options(ctx: &RunCtx) -> SessionOptions {
 /// Reads the model in `dir` (the argument `name`) for training: only MLPs can be trained
 /// yet.
 pub fn load_model(dir: &Path, name: &str) -> Result<Mlp, OpError> {
-    if model_arch(dir)? == "onnx" {
-        return Err(OpError::invalid(
+    match model_arch(dir)?.as_str() {
+        "mlp" => Ok(Mlp::load(dir)?),
+        "onnx" => Err(OpError::invalid(
             name,
             "is an imported ONNX model; labrun trains the models it builds (`model.mlp`), imported ones are for inference",
-        ));
+        )),
+        other => Err(OpError::invalid(name, format!("is a `{other}` model; this op needs an MLP (`model.mlp`)"))),
     }
-    Ok(Mlp::load(dir)?)
 }
 
 pub fn model_arch(dir: &Path) -> Result<String, OpError> {

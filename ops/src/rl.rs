@@ -155,6 +155,12 @@ impl Op for PolicyGradient {
         let x = d.x.as_standard_layout().to_owned();
         let ex = ed.x.as_standard_layout().to_owned();
         let (y, ey) = (d.y.expect("checked").to_vec(), ed.y.expect("checked").to_vec());
+        let k = model.spec.outputs as i64;
+        for (arg, labels) in [("env", &y), ("eval", &ey)] {
+            if let Some(l) = labels.iter().find(|&&l| l < 0 || l >= k) {
+                return Err(OpError::invalid(arg, format!("has label {l}, not one of the policy's {k} actions")));
+            }
+        }
         let width = d.x.ncols();
         let env =
             Env { x: x.as_slice().expect("standard"), y: &y, width, length: spec.length, noise: spec.noise as f32 };
@@ -184,9 +190,10 @@ impl Op for PolicyGradient {
         };
         let mut curve = Curve::new(&["interactions", "parameters", "compute", "return"]);
         let opts = nnops::session_options(ctx);
-        let mut last = f64::NAN;
+        let (mut last, mut trained) = (f64::NAN, 0usize);
         let mut on_checkpoint = |done: usize, m: &lab_nn::mlp::Mlp| -> Result<(), lab_nn::NnError> {
             last = rl::expected_return(m, &eval, 0, opts)?;
+            trained = done;
             curve.push(vec![done as f64, n_params as f64, 6.0 * n_params as f64 * done as f64, last]);
             Ok(())
         };
@@ -218,9 +225,10 @@ impl Op for PolicyGradient {
         let mut m = Metrics::new();
         m.insert("return".into(), json!(last));
         m.insert("parameters".into(), json!(n_params));
-        m.insert("interactions".into(), json!(total));
+        // Training runs in whole updates: the last checkpoint is where it ended.
+        m.insert("interactions".into(), json!(trained));
         m.insert("horizon".into(), json!(p.horizon));
-        m.insert("compute".into(), json!(6.0 * n_params as f64 * total as f64));
+        m.insert("compute".into(), json!(6.0 * n_params as f64 * trained as f64));
         curve.write(ctx.out, &m)
     }
 }
@@ -294,7 +302,23 @@ impl Op for Frontier {
             ));
         }
         let mut runs = Vec::new();
-        for group in all.chunks(all.len() / groups) {
+        for (g, group) in all.chunks(all.len() / groups).enumerate() {
+            // A group is one model size's seeds: curves of one size on one grid.
+            let first = group[0].column("parameters", "curves")?;
+            for c in group {
+                let (n, e) = (c.column("parameters", "curves")?, c.column("interactions", "curves")?);
+                if n.first() != first.first() || e != group[0].column("interactions", "curves")? {
+                    return Err(OpError::invalid(
+                        "curves",
+                        format!(
+                            "group {} mixes runs of different sizes or checkpoints ({:?} and {:?} parameters); give one group per size, each its seeds' curves: `[[run[w, s] for s in seeds] for w in widths]`",
+                            g + 1,
+                            first.first(),
+                            n.first()
+                        ),
+                    ));
+                }
+            }
             let mean = curve::mean(group, "curves")?;
             let ret = mean.column("return", "curves")?;
             let params = mean.column("parameters", "curves")?;
@@ -606,6 +630,16 @@ impl Op for RlScaling {
         let mut pts = Points { groups: p.frontiers.len(), ..Points::default() };
         for (g, dir) in p.frontiers.iter().enumerate() {
             frontier_points(&Curve::read(dir)?, g, p.skip, &mut pts)?;
+        }
+        if let Some(g) = (0..pts.groups).find(|&g| pts.group.iter().filter(|&&x| x == g).count() < 2) {
+            return Err(OpError::invalid(
+                "frontiers",
+                format!(
+                    "frontier {} has fewer than 2 usable points after dropping the first {} of training (or its intrinsic performance is never finite); lower `skip` or train longer",
+                    g + 1,
+                    p.skip
+                ),
+            ));
         }
         let free = if p.shared.is_empty() { 3 } else { 0 };
         if pts.n.len() < free + pts.groups + 1 {

@@ -461,7 +461,18 @@ impl Op for Logprob {
         if let Some(i) = pairs.iter().position(|(_, c)| c.is_empty()) {
             return Err(OpError::invalid("continuation", format!("{:?} has no tokens to score", texts[i])));
         }
-        lm.within_context(pairs.iter().map(|(p, c)| p.len() + c.len()), 0, "prompt")?;
+        if let Some(c) = lm.context()
+            && let Some(i) = pairs.iter().position(|(p, t)| p.len() + t.len() > c)
+        {
+            return Err(OpError::invalid(
+                "prompt",
+                format!(
+                    "and {:?} are {} tokens, beyond the model's context of {c} tokens; shorten them, or use a model with a longer context",
+                    texts[i],
+                    pairs[i].0.len() + pairs[i].1.len()
+                ),
+            ));
+        }
         let mut dec = lm.decoder(ctx, false)?;
         let scored = lab_nn::decode::score(&mut dec, &pairs).map_err(|e| match e {
             lab_nn::NnError::BadModel(m) => OpError::invalid("prompt", m),

@@ -20,7 +20,7 @@ pub struct RandomTreeParams {
     #[param(min = 1, max = 4096)]
     bits: usize,
     /// number of leaves (at most 2^bits)
-    #[param(min = 1, max = 1_000_000)]
+    #[param(min = 1, max = 65_536)]
     leaves: usize,
     /// seed of the tree's shape, tests and labels
     #[param(default = 0)]
@@ -33,8 +33,9 @@ fn tree_rules() -> Vec<Check> {
         doc: "`leaves` ≤ 2^`bits`",
         test: |v| {
             let (bits, leaves) = (v[0].as_i64()?, v[1].as_i64()?);
-            (bits < 63 && leaves > 1i64 << bits.max(0))
-                .then(|| format!("a tree over {bits} bits has at most {} leaves, not {leaves}", 1i64 << bits))
+            (bits < 63 && leaves > 1i64 << bits.max(0)).then(|| {
+                format!("`leaves` {leaves} is more than a tree over {bits} bits has: at most {}", 1i64 << bits)
+            })
         },
     }]
 }

@@ -56,7 +56,7 @@ impl Lowerer<'_> {
         let hashed = std::fs::metadata(&path).and_then(|m| {
             let mut h = blake3::Hasher::new();
             if m.is_dir() && folder_ok {
-                hash_tree(&path, Path::new(""), &mut h)?;
+                hash_tree(&path, Path::new(""), &mut h, self.project.as_ref().map(|(_, c)| c.as_path()))?;
                 return Ok(h.finalize().to_hex().to_string());
             }
             if m.is_dir() {
@@ -90,15 +90,25 @@ fn hash_file(path: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
 }
 
 /// Every file under `dir` into the hash, in name order, each with its relative path and
-/// length (so moving bytes between files changes the key).
-fn hash_tree(dir: &Path, rel: &Path, h: &mut blake3::Hasher) -> std::io::Result<()> {
+/// length (so moving bytes between files changes the key). A link inside that leads out of
+/// `project` is refused: nothing outside the project is read.
+fn hash_tree(dir: &Path, rel: &Path, h: &mut blake3::Hasher, project: Option<&Path>) -> std::io::Result<()> {
     let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir.join(rel))?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let r = rel.join(e.file_name());
+        if let Some(project) = project
+            && e.file_type()?.is_symlink()
+            && !e.path().canonicalize().is_ok_and(|c| c.starts_with(project))
+        {
+            return Err(std::io::Error::other(format!(
+                "{}: a link that leads outside the project folder",
+                r.display()
+            )));
+        }
         let t = std::fs::metadata(e.path())?;
         if t.is_dir() {
-            hash_tree(dir, &r, h)?;
+            hash_tree(dir, &r, h, project)?;
         } else {
             h.update(r.to_string_lossy().as_bytes());
             h.update(&[0]);
