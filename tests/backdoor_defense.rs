@@ -1,7 +1,7 @@
 //! `pipelines/backdoor_defense.lab` through the command line, and the game's errors.
 
 mod common;
-use common::{labrun, root, table_row};
+use common::{labrun, run_pipeline, table_row};
 use serde_json::Value;
 
 fn mean(results: &Value, table: usize, label: &str) -> f64 {
@@ -15,34 +15,18 @@ fn mean(results: &Value, table: usize, label: &str) -> f64 {
 #[test]
 fn backdoor_defense_runs_and_shows_the_game() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let file = root().join("pipelines/backdoor_defense.lab");
-    let args = [
-        "run",
-        file.to_str().unwrap(),
-        "--cache",
-        cache.to_str().unwrap(),
-        "--set",
+    let sets = [
         "seeds=[0]",
-        "--set",
         "mlp_seeds=[0]",
-        "--set",
         "rounds=80",
-        "--set",
         "tree_eps=[0.0000153, 0.25]",
-        "--set",
         "samples=[100, 1000]",
-        "--set",
         "widths=[16]",
-        "--set",
         "mlp_eps=[0]",
-        "--set",
         "mlp_rounds=12",
     ];
-    let r = labrun(dir.path(), &args);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let results = run_pipeline(dir.path(), "backdoor_defense", &sets);
     let out = dir.path().join("results/backdoor_defense");
-    let results: Value = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let tiny = mean(&results, 0, "depth defence, random tree, ε = 0.0000153");
     let large = mean(&results, 0, "depth defence, random tree, ε = 0.25");
     assert!(tiny > 0.95, "depth defence at ε = 2^-16: AUROC {tiny}");

@@ -32,6 +32,21 @@ pub fn labrun_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Runs `pipelines/NAME.lab` in `dir` with a cache there and `--set` each of `sets`;
+/// asserts it succeeds and returns its `results.json`.
+pub fn run_pipeline(dir: &Path, name: &str, sets: &[&str]) -> serde_json::Value {
+    let cache = dir.join("cache");
+    let file = root().join(format!("pipelines/{name}.lab"));
+    let mut args = vec!["run", file.to_str().unwrap(), "--cache", cache.to_str().unwrap()];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let r = labrun(dir, &args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let path = dir.join(format!("results/{name}/results.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
 /// The repository root (where `pipelines/` lives).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
