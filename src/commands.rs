@@ -49,7 +49,7 @@ pub fn key_args(plan: &Plan, node: &lab_engine::Node) -> String {
     node.args
         .iter()
         .filter(|(k, v)| match v {
-            lab_engine::ArgVal::Value(v) => node.op.param(k).and_then(|p| p.default.as_ref()) != Some(v),
+            lab_engine::ArgVal::Value(v) => node.op.param(k.as_ref()).and_then(|p| p.default.as_ref()) != Some(v),
             _ => true,
         })
         .map(|(k, v)| format!("{k}: {}", plan.show_arg(v)))

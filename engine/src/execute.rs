@@ -128,7 +128,7 @@ fn preimage_parts(
     let shown = readable.then(|| {
         let mut params = serde_json::Map::new();
         let mut inputs = serde_json::Map::new();
-        for (k, v) in &node.args {
+        for (k, v) in node.args.iter() {
             if let ArgVal::Value(v) = v {
                 params.insert(k.to_string(), json!(v.to_string()));
                 continue;
@@ -159,7 +159,7 @@ fn collect_ids(a: &ArgVal, outputs: &[Option<ArtifactId>], out: &mut Vec<(usize,
 
 fn to_args(node: &Node, cache: &Cache, outputs: &[Option<ArtifactId>]) -> Args {
     let mut a = Args::default();
-    for (k, v) in &node.args {
+    for (k, v) in node.args.iter() {
         let arg = match v {
             ArgVal::Value(v) => ArgIn::Value(v.clone()),
             ArgVal::Node(n) => ArgIn::Artifact(cache.artifact_path(&outputs[*n].expect("input computed"))),

@@ -27,61 +27,68 @@ impl ArgVal {
     }
 }
 
-/// A node's arguments, sorted by name, in one small allocation. Names are the signature's
-/// own strings; only derived entries such as a path's `NAME#blake3` are allocated.
+/// A node's arguments by the position of their parameter in the op's signature: one value
+/// per parameter (every parameter, defaults filled in), and beside a `Path` or `Dir`
+/// argument the hash of its content. Names are the signature's own strings. Keys and
+/// displays read the arguments in name order ([`NodeArgs::iter`]), a content hash as the
+/// derived entry `NAME#blake3`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct NodeArgs(Vec<(Cow<'static, str>, ArgVal)>);
+pub struct NodeArgs {
+    names: Vec<&'static str>,
+    values: Vec<Option<ArgVal>>,
+    hashes: Vec<Option<ArgVal>>,
+}
 
 impl NodeArgs {
-    pub fn with_capacity(n: usize) -> NodeArgs {
-        NodeArgs(Vec::with_capacity(n))
+    /// Arguments for parameters named `names` (the signature's, in its order), none set.
+    pub fn for_params(names: impl Iterator<Item = &'static str>) -> NodeArgs {
+        let names: Vec<&'static str> = names.collect();
+        let n = names.len();
+        NodeArgs { names, values: vec![None; n], hashes: vec![None; n] }
     }
 
+    /// Sets the argument of the parameter at `position`.
+    pub fn set(&mut self, position: usize, value: ArgVal) {
+        self.values[position] = Some(value);
+    }
+
+    /// Records the content hash of the file or folder the parameter at `position` names.
+    pub fn set_hash(&mut self, position: usize, hash: String) {
+        self.hashes[position] = Some(ArgVal::Value(Value::Str(hash)));
+    }
+
+    /// The argument of the parameter at `position`.
+    pub fn at(&self, position: usize) -> Option<&ArgVal> {
+        self.values.get(position)?.as_ref()
+    }
+
+    /// The argument of the parameter `name`.
     pub fn get(&self, name: &str) -> Option<&ArgVal> {
-        self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name)).ok().map(|i| &self.0[i].1)
+        self.at(self.names.iter().position(|n| *n == name)?)
     }
 
-    /// Sets `name` (replacing an earlier value).
-    pub fn insert(&mut self, name: impl Into<Cow<'static, str>>, value: ArgVal) {
-        let name = name.into();
-        match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name.as_ref())) {
-            Ok(i) => self.0[i].1 = value,
-            Err(i) => self.0.insert(i, (name, value)),
+    /// Every argument in name order, content hashes as `NAME#blake3` among them.
+    pub fn iter(&self) -> impl Iterator<Item = (Cow<'static, str>, &ArgVal)> {
+        let mut all: Vec<(Cow<'static, str>, &ArgVal)> = Vec::with_capacity(self.names.len() + 1);
+        for (i, name) in self.names.iter().enumerate() {
+            if let Some(v) = &self.values[i] {
+                all.push((Cow::Borrowed(*name), v));
+            }
+            if let Some(h) = &self.hashes[i] {
+                all.push((Cow::Owned(format!("{name}#blake3")), h));
+            }
         }
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.into_iter()
     }
 
-    /// In name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Cow<'static, str>, &ArgVal)> {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl<'a> IntoIterator for &'a NodeArgs {
-    type Item = (&'a Cow<'static, str>, &'a ArgVal);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Cow<'static, str>, ArgVal)>,
-        fn(&'a (Cow<'static, str>, ArgVal)) -> (&'a Cow<'static, str>, &'a ArgVal),
-    >;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(k, v)| (k, v))
-    }
-}
-
-impl FromIterator<(Cow<'static, str>, ArgVal)> for NodeArgs {
-    fn from_iter<I: IntoIterator<Item = (Cow<'static, str>, ArgVal)>>(iter: I) -> Self {
-        let mut v: Vec<_> = iter.into_iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v.dedup_by(|a, b| a.0 == b.0);
-        NodeArgs(v)
+    /// The same arguments with `f` applied to each value (content hashes kept).
+    pub fn map(&self, f: impl Fn(&ArgVal) -> ArgVal) -> NodeArgs {
+        NodeArgs {
+            names: self.names.clone(),
+            values: self.values.iter().map(|v| v.as_ref().map(&f)).collect(),
+            hashes: self.hashes.clone(),
+        }
     }
 }
 
@@ -109,7 +116,7 @@ impl NodeKey {
         out.extend_from_slice(method);
         out.extend_from_slice(&op.version.to_le_bytes());
         let mut nodes = Vec::new();
-        for (k, v) in args {
+        for (k, v) in args.iter() {
             out.extend_from_slice(&(k.len() as u64).to_le_bytes());
             out.extend_from_slice(k.as_bytes());
             match v {

@@ -58,7 +58,7 @@ impl Plan {
                 let mut n = self.nodes[old].clone();
                 n.id = map[&old];
                 n.deps = n.deps.iter().map(|d| map[d]).collect();
-                n.args = n.args.iter().map(|(k, v)| (k.clone(), remap(v))).collect();
+                n.args = n.args.map(remap);
                 n
             })
             .collect();

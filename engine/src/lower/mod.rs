@@ -430,10 +430,10 @@ impl<'a> Lowerer<'a> {
             }
             TKind::Call(call) => {
                 let sig = std::sync::Arc::clone(&call.sig);
-                let mut args = Args::with_capacity(sig.params.len() + 1);
+                let mut args = Args::for_params(sig.params.iter().map(|p| p.name));
                 let mut deps = Vec::new();
                 let mut spans: BTreeMap<&'static str, Span> = BTreeMap::new();
-                for (spec, arg) in sig.params.iter().zip(&call.args) {
+                for (position, (spec, arg)) in sig.params.iter().zip(&call.args).enumerate() {
                     if let Some(a) = arg {
                         spans.insert(spec.name, a.span);
                     }
@@ -470,11 +470,11 @@ impl<'a> Lowerer<'a> {
                             _ => None,
                         });
                         let (abs, hash) = self.resolve_path(p, span, spec.ty == Type::Dir, max_bytes)?;
-                        args.insert(format!("{}#blake3", spec.name), ArgVal::Value(Value::Str(hash)));
-                        args.insert(spec.name, ArgVal::Value(Value::Str(abs)));
+                        args.set_hash(position, hash);
+                        args.set(position, ArgVal::Value(Value::Str(abs)));
                         continue;
                     }
-                    args.insert(spec.name, v);
+                    args.set(position, v);
                 }
                 deps.sort_unstable();
                 deps.dedup();
