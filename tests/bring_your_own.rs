@@ -127,3 +127,25 @@ fn links_out_of_the_project_and_a_missing_root_are_refused() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("`--import-root no/such/folder` is not a folder"), "{}", r.stderr);
 }
+
+/// Op kinds come from the registry: a misspelt method of a newer kind gets "did you mean",
+/// and an unknown kind lists every kind there is.
+#[test]
+fn every_op_kind_is_known_to_the_checker() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "k.lab",
+        "g = attack.tree_leaf(model.tree(bits: 4, leaves: 4), epsilon: 0.5)\nd = defend.depht(g)\n",
+    );
+    let r = labrun(dir.path(), &["check", &f]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown op `defend.depht`"), "{}", r.stderr);
+    assert!(r.stderr.contains("did you mean `depth`"), "{}", r.stderr);
+    let f = write(dir.path(), "u.lab", "x = nope.thing()\n");
+    let r = labrun(dir.path(), &["check", &f]);
+    assert!(r.stderr.contains("unknown op kind `nope`"), "{}", r.stderr);
+    for kind in ["attack", "defend", "env", "rl", "data", "report"] {
+        assert!(r.stderr.contains(kind), "{kind} missing: {}", r.stderr);
+    }
+}

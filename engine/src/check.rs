@@ -8,7 +8,7 @@ use crate::load::Loaded;
 use crate::typed::{DefId, TCall, TDef, TDefKind, TExpr, TKind, TReport, TRow, TTable, TTableItem};
 use foldhash::HashMap as FxHashMap;
 use lab_grammar::{Arg, BinOp, Binding, Call, Expr, ExprKind, Item, Param, Report, ReportEntry, Span, Step, TableItem};
-use lab_ops::{KINDS, ParamSpec, Registry, Signature, Type};
+use lab_ops::{ParamSpec, Registry, Signature, Type};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A top-level name: a param or a step (a family of steps when defined in a `for`).
@@ -657,13 +657,14 @@ impl<'a, 'r> Checker<'a, 'r> {
         if let Some(x) = self.registry.get(kind, method) {
             return Some(x);
         }
-        if !KINDS.contains(&kind.as_str()) {
+        let kinds = self.registry.kinds();
+        if !kinds.contains(&kind.as_str()) {
             self.diags.push(
                 Diag::new("lab::unknown_op", format!("unknown op kind `{kind}`"))
                     .at(call.kind.span, "not an op kind")
                     .maybe_help(
-                        suggest(kind, KINDS.iter().copied())
-                            .or_else(|| Some(format!("op kinds are {}", KINDS.join(", ")))),
+                        suggest(kind, kinds.iter().copied())
+                            .or_else(|| Some(format!("op kinds are {}", kinds.join(", ")))),
                     ),
             );
         } else {

@@ -54,6 +54,6 @@ pub fn runtime_version() -> Option<String> {
 
 pub use op::{ArgIn, Args, Blame, DynOp, Op, OpError, Progress, RunCtx};
 pub use registry::{Registry, registry};
-pub use signature::{Broken, Check, KINDS, ParamSpec, Resources, Signature, Yield, fmt_bytes, fmt_num};
+pub use signature::{Broken, Check, ParamSpec, Resources, Signature, Yield, fmt_bytes, fmt_num};
 pub use types::Type;
 pub use value::Value;

@@ -39,6 +39,11 @@ impl Registry {
         self.ops.values().flat_map(|m| m.values()).map(|(s, _)| s.as_ref())
     }
 
+    /// The op kinds (`data`, `model`, …), for "did you mean".
+    pub fn kinds(&self) -> Vec<&'static str> {
+        self.ops.keys().copied().collect()
+    }
+
     /// Methods of one kind, for "did you mean".
     pub fn methods(&self, kind: &str) -> Vec<&'static str> {
         self.ops.get(kind).map(|m| m.keys().copied().collect()).unwrap_or_default()

@@ -460,10 +460,6 @@ impl Signature {
     }
 }
 
-/// The op kinds the language knows.
-pub const KINDS: &[&str] =
-    &["generate", "filter", "finetune", "probe", "estimate", "score", "model", "data", "fit", "report"];
-
 #[cfg(test)]
 mod tests {
     use super::*;
