@@ -508,10 +508,9 @@ impl Op for Learn {
     }
 }
 
-/// What a defender reads of an MLP at some rows: predictions, last hidden activations,
-/// each row's loss at its own prediction and that loss's input gradient.
+/// What a defender reads of an MLP at some rows: last hidden activations, each row's loss
+/// at its own prediction and that loss's input gradient.
 struct Readout {
-    pred: Vec<i64>,
     hidden: Vec<f32>,
     width: usize,
     loss: Vec<f64>,
@@ -539,7 +538,7 @@ fn readout(ctx: &RunCtx, m: &Mlp, x: &[f32]) -> Result<Readout, OpError> {
     let width = out[1].shape[1];
     let loss = f32s(2)?.into_iter().map(f64::from).collect();
     let grad_norm = f32s(3)?.chunks(w).map(|g| g.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt()).collect();
-    Ok(Readout { pred, hidden, width, loss, grad_norm })
+    Ok(Readout { hidden, width, loss, grad_norm })
 }
 
 /// Rows of a game's clean inputs, row-major.
@@ -686,25 +685,27 @@ impl Op for Distill {
     fn run(&self, ctx: &RunCtx, p: DistillParams) -> Result<(), OpError> {
         let game = Game::open(&p.attack, "mlp", "defend.distill")?;
         let data = Dataset::read(&p.data)?;
+        let dx = data.x.as_standard_layout().to_owned();
         let inner = without_progress(ctx, &|_| {});
         let (neg, pos) = score_mlp_rounds(ctx, &p.attack, &game, |m, x, n| {
             nnops::check_width(m.spec.inputs, &data, "data")?;
             let k = m.spec.outputs;
-            let dx = data.x.as_standard_layout().to_owned();
-            let t =
-                lab_nn::mlp_train::predict(m, dx.as_slice().expect("standard layout"), nnops::session_options(ctx))?;
+            let opts = nnops::session_options(ctx);
+            let t = lab_nn::mlp_train::predict(m, dx.as_slice().expect("standard layout"), opts)?;
             let t = Array2::from_shape_vec((data.rows(), k), t).map_err(|e| OpError::internal(e.to_string()))?;
             let mut student = Mlp::init(m.spec.clone(), p.training.seed as u64);
             let soft = Dataset { x: data.x.clone(), y: None, t: Some(t) };
             nnops::fit(&inner, &p.training, &mut student, &soft, Objective::Distill { logits: 0..k })?;
-            let given = readout(ctx, m, x)?.pred;
-            let s = lab_nn::mlp_train::predict(&student, x, nnops::session_options(ctx))?;
+            // The given model's answers: its logits alone, not the whole readout.
+            let given: Vec<usize> =
+                lab_nn::mlp_train::predict(m, x, opts)?.chunks(k).map(lab_nn::decode::argmax).collect();
+            let s = lab_nn::mlp_train::predict(&student, x, opts)?;
             Ok((0..n)
                 .map(|r| {
                     let row = &s[r * k..(r + 1) * k];
                     let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
                     let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
-                    lse - row[given[r] as usize] as f64
+                    lse - row[given[r]] as f64
                 })
                 .collect())
         })?;
