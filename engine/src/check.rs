@@ -634,6 +634,22 @@ impl<'a, 'r> Checker<'a, 'r> {
             1 => match t {
                 Type::List(elem) if matches!(index_types[0].0, Type::Int | Type::Any) => (*elem, c && index_types[0].1),
                 Type::Any => (Type::Any, c),
+                // An index that is no key at all was reported where it was typed.
+                Type::List(_) if !matches!(index_types[0].0, Type::Str | Type::Bool | Type::Float) => {
+                    (Type::Any, false)
+                }
+                Type::List(_) => {
+                    let it = &index_types[0].0;
+                    self.diags.push(
+                        Diag::new(
+                            "lab::bad_index",
+                            format!("`{name}` is a list, indexed by an integer position, not {}", an(it)),
+                        )
+                        .at(index[0].span, format!("this is {}", an(it)))
+                        .help(format!("write `{name}[0]` for its first element")),
+                    );
+                    (Type::Any, false)
+                }
                 other => {
                     self.diags.push(
                         Diag::new("lab::bad_index", format!("`{name}` is {} and cannot be indexed", an(&other)))

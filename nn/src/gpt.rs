@@ -215,6 +215,9 @@ pub struct Pass {
     /// The residual stream entering each block, then after the last block (before the
     /// final LayerNorm): `layers + 1` values of `[B, S, width]`.
     pub hidden: Vec<V>,
+    /// The final LayerNorm's output, `[B, S, width]`: the activations the output layer
+    /// reads (logits = normed · W_U).
+    pub normed: V,
     /// Per layer, keys and values of every position so far: `[B, heads, P + S, head_dim]`.
     pub present: Vec<(V, V)>,
 }
@@ -304,6 +307,18 @@ impl Gpt {
             .push(("value.w".into(), Tensor::f32(vec![d, 1], (0..d).map(|_| normal.sample(&mut rng)).collect())));
         self.params.push(("value.b".into(), Tensor::f32(vec![1], vec![0.0])));
         self
+    }
+
+    /// The output layer as `[width, vocab]` (row-major): logits = normed · W_U.
+    pub fn unembedding(&self) -> Vec<f32> {
+        let find = |n: &str| self.params.iter().find(|(k, _)| k == n).map(|(_, t)| t.to_f64());
+        let (d, v) = (self.spec.width, self.spec.vocab);
+        if self.spec.tied {
+            let wte = find("wte").unwrap_or_default();
+            (0..d * v).map(|k| wte.get((k % v) * d + k / v).copied().unwrap_or(0.0) as f32).collect()
+        } else {
+            find("head.w").unwrap_or_default().into_iter().map(|x| x as f32).collect()
+        }
     }
 
     /// Graph inputs for every parameter, named after it.
@@ -434,7 +449,7 @@ impl Gpt {
             let v = g.add(v, p.get("value.b"));
             g.reshape_keep(v, 2, &[])
         });
-        Pass { logits, values, hidden, present }
+        Pass { logits, values, hidden, normed: hf, present }
     }
 
     fn block(&self, g: &mut Graph, p: &Params, i: usize, x: V, bias: V, past: Option<(V, V)>) -> (V, V, V) {

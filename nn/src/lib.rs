@@ -26,6 +26,7 @@ pub mod folder;
 pub mod gpt;
 pub mod graph;
 pub mod lm;
+pub mod lowprob;
 pub mod mlp;
 pub mod mlp_train;
 pub mod onnx;

@@ -1,7 +1,8 @@
 //! `filter.*`: ops that keep some rows of a dataset.
 
 use crate::artifact::Dataset;
-use crate::params::{DatasetDir, Params};
+use crate::curve::Curve;
+use crate::params::{CurveDir, DatasetDir, Params};
 use crate::text::TextData;
 use crate::{Op, OpError, Registry, RunCtx, Signature, Type};
 use rand::SeedableRng;
@@ -14,6 +15,71 @@ pub fn register(r: &mut Registry) {
     r.add(Head);
     r.add(NumberLists);
     r.add(Exclude);
+    r.add(Between);
+}
+
+/// The rows of a curve whose value in one column lies in a range.
+pub struct Between;
+
+#[derive(Params)]
+#[params(rules = between_rules)]
+pub struct BetweenParams {
+    /// the curve (a table of numbers)
+    curve: CurveDir,
+    /// the column compared
+    column: String,
+    /// the least value kept
+    min: f64,
+    /// the greatest value kept
+    max: f64,
+}
+
+/// A closed interval: `min` = `max` keeps the rows equal to it.
+fn between_rules() -> Vec<crate::Check> {
+    vec![crate::Check::Rule {
+        params: &["min", "max"],
+        doc: "`min` ≤ `max`",
+        test: |v| {
+            let (lo, hi) = (v[0].as_f64()?, v[1].as_f64()?);
+            (lo > hi).then(|| format!("`min` ({lo}) is above `max` ({hi}); swap them"))
+        },
+    }]
+}
+
+impl Op for Between {
+    type Params = BetweenParams;
+
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "filter",
+            "between",
+            1,
+            Type::Curve,
+            "the rows of a curve whose `column` lies in [`min`, `max`] (e.g. the targets whose exact probability is in a range), in order",
+        )
+    }
+
+    fn run(&self, ctx: &RunCtx, p: BetweenParams) -> Result<(), OpError> {
+        let c = Curve::read(&p.curve)?;
+        let col = c.column(&p.column, "column")?;
+        let rows: Vec<Vec<f64>> =
+            c.rows.iter().zip(&col).filter(|(_, v)| **v >= p.min && **v <= p.max).map(|(r, _)| r.clone()).collect();
+        if rows.is_empty() {
+            return Err(OpError::invalid(
+                "min",
+                format!(
+                    "keeps no row: `{}` ranges from {} to {} in the curve; widen [`min`, `max`]",
+                    p.column,
+                    col.iter().cloned().fold(f64::INFINITY, f64::min),
+                    col.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+                ),
+            ));
+        }
+        let mut m = crate::artifact::Metrics::new();
+        m.insert("rows".into(), serde_json::json!(rows.len()));
+        m.insert("of".into(), serde_json::json!(c.rows.len()));
+        Curve { columns: c.columns, rows }.write(ctx.out, &m)
+    }
 }
 
 /// Drops the records whose field equals that of any record of another dataset: how a

@@ -18,6 +18,7 @@ pub mod best_of_n;
 pub mod bigbench;
 pub mod curve;
 mod lmops;
+pub mod lowprob;
 pub mod markov;
 mod moments;
 pub mod monitor;

@@ -391,6 +391,11 @@ artifact_param!(
     Env
 );
 artifact_param!(
+    /// `Distributions` (token inputs, independent per position) made by another step.
+    DistributionsDir,
+    Distributions
+);
+artifact_param!(
     /// A `Figure` made by another step.
     FigureDir,
     Figure

@@ -67,5 +67,9 @@ pub fn registry() -> Registry {
     crate::backdoor::register_defences(&mut r);
     crate::rl::register_envs(&mut r);
     crate::rl::register_rl(&mut r);
+    crate::lowprob::register_generate(&mut r);
+    crate::lowprob::register_data(&mut r);
+    crate::lowprob::register_estimate(&mut r);
+    crate::lowprob::register_score(&mut r);
     r
 }

@@ -11,6 +11,70 @@ pub fn register(r: &mut Registry) {
     r.add(Lines);
     r.add(Loss);
     r.add(Curves);
+    r.add(Scatter);
+}
+
+/// Points of curves on log–log axes, a panel per curve: estimates against truths.
+pub struct Scatter;
+
+#[derive(Params)]
+#[params(same_length(curves, labels))]
+pub struct ScatterParams {
+    /// the curves, one panel each (e.g. one per method)
+    #[param(non_empty)]
+    curves: Vec<CurveDir>,
+    /// one title per panel
+    labels: Vec<String>,
+    /// the column on the x axis
+    #[param(default = "probability")]
+    x: String,
+    /// the column on the y axis
+    #[param(default = "estimate")]
+    y: String,
+    /// draw the diagonal y = x
+    #[param(default = true)]
+    diagonal: bool,
+    /// chart title
+    #[param(default = "")]
+    title: String,
+    /// x-axis label (default: the x column)
+    #[param(default = "")]
+    xlabel: String,
+    /// y-axis label (default: the y column)
+    #[param(default = "")]
+    ylabel: String,
+}
+
+impl Op for Scatter {
+    type Params = ScatterParams;
+
+    fn signature(&self) -> Signature {
+        Signature::new(
+            "report",
+            "scatter",
+            1,
+            Type::Figure,
+            "an SVG scatter chart on logarithmic axes, one panel per curve on shared axes, each row of a curve a point (x, y), with the diagonal y = x; points that are not positive (estimates of 0) are counted in the panel's title instead",
+        )
+    }
+
+    fn run(&self, ctx: &RunCtx, p: ScatterParams) -> Result<(), OpError> {
+        let mut panels = Vec::new();
+        for (i, (dir, label)) in p.curves.iter().zip(&p.labels).enumerate() {
+            let arg = format!("curves[{i}]");
+            let c = Curve::read(dir)?;
+            let (xs, ys) = (c.column(&p.x, &arg)?, c.column(&p.y, &arg)?);
+            let ok = |v: f64| v.is_finite() && v > 0.0;
+            let points: Vec<(f64, f64)> =
+                xs.iter().zip(&ys).map(|(&x, &y)| (x, y)).filter(|&(x, y)| ok(x) && ok(y)).collect();
+            panels.push(crate::svg::Panel { label: label.clone(), omitted: xs.len() - points.len(), points });
+        }
+        let xlabel = if p.xlabel.is_empty() { &p.x } else { &p.xlabel };
+        let ylabel = if p.ylabel.is_empty() { &p.y } else { &p.ylabel };
+        let svg = crate::svg::scatter_svg(&p.title, xlabel, ylabel, &panels, p.diagonal);
+        std::fs::write(ctx.out.join(crate::artifact::FIGURE_FILE), svg)?;
+        Ok(())
+    }
 }
 
 /// Training-loss curves of trained language models.

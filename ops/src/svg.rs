@@ -513,3 +513,106 @@ mod tests {
         assert!(gridline(&svg, "1").is_some() && !svg.contains(r#"stroke="white" stroke-width="3""#));
     }
 }
+
+/// One panel of a scatter chart: its title, its points and how many points could not be
+/// drawn (not positive on a logarithmic axis).
+pub struct Panel {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub omitted: usize,
+}
+
+/// A grid of scatter panels (three per row) on shared axes, both logarithmic, with the
+/// diagonal y = x dashed when `diagonal`: estimates against truths, one panel per method.
+pub fn scatter_svg(title: &str, xlabel: &str, ylabel: &str, panels: &[Panel], diagonal: bool) -> String {
+    let pts = || panels.iter().flat_map(|p| p.points.iter());
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in pts() {
+        for v in [x, y] {
+            lo = lo.min(v.log10());
+            hi = hi.max(v.log10());
+        }
+    }
+    if !(lo.is_finite() && hi.is_finite()) {
+        (lo, hi) = (-1.0, 0.0);
+    }
+    let (lo, hi) = (lo.floor(), hi.ceil().max(lo.floor() + 1.0));
+    let cols = panels.len().clamp(1, 3);
+    let rows = panels.len().div_ceil(cols).max(1);
+    let (pw, ph) = (240.0, 240.0);
+    let (left, top, gap_x, gap_y) = (80.0, 60.0, 50.0, 80.0);
+    let w = left + cols as f64 * (pw + gap_x);
+    let h = top + rows as f64 * (ph + gap_y) + 10.0;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="13">"#
+    );
+    let _ = write!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    s.push_str(&title_text(w / 2.0, w, title));
+    let step = ((hi - lo) / 5.0).ceil().max(1.0);
+    for (k, panel) in panels.iter().enumerate() {
+        let (x0, y0) = (left + (k % cols) as f64 * (pw + gap_x), top + (k / cols) as f64 * (ph + gap_y));
+        let sx = |v: f64| x0 + pw * (v.log10() - lo) / (hi - lo);
+        let sy = |v: f64| y0 + ph * (1.0 - (v.log10() - lo) / (hi - lo));
+        let mut e = lo;
+        while e <= hi + 1e-9 {
+            let v = 10f64.powf(e);
+            let _ = write!(
+                s,
+                r##"<line x1="{x0}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#eee"/><line x1="{:.1}" x2="{:.1}" y1="{y0}" y2="{:.1}" stroke="#eee"/><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{}</text>"##,
+                x0 + pw,
+                sy(v),
+                sy(v),
+                sx(v),
+                sx(v),
+                y0 + ph,
+                x0 - 5.0,
+                sy(v) + 4.0,
+                fmt_tick(v),
+                sx(v),
+                y0 + ph + 15.0,
+                fmt_tick(v)
+            );
+            e += step;
+        }
+        if diagonal {
+            let (a, b) = (10f64.powf(lo), 10f64.powf(hi));
+            let _ = write!(
+                s,
+                r##"<line x1="{:.1}" x2="{:.1}" y1="{:.1}" y2="{:.1}" stroke="#888" stroke-dasharray="6 4"/>"##,
+                sx(a),
+                sx(b),
+                sy(a),
+                sy(b)
+            );
+        }
+        let c = PALETTE[k % PALETTE.len()];
+        for &(x, y) in &panel.points {
+            let _ = write!(s, r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}" fill-opacity="0.6"/>"#, sx(x), sy(y));
+        }
+        let mut label = panel.label.clone();
+        if panel.omitted > 0 {
+            let _ = write!(label, " ({} at 0 not shown)", panel.omitted);
+        }
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-weight="bold">{}</text>"#,
+            x0 + pw / 2.0,
+            y0 - 8.0,
+            esc(&label)
+        );
+        let _ = write!(
+            s,
+            r#"<rect x="{x0}" y="{y0}" width="{pw}" height="{ph}" fill="none" stroke="black"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text transform="translate({:.1},{:.1}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            x0 + pw / 2.0,
+            y0 + ph + 34.0,
+            esc(xlabel),
+            x0 - 52.0,
+            y0 + ph / 2.0,
+            esc(ylabel)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}

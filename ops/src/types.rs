@@ -32,6 +32,9 @@ pub enum Type {
     Attack,
     /// An environment an agent acts in (`env.*`).
     Env,
+    /// Named distributions over fixed-length token inputs, independent per position
+    /// (`generate.distributions`, `data.distributions`).
+    Distributions,
     /// The element type of `[]`, and the type given to anything that already failed to
     /// check (so one mistake is reported once).
     Any,
@@ -58,6 +61,7 @@ impl Type {
                 | Type::Figure
                 | Type::Attack
                 | Type::Env
+                | Type::Distributions
         )
     }
 
@@ -114,6 +118,7 @@ impl fmt::Display for Type {
             Type::Figure => write!(f, "Figure"),
             Type::Attack => write!(f, "Attack"),
             Type::Env => write!(f, "Env"),
+            Type::Distributions => write!(f, "Distributions"),
             Type::Any => write!(f, "?"),
         }
     }

@@ -405,6 +405,8 @@ impl<'a> Lowerer<'a> {
                     return match (v, idx.as_slice()) {
                         (v, []) => Some(v),
                         (ArgVal::Value(list), _) => self.index_list(e.span, list, &idx).map(ArgVal::Value),
+                        // A list of step results: `scores[0]`.
+                        (ArgVal::List(items), [Value::Int(i)]) => self.pick(e.span, &items, *i),
                         _ => None,
                     };
                 }
@@ -573,21 +575,24 @@ impl<'a> Lowerer<'a> {
     fn index_list(&mut self, at: Span, v: Value, idx: &[Value]) -> Option<Value> {
         match (v, idx) {
             (v, []) => Some(v),
-            (Value::List(items), [Value::Int(i)]) => {
-                let n = items.len() as i64;
-                let j = if *i < 0 { n + i } else { *i };
-                if (0..n).contains(&j) {
-                    Some(items[j as usize].clone())
-                } else {
-                    self.diags.push(
-                        Diag::new("lab::bad_index", format!("index {i} is out of bounds for a list of {n}"))
-                            .at(at, "out of bounds")
-                            .help(format!("valid positions are 0..{n} (or -{n}..-1 from the end)")),
-                    );
-                    None
-                }
-            }
+            (Value::List(items), [Value::Int(i)]) => self.pick(at, &items, *i),
             _ => None,
+        }
+    }
+
+    /// Element `i` of a list (negative: from the end); out of bounds is an error at `at`.
+    fn pick<T: Clone>(&mut self, at: Span, items: &[T], i: i64) -> Option<T> {
+        let n = items.len() as i64;
+        let j = if i < 0 { n + i } else { i };
+        if (0..n).contains(&j) {
+            Some(items[j as usize].clone())
+        } else {
+            self.diags.push(
+                Diag::new("lab::bad_index", format!("index {i} is out of bounds for a list of {n}"))
+                    .at(at, "out of bounds")
+                    .help(format!("valid positions are 0..{n} (or -{n}..-1 from the end)")),
+            );
+            None
         }
     }
 
