@@ -251,3 +251,34 @@ fn a_text_file_too_big_to_read_is_refused_by_its_size_before_it_is_read() {
     let ops = labrun(dir.path(), &["ops", "data.jsonl"]);
     assert!(ops.stdout.contains("`path` is a file of at most 1.1 GB"), "{}", ops.stdout);
 }
+
+/// Every file an op reads whole has a size limit checked before hashing: model files,
+/// tokenizers, and a BIG-bench task folder's files together.
+#[test]
+fn model_files_and_task_folders_too_big_to_read_are_refused_by_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let sparse = |name: &str, len: u64| {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+    };
+    sparse("big.onnx", 3 << 30);
+    sparse("tokenizer.json", 300 << 20);
+    sparse("small.onnx", 10);
+    sparse("task/task.json", 700 << 20);
+    sparse("task/sub/task.json", 700 << 20);
+    let cases = [
+        ("m = model.onnx(path: \"big.onnx\")", "`big.onnx` is 3.2 GB; this argument takes files of up to 2.1 GB"),
+        (
+            "m = model.import_lm(path: \"small.onnx\", tokenizer: \"tokenizer.json\")",
+            "`tokenizer.json` is 315 MB; this argument takes files of up to 268 MB",
+        ),
+        ("t = data.bigbench(path: \"task\")", "`task` is 1.5 GB; this argument takes files of up to 1.1 GB"),
+    ];
+    for (lab, want) in cases {
+        std::fs::write(dir.path().join("big.lab"), format!("{lab}\n")).unwrap();
+        let r = labrun(dir.path(), &["check", "big.lab"]);
+        assert_eq!(r.code, 1, "{lab}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{lab}: {}", r.stderr);
+    }
+}

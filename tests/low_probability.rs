@@ -126,6 +126,6 @@ report "r" {
 "#;
     let r = run_lab(dir.path(), lab);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("must exceed `chains` × `burn_in` (64)"), "{}", r.stderr);
+    assert!(r.stderr.contains("must be at least `chains` × (`burn_in` + 2) = 80"), "{}", r.stderr);
     assert!(!r.stderr.contains("started"), "check must refuse it before any step runs: {}", r.stderr);
 }

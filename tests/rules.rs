@@ -283,6 +283,11 @@ fn rules_between_parameters_are_reported_by_check() {
     let cases = [
         // less(low, high)
         ("x = generate.noise(shape: [4], count: 10, low: 1.0, high: 0.5)", "`low` (1) must be less than `high`"),
+        // a deep MLP of tiny layers: few parameters, but hours of layers
+        (
+            "x = model.mlp(inputs: 2, hidden: [1 for i in 0..300], outputs: 1)",
+            "`hidden` lists 300 layers; labrun builds MLPs of up to 256 hidden layers",
+        ),
         // same_length_or_empty(fields, rename)
         (
             "x = data.jsonl(path: \"input.txt\", fields: [\"a\", \"b\"], rename: [\"c\"])",

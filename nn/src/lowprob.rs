@@ -178,7 +178,7 @@ pub fn naive(o: &mut dyn Oracle, d: &Dist, n: usize, batch: usize, rng: &mut imp
     let mut hits = vec![0usize; v];
     let mut left = n;
     while left > 0 {
-        let b = left.min(batch);
+        let b = left.min(batch.max(1));
         let mut xs = Vec::with_capacity(b * d.len());
         for _ in 0..b {
             d.sample_into(rng, &mut xs);
@@ -188,7 +188,7 @@ pub fn naive(o: &mut dyn Oracle, d: &Dist, n: usize, batch: usize, rng: &mut imp
         }
         left -= b;
     }
-    Ok(hits.into_iter().map(|h| h as f64 / n as f64).collect())
+    Ok(hits.into_iter().map(|h| h as f64 / n.max(1) as f64).collect())
 }
 
 /// Settings of [`itgis`].
@@ -209,7 +209,8 @@ pub struct ItgisConfig {
 /// exponentially decayed sum of the batch-mean gradients of the target logit with respect
 /// to the one-hot inputs and `T_k` rescales `T` by the decayed sum's total weight (so the
 /// scores act as an average). The first batch samples from `p`. The estimate is the mean of
-/// `1[argmax = target] · p(x)/q(x)`: unbiased whatever the scores.
+/// `1[argmax = target] · p(x)/q(x)`: unbiased for any scores, as long as `q` stays positive
+/// wherever `p` is (scores over ~700·T apart underflow it).
 pub fn itgis(o: &mut dyn Oracle, d: &Dist, target: usize, c: ItgisConfig, rng: &mut impl Rng) -> Result<f64, NnError> {
     let (v, len) = (o.vocab(), d.len());
     let mut scores = vec![0f64; len * v];
@@ -259,7 +260,7 @@ pub fn itgis(o: &mut dyn Oracle, d: &Dist, target: usize, c: ItgisConfig, rng: &
         left -= b;
         k += 1;
     }
-    Ok(sum / c.samples as f64)
+    Ok(sum / c.samples.max(1) as f64)
 }
 
 /// Settings of [`mhis`].
@@ -280,7 +281,8 @@ pub struct MhisConfig {
 /// gradient of the target logit at the current input, accepted by the Metropolis–Hastings
 /// rule for the stationary law `π(x) ∝ p(x) · exp(s(x)/T)`, `s` the target logit. Since
 /// `E_p[1_t] = E_π[1_t · e^(−s/T)] / E_π[e^(−s/T)]`, the estimate is that ratio over the
-/// kept states.
+/// kept states. Model calls: `chains · (1 + burn_in + steps)` (the first evaluates the
+/// starting states).
 pub fn mhis(o: &mut dyn Oracle, d: &Dist, target: usize, c: MhisConfig, rng: &mut impl Rng) -> Result<f64, NnError> {
     let (v, len, n) = (o.vocab(), d.len(), c.chains.max(1));
     let logp = d.log_table(v);
@@ -299,8 +301,9 @@ pub fn mhis(o: &mut dyn Oracle, d: &Dist, target: usize, c: MhisConfig, rng: &mu
         let lse = m + l.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
         l.iter().map(|x| x - lse).collect()
     };
-    // Weights e^(−s/T) of kept states, in log space, and whether each hit.
-    let mut kept: Vec<(f64, bool)> = Vec::with_capacity(n * c.steps);
+    // Σ e^(−s/T) over kept states and over those that hit, scaled by e^(−m), m the largest
+    // exponent so far.
+    let (mut m, mut den, mut num) = (f64::NEG_INFINITY, 0f64, 0f64);
     for step in 0..c.burn_in + c.steps {
         let mut prop = cur.clone();
         let mut moves = Vec::with_capacity(n);
@@ -325,16 +328,21 @@ pub fn mhis(o: &mut dyn Oracle, d: &Dist, target: usize, c: MhisConfig, rng: &mu
             }
         }
         if step >= c.burn_in {
-            kept.extend((0..n).map(|b| (-score[b] / c.temperature, hit[b])));
+            for b in 0..n {
+                let e = -score[b] / c.temperature;
+                if e > m {
+                    let scale = (m - e).exp();
+                    (den, num, m) = (den * scale, num * scale, e);
+                }
+                let w = (e - m).exp();
+                den += w;
+                if hit[b] {
+                    num += w;
+                }
+            }
         }
     }
-    if kept.is_empty() {
-        return Ok(0.0);
-    }
-    let m = kept.iter().map(|k| k.0).fold(f64::NEG_INFINITY, f64::max);
-    let den: f64 = kept.iter().map(|k| (k.0 - m).exp()).sum();
-    let num: f64 = kept.iter().filter(|k| k.1).map(|k| (k.0 - m).exp()).sum();
-    Ok(num / den)
+    Ok(if den > 0.0 { num / den } else { 0.0 })
 }
 
 /// Samples of the activations the output layer reads, for [`qld`] and [`gld`]: `[n, width]`.
@@ -348,7 +356,7 @@ pub fn activation_samples(
     let mut out = Vec::new();
     let mut left = n;
     while left > 0 {
-        let b = left.min(batch);
+        let b = left.min(batch.max(1));
         let mut xs = Vec::with_capacity(b * d.len());
         for _ in 0..b {
             d.sample_into(rng, &mut xs);
@@ -370,6 +378,9 @@ pub fn gld(acts: &[f32], wu: &[f32], width: usize, target: usize) -> f64 {
             logits[target] - logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
         })
         .collect();
+    if diffs.is_empty() {
+        return 0.0;
+    }
     let n = diffs.len() as f64;
     let mu = diffs.iter().sum::<f64>() / n;
     let sd = (diffs.iter().map(|d| (d - mu).powi(2)).sum::<f64>() / (n - 1.0).max(1.0)).sqrt();
@@ -408,7 +419,8 @@ fn libm_erfc(x: f64) -> f64 {
 
 /// Quadratic logit decomposition. The activations are whitened (`z = L⁻¹(a − μ)`,
 /// `LLᵀ = Σ + εI`); `d` is the shortest whitened vector whose logits make `target` the
-/// argmax (found by cyclic projections onto the violated constraints), normalised. Each
+/// argmax (Hildreth's dual coordinate ascent, to a tolerance), normalised; 0 when no
+/// such vector is found. Each
 /// sample splits into its coordinate along `d` and the rest; pairing every rest with every
 /// coordinate (n² inputs), the estimate is the share of pairs whose logits pick `target`
 /// — for each rest an interval of coordinates, counted by binary search.

@@ -60,6 +60,14 @@ impl Tokenizer {
         if vocab.is_empty() {
             return Err(NnError::BadModel("the tokenizer's vocabulary is empty".into()));
         }
+        // Added tokens alone (`<|endoftext|>`) encode no text: every prompt would be empty.
+        if tok.get_vocab(false).is_empty() {
+            let added: Vec<&str> = vocab.keys().map(|k| k.as_str()).take(4).collect();
+            return Err(NnError::BadModel(format!(
+                "the tokenizer's vocabulary is empty apart from its added tokens ({}): it cannot encode any text",
+                added.join(", ")
+            )));
+        }
         let mut by_id: Vec<(u32, &str)> = vocab.iter().map(|(t, &id)| (id, t.as_str())).collect();
         by_id.sort();
         if let Some(w) = by_id.windows(2).find(|w| w[0].0 == w[1].0) {
@@ -242,6 +250,13 @@ mod tests {
         );
         let e = Tokenizer::hf(&word_level("{}")).unwrap_err().to_string();
         assert!(e.contains("the tokenizer's vocabulary is empty"), "{e}");
+        // Only an added token: nothing but it can be encoded.
+        let only_added = word_level("{}").replace(
+            r#""added_tokens": []"#,
+            r#""added_tokens": [{"id": 0, "content": "<|endoftext|>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}]"#,
+        );
+        let e = Tokenizer::hf(&only_added).unwrap_err().to_string();
+        assert!(e.contains("empty apart from its added tokens (<|endoftext|>)"), "{e}");
     }
 
     #[test]

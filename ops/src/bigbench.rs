@@ -28,6 +28,7 @@ pub struct Data;
 #[derive(Params)]
 pub struct DataParams {
     /// the task's folder (or its task.json), relative to the `.lab` file
+    #[param(max_bytes = crate::data::MAX_TEXT_FILE_BYTES)]
     path: DirPath,
 }
 

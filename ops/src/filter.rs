@@ -62,6 +62,9 @@ impl Op for Between {
     fn run(&self, ctx: &RunCtx, p: BetweenParams) -> Result<(), OpError> {
         let c = Curve::read(&p.curve)?;
         let col = c.column(&p.column, "column")?;
+        if !col.iter().any(|v| v.is_finite()) {
+            return Err(OpError::invalid("curve", format!("has no number in column `{}` to compare", p.column)));
+        }
         let rows: Vec<Vec<f64>> =
             c.rows.iter().zip(&col).filter(|(_, v)| **v >= p.min && **v <= p.max).map(|(r, _)| r.clone()).collect();
         if rows.is_empty() {

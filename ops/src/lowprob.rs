@@ -8,7 +8,7 @@
 //! `lab_nn::lowprob`.
 //!
 //! A `Distributions` artifact is `distributions.json` (what the ops read) and
-//! `distributions.csv` (distribution, name, position, token, text, probability). Estimates
+//! `distributions.csv` (distribution, name, position, token, probability). Estimates
 //! are `Curve`s with columns `distribution` (its index), `target` (a token id),
 //! `probability` (the exact value, copied from the targets) and `estimate`.
 
@@ -255,7 +255,8 @@ fn read_file(path: &Path, file: &str) -> Result<DistsFile, OpError> {
 }
 
 /// Reads a `Distributions` artifact as token ids of `model`'s tokenizer, checking that each
-/// token is one of its tokens and that inputs fit its context (with the answer after them).
+/// token is one of its tokens and that inputs fit its context (the behaviour is the
+/// argmax at the last input position).
 fn read_dists(dir: &Path, model: &Gpt, arg: &str) -> Result<Vec<Dist>, OpError> {
     let path = dir.join(FILE);
     let d = read_file(&path, &path.display().to_string())?;
@@ -263,7 +264,10 @@ fn read_dists(dir: &Path, model: &Gpt, arg: &str) -> Result<Vec<Dist>, OpError> 
     if len > model.spec.context {
         return Err(OpError::invalid(
             arg,
-            format!("has inputs of {len} tokens, longer than the model's context of {}", model.spec.context),
+            format!(
+                "has inputs of {len} tokens, longer than the model's context of {}; use shorter inputs or a model with a longer context",
+                model.spec.context
+            ),
         ));
     }
     d.distributions
@@ -332,9 +336,30 @@ impl Op for Distributions {
 
     fn run(&self, ctx: &RunCtx, p: DistributionsParams) -> Result<(), OpError> {
         let model = lmops::load_gpt(&p.model, "model")?;
-        let v = model.spec.vocab;
-        if p.options > v {
-            return Err(OpError::invalid("options", format!("is {}, more than the model's {v} tokens", p.options)));
+        if p.length > model.spec.context {
+            return Err(OpError::invalid(
+                "length",
+                format!("is {}, longer than the model's context of {}", p.length, model.spec.context),
+            ));
+        }
+        // Only tokens whose text reads back as themselves can be written down (a byte
+        // tokenizer's bytes above 0x7f are not text on their own).
+        let usable: Vec<String> = (0..model.spec.vocab)
+            .filter_map(|t| {
+                let text = model.tokenizer.token_text(t as i64).ok()?;
+                (model.tokenizer.encode(&text).ok()? == [t as i64]).then_some(text)
+            })
+            .collect();
+        if p.options > usable.len() {
+            return Err(OpError::invalid(
+                "options",
+                format!(
+                    "is {}, more than the {} tokens of the model that are text on their own (of {})",
+                    p.options,
+                    usable.len(),
+                    model.spec.vocab
+                ),
+            ));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(p.seed as u64);
         let gamma = Gamma::new(p.concentration, 1.0).map_err(|e| OpError::invalid("concentration", e.to_string()))?;
@@ -342,18 +367,12 @@ impl Op for Distributions {
         for k in 0..p.count {
             let mut positions = Vec::with_capacity(p.length);
             for _ in 0..p.length {
-                let toks = rand::seq::index::sample(&mut rng, v, p.options);
+                let toks = rand::seq::index::sample(&mut rng, usable.len(), p.options);
                 // Gamma draws can underflow to 0 at small α: a floor keeps every option possible.
                 let w: Vec<f64> = (0..p.options).map(|_| gamma.sample(&mut rng).max(1e-12)).collect();
                 let total: f64 = w.iter().sum();
-                let opts = toks
-                    .iter()
-                    .zip(&w)
-                    .map(|(t, wi)| {
-                        let token = model.tokenizer.token_text(t as i64)?;
-                        Ok(OptionFile { token, p: wi / total })
-                    })
-                    .collect::<Result<Vec<_>, lab_nn::NnError>>()?;
+                let opts =
+                    toks.iter().zip(&w).map(|(t, wi)| OptionFile { token: usable[t].clone(), p: wi / total }).collect();
                 positions.push(opts);
             }
             distributions.push(DistFile { name: format!("random-{k}"), positions });
@@ -428,7 +447,15 @@ fn estimate_targets(
     let tc = Curve::read(targets)?;
     let di = tc.column("distribution", "targets")?;
     let ti = tc.column("target", "targets")?;
-    let truth = tc.column("probability", "targets").ok();
+    let truth = tc.column("probability", "targets").map_err(|_| {
+        OpError::invalid(
+            "targets",
+            format!(
+                "has no `probability` column (it has: {}); give it the rows of `estimate.exact`, e.g. through `filter.between`",
+                tc.columns.join(", ")
+            ),
+        )
+    })?;
     let mut by_dist: Vec<Vec<(usize, usize)>> = vec![Vec::new(); dists.len()];
     for (row, (&d, &t)) in di.iter().zip(&ti).enumerate() {
         let ok = d >= 0.0 && d.fract() == 0.0 && (d as usize) < dists.len();
@@ -462,13 +489,19 @@ fn estimate_targets(
             Ok(())
         };
         let got = method(&mut oracle, dist, k, &ts, &mut tick)?;
+        if let Some((t, g)) = ts.iter().zip(&got).find(|(_, g)| !(g.is_finite() && **g >= 0.0)) {
+            return Err(OpError::Data(format!(
+                "{name} estimated {g} for target {t} of distribution `{}`: its settings (e.g. an extreme temperature) broke the arithmetic",
+                dist.name
+            )));
+        }
         for (&(row, _), g) in rows.iter().zip(got) {
             est[row] = g;
         }
     }
     let mut curve = Curve::new(&["distribution", "target", "probability", "estimate"]);
     for (i, e) in est.iter().enumerate() {
-        curve.push(vec![di[i], ti[i], truth.as_ref().map_or(f64::NAN, |t| t[i]), *e]);
+        curve.push(vec![di[i], ti[i], truth[i], *e]);
     }
     let mut m = Metrics::new();
     m.insert("method".into(), json!(name));
@@ -551,7 +584,7 @@ pub struct NaiveParams {
     /// (distribution, target) rows to estimate, e.g. `filter.between(exact, …)`
     targets: CurveDir,
     /// inputs sampled per distribution (shared by its targets)
-    #[param(default = 1024, min = 1, max = 1_000_000_000)]
+    #[param(default = 1024, min = 1, max = 100_000_000)]
     samples: usize,
     /// random seed
     #[param(default = 0)]
@@ -593,13 +626,13 @@ pub struct ItgisParams {
     /// (distribution, target) rows to estimate
     targets: CurveDir,
     /// model calls (samples) per target
-    #[param(default = 1024, min = 1, max = 1_000_000_000)]
+    #[param(default = 1024, min = 1, max = 100_000_000)]
     samples: usize,
     /// samples per update of the proposal
-    #[param(default = 256, min = 1, max = 1_000_000)]
+    #[param(default = 256, min = 1, max = 65_536)]
     batch: usize,
-    /// temperature T of the proposal ∝ p(x)·exp(score/T)
-    #[param(default = 1.0, positive)]
+    /// temperature T of the proposal ∝ p(x)·exp(score/T) (from 0.001: smaller ones overflow the weights)
+    #[param(default = 1.0, min = 1e-3, max = 1e6)]
     temperature: f64,
     /// decay of the moving average of gradient scores
     #[param(default = 0.9, min = 0, lt = 1)]
@@ -650,17 +683,17 @@ pub struct MhisParams {
     inputs: DistributionsDir,
     /// (distribution, target) rows to estimate
     targets: CurveDir,
-    /// model calls per target, burn-in included (chains × (burn-in + kept steps))
-    #[param(default = 1024, min = 1, max = 1_000_000_000)]
+    /// model calls per target, all included: chains × (1 + burn-in + kept steps)
+    #[param(default = 1024, min = 1, max = 100_000_000)]
     samples: usize,
     /// chains run side by side
-    #[param(default = 16, min = 1, max = 100_000)]
+    #[param(default = 16, min = 1, max = 65_536)]
     chains: usize,
     /// steps of each chain dropped before samples are kept
     #[param(default = 16, min = 0, max = 1_000_000)]
     burn_in: usize,
-    /// temperature T of the stationary law ∝ p(x)·exp(logit_target/T) and of the proposals
-    #[param(default = 2.0, positive)]
+    /// temperature T of the stationary law ∝ p(x)·exp(logit_target/T) and of the proposals (from 0.001: smaller ones overflow the weights)
+    #[param(default = 2.0, min = 1e-3, max = 1e6)]
     temperature: f64,
     /// random seed
     #[param(default = 0)]
@@ -671,13 +704,13 @@ pub struct MhisParams {
 fn mhis_rules() -> Vec<Check> {
     vec![Check::Rule {
         params: &["samples", "chains", "burn_in"],
-        doc: "`samples` > `chains` × `burn_in` (the budget includes the burn-in)",
+        doc: "`samples` ≥ `chains` × (`burn_in` + 2): each chain's first state, its burn-in and at least one kept step are in the budget",
         test: |v| {
             let (n, c, b) = (v[0].as_i64()?, v[1].as_i64()?, v[2].as_i64()?);
-            (n <= c.saturating_mul(b)).then(|| {
+            let need = c.saturating_mul(b.saturating_add(2));
+            (n < need).then(|| {
                 format!(
-                    "`samples` ({n}) must exceed `chains` × `burn_in` ({}): the burn-in is part of the budget",
-                    c * b
+                    "`samples` ({n}) must be at least `chains` × (`burn_in` + 2) = {need}: each chain's first state and its burn-in are part of the budget"
                 )
             })
         },
@@ -693,14 +726,14 @@ impl Op for Mhis {
             "mhis",
             1,
             Type::Curve,
-            "Metropolis–Hastings importance sampling (MHIS): `chains` chains with stationary law ∝ p(x)·exp(logit_target(x)/T) and gradient-informed single-token proposals; after `burn_in` steps, the kept states x give E[1[argmax = target]·e^(−s/T)] / E[e^(−s/T)]. `samples` model calls in all, burn-in included. Columns: distribution, target, probability (copied from `targets`), estimate",
+            "Metropolis–Hastings importance sampling (MHIS): `chains` chains with stationary law ∝ p(x)·exp(logit_target(x)/T) and gradient-informed single-token proposals; after `burn_in` steps, the kept states x give E[1[argmax = target]·e^(−s/T)] / E[e^(−s/T)]. At most `samples` model calls in all: the chains' first states, the burn-in and the kept steps. Columns: distribution, target, probability (copied from `targets`), estimate",
         )
     }
 
     fn run(&self, ctx: &RunCtx, p: MhisParams) -> Result<(), OpError> {
         let c = MhisConfig {
             chains: p.chains,
-            steps: p.samples.saturating_sub(p.chains * p.burn_in).div_ceil(p.chains),
+            steps: p.samples.saturating_sub(p.chains * (p.burn_in + 1)) / p.chains,
             burn_in: p.burn_in,
             temperature: p.temperature,
         };
@@ -751,7 +784,7 @@ pub struct ExtrapolationParams {
     /// (distribution, target) rows to estimate
     targets: CurveDir,
     /// inputs sampled per distribution (their activations serve every target)
-    #[param(default = 1024, min = 2, max = 100_000_000)]
+    #[param(default = 1024, min = 2, max = 1_000_000)]
     samples: usize,
     /// random seed
     #[param(default = 0)]
@@ -823,7 +856,7 @@ pub struct IsLossParams {
     #[param(default = Calibration::Power)]
     fit: Calibration,
     /// estimates below this (0 above all) count as this before the fit
-    #[param(default = 1e-9, positive, lt = 1)]
+    #[param(default = 1e-9, min = 1e-30, lt = 1)]
     floor: f64,
 }
 
@@ -836,12 +869,13 @@ impl Op for IsLoss {
             "is_loss",
             1,
             Type::Metrics,
-            "the Itakura–Saito loss p/q − ln(p/q) − 1 of estimates q of probabilities p, averaged over targets, after a calibration fitted leaving out each distribution in turn (cross-validation over distributions); estimates below `floor` (zeros) count as `floor`. One value per seed: `is_loss` is their mean, with `std` and `stderr`; `fit_a`, `fit_c` the calibration fitted on all targets (mean over seeds); `zero_share` the share of estimates below the floor",
+            "the Itakura–Saito loss p/q − ln(p/q) − 1 of estimates q of probabilities p, averaged over targets, after a calibration fitted leaving out each distribution in turn (cross-validation over distributions); estimates below `floor` (zeros) count as `floor`. One value per seed: `is_loss` is their mean, with `std` and `stderr`; `fit_a`, `fit_c` the calibration fitted on all targets (mean over seeds); `zero_share` the share of estimates below the floor; `cross_validated` false when there is a single distribution (the fit is then in-sample)",
         )
     }
 
     fn run(&self, ctx: &RunCtx, p: IsLossParams) -> Result<(), OpError> {
         let mut losses = Vec::new();
+        let mut cross_validated = true;
         let (mut fa, mut fc, mut zeros, mut count) = (0.0, 0.0, 0usize, 0usize);
         for (i, dir) in p.estimates.iter().enumerate() {
             let arg = format!("estimates[{i}]");
@@ -873,6 +907,7 @@ impl Op for IsLoss {
                 Calibration::Constant => lowprob::fit_power(rows, true),
             };
             let groups: std::collections::BTreeSet<u64> = d.iter().map(|x| x.to_bits()).collect();
+            cross_validated &= groups.len() > 1;
             let mut total = 0.0;
             for g in &groups {
                 let rest: Vec<(f64, f64)> =
@@ -909,6 +944,7 @@ impl Op for IsLoss {
         m.insert("fit_c".into(), json!(fc / n));
         m.insert("zero_share".into(), json!(zeros as f64 / count as f64));
         m.insert("fit".into(), json!(p.fit.as_str()));
+        m.insert("cross_validated".into(), json!(cross_validated));
         artifact::write_metrics(ctx.out, &m)
     }
 }

@@ -47,8 +47,8 @@ pub struct GptParams {
     /// attention heads (divides `width`)
     #[param(default = 4, min = 1)]
     heads: usize,
-    /// transformer blocks
-    #[param(default = 2, min = 1)]
+    /// transformer blocks (up to 256: deeper stacks of tiny blocks only run for hours)
+    #[param(default = 2, min = 1, max = 256)]
     layers: usize,
     /// longest sequence, in tokens
     #[param(default = 48, min = 1)]
@@ -225,10 +225,18 @@ pub struct ImportLm;
 #[derive(Params)]
 pub struct ImportLmParams {
     /// the `.onnx` file, relative to the `.lab` file
+    #[param(max_bytes = MAX_ONNX_BYTES)]
     path: FilePath,
     /// the `tokenizer.json` file
+    #[param(max_bytes = MAX_TOKENIZER_BYTES)]
     tokenizer: FilePath,
 }
+
+/// The largest `.onnx` file read: protobuf's own limit (larger exports keep their weights
+/// as external data).
+pub const MAX_ONNX_BYTES: u64 = 2 << 30;
+/// The largest `tokenizer.json` read (the largest vocabularies in use take tens of MB).
+pub const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
 
 impl Op for ImportLm {
     type Params = ImportLmParams;
@@ -348,29 +356,42 @@ pub struct MlpParams {
     seed: i64,
 }
 
-/// At most 2^31 parameters.
+/// At most 2^31 parameters, and at most 256 hidden layers.
 fn mlp_rules() -> Vec<Check> {
-    vec![Check::Rule {
-        params: &["hidden", "inputs", "outputs"],
-        doc: "the model has at most 2^31 parameters",
-        test: |v| {
-            let width = |x: &Value| x.as_i64().filter(|&n| n >= 1).map(|n| n as usize);
-            let Value::List(hidden) = v[0] else { return None };
-            let hidden: Vec<usize> = hidden.iter().map(width).collect::<Option<_>>()?;
-            let spec = MlpSpec { inputs: width(v[1])?, hidden, outputs: width(v[2])?, activation: Activation::Relu };
-            let params: u128 = spec
-                .param_shapes()
-                .iter()
-                .map(|(_, s)| s.iter().map(|&d| d as u128).product::<u128>())
-                .fold(0, u128::saturating_add);
-            (params > 1 << 31).then(|| {
+    vec![
+        Check::Rule {
+            params: &["hidden"],
+            doc: "`hidden` lists at most 256 layers",
+            test: |v| {
+                let Value::List(hidden) = v[0] else { return None };
+                (hidden.len() > 256).then(|| {
+                    format!("`hidden` lists {} layers; labrun builds MLPs of up to 256 hidden layers", hidden.len())
+                })
+            },
+        },
+        Check::Rule {
+            params: &["hidden", "inputs", "outputs"],
+            doc: "the model has at most 2^31 parameters",
+            test: |v| {
+                let width = |x: &Value| x.as_i64().filter(|&n| n >= 1).map(|n| n as usize);
+                let Value::List(hidden) = v[0] else { return None };
+                let hidden: Vec<usize> = hidden.iter().map(width).collect::<Option<_>>()?;
+                let spec =
+                    MlpSpec { inputs: width(v[1])?, hidden, outputs: width(v[2])?, activation: Activation::Relu };
+                let params: u128 = spec
+                    .param_shapes()
+                    .iter()
+                    .map(|(_, s)| s.iter().map(|&d| d as u128).product::<u128>())
+                    .fold(0, u128::saturating_add);
+                (params > 1 << 31).then(|| {
                 format!(
                     "`hidden` makes a model of {params} parameters ({} GiB of weights); labrun builds MLPs up to 2^31 parameters",
                     params.saturating_mul(4) >> 30
                 )
             })
+            },
         },
-    }]
+    ]
 }
 
 impl Op for MlpOp {
@@ -407,6 +428,7 @@ pub struct OnnxFile;
 #[derive(Params)]
 pub struct OnnxFileParams {
     /// the `.onnx` file, relative to the `.lab` file
+    #[param(max_bytes = MAX_ONNX_BYTES)]
     path: FilePath,
 }
 

@@ -54,7 +54,7 @@ impl Op for Scatter {
             "scatter",
             1,
             Type::Figure,
-            "an SVG scatter chart on logarithmic axes, one panel per curve on shared axes, each row of a curve a point (x, y), with the diagonal y = x; points that are not positive (estimates of 0) are counted in the panel's title instead",
+            "an SVG scatter chart on logarithmic axes, one panel per curve on shared axes, each row of a curve a point (x, y), with the diagonal y = x; points that cannot be drawn there (a coordinate 0 or below, e.g. estimates of 0) are counted in the panel's title instead",
         )
     }
 

@@ -515,7 +515,7 @@ mod tests {
 }
 
 /// One panel of a scatter chart: its title, its points and how many points could not be
-/// drawn (not positive on a logarithmic axis).
+/// drawn (0 or below on a logarithmic axis).
 pub struct Panel {
     pub label: String,
     pub points: Vec<(f64, f64)>,
@@ -593,7 +593,7 @@ pub fn scatter_svg(title: &str, xlabel: &str, ylabel: &str, panels: &[Panel], di
         }
         let mut label = panel.label.clone();
         if panel.omitted > 0 {
-            let _ = write!(label, " ({} at 0 not shown)", panel.omitted);
+            let _ = write!(label, " ({} at ≤ 0 not shown)", panel.omitted);
         }
         let _ = write!(
             s,

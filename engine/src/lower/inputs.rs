@@ -34,17 +34,18 @@ impl Lowerer<'_> {
             );
             return None;
         }
-        // A file larger than its op reads is refused by its size, before it is hashed.
-        if let (Some(max), Ok(m)) = (max_bytes, std::fs::metadata(&path))
-            && m.is_file()
-            && m.len() > max
+        // A file (or a folder's files together) larger than its op reads is refused by its
+        // size, before it is hashed.
+        let size = std::fs::metadata(&path).ok().map(|m| if m.is_dir() { tree_size(&path, 0) } else { m.len() });
+        if let (Some(max), Some(size)) = (max_bytes, size)
+            && size > max
         {
             self.diags.push(
                 Diag::new(
                     "lab::too_large",
                     format!(
                         "`{p}` is {}; this argument takes files of up to {}",
-                        lab_ops::fmt_bytes(m.len()),
+                        lab_ops::fmt_bytes(size),
                         lab_ops::fmt_bytes(max)
                     ),
                 )
@@ -117,4 +118,17 @@ fn hash_tree(dir: &Path, rel: &Path, h: &mut blake3::Hasher, project: Option<&Pa
         }
     }
     Ok(())
+}
+
+/// The bytes of the regular files under `dir` (links not followed; 32 levels deep at most).
+fn tree_size(dir: &Path, depth: usize) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            Ok(t) if t.is_dir() && depth < 32 => tree_size(&e.path(), depth + 1),
+            _ => 0,
+        })
+        .fold(0, u64::saturating_add)
 }
