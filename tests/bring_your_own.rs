@@ -149,3 +149,39 @@ fn every_op_kind_is_known_to_the_checker() {
         assert!(r.stderr.contains(kind), "{kind} missing: {}", r.stderr);
     }
 }
+
+/// An export whose weights are external data is imported from its folder (the data file
+/// travels with it into the cache and the model scores text); given as a file, it is
+/// refused with the folder to give instead. Float16 weights import as they are.
+#[test]
+fn exports_with_external_data_or_float16_weights_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = common::root().join("nn/tests/fixtures");
+    std::fs::create_dir(dir.path().join("ext")).unwrap();
+    for f in ["model.onnx", "model.onnx.data"] {
+        std::fs::copy(fixtures.join("tiny_gpt2_external").join(f), dir.path().join("ext").join(f)).unwrap();
+    }
+    std::fs::copy(fixtures.join("tiny_gpt2_fp16/model.onnx"), dir.path().join("half.onnx")).unwrap();
+    std::fs::copy(fixtures.join("tiny_gpt2/tokenizer.json"), dir.path().join("tokenizer.json")).unwrap();
+    write(dir.path(), "texts.jsonl", "{\"prompt\": \"In\", \"completion\": \" the evening\"}\n");
+    let lab = "ext = model.import_lm(path: \"ext\", tokenizer: \"tokenizer.json\")\n\
+               half = model.import_lm(path: \"half.onnx\", tokenizer: \"tokenizer.json\")\n\
+               texts = data.jsonl(path: \"texts.jsonl\")\n\
+               report \"r\" {\n  table \"t\" {\n    \"external\" = score.logprobs(ext, texts)\n    \"float16\" = score.logprobs(half, texts)\n  }\n}\n";
+    let f = write(dir.path(), "x.lab", lab);
+    let cache = dir.path().join("cache");
+    let r = labrun(dir.path(), &["run", &f, "--cache", cache.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results/x/results.json")).unwrap()).unwrap();
+    let rows = results["reports"][0]["tables"][0]["rows"].as_array().unwrap();
+    let lp = |i: usize| rows[i]["metrics"]["mean_logprob"].as_f64().unwrap_or_else(|| panic!("{}", rows[i]));
+    assert!((lp(0) - lp(1)).abs() < 0.05, "external {} vs float16 {}", lp(0), lp(1));
+    // The file alone: the data file would not be tracked.
+    let f =
+        write(dir.path(), "y.lab", "m = model.import_lm(path: \"ext/model.onnx\", tokenizer: \"tokenizer.json\")\n");
+    let r = labrun(dir.path(), &["run", &f, "--cache", cache.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("keeps its weights as external data (model.onnx.data)"), "{}", r.stderr);
+    assert!(r.stderr.contains("give its folder instead"), "{}", r.stderr);
+}

@@ -45,6 +45,22 @@ impl Decoder {
     /// Opens a decoder, checking its interface: every missing input or output, and every
     /// past/present tensor of the wrong rank, is named.
     pub fn new(onnx: &[u8], context: Option<usize>, opts: SessionOptions) -> Result<Decoder, NnError> {
+        Self::open(onnx, None, context, opts)
+    }
+
+    /// [`Decoder::new`] for the ONNX file at `path`, whose external data files (weights
+    /// stored beside the model) ONNX Runtime finds next to it.
+    pub fn from_file(path: &std::path::Path, context: Option<usize>, opts: SessionOptions) -> Result<Decoder, NnError> {
+        let bytes = std::fs::read(path)?;
+        Self::open(&bytes, Some(path), context, opts)
+    }
+
+    fn open(
+        onnx: &[u8],
+        file: Option<&std::path::Path>,
+        context: Option<usize>,
+        opts: SessionOptions,
+    ) -> Result<Decoder, NnError> {
         let info = onnx_io::read(onnx)?;
         let input = |n: &str| info.inputs.iter().find(|i| i.name == n);
         let output = |n: &str| info.outputs.iter().find(|i| i.name == n);
@@ -94,7 +110,10 @@ impl Decoder {
         }
         let hidden_outputs = (0..).take_while(|i| output(&format!("hidden.{i}")).is_some()).count();
         let position_ids = input("position_ids").is_some();
-        let sess = session(onnx, opts)?;
+        let sess = match file {
+            Some(path) => crate::runtime::session_from_file(path, opts)?,
+            None => session(onnx, opts)?,
+        };
         let input_names = sess.inputs().iter().map(|i| i.name().to_string()).collect();
         Ok(Decoder { sess, layers, heads, head_dim, context, position_ids, hidden_outputs, input_names })
     }

@@ -23,8 +23,69 @@ pub struct ModelInfo {
     pub producer: String,
     pub inputs: Vec<IoInfo>,
     pub outputs: Vec<IoInfo>,
+    /// The initializers stored in the file itself, with their values.
     pub initializers: Vec<(String, Tensor)>,
+    /// Every initializer's name and shape, external ones included.
+    pub initializer_shapes: Vec<(String, Vec<usize>)>,
+    /// Initializers stored as external data, in files beside the model.
+    pub external: Vec<ExternalData>,
     pub nodes: usize,
+}
+
+/// Where an initializer stored as external data keeps its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalData {
+    pub tensor: String,
+    /// The file, relative to the model's folder.
+    pub location: String,
+    pub offset: u64,
+    /// `None`: to the end of the file.
+    pub length: Option<u64>,
+}
+
+impl ModelInfo {
+    /// Checks that every external data file lies inside `dir` (a plain relative path, no
+    /// `..`, no link leading out), exists, and holds the bytes the model says; returns the
+    /// distinct files, relative to `dir`.
+    pub fn external_files(&self, dir: &std::path::Path) -> Result<Vec<String>, NnError> {
+        let root = dir.canonicalize().map_err(|e| NnError::BadModel(format!("{}: {e}", dir.display())))?;
+        let mut files: Vec<String> = Vec::new();
+        for x in &self.external {
+            let rel = std::path::Path::new(&x.location);
+            let plain = rel.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            if !plain || x.location.is_empty() {
+                return Err(NnError::BadModel(format!(
+                    "initializer `{}` keeps its data in `{}`, outside the model's folder; external data files must lie beside the model",
+                    x.tensor, x.location
+                )));
+            }
+            let path = root.join(rel);
+            let real = path.canonicalize().map_err(|e| {
+                NnError::BadModel(format!(
+                    "initializer `{}` keeps its data in `{}`, which cannot be read: {e}",
+                    x.tensor, x.location
+                ))
+            })?;
+            if !real.starts_with(&root) || !real.is_file() {
+                return Err(NnError::BadModel(format!(
+                    "initializer `{}` keeps its data in `{}`, which is not a file inside the model's folder",
+                    x.tensor, x.location
+                )));
+            }
+            let size = real.metadata()?.len();
+            let end = x.offset.saturating_add(x.length.unwrap_or(0));
+            if end > size || x.offset > size {
+                return Err(NnError::BadModel(format!(
+                    "initializer `{}` needs bytes {}..{end} of `{}`, which holds {size}: the data file is truncated or belongs to another export",
+                    x.tensor, x.offset, x.location
+                )));
+            }
+            if !files.contains(&x.location) {
+                files.push(x.location.clone());
+            }
+        }
+        Ok(files)
+    }
 }
 
 fn io(v: &onnx::ValueInfoProto) -> IoInfo {
@@ -53,9 +114,37 @@ pub fn read(bytes: &[u8]) -> Result<ModelInfo, NnError> {
     let m = ModelProto::decode(bytes).map_err(|e| NnError::BadModel(format!("not an ONNX model: {e}")))?;
     let g = m.graph.as_ref().ok_or_else(|| NnError::BadModel("the ONNX model has no graph".into()))?;
     let mut initializers = Vec::new();
+    let mut external = Vec::new();
     for t in &g.initializer {
-        initializers.push((t.name.clone(), Tensor::from_proto(t)?));
+        if t.data_location == onnx::EXTERNAL {
+            let field = |k: &str| t.external_data.iter().find(|e| e.key == k).map(|e| e.value.as_str());
+            let number = |k: &str| -> Result<Option<u64>, NnError> {
+                field(k)
+                    .map(|v| {
+                        v.parse::<u64>().map_err(|_| {
+                            NnError::BadModel(format!(
+                                "initializer `{}`: external data `{k}` is `{v}`, not a number",
+                                t.name
+                            ))
+                        })
+                    })
+                    .transpose()
+            };
+            let location = field("location").ok_or_else(|| {
+                NnError::BadModel(format!("initializer `{}` is external data without a `location`", t.name))
+            })?;
+            external.push(ExternalData {
+                tensor: t.name.clone(),
+                location: location.to_string(),
+                offset: number("offset")?.unwrap_or(0),
+                length: number("length")?,
+            });
+        } else {
+            initializers.push((t.name.clone(), Tensor::from_proto(t)?));
+        }
     }
+    let initializer_shapes =
+        g.initializer.iter().map(|t| (t.name.clone(), t.dims.iter().map(|&d| d.max(0) as usize).collect())).collect();
     let init_names: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
     Ok(ModelInfo {
         opset: m
@@ -69,6 +158,8 @@ pub fn read(bytes: &[u8]) -> Result<ModelInfo, NnError> {
         inputs: g.input.iter().filter(|i| !init_names.contains(&i.name.as_str())).map(io).collect(),
         outputs: g.output.iter().map(io).collect(),
         initializers,
+        initializer_shapes,
+        external,
         nodes: g.node.len(),
     })
 }

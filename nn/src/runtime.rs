@@ -288,6 +288,15 @@ impl Default for SessionOptions {
 /// Creates a session for an ONNX model. Asking for CUDA where it cannot run is an error,
 /// never a silent CPU run.
 pub fn session(model: &[u8], opts: SessionOptions) -> Result<ort::session::Session, NnError> {
+    Ok(builder(opts)?.commit_from_memory(model)?)
+}
+
+/// A session for the ONNX file at `path`: its external data files are found beside it.
+pub fn session_from_file(path: &std::path::Path, opts: SessionOptions) -> Result<ort::session::Session, NnError> {
+    Ok(builder(opts)?.commit_from_file(path)?)
+}
+
+fn builder(opts: SessionOptions) -> Result<ort::session::builder::SessionBuilder, NnError> {
     let (info, env) = environment()?;
     let mut b = ort::session::Session::builder(env)?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)?
@@ -305,5 +314,5 @@ pub fn session(model: &[u8], opts: SessionOptions) -> Result<ort::session::Sessi
         }
         b = b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])?;
     }
-    Ok(b.commit_from_memory(model)?)
+    Ok(b)
 }

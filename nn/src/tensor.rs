@@ -140,9 +140,17 @@ impl Tensor {
         }
     }
 
-    /// Reads an ONNX initializer (raw or typed storage).
+    /// Reads an ONNX initializer (raw or typed storage). Float16 values become f32; bool
+    /// and int32 values become i64. Tensors stored as external data are read by
+    /// [`crate::onnx_io`], not here.
     pub fn from_proto(p: &crate::onnx::TensorProto) -> Result<Tensor, crate::NnError> {
         use crate::onnx::data_type::*;
+        if p.data_location == crate::onnx::EXTERNAL {
+            return Err(crate::NnError::BadModel(format!(
+                "initializer `{}` is stored as external data; its values are not read here",
+                p.name
+            )));
+        }
         let shape: Vec<usize> = p.dims.iter().map(|&d| d.max(0) as usize).collect();
         let n: usize = shape.iter().product();
         let bad = |what: &str| crate::NnError::BadModel(format!("initializer `{}`: {what}", p.name));
@@ -171,6 +179,28 @@ impl Tensor {
                 };
                 Tensor { shape, data: Data::I64(v) }
             }
+            // Half-precision weights are widened to f32 (exactly: every f16 is an f32).
+            FLOAT16 => {
+                let v: Vec<f32> = if !p.raw_data.is_empty() {
+                    p.raw_data.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
+                } else {
+                    p.int32_data.iter().map(|&b| f16_to_f32(b as u16)).collect()
+                };
+                Tensor { shape, data: Data::F32(v) }
+            }
+            // Booleans and 32-bit integers as int64 (0/1 for booleans).
+            BOOL | INT32 => {
+                let v: Vec<i64> = if !p.raw_data.is_empty() {
+                    if p.data_type == BOOL {
+                        p.raw_data.iter().map(|&b| (b != 0) as i64).collect()
+                    } else {
+                        p.raw_data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect()
+                    }
+                } else {
+                    p.int32_data.iter().map(|&x| if p.data_type == BOOL { (x != 0) as i64 } else { x as i64 }).collect()
+                };
+                Tensor { shape, data: Data::I64(v) }
+            }
             other => return Err(bad(&format!("element type {other} is not supported"))),
         };
         let len = match &t.data {
@@ -182,5 +212,46 @@ impl Tensor {
             return Err(bad(&format!("holds {len} values for shape {:?}", t.shape)));
         }
         Ok(t)
+    }
+}
+
+/// An IEEE 754 half-precision number's bits as f32.
+pub fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        // Subnormal: normalise the fraction.
+        (0, f) => {
+            let shift = f.leading_zeros() - 21;
+            sign | ((127 - 15 + 1 - shift) << 23) | (((f << shift) & 0x3ff) << 13)
+        }
+        (0x1f, f) => sign | 0x7f80_0000 | (f << 13),
+        (e, f) => sign | ((e + 127 - 15) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
+#[cfg(test)]
+mod half_tests {
+    use super::f16_to_f32;
+
+    #[test]
+    fn half_precision_values_widen_exactly() {
+        for (bits, want) in [
+            (0x0000u16, 0.0f32),
+            (0x3c00, 1.0),
+            (0xc000, -2.0),
+            (0x3555, 0.333_251_95),
+            (0x7bff, 65504.0),
+            (0x0001, 5.960_464_5e-8),
+            (0x03ff, 6.097_555e-5),
+            (0x0400, 6.103_515_6e-5),
+        ] {
+            assert_eq!(f16_to_f32(bits), want, "{bits:#06x}");
+        }
+        assert!(f16_to_f32(0x7c00).is_infinite() && f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x8000).to_bits(), (-0.0f32).to_bits());
     }
 }

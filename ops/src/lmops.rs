@@ -21,7 +21,8 @@ pub enum Lm {
     Own(Gpt),
     /// A decoder exported by other tools (`model.import_lm`).
     Imported {
-        onnx: Vec<u8>,
+        /// The artifact's `model.onnx` (its external data files, if any, beside it).
+        path: std::path::PathBuf,
         tokenizer: Tokenizer,
         /// From the position-embedding table, when the export has one.
         context: Option<usize>,
@@ -45,11 +46,12 @@ impl Lm {
 
     /// A decoder session; with `hidden`, one that also returns the residual stream.
     pub fn decoder(&self, ctx: &RunCtx, hidden: bool) -> Result<Decoder, OpError> {
-        let bytes = match self {
-            Lm::Own(g) => g.decoder_graph(hidden).to_onnx_bytes(""),
-            Lm::Imported { onnx, .. } => onnx.clone(),
-        };
-        Ok(Decoder::new(&bytes, self.context(), session_options(ctx))?)
+        Ok(match self {
+            Lm::Own(g) => {
+                Decoder::new(&g.decoder_graph(hidden).to_onnx_bytes(""), self.context(), session_options(ctx))?
+            }
+            Lm::Imported { path, .. } => Decoder::from_file(path, self.context(), session_options(ctx))?,
+        })
     }
 
     /// Refuses, before any work, a record of `arg` longer than the model's context: its
@@ -142,10 +144,13 @@ pub fn load_lm(dir: &Path, name: &str) -> Result<Lm, OpError> {
     match crate::nnops::model_arch(dir)?.as_str() {
         "gpt" => Ok(Lm::Own(Gpt::load(dir)?)),
         "import_lm" => {
-            let onnx = std::fs::read(lab_nn::folder::ModelFolder::new(dir).onnx_path())?;
+            let path = lab_nn::folder::ModelFolder::new(dir).onnx_path();
+            if !path.is_file() {
+                return Err(OpError::Data(format!("{}: the imported model's file is missing", path.display())));
+            }
             let meta: serde_json::Value = lab_nn::folder::ModelFolder::new(dir).read_meta("model description")?;
             let context = meta["context"].as_u64().map(|c| c as usize);
-            Ok(Lm::Imported { onnx, tokenizer: Tokenizer::load(dir)?, context })
+            Ok(Lm::Imported { path, tokenizer: Tokenizer::load(dir)?, context })
         }
         other => Err(OpError::invalid(
             name,

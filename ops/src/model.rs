@@ -3,7 +3,7 @@
 use crate::artifact::Dataset;
 use crate::markov::{self, Markov};
 use crate::nnops;
-use crate::params::{Choice, DatasetDir, FilePath, ModelDir, Params};
+use crate::params::{Choice, DatasetDir, DirPath, FilePath, ModelDir, Params};
 use crate::{Check, Op, OpError, Registry, RunCtx, Signature, Type, Value, Yield};
 use lab_nn::gpt::{Gpt, GptSpec};
 use lab_nn::mlp::{Activation, Mlp, MlpInit, MlpSpec};
@@ -224,9 +224,9 @@ pub struct ImportLm;
 
 #[derive(Params)]
 pub struct ImportLmParams {
-    /// the `.onnx` file, relative to the `.lab` file
-    #[param(max_bytes = MAX_ONNX_BYTES)]
-    path: FilePath,
+    /// the `.onnx` file, or the folder holding it as `model.onnx` with its external data files (needed when the export keeps its weights beside it), relative to the `.lab` file
+    #[param(max_bytes = MAX_IMPORT_BYTES)]
+    path: DirPath,
     /// the `tokenizer.json` file
     #[param(max_bytes = MAX_TOKENIZER_BYTES)]
     tokenizer: FilePath,
@@ -235,6 +235,8 @@ pub struct ImportLmParams {
 /// The largest `.onnx` file read: protobuf's own limit (larger exports keep their weights
 /// as external data).
 pub const MAX_ONNX_BYTES: u64 = 2 << 30;
+/// The largest imported model, external data included.
+pub const MAX_IMPORT_BYTES: u64 = 64 << 30;
 /// The largest `tokenizer.json` read (the largest vocabularies in use take tens of MB).
 pub const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
 
@@ -252,15 +254,55 @@ impl Op for ImportLm {
     }
 
     fn run(&self, ctx: &RunCtx, p: ImportLmParams) -> Result<(), OpError> {
-        let path = p.path.display().to_string();
+        let folder = p.path.is_dir();
+        let file = if folder { p.path.join("model.onnx") } else { p.path.to_path_buf() };
+        let path = file.display().to_string();
         let tpath = p.tokenizer.display().to_string();
-        let bytes = std::fs::read(&p.path).map_err(|e| OpError::Data(format!("cannot read {path}: {e}")))?;
+        if folder && !file.is_file() {
+            return Err(OpError::invalid(
+                "path",
+                format!(
+                    "is a folder without a `model.onnx`; give the `.onnx` file, or the folder that holds it as `model.onnx`"
+                ),
+            ));
+        }
+        let size = std::fs::metadata(&file).map_err(|e| OpError::Data(format!("cannot read {path}: {e}")))?.len();
+        if size > MAX_ONNX_BYTES {
+            return Err(OpError::Data(format!(
+                "{path} is {}; an ONNX file holds at most {}: export the weights as external data beside it",
+                crate::fmt_bytes(size),
+                crate::fmt_bytes(MAX_ONNX_BYTES)
+            )));
+        }
+        let bytes = std::fs::read(&file).map_err(|e| OpError::Data(format!("cannot read {path}: {e}")))?;
         let ttext =
             std::fs::read_to_string(&p.tokenizer).map_err(|e| OpError::Data(format!("cannot read {tpath}: {e}")))?;
         let tokenizer = Tokenizer::from_json(&ttext).map_err(|e| OpError::Data(format!("{tpath}: {}", bad(e))))?;
         let info = lab_nn::onnx_io::read(&bytes).map_err(|e| OpError::Data(format!("{path}: {e}")))?;
-        let dec = lab_nn::decode::Decoder::new(&bytes, None, crate::nnops::session_options(ctx))
-            .map_err(|e| OpError::Data(format!("{path}: {}", bad(e))))?;
+        // Weights kept as external data travel with the model, from its own folder only.
+        if !info.external.is_empty() && !folder {
+            let files: std::collections::BTreeSet<&str> = info.external.iter().map(|x| x.location.as_str()).collect();
+            let dir = p.path.parent().map(|d| d.display().to_string()).unwrap_or_default();
+            return Err(OpError::invalid(
+                "path",
+                format!(
+                    "keeps its weights as external data ({}); give its folder instead (`path: \"{dir}\"`), so that the data files are read and tracked with it",
+                    files.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let external = info.external_files(&p.path).map_err(|e| OpError::Data(format!("{path}: {}", bad(e))))?;
+        for f in &external {
+            let to = ctx.out.join(f);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::copy(p.path.join(f), &to)?;
+        }
+        std::fs::write(ctx.out.join("model.onnx"), &bytes)?;
+        let dec =
+            lab_nn::decode::Decoder::from_file(&ctx.out.join("model.onnx"), None, crate::nnops::session_options(ctx))
+                .map_err(|e| OpError::Data(format!("{path}: {}", bad(e))))?;
         if !dec.position_ids {
             return Err(OpError::Data(format!(
                 "{path}: the decoder has no `position_ids` input; export it with position ids so that batches of prompts can be left-padded"
@@ -285,9 +327,8 @@ impl Op for ImportLm {
                 tokenizer.vocab()
             )));
         }
-        std::fs::write(ctx.out.join("model.onnx"), &bytes)?;
         tokenizer.save(ctx.out)?;
-        let meta = serde_json::json!({"arch": "import_lm", "layers": dec.layers, "heads": dec.heads, "head_dim": dec.head_dim, "vocab": vocab, "context": context});
+        let meta = serde_json::json!({"arch": "import_lm", "layers": dec.layers, "heads": dec.heads, "head_dim": dec.head_dim, "vocab": vocab, "context": context, "external_data": external});
         std::fs::write(ctx.out.join("model.json"), serde_json::to_string_pretty(&meta).expect("json"))?;
         Ok(())
     }
@@ -303,16 +344,16 @@ fn shape_words(shape: &[Option<i64>]) -> String {
 /// (GPT-2's `wpe`, `position_embeddings`, `embed_positions`), if it has one. Models with
 /// rotary or other computed positions have none: their prompts are limited by memory only.
 pub fn context_length(info: &lab_nn::onnx_io::ModelInfo) -> Option<usize> {
-    info.initializers
+    info.initializer_shapes
         .iter()
-        .filter(|(n, t)| {
+        .filter(|(n, shape)| {
             let n = n.to_ascii_lowercase();
-            t.shape.len() == 2 && (n.contains("wpe") || n.contains("position_embed") || n.contains("embed_positions"))
+            shape.len() == 2 && (n.contains("wpe") || n.contains("position_embed") || n.contains("embed_positions"))
         })
-        .map(|(n, t)| {
+        .map(|(n, shape)| {
             // OPT's learned positions keep two rows before the first position.
             let offset = if n.to_ascii_lowercase().contains("embed_positions") { 2 } else { 0 };
-            t.shape[0].saturating_sub(offset)
+            shape[0].saturating_sub(offset)
         })
         .next()
 }
