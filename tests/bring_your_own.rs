@@ -185,3 +185,21 @@ fn exports_with_external_data_or_float16_weights_import() {
     assert!(r.stderr.contains("keeps its weights as external data (model.onnx.data)"), "{}", r.stderr);
     assert!(r.stderr.contains("give its folder instead"), "{}", r.stderr);
 }
+
+/// An ONNX file that ONNX Runtime cannot open (here an operator that does not exist) is
+/// refused by `model.onnx` itself, naming the file, not later by each step that uses it.
+#[test]
+fn an_onnx_file_runtime_cannot_load_is_refused_at_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut g = lab_nn::Graph::new(lab_nn::DType::F32);
+    let x = g.input("x", lab_nn::DType::F32, &[-1, 2]);
+    let y = g.node("MatMuX", &[x], vec![], lab_nn::DType::F32, vec![-1, 2]);
+    g.output(y, "y");
+    std::fs::write(dir.path().join("bad.onnx"), g.to_onnx_bytes("")).unwrap();
+    let f = write(dir.path(), "x.lab", "m = model.onnx(path: \"bad.onnx\")\n");
+    let cache = dir.path().join("cache");
+    let r = labrun(dir.path(), &["run", &f, "--cache", cache.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("bad.onnx: ONNX Runtime cannot load it"), "{}", r.stderr);
+    assert!(r.stderr.contains("MatMuX"), "the operator is named: {}", r.stderr);
+}

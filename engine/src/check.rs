@@ -340,6 +340,15 @@ impl<'a, 'r> Checker<'a, 'r> {
                     )),
             );
         }
+        // Two loop variables of one name: the inner would silently hide the outer.
+        if scope.iter().any(|(n, _)| *n == b.name.name) && self.shadowing.insert(b.name.span) {
+            let n = &b.name.name;
+            self.diags.push(
+                Diag::new("lab::duplicate", format!("the loop variable `{n}` is already bound by an enclosing loop"))
+                    .at(b.name.span, "bound again here")
+                    .help(format!("each loop variable needs its own name: rename this `{n}`")),
+            );
+        }
         let (iter, is_const) = self.expr(&b.iter, scope);
         if !is_const {
             self.diags.push(

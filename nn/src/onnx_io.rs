@@ -6,6 +6,29 @@ use crate::onnx::{self, ModelProto};
 use crate::tensor::Tensor;
 use prost::Message;
 
+/// An ONNX element type code (`TensorProto.DataType`) by name: `float`, `int64`, ….
+pub fn elem_type_name(code: i32) -> String {
+    let name = match code {
+        1 => "float",
+        2 => "uint8",
+        3 => "int8",
+        4 => "uint16",
+        5 => "int16",
+        6 => "int32",
+        7 => "int64",
+        8 => "string",
+        9 => "bool",
+        10 => "float16",
+        11 => "double",
+        12 => "uint32",
+        13 => "uint64",
+        16 => "bfloat16",
+        0 => "an undeclared type",
+        _ => return format!("element type {code}"),
+    };
+    name.to_string()
+}
+
 /// A graph input or output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IoInfo {

@@ -233,7 +233,13 @@ fn read_text_file(path: &std::path::Path, op: &str) -> Result<String, OpError> {
             ),
         ));
     }
-    std::fs::read_to_string(path).map_err(|e| OpError::Data(format!("cannot read {shown} as UTF-8 text: {e}")))
+    let text =
+        std::fs::read_to_string(path).map_err(|e| OpError::Data(format!("cannot read {shown} as UTF-8 text: {e}")))?;
+    // A byte-order mark (Windows editors write one) is not part of the text.
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// The shipped digits, unshuffled, pixels in [-1, 1].
@@ -265,6 +271,14 @@ pub fn load_digits() -> Result<Dataset, OpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_a_text_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bom.txt");
+        std::fs::write(&path, "\u{feff}hello\nworld\n").unwrap();
+        assert_eq!(read_text_file(&path, "data.text").unwrap(), "hello\nworld\n");
+    }
 
     #[test]
     fn digits_match_the_published_counts() {

@@ -312,9 +312,9 @@ impl Op for ImportLm {
         // An output may declare no shape; one that does must have three dimensions.
         if let Some(l) = logits.filter(|l| (!l.shape.is_empty() && l.shape.len() != 3) || l.elem_type != 1) {
             return Err(OpError::Data(format!(
-                "{path}: output `logits` is {} of element type {}; labrun reads float logits [batch, sequence, vocab]",
+                "{path}: output `logits` is {} of {}; labrun reads float logits [batch, sequence, vocab]",
                 shape_words(&l.shape),
-                l.elem_type
+                lab_nn::onnx_io::elem_type_name(l.elem_type)
             )));
         }
         let vocab = logits.and_then(|o| o.shape.last().copied().flatten());
@@ -324,6 +324,15 @@ impl Op for ImportLm {
         {
             return Err(OpError::Data(format!(
                 "the tokenizer {tpath} has {} tokens but the model's logits cover {v}: they do not belong together",
+                tokenizer.vocab()
+            )));
+        }
+        // The token embedding table bounds the ids the model can take, whatever its logits say.
+        if let Some((name, rows)) = embedding_rows(&info)
+            && tokenizer.vocab() > rows
+        {
+            return Err(OpError::Data(format!(
+                "the tokenizer {tpath} has {} tokens but the model's token embedding `{name}` has {rows} rows: they do not belong together",
                 tokenizer.vocab()
             )));
         }
@@ -343,6 +352,15 @@ fn shape_words(shape: &[Option<i64>]) -> String {
 /// An exported decoder's context length: the rows of its learned position-embedding table
 /// (GPT-2's `wpe`, `position_embeddings`, `embed_positions`), if it has one. Models with
 /// rotary or other computed positions have none: their prompts are limited by memory only.
+/// The token embedding table's name and rows (GPT-2's `wte`, Llama's and OPT's
+/// `embed_tokens`), when the export has one.
+fn embedding_rows(info: &lab_nn::onnx_io::ModelInfo) -> Option<(String, usize)> {
+    info.initializer_shapes.iter().find_map(|(n, shape)| {
+        let l = n.to_ascii_lowercase();
+        (shape.len() == 2 && (l.contains("wte") || l.contains("embed_tokens"))).then(|| (n.clone(), shape[0]))
+    })
+}
+
 pub fn context_length(info: &lab_nn::onnx_io::ModelInfo) -> Option<usize> {
     info.initializer_shapes
         .iter()
@@ -495,10 +513,16 @@ impl Op for OnnxFile {
         };
         if i.shape.len() != 2 || i.elem_type != 1 {
             return Err(OpError::Data(format!(
-                "{path}: input `{}` must be 2-D float rows [N, width], not {:?} of type {}",
-                i.name, i.shape, i.elem_type
+                "{path}: input `{}` must be 2-D float rows [N, width], not {} of {}",
+                i.name,
+                shape_words(&i.shape),
+                lab_nn::onnx_io::elem_type_name(i.elem_type)
             )));
         }
+        // A file ONNX Runtime cannot open (an unknown operator, a broken graph) is refused
+        // here, naming the file, rather than in every step that uses it.
+        lab_nn::runtime::session(&bytes, crate::nnops::session_options(ctx))
+            .map_err(|e| OpError::Data(format!("{path}: ONNX Runtime cannot load it: {e}")))?;
         std::fs::write(ctx.out.join("model.onnx"), &bytes)?;
         let meta = serde_json::json!({"arch": "onnx", "input": i.name, "output": o.name, "inputs": i.shape[1], "outputs": o.shape.last().copied().flatten()});
         std::fs::write(ctx.out.join("model.json"), serde_json::to_string_pretty(&meta).expect("json"))?;

@@ -101,6 +101,12 @@ pub fn parse_jsonl(text: &str, file: &str) -> Result<TextData, OpError> {
         if line.trim().is_empty() {
             continue;
         }
+        if line.starts_with('\u{feff}') {
+            return Err(OpError::Data(format!(
+                "{file}:{}: the line starts with a byte-order mark (U+FEFF), which JSON allows only at the start of a file; were files joined together? Remove it",
+                i + 1
+            )));
+        }
         match serde_json::from_str::<Json>(line) {
             Ok(Json::Object(m)) => records.push(m),
             Ok(other) => {
@@ -167,6 +173,7 @@ mod tests {
         let d = parse_jsonl("\u{feff}{\"text\": \"a\"}\n{\"text\": \"b\"}\n", "bom.jsonl").unwrap();
         assert_eq!(d.strings("text", "data").unwrap(), vec!["a", "b"]);
         // Only at the start: elsewhere it is a character like any other, and JSON refuses it.
-        assert!(parse_jsonl("{\"text\": \"a\"}\n\u{feff}{\"text\": \"b\"}\n", "x.jsonl").is_err());
+        let e = parse_jsonl("{\"text\": \"a\"}\n\u{feff}{\"text\": \"b\"}\n", "x.jsonl").unwrap_err().to_string();
+        assert!(e.contains("x.jsonl:2: the line starts with a byte-order mark (U+FEFF)"), "{e}");
     }
 }
