@@ -176,18 +176,12 @@ pub fn exact(
 pub fn naive(o: &mut dyn Oracle, d: &Dist, n: usize, batch: usize, rng: &mut impl Rng) -> Result<Vec<f64>, NnError> {
     let v = o.vocab();
     let mut hits = vec![0usize; v];
-    let mut left = n;
-    while left > 0 {
-        let b = left.min(batch.max(1));
-        let mut xs = Vec::with_capacity(b * d.len());
-        for _ in 0..b {
-            d.sample_into(rng, &mut xs);
-        }
-        for row in o.logits(&xs, b)?.chunks(v) {
+    sample_batches(d, n, batch, rng, |xs, b| {
+        for row in o.logits(xs, b)?.chunks(v) {
             hits[argmax(row)] += 1;
         }
-        left -= b;
-    }
+        Ok(())
+    })?;
     Ok(hits.into_iter().map(|h| h as f64 / n.max(1) as f64).collect())
 }
 
@@ -354,6 +348,21 @@ pub fn activation_samples(
     rng: &mut impl Rng,
 ) -> Result<Vec<f32>, NnError> {
     let mut out = Vec::new();
+    sample_batches(d, n, batch, rng, |xs, b| {
+        out.extend(o.activations(xs, b)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// `n` inputs drawn from `d`, handed to `f` in batches of at most `batch` (flat ids, count).
+fn sample_batches(
+    d: &Dist,
+    n: usize,
+    batch: usize,
+    rng: &mut impl Rng,
+    mut f: impl FnMut(&[u32], usize) -> Result<(), NnError>,
+) -> Result<(), NnError> {
     let mut left = n;
     while left > 0 {
         let b = left.min(batch.max(1));
@@ -361,10 +370,10 @@ pub fn activation_samples(
         for _ in 0..b {
             d.sample_into(rng, &mut xs);
         }
-        out.extend(o.activations(&xs, b)?);
+        f(&xs, b)?;
         left -= b;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Gaussian logit difference: `P(N(μ, σ²) > 0)` for μ, σ the mean and standard deviation
