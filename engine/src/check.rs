@@ -446,32 +446,40 @@ impl<'a, 'r> Checker<'a, 'r> {
                 let ty = if t.is_numeric() { t } else { Type::Any };
                 (typed(TKind::Neg(Box::new(inner)), ty), c)
             }
-            ExprKind::Binary { op, lhs, rhs } => {
-                let (l, lc) = self.expr(lhs, scope);
-                let (r, rc) = self.expr(rhs, scope);
-                let (lt, rt) = (l.ty.clone(), r.ty.clone());
-                let ok = self.numeric(lhs, &lt, lc, op.symbol()) & self.numeric(rhs, &rt, rc, op.symbol());
-                let (ty, c) = if !ok {
-                    (Type::Any, lc && rc)
-                } else {
-                    match op {
-                        BinOp::Range => {
-                            for (x, t) in [(lhs, &lt), (rhs, &rt)] {
-                                if *t == Type::Float {
-                                    self.diags.push(
-                                        Diag::new("lab::bad_range", "range bounds must be integers")
-                                            .at(x.span, "this is a Float")
-                                            .help("write `0..10`; for a list of floats write `[0.1, 0.2]`"),
-                                    );
+            ExprKind::Binary { first, rest } => {
+                // Left to right: the value so far (its span, type, constness) meets the next.
+                let (f, mut acc_c) = self.expr(first, scope);
+                let (mut acc_span, mut acc_ty) = (first.span, f.ty.clone());
+                let mut typed_rest = Vec::with_capacity(rest.len());
+                for (op, rhs) in rest {
+                    let (r, rc) = self.expr(rhs, scope);
+                    let rt = r.ty.clone();
+                    let ok = self.numeric_at(acc_span, &acc_ty, acc_c, op.symbol())
+                        & self.numeric_at(rhs.span, &rt, rc, op.symbol());
+                    let (ty, c) = if !ok {
+                        (Type::Any, acc_c && rc)
+                    } else {
+                        match op {
+                            BinOp::Range => {
+                                for (span, t) in [(acc_span, &acc_ty), (rhs.span, &rt)] {
+                                    if *t == Type::Float {
+                                        self.diags.push(
+                                            Diag::new("lab::bad_range", "range bounds must be integers")
+                                                .at(span, "this is a Float")
+                                                .help("write `0..10`; for a list of floats write `[0.1, 0.2]`"),
+                                        );
+                                    }
                                 }
+                                (Type::Range, true)
                             }
-                            (Type::Range, true)
+                            BinOp::Div => (Type::Float, true),
+                            _ => (acc_ty.unify(&rt).unwrap_or(Type::Any), true),
                         }
-                        BinOp::Div => (Type::Float, true),
-                        _ => (lt.unify(&rt).unwrap_or(Type::Any), true),
-                    }
-                };
-                (typed(TKind::Binary { op: *op, lhs: Box::new(l), rhs: Box::new(r) }, ty), c)
+                    };
+                    typed_rest.push((*op, r));
+                    (acc_span, acc_ty, acc_c) = (acc_span.to(rhs.span), ty, c);
+                }
+                (typed(TKind::Binary { first: Box::new(f), rest: typed_rest }, acc_ty), acc_c)
             }
             ExprKind::Comprehension { body, clauses } => {
                 let mut inner = scope.clone();
@@ -540,10 +548,15 @@ impl<'a, 'r> Checker<'a, 'r> {
     }
 
     fn numeric(&mut self, x: &Expr, t: &Type, is_const: bool, op: &str) -> bool {
+        self.numeric_at(x.span, t, is_const, op)
+    }
+
+    /// [`Self::numeric`] for the value spanning `span`.
+    fn numeric_at(&mut self, span: Span, t: &Type, is_const: bool, op: &str) -> bool {
         if !t.is_numeric() {
             self.diags.push(
                 Diag::new("lab::type_mismatch", format!("`{op}` works on numbers, not on {}", an(t)))
-                    .at(x.span, format!("this is {}", an(t)))
+                    .at(span, format!("this is {}", an(t)))
                     .help("arithmetic works on numbers known before the run"),
             );
             return false;
@@ -551,7 +564,7 @@ impl<'a, 'r> Checker<'a, 'r> {
         if !is_const {
             self.diags.push(
                 Diag::new("lab::not_constant", format!("`{op}` needs numbers known before the run"))
-                    .at(x.span, "this is computed by a step")
+                    .at(span, "this is computed by a step")
                     .help("arithmetic works on params, loop variables and literals"),
             );
             return false;

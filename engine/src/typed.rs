@@ -28,10 +28,10 @@ pub(crate) enum TKind {
     List(Vec<TExpr>),
     Record(Vec<(String, TExpr)>),
     Neg(Box<TExpr>),
+    /// `first op₁ e₁ op₂ e₂ …`, left to right (see `ExprKind::Binary`).
     Binary {
-        op: BinOp,
-        lhs: Box<TExpr>,
-        rhs: Box<TExpr>,
+        first: Box<TExpr>,
+        rest: Vec<(BinOp, TExpr)>,
     },
     /// `[body for x in iter …]`: each clause binds the next slot.
     Comprehension {

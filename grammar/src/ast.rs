@@ -169,10 +169,12 @@ pub enum ExprKind {
         index: Vec<Expr>,
     },
     Call(Call),
+    /// `first op₁ e₁ op₂ e₂ …`, evaluated left to right: one node for a whole run of
+    /// operators of one precedence (`a + b - c`), so a long sum nests one level, not one
+    /// per operator. A range (`a..b`) has exactly one operator.
     Binary {
-        op: BinOp,
-        lhs: Box<Expr>,
-        rhs: Box<Expr>,
+        first: Box<Expr>,
+        rest: Vec<(BinOp, Expr)>,
     },
     Neg(Box<Expr>),
     /// `[body for x in xs for y in ys]`
@@ -373,12 +375,18 @@ impl Expr {
                 }
                 out.push(')');
             }
-            ExprKind::Binary { op, lhs, rhs } => {
-                let _ = write!(out, "({} ", op.symbol());
-                lhs.shape(out);
-                out.push(' ');
-                rhs.shape(out);
-                out.push(')');
+            // As nested pairs, `(+ (+ a b) c)`: the shape does not depend on how a chain is
+            // stored.
+            ExprKind::Binary { first, rest } => {
+                for (op, _) in rest.iter().rev() {
+                    let _ = write!(out, "({} ", op.symbol());
+                }
+                first.shape(out);
+                for (_, e) in rest {
+                    out.push(' ');
+                    e.shape(out);
+                    out.push(')');
+                }
             }
             ExprKind::Neg(e) => {
                 out.push_str("(neg ");

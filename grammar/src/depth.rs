@@ -62,7 +62,7 @@ fn children(e: &Expr) -> Vec<&Expr> {
         ExprKind::Record(fields) => fields.iter().map(|(_, x)| x).collect(),
         ExprKind::Ref { index, .. } => index.iter().collect(),
         ExprKind::Call(c) => c.args.iter().map(|a| &a.value).collect(),
-        ExprKind::Binary { lhs, rhs, .. } => vec![lhs, rhs],
+        ExprKind::Binary { first, rest } => std::iter::once(&**first).chain(rest.iter().map(|(_, e)| e)).collect(),
         ExprKind::Neg(x) | ExprKind::Paren(x) => vec![x],
         ExprKind::Comprehension { body, clauses } => {
             std::iter::once(&**body).chain(clauses.iter().map(|b| &b.iter)).collect()
@@ -71,7 +71,6 @@ fn children(e: &Expr) -> Vec<&Expr> {
 }
 
 fn error(span: Span) -> ParseError {
-    ParseError::new(span, format!("this expression nests more than {MAX_DEPTH} levels deep"), "too deep").with_help(
-        "split it: give parts of it their own params or steps (a long sum `a + b + c + …` nests one level per `+`)",
-    )
+    ParseError::new(span, format!("this expression nests more than {MAX_DEPTH} levels deep"), "too deep")
+        .with_help("split it: give parts of it their own params or steps")
 }

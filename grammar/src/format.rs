@@ -353,8 +353,20 @@ pub fn flat(e: &Expr) -> String {
                 .collect();
             format!("{}.{}({})", c.kind.name, c.method.name, args.join(", "))
         }
-        ExprKind::Binary { op: BinOp::Range, lhs, rhs } => format!("{}..{}", flat(lhs), flat(rhs)),
-        ExprKind::Binary { op, lhs, rhs } => format!("{} {} {}", flat(lhs), op.symbol(), flat(rhs)),
+        ExprKind::Binary { first, rest } => {
+            let mut s = flat(first);
+            for (op, e) in rest {
+                if *op == BinOp::Range {
+                    s.push_str("..");
+                } else {
+                    s.push(' ');
+                    s.push_str(op.symbol());
+                    s.push(' ');
+                }
+                s.push_str(&flat(e));
+            }
+            s
+        }
         ExprKind::Neg(x) => format!("-{}", flat(x)),
         ExprKind::Paren(x) => format!("({})", flat(x)),
         ExprKind::Comprehension { body, clauses } => {

@@ -19,9 +19,9 @@ const KEYWORDS: &[&str] = &["import", "param", "for", "in", "report", "table", "
 /// Brackets may nest this deep; deeper input is rejected before pest sees it, so hostile
 /// files cannot exhaust the stack.
 pub const MAX_NESTING: usize = 128;
-/// Operators in one expression: a chain nests one level per operator, so this stays well
-/// below [`crate::MAX_DEPTH`].
-const MAX_OPERATORS: usize = 150;
+/// Operators in one expression. A run of operators of one precedence is one node, so only
+/// brackets nest (bounded by [`crate::MAX_DEPTH`]); this bounds the work, not the depth.
+const MAX_OPERATORS: usize = 100_000;
 /// Prefix operators (`- - - x`) allowed in a row, for the same reason.
 const MAX_PREFIX: usize = 64;
 
@@ -332,7 +332,7 @@ impl Builder<'_> {
             self.errors.push(ParseError::new(span, "too many `-` signs in a row", "here"));
             return Expr { kind: ExprKind::Int { value: 0, text: "0".into() }, span };
         }
-        // A chain of operators nests one level per operator: refuse it before building it.
+        // Refuse an absurdly long expression before building it.
         let operators = p.clone().into_inner().filter(|q| q.as_rule() != Rule::neg).count() / 2;
         if operators > MAX_OPERATORS {
             self.errors.push(
@@ -365,7 +365,22 @@ impl Builder<'_> {
                     r => unreachable!("infix {r:?}"),
                 };
                 let span = lhs.span.to(rhs.span);
-                Expr { kind: ExprKind::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span }
+                // A run of operators of one precedence grows one node (left to right).
+                match lhs.kind {
+                    ExprKind::Binary { first, mut rest }
+                        if op != BinOp::Range
+                            && rest.last().is_some_and(|(last, _)| {
+                                *last != BinOp::Range && last.precedence() == op.precedence()
+                            }) =>
+                    {
+                        rest.push((op, rhs));
+                        Expr { kind: ExprKind::Binary { first, rest }, span }
+                    }
+                    kind => {
+                        let lhs = Expr { kind, span: lhs.span };
+                        Expr { kind: ExprKind::Binary { first: Box::new(lhs), rest: vec![(op, rhs)] }, span }
+                    }
+                }
             })
             .parse(p.into_inner())
     }

@@ -376,10 +376,13 @@ impl<'a> Lowerer<'a> {
                 Value::Float(f) => value(Value::Float(-f)),
                 _ => None,
             },
-            TKind::Binary { op, lhs, rhs } => {
-                let l = self.constant(lhs, env)?;
-                let r = self.constant(rhs, env)?;
-                self.arith(e.span, *op, l, r, rhs.span).map(ArgVal::Value)
+            TKind::Binary { first, rest } => {
+                let mut acc = self.constant(first, env)?;
+                for (op, rhs) in rest {
+                    let r = self.constant(rhs, env)?;
+                    acc = self.arith(e.span, *op, acc, r, rhs.span)?;
+                }
+                value(acc)
             }
             TKind::Comprehension { body, clauses } => {
                 let mut out = Vec::new();
