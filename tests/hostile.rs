@@ -167,7 +167,7 @@ fn list_products_are_refused_before_they_are_built() {
     let s = b"param n = 100000\nxs = [i * j for i in 0..n for j in 0..n]\ny = generate.noise(shape: [4], count: 10)\n";
     rejects_with(&["check", "plan"], "product.lab", s, "this list has more than 1000000 elements");
     let s = b"for i in 0..100000, j in 0..100000 {\n  x[i, j] = generate.noise(shape: [4], count: 10, seed: i)\n}\n";
-    rejects_with(&["check", "plan"], "sweep.lab", s, "sweeps create more than 1000000 steps");
+    rejects_with(&["check", "plan"], "sweep.lab", s, "this sweep makes 10000000000 steps over 2 loop variables");
 }
 
 #[test]

@@ -128,7 +128,10 @@ impl<'a> Lowerer<'a> {
             }
         }
         for (id, d) in program.defs.iter().enumerate() {
-            if let TDefKind::Step { loops, .. } = &d.kind {
+            if let TDefKind::Step { loops, span, .. } = &d.kind {
+                if self.sweep_too_large(loops, *span) {
+                    continue;
+                }
                 self.enumerate(id, loops, &mut Vec::new());
             }
         }
@@ -198,6 +201,49 @@ impl<'a> Lowerer<'a> {
         };
         self.params[id] = Some(value.clone());
         value
+    }
+
+    /// Refuses, before expanding it, a sweep whose loops (each over a list or range that no
+    /// other loop variable shapes) make more steps or loop values than labrun expands; the
+    /// count is exact, with no overflow. Loops that depend on each other are counted as
+    /// they expand instead.
+    fn sweep_too_large(&mut self, loops: &[TExpr], span: Span) -> bool {
+        // One loop: its own length is checked where it is expanded, at the range.
+        if loops.len() < 2 || loops.iter().any(mentions_local) {
+            return false;
+        }
+        let before = self.diags.len();
+        let mut steps: u128 = 1;
+        for l in loops {
+            let len = match self.constant(l, &Vec::new()) {
+                Some(Value::List(items)) => items.len() as u128,
+                Some(Value::Range { start, end }) => end.saturating_sub(start).max(0) as u128,
+                _ => {
+                    // Reported where the loop is expanded.
+                    self.diags.truncate(before);
+                    return false;
+                }
+            };
+            steps = steps.saturating_mul(len);
+        }
+        let values = steps.saturating_mul(loops.len() as u128);
+        let total_steps = steps.saturating_add(self.total_instances as u128);
+        let total_values = values.saturating_add(self.total_loop_values as u128);
+        if total_steps <= MAX_INSTANCES as u128 && total_values <= MAX_LOOP_VALUES as u128 {
+            return false;
+        }
+        self.diags.push(
+            Diag::new(
+                "lab::too_large",
+                format!(
+                    "this sweep makes {steps} steps over {} loop variables; labrun expands at most {MAX_INSTANCES} steps and {MAX_LOOP_VALUES} loop values in all",
+                    loops.len()
+                ),
+            )
+            .at(span, "this step")
+            .help("sweep over fewer variables or fewer values"),
+        );
+        true
     }
 
     /// Creates the instances of a step family: one per combination of its loops.
@@ -841,5 +887,18 @@ pub(crate) fn instance_name(family: &str, idx: &[Value]) -> String {
         family.to_string()
     } else {
         format!("{family}[{}]", idx.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", "))
+    }
+}
+
+/// Whether `e` reads a loop variable (so its value depends on the loop it is in).
+fn mentions_local(e: &TExpr) -> bool {
+    match &e.kind {
+        TKind::Int(_) | TKind::Float(_) | TKind::Str(_) | TKind::Bool(_) | TKind::Invalid => false,
+        TKind::Local { .. } | TKind::Comprehension { .. } | TKind::Call(_) => true,
+        TKind::List(xs) => xs.iter().any(mentions_local),
+        TKind::Record(fields) => fields.iter().any(|(_, x)| mentions_local(x)),
+        TKind::Neg(x) => mentions_local(x),
+        TKind::Binary { first, rest } => mentions_local(first) || rest.iter().any(|(_, x)| mentions_local(x)),
+        TKind::Param { index, .. } | TKind::Step { index, .. } => index.iter().any(mentions_local),
     }
 }
