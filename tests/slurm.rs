@@ -186,6 +186,13 @@ fn a_job_cancelled_under_the_driver_is_submitted_again() {
     let file = pipeline("slow.lab");
     let child = spawn(dir.path(), &["run", &file, "--cache", cache.to_str().unwrap(), "--executor", "slurm"]);
     let job = running_job(&cache, "slow");
+    // Slurm reports a job RUNNING a moment before its processes exist, and a cancel in that
+    // moment reaches none of them: wait for the worker's first progress line.
+    let started = Instant::now();
+    while std::fs::read_dir(cache.join("slurm/progress")).map_or(true, |mut d| d.next().is_none()) {
+        assert!(started.elapsed() < Duration::from_secs(90), "the worker of job {job} never reported progress");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(Command::new("scancel").arg(job.to_string()).status().unwrap().success());
     let (code, err) = finish(child, Duration::from_secs(180));
     assert_eq!(code, 0, "{err}");
