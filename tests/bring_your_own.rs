@@ -203,3 +203,38 @@ fn an_onnx_file_runtime_cannot_load_is_refused_at_import() {
     assert!(r.stderr.contains("bad.onnx: ONNX Runtime cannot load it"), "{}", r.stderr);
     assert!(r.stderr.contains("MatMuX"), "the operator is named: {}", r.stderr);
 }
+
+/// A decoder whose logits do not declare their width is checked against its token
+/// embedding table: a tokenizer with more ids than the table has rows is refused at
+/// import, before any id reaches ONNX Runtime; the matching tokenizer imports.
+#[test]
+fn a_tokenizer_with_more_ids_than_the_embedding_table_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = common::root().join("nn/tests/fixtures");
+    std::fs::copy(fixtures.join("tiny_gpt2_open_vocab/model.onnx"), dir.path().join("model.onnx")).unwrap();
+    let text = std::fs::read_to_string(fixtures.join("tiny_gpt2/tokenizer.json")).unwrap();
+    std::fs::write(dir.path().join("tokenizer.json"), &text).unwrap();
+    let mut tok: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let vocab = tok["model"]["vocab"].as_object_mut().unwrap();
+    let n = vocab.len();
+    for i in 0..10 {
+        vocab.insert(format!("zzq{i}"), serde_json::json!(n + i));
+    }
+    std::fs::write(dir.path().join("big_tokenizer.json"), tok.to_string()).unwrap();
+    let cache = dir.path().join("cache");
+    let f = write(dir.path(), "ok.lab", "m = model.import_lm(path: \"model.onnx\", tokenizer: \"tokenizer.json\")\n");
+    let r = labrun(dir.path(), &["run", &f, "--cache", cache.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let f =
+        write(dir.path(), "bad.lab", "m = model.import_lm(path: \"model.onnx\", tokenizer: \"big_tokenizer.json\")\n");
+    let r = labrun(dir.path(), &["run", &f, "--cache", cache.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "has {} tokens but the model's token embedding `model.transformer.wte.weight` has {n} rows",
+            n + 10
+        )),
+        "{}",
+        r.stderr
+    );
+}
