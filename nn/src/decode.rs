@@ -70,7 +70,7 @@ impl Decoder {
                 None => problems.push(format!("no input `{n}`")),
                 Some(i) if i.shape.len() != 2 || i.elem_type != 7 => problems.push(format!(
                     "input `{n}` must be int64 [batch, seq], not {} of {}",
-                    shape_text(&i.shape),
+                    onnx_io::shape_text(&i.shape),
                     onnx_io::elem_type_name(i.elem_type)
                 )),
                 _ => {}
@@ -561,10 +561,4 @@ mod tests {
         assert_eq!(p.positions, vec![0, 1, 2, 0, 0, 0]);
         assert_eq!(p.pad, vec![0, 2]);
     }
-}
-
-/// A declared shape in words: `[batch, 12, ?]` with `?` for a symbolic dimension.
-fn shape_text(shape: &[Option<i64>]) -> String {
-    let dims: Vec<String> = shape.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect();
-    format!("[{}]", dims.join(", "))
 }

@@ -29,6 +29,12 @@ pub fn elem_type_name(code: i32) -> String {
     name.to_string()
 }
 
+/// A declared shape in words: `[batch, 12, ?]`, `?` for a symbolic dimension.
+pub fn shape_text(shape: &[Option<i64>]) -> String {
+    let dims: Vec<String> = shape.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect();
+    format!("[{}]", dims.join(", "))
+}
+
 /// A graph input or output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IoInfo {

@@ -140,7 +140,7 @@ impl Op for Language {
                 .map(|t| (t, out[t * p.rank..(t + 1) * p.rank].iter().zip(&h).map(|(a, b)| a * b).sum::<f64>()))
                 .max_by(|a, b| a.1.total_cmp(&b.1))
                 .map(|(t, _)| t)
-                .expect("a non-empty alphabet");
+                .ok_or_else(|| OpError::invalid("alphabet", "is empty; list the language's characters"))?;
             let completion = chars[answer].to_string();
             records.push(text::record([
                 ("text", format!("{prompt}{completion}")),
@@ -761,13 +761,14 @@ fn extrapolate(
     samples: usize,
     seed: i64,
     name: &str,
-    f: fn(&[f32], &[f32], usize, usize) -> f64,
+    f: fn(&lowprob::Activations, usize) -> f64,
 ) -> Result<(), OpError> {
     let mut method =
         |o: &mut GptOracle, d: &Dist, k: usize, ts: &[usize], tick: &mut dyn FnMut() -> Result<(), OpError>| {
             let acts = lowprob::activation_samples(o, d, samples, 4096, &mut rng_for(seed, k, usize::MAX))?;
             let (wu, width) = lowprob::Oracle::unembedding(o);
-            ts.iter().map(|&t| tick().map(|_| f(&acts, &wu, width, t))).collect()
+            let fit = lowprob::Activations::new(&acts, &wu, width);
+            ts.iter().map(|&t| tick().map(|_| f(&fit, t))).collect()
         };
     estimate_targets(ctx, model, inputs, targets, name, &mut method)
 }
@@ -805,7 +806,7 @@ impl Op for Qld {
     }
 
     fn run(&self, ctx: &RunCtx, p: ExtrapolationParams) -> Result<(), OpError> {
-        extrapolate(ctx, &p.model, &p.inputs, &p.targets, p.samples, p.seed, "qld", lowprob::qld)
+        extrapolate(ctx, &p.model, &p.inputs, &p.targets, p.samples, p.seed, "qld", lowprob::Activations::qld)
     }
 }
 
@@ -826,7 +827,7 @@ impl Op for Gld {
     }
 
     fn run(&self, ctx: &RunCtx, p: ExtrapolationParams) -> Result<(), OpError> {
-        extrapolate(ctx, &p.model, &p.inputs, &p.targets, p.samples, p.seed, "gld", lowprob::gld)
+        extrapolate(ctx, &p.model, &p.inputs, &p.targets, p.samples, p.seed, "gld", lowprob::Activations::gld)
     }
 }
 

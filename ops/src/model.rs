@@ -313,7 +313,7 @@ impl Op for ImportLm {
         if let Some(l) = logits.filter(|l| (!l.shape.is_empty() && l.shape.len() != 3) || l.elem_type != 1) {
             return Err(OpError::Data(format!(
                 "{path}: output `logits` is {} of {}; labrun reads float logits [batch, sequence, vocab]",
-                shape_words(&l.shape),
+                lab_nn::onnx_io::shape_text(&l.shape),
                 lab_nn::onnx_io::elem_type_name(l.elem_type)
             )));
         }
@@ -341,12 +341,6 @@ impl Op for ImportLm {
         std::fs::write(ctx.out.join("model.json"), serde_json::to_string_pretty(&meta).expect("json"))?;
         Ok(())
     }
-}
-
-/// A shape in words: `[batch, 12, ?]`.
-fn shape_words(shape: &[Option<i64>]) -> String {
-    let dims: Vec<String> = shape.iter().map(|d| d.map_or("?".to_string(), |v| v.to_string())).collect();
-    format!("[{}]", dims.join(", "))
 }
 
 /// An exported decoder's context length: the rows of its learned position-embedding table
@@ -515,7 +509,7 @@ impl Op for OnnxFile {
             return Err(OpError::Data(format!(
                 "{path}: input `{}` must be 2-D float rows [N, width], not {} of {}",
                 i.name,
-                shape_words(&i.shape),
+                lab_nn::onnx_io::shape_text(&i.shape),
                 lab_nn::onnx_io::elem_type_name(i.elem_type)
             )));
         }
